@@ -1,0 +1,1 @@
+"""The control plane: topology, ledger, admission and placement, runtime, realisation and CLI."""

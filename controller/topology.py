@@ -1,0 +1,382 @@
+"""The city as a graph: the one module that imports networkx.
+
+A :class:`Topology` is immutable. Failures and maintenance make a new one
+(:meth:`Topology.with_down`) that shares the parsed sites and links but routes around what is
+down. Routing is precomputed once per topology: a latency shortest-path tree rooted at every
+edge site over the transport graph (aggregation, edge and core sites; cells are access leaves,
+never transit). A cell reaches an edge site through one of its homes (the sites it is linked
+to), so the candidates for a cell are ``homes × edge sites``, each a single dictionary lookup.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+import networkx as nx
+import numpy as np
+
+from controller.topology_file import SiteKind, TopologyFile
+from slices import errors
+from slices.intent import Coverage
+
+EARTH_RADIUS_KM = 6371.0088
+
+LinkKey = tuple[str, str]
+
+
+def link_key(a: str, b: str) -> LinkKey:
+    """Links are undirected; their key orders the endpoints.
+
+    >>> link_key("b", "a")
+    ('a', 'b')
+    """
+    return (a, b) if a <= b else (b, a)
+
+
+def parse_link_key(text: str) -> LinkKey:
+    """Parse ``A:B`` (as given to ``--fail-link``).
+
+    >>> parse_link_key("agg-2:cell-7")
+    ('agg-2', 'cell-7')
+    """
+    a, sep, b = text.partition(":")
+    if not sep or not a or not b:
+        raise errors.InvalidSpec(f"link {text!r}: expected A:B, two site ids joined by a colon")
+    return link_key(a, b)
+
+
+def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * EARTH_RADIUS_KM * math.asin(math.sqrt(h))
+
+
+@dataclass(frozen=True)
+class Site:
+    id: str
+    kind: SiteKind
+    lat: float
+    lon: float
+    zones: frozenset[str]
+    radio_kbps: int
+    cpu_millicores: int
+    memory_mib: int
+    node_label: str | None
+
+
+@dataclass(frozen=True)
+class Link:
+    index: int
+    a: str
+    b: str
+    bandwidth_kbps: int
+    latency_ms: float
+
+    @property
+    def key(self) -> LinkKey:
+        return (self.a, self.b)
+
+    def __str__(self) -> str:
+        return f"{self.a}:{self.b}"
+
+
+@dataclass(frozen=True)
+class Route:
+    """A path from a cell to an edge site: nodes from the cell to the edge, the link indices."""
+
+    cell: str
+    edge: str
+    nodes: tuple[str, ...]
+    links: tuple[int, ...]
+    latency_ms: float
+
+
+class Topology:
+    """Sites, links and precomputed routes of one city. Build with :meth:`from_file`.
+
+    >>> from controller.topology_file import TopologyFile
+    >>> city = Topology.from_file(TopologyFile.model_validate({"sites": [
+    ...     {"id": "c1", "kind": "cell", "location": {"lat": 0, "lon": 0}, "capacity": {"radioMbps": 100}},
+    ...     {"id": "a1", "kind": "aggregation", "location": {"lat": 0, "lon": 0.01}},
+    ...     {"id": "e1", "kind": "edge", "location": {"lat": 0, "lon": 0.02},
+    ...      "capacity": {"cpuMillicores": 8000, "memoryMib": 16384}}],
+    ...   "links": [{"a": "c1", "b": "a1", "bandwidthMbps": 1000, "latencyMs": 0.5},
+    ...             {"a": "a1", "b": "e1", "bandwidthMbps": 10000, "lengthKm": 10}]}))
+    >>> [(r.edge, r.nodes, round(r.latency_ms, 3)) for r in city.routes("c1", max_latency_ms=5)]
+    [('e1', ('c1', 'a1', 'e1'), 0.6)]
+    """
+
+    def __init__(
+        self,
+        source: TopologyFile,
+        sites: Mapping[str, Site],
+        links: tuple[Link, ...],
+        down_sites: frozenset[str] = frozenset(),
+        down_links: frozenset[LinkKey] = frozenset(),
+    ) -> None:
+        self.source = source
+        self.name = source.name
+        self.sites = sites
+        self.links = links
+        self.down_sites = down_sites
+        self.down_links = down_links
+        self.link_index: dict[LinkKey, int] = {ln.key: ln.index for ln in links}
+        self.cells: tuple[str, ...] = tuple(s.id for s in sites.values() if s.kind == SiteKind.CELL)
+        self.edge_sites: tuple[str, ...] = tuple(s.id for s in sites.values() if s.kind == SiteKind.EDGE)
+        self.graph = nx.Graph()
+        self.graph.add_nodes_from(sites)
+        for ln in links:
+            self.graph.add_edge(ln.a, ln.b, index=ln.index, latency=ln.latency_ms)
+        self._homes: dict[str, list[tuple[str, int]]] = {c: [] for c in self.cells}
+        for ln in links:
+            if ln.key in down_links or ln.a in down_sites or ln.b in down_sites:
+                continue
+            for cell, home in ((ln.a, ln.b), (ln.b, ln.a)):
+                if cell in self._homes:
+                    self._homes[cell].append((home, ln.index))
+        self._trees = self._edge_trees()
+        self._cell_coords: np.ndarray | None = None
+        self._path_cache: dict[tuple[str, str], tuple[tuple[str, ...], tuple[int, ...]]] = {}
+
+    # -- construction -------------------------------------------------------------------------
+
+    @classmethod
+    def from_file(cls, source: TopologyFile) -> Topology:
+        """Check references and reachability; raise :class:`errors.TopologyError` naming the problem."""
+        problems: list[str] = []
+        sites: dict[str, Site] = {}
+        for i, s in enumerate(source.sites):
+            if s.id in sites:
+                problems.append(f"sites[{i}].id: duplicate site id {s.id!r}")
+                continue
+            cap = s.capacity
+            sites[s.id] = Site(
+                id=s.id,
+                kind=s.kind,
+                lat=s.location.lat,
+                lon=s.location.lon,
+                zones=frozenset(s.zones),
+                radio_kbps=round((cap.radio_mbps or 0) * 1000),
+                cpu_millicores=cap.cpu_millicores or 0,
+                memory_mib=cap.memory_mib or 0,
+                node_label=(s.node_label or s.id) if s.kind == SiteKind.EDGE else s.node_label,
+            )
+        links: list[Link] = []
+        seen: set[LinkKey] = set()
+        for i, ln in enumerate(source.links):
+            bad = [end for end in (ln.a, ln.b) if end not in sites]
+            if bad:
+                problems.append(f"links[{i}]: unknown endpoint {bad[0]!r}")
+                continue
+            key = link_key(ln.a, ln.b)
+            if key in seen:
+                problems.append(f"links[{i}]: duplicate link {key[0]}:{key[1]}")
+                continue
+            if sites[ln.a].kind == SiteKind.CELL and sites[ln.b].kind == SiteKind.CELL:
+                problems.append(
+                    f"links[{i}]: {ln.a}:{ln.b} joins two cells; cells attach to aggregation, edge or core sites"
+                )
+                continue
+            seen.add(key)
+            links.append(
+                Link(
+                    index=len(links),
+                    a=key[0],
+                    b=key[1],
+                    bandwidth_kbps=round(ln.bandwidth_mbps * 1000),
+                    latency_ms=source.link_latency_ms(ln),
+                )
+            )
+        if not problems and not any(s.kind == SiteKind.EDGE for s in sites.values()):
+            problems.append("sites: no edge site; slices need at least one site of kind 'edge'")
+        if problems:
+            raise errors.TopologyError(_summarise(problems))
+        topology = cls(source, sites, tuple(links))
+        unreachable = [c for c in topology.cells if not topology.routes(c, math.inf, limit=1)]
+        if unreachable:
+            more = f" (and {len(unreachable) - 1} more)" if len(unreachable) > 1 else ""
+            raise errors.TopologyError(f"sites: cell {unreachable[0]!r}{more} has no path to any edge site")
+        return topology
+
+    def with_down(self, sites: Iterable[str] = (), links: Iterable[LinkKey] = ()) -> Topology:
+        """The same city with more sites or links out of service (failure or maintenance)."""
+        sites = frozenset(sites)
+        links = frozenset(link_key(*k) for k in links)
+        for s in sites:
+            self.site(s)
+        for k in links:
+            self.link(k)
+        return Topology(self.source, self.sites, self.links, self.down_sites | sites, self.down_links | links)
+
+    def _edge_trees(self) -> dict[str, tuple[dict[str, float], dict[str, list[str]]]]:
+        transport = nx.Graph()
+        for s in self.sites.values():
+            if s.kind != SiteKind.CELL and s.id not in self.down_sites:
+                transport.add_node(s.id)
+        for ln in self.links:
+            if ln.a in transport and ln.b in transport and ln.key not in self.down_links:
+                transport.add_edge(ln.a, ln.b, latency=ln.latency_ms)
+        trees = {}
+        for edge in self.edge_sites:
+            if edge in transport:
+                dist, paths = nx.single_source_dijkstra(transport, edge, weight="latency")
+                trees[edge] = (dist, paths)
+        self._transport = transport
+        return trees
+
+    # -- look-ups -----------------------------------------------------------------------------
+
+    def site(self, site_id: str) -> Site:
+        try:
+            return self.sites[site_id]
+        except KeyError:
+            raise errors.NotFound(f"site {site_id!r} is not in topology {self.name!r}") from None
+
+    def link(self, key: LinkKey) -> Link:
+        try:
+            return self.links[self.link_index[link_key(*key)]]
+        except KeyError:
+            raise errors.NotFound(f"link {key[0]}:{key[1]} is not in topology {self.name!r}") from None
+
+    def is_up(self, site_id: str) -> bool:
+        return site_id not in self.down_sites
+
+    def homes(self, cell: str) -> list[tuple[str, int]]:
+        """(home site, access link index) for every working attachment of ``cell``."""
+        return self._homes.get(cell, []) if cell not in self.down_sites else []
+
+    def _tree_path(self, home: str, edge: str) -> tuple[tuple[str, ...], tuple[int, ...]] | None:
+        cached = self._path_cache.get((home, edge))
+        if cached is not None:
+            return cached
+        tree = self._trees.get(edge)
+        if tree is None or home not in tree[1]:
+            return None
+        nodes = tuple(reversed(tree[1][home]))
+        idx = self.link_index
+        result = nodes, tuple(idx[link_key(u, v)] for u, v in itertools.pairwise(nodes))
+        self._path_cache[(home, edge)] = result
+        return result
+
+    def routes(self, cell: str, max_latency_ms: float, limit: int | None = None) -> list[Route]:
+        """Shortest-latency route to each edge site via each home, within the bound, best first."""
+        out: list[Route] = []
+        for home, access in self.homes(cell):
+            access_ms = self.links[access].latency_ms
+            for edge, (dist, _) in self._trees.items():
+                d = dist.get(home)
+                if d is None or access_ms + d > max_latency_ms:
+                    continue
+                tp = self._tree_path(home, edge)
+                assert tp is not None
+                nodes, links = tp
+                out.append(Route(cell, edge, (cell, *nodes), (access, *links), access_ms + d))
+        out.sort(key=lambda r: (r.latency_ms, r.edge, r.nodes))
+        return out[:limit] if limit is not None else out
+
+    def latency_to(self, cell: str, edge: str) -> float:
+        """Best latency from ``cell`` to ``edge`` over working elements (inf where unreachable)."""
+        best = math.inf
+        tree = self._trees.get(edge)
+        if tree is None:
+            return best
+        for home, access in self.homes(cell):
+            d = tree[0].get(home)
+            if d is not None:
+                best = min(best, self.links[access].latency_ms + d)
+        return best
+
+    def detour(
+        self, cell: str, edge: str, max_latency_ms: float, usable: Callable[[int], bool]
+    ) -> Route | None:
+        """Shortest-latency route that uses only links for which ``usable(index)`` is true.
+
+        The search hides unusable links by returning ``None`` from the weight function, the
+        networkx way, so a saturated ring segment is routed around when latency allows.
+        """
+        if edge not in self._transport:
+            return None
+        idx = self.link_index
+
+        def weight(u: str, v: str, data: Mapping[str, float]) -> float | None:
+            return data["latency"] if usable(idx[link_key(u, v)]) else None
+
+        best: Route | None = None
+        for home, access in self.homes(cell):
+            if not usable(access):
+                continue
+            access_ms = self.links[access].latency_ms
+            try:
+                d, path = nx.single_source_dijkstra(
+                    self._transport, home, target=edge, cutoff=max_latency_ms - access_ms, weight=weight
+                )
+            except nx.NetworkXNoPath:
+                continue
+            total = access_ms + d
+            if total <= max_latency_ms and (best is None or total < best.latency_ms):
+                nodes = (cell, *path)
+                links = (access, *(idx[link_key(u, v)] for u, v in itertools.pairwise(path)))
+                best = Route(cell, edge, nodes, links, total)
+        return best
+
+    # -- coverage -----------------------------------------------------------------------------
+
+    def cells_in(self, coverage: Coverage) -> tuple[str, ...]:
+        """Cells a coverage selects (explicit cells, zone tags, circle), in topology order."""
+        chosen: set[str] = set()
+        for sid in coverage.sites:
+            site = self.sites.get(sid)
+            if site is None:
+                raise errors.InvalidSpec(f"spec.coverage.sites: unknown site {sid!r}")
+            if site.kind != SiteKind.CELL:
+                raise errors.InvalidSpec(
+                    f"spec.coverage.sites: {sid!r} is a {site.kind.value} site, not a cell"
+                )
+            chosen.add(sid)
+        if coverage.zones:
+            zones = set(coverage.zones)
+            chosen.update(c for c in self.cells if self.sites[c].zones & zones)
+        if coverage.circle is not None:
+            chosen.update(
+                self._cells_within(coverage.circle.lat, coverage.circle.lon, coverage.circle.radius_km)
+            )
+        return tuple(c for c in self.cells if c in chosen)
+
+    def _cells_within(self, lat: float, lon: float, radius_km: float) -> list[str]:
+        if self._cell_coords is None:
+            self._cell_coords = np.radians(
+                np.array([(self.sites[c].lat, self.sites[c].lon) for c in self.cells], dtype=float).reshape(
+                    -1, 2
+                )
+            )
+        coords = self._cell_coords
+        p, lam = math.radians(lat), math.radians(lon)
+        dp = coords[:, 0] - p
+        dl = coords[:, 1] - lam
+        h = np.sin(dp / 2) ** 2 + np.cos(p) * np.cos(coords[:, 0]) * np.sin(dl / 2) ** 2
+        dist = 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(h, 0, 1)))
+        return [self.cells[i] for i in np.nonzero(dist <= radius_km)[0]]
+
+    def zones(self) -> list[str]:
+        return sorted({z for s in self.sites.values() for z in s.zones})
+
+    def __repr__(self) -> str:
+        return f"Topology({self.name!r}, {len(self.sites)} sites, {len(self.links)} links)"
+
+
+def _summarise(problems: list[str], limit: int = 10) -> str:
+    shown = problems[:limit]
+    if len(problems) > limit:
+        shown.append(f"... and {len(problems) - limit} more problems")
+    return "\n".join(shown)
+
+
+def load_topology(path: str) -> Topology:
+    """Read, validate and build a topology from a YAML or JSON file."""
+    from controller.topology_file import read_topology_file
+
+    return Topology.from_file(read_topology_file(path))

@@ -1,0 +1,134 @@
+"""The city topology file format (YAML or JSON), validated with pydantic.
+
+Units are the operator's: Mbps, ms, km, millicores, MiB. :mod:`controller.topology` turns a
+validated file into the graph placement works on.
+"""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import pydantic
+import yaml
+from pydantic import Field, model_validator
+
+from slices import errors
+from slices.model import WireModel
+
+FIBRE_MS_PER_KM = 0.005  # light in fibre: about 5 µs per km
+SITE_ID = r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+
+
+class SiteKind(StrEnum):
+    CELL = "cell"
+    AGGREGATION = "aggregation"
+    EDGE = "edge"
+    CORE = "core"
+
+
+class Location(WireModel):
+    lat: Annotated[float, Field(ge=-90, le=90)]
+    lon: Annotated[float, Field(ge=-180, le=180)]
+
+
+class Capacity(WireModel):
+    radio_mbps: Annotated[float | None, Field(ge=0, description="cells: radio capacity")] = None
+    cpu_millicores: Annotated[int | None, Field(ge=0, description="edge/core: allocatable CPU")] = None
+    memory_mib: Annotated[int | None, Field(ge=0, description="edge/core: allocatable memory")] = None
+
+
+class SiteSpec(WireModel):
+    id: Annotated[str, Field(pattern=SITE_ID, max_length=63)]
+    kind: SiteKind
+    location: Location
+    zones: tuple[str, ...] = ()
+    capacity: Capacity = Capacity()
+    node_label: Annotated[
+        str | None,
+        Field(max_length=63, description="edge sites: value of the node label that pins workloads here"),
+    ] = None
+
+    @model_validator(mode="after")
+    def _capacities_fit_kind(self) -> SiteSpec:
+        cap = self.capacity
+        if self.kind == SiteKind.CELL and cap.radio_mbps is None:
+            raise ValueError("a cell needs capacity.radioMbps")
+        if self.kind == SiteKind.EDGE and (cap.cpu_millicores is None or cap.memory_mib is None):
+            raise ValueError("an edge site needs capacity.cpuMillicores and capacity.memoryMib")
+        if self.kind != SiteKind.CELL and cap.radio_mbps is not None:
+            raise ValueError(f"capacity.radioMbps is for cells, not {self.kind.value} sites")
+        return self
+
+
+class LinkSpec(WireModel):
+    a: str
+    b: str
+    bandwidth_mbps: Annotated[float, Field(gt=0)]
+    latency_ms: Annotated[float | None, Field(ge=0)] = None
+    length_km: Annotated[float | None, Field(ge=0)] = None
+
+    @model_validator(mode="after")
+    def _one_latency(self) -> LinkSpec:
+        if (self.latency_ms is None) == (self.length_km is None):
+            raise ValueError("give exactly one of latencyMs or lengthKm")
+        if self.a == self.b:
+            raise ValueError(f"link joins {self.a!r} to itself")
+        return self
+
+
+class TopologyFile(WireModel):
+    """A whole city: sites, links and the per-hop cost added to links given by fibre length."""
+
+    name: Annotated[str, Field(min_length=1, max_length=120)] = "city"
+    hop_latency_ms: Annotated[float, Field(ge=0, le=10, description="switching cost per fibre hop")] = 0.05
+    sites: tuple[SiteSpec, ...]
+    links: tuple[LinkSpec, ...]
+
+    def link_latency_ms(self, link: LinkSpec) -> float:
+        if link.latency_ms is not None:
+            return link.latency_ms
+        assert link.length_km is not None
+        return link.length_km * FIBRE_MS_PER_KM + self.hop_latency_ms
+
+
+def parse_topology(document: object, where: str = "") -> TopologyFile:
+    try:
+        return TopologyFile.model_validate(document)
+    except pydantic.ValidationError as exc:
+        raise errors.TopologyError(errors.describe_validation_error(exc, where)) from exc
+
+
+def read_topology_file(path: str | Path) -> TopologyFile:
+    """Read YAML or JSON (by content: JSON is YAML) and validate the schema."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise errors.TopologyError(f"{path}: cannot read: {exc.strerror}") from exc
+    try:
+        document = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (yaml.YAMLError, json.JSONDecodeError) as exc:
+        raise errors.TopologyError(
+            f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}"
+        ) from exc
+    if not isinstance(document, dict):
+        raise errors.TopologyError(f"{path}: expected a mapping with sites and links")
+    return parse_topology(document, str(path))
+
+
+def write_topology_file(topology: TopologyFile, path: str | Path) -> None:
+    path = Path(path)
+    data = topology.to_wire()
+    if path.suffix == ".json":
+        text = json.dumps(data, indent=1)
+    else:
+        text = yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=120)
+    path.write_text(text, encoding="utf-8")
+
+
+def json_schema() -> dict[str, object]:
+    """JSON Schema of the file format, for editors (``slicectl topology schema``)."""
+    return TopologyFile.model_json_schema(by_alias=True)

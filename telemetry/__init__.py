@@ -1,0 +1,1 @@
+"""The agent link: agent-facing gRPC service, reference agent, simulator, SLA evaluation, metrics."""
