@@ -110,7 +110,7 @@ class ControllerService:
     def get(self, name: str) -> SliceRecord:
         raise NotImplementedError
 
-    def list(self) -> list[SliceRecord]:
+    def list_slices(self) -> list[SliceRecord]:
         raise NotImplementedError
 
     def explain(self, name: str) -> dict[str, object]:
