@@ -4,33 +4,48 @@ The operator gRPC API, the agent service, the Kubernetes NetworkSlice watcher an
 call this class; none of them touches the store or the ledger directly. It is thread-safe (one
 lock: decisions are serialised, reads see committed state).
 
-CONTRACT SKELETON: the names and signatures below are the agreed interface between the
-runtime (controller.service / store / reconciler), the operator API (controller.api_server),
-the agents (telemetry.*), Kubernetes (controller.kube_*) and metrics (telemetry.metrics).
-Bodies raising NotImplementedError are filled in by the runtime work.
+The names and signatures below are the agreed interface between the runtime (controller.service
+/ store / reconciler), the operator API (controller.api_server), the agents (telemetry.*),
+Kubernetes (controller.kube_*) and metrics (telemetry.metrics). The service does the operator's
+and agents' operations itself (each a committed decision) and leaves the rest to the
+level-based pass in :mod:`controller.reconciler`.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import gc
+import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
 
+import pydantic
+
+from controller import admission, whatif
+from controller.clock import Clock
+from controller.observer import NullObserver, ServiceObserver
 from controller.placement_model import Placement
-from controller.topology import LinkKey, Topology
+from controller.realisation import Realiser
+from controller.reconciler import Reconciler, refresh_readiness, set_cond, summary
+from controller.store import Store
+from controller.topology import LinkKey, Topology, parse_link_key
+from controller.world import SliceState, Slot, World
+from slices import errors
 from slices.intent import NetworkSlice
-from slices.profiles import SliceIntent
-from slices.status import Condition
+from slices.profiles import SliceIntent, resolve
+from slices.status import Condition, ConditionStatus, ConditionType, get_condition
 
-
-class SliceState(StrEnum):
-    PENDING = "Pending"  # stored, not yet decided
-    READY = "Ready"  # admitted, placed and realised (and SLA met once agents report)
-    ADMITTED = "Admitted"  # admitted and placed, realisation not confirmed yet
-    DEGRADED = "Degraded"  # placed but some cells unserved / SLA not met / healing failed
-    REJECTED = "Rejected"
-    PREEMPTED = "Preempted"  # waits for capacity, re-admitted automatically
+__all__ = [
+    "ApplyResult",
+    "ControllerService",
+    "Event",
+    "SiteStatus",
+    "SliceRecord",
+    "SliceState",
+    "TopologyStatus",
+]
 
 
 @dataclass(frozen=True)
@@ -92,82 +107,654 @@ class TopologyStatus:
     name: str
     sites: tuple[SiteStatus, ...]
     down_links: tuple[LinkKey, ...]
-    link_utilisation: tuple[tuple[LinkKey, int, int], ...] = field(default=())  # (link, reserved, capacity), busiest first
+    link_utilisation: tuple[tuple[LinkKey, int, int], ...] = field(
+        default=()
+    )  # (link, reserved, capacity), busiest first
 
 
 class ControllerService:
-    def __init__(self, topology: Topology, store: object, realisers: Sequence[object], clock: object) -> None:
-        raise NotImplementedError
+    def __init__(
+        self,
+        topology: Topology,
+        store: Store,
+        realisers: Sequence[Realiser],
+        clock: Clock,
+        observer: ServiceObserver | None = None,
+    ) -> None:
+        """Load the stored slices and maintenance, rebuild the ledger from the placements."""
+        self._lock = threading.RLock()
+        self._events_cond = threading.Condition()
+        self._store = store
+        self._clock = clock
+        self._observer: ServiceObserver = observer or NullObserver()
+        self._world = World(topology)
+        self._reconciler = Reconciler(
+            store, realisers, clock.now, clock.monotonic, self._observer, self._notify
+        )
+        self._load()
+
+    # -- start-up -----------------------------------------------------------------------------
+
+    def _load(self) -> None:
+        # Thousands of long-lived objects are created here and none is garbage: pausing the
+        # cyclic collector meanwhile halves the restart time (bench/bench_restart.py).
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            self._load_rows()
+        finally:
+            if was_enabled:
+                gc.enable()
+
+    def _load_rows(self) -> None:
+        world = self._world
+        for m in self._store.maintenance():
+            if m.kind == "site" and m.name in world.base.sites:
+                world.drained_sites.add(m.name)
+            elif m.kind == "link":
+                key = parse_link_key(m.name)
+                if key in world.base.link_index:
+                    world.drained_links.add(key)
+        if world.drained_sites or world.drained_links:
+            world.retopologise()
+        invalid: list[Slot] = []
+        slots: list[Slot] = []
+        for row in self._store.load_slices():
+            if row.deleted_at is not None:
+                world.deleting.add(row.name)
+                continue
+            try:
+                slots.append(Slot.from_row(row))
+            except (errors.EdgesliceError, pydantic.ValidationError, KeyError, ValueError) as exc:
+                raise errors.StoreError(
+                    f"state file {self._store.path}: slice {row.name!r} cannot be read: {exc}"
+                ) from exc
+        # Rebuild reservations, most important first; a placement that no longer fits the
+        # topology (a changed file) is dropped and decided again, never double-booked.
+        at = self._clock.now()
+        for slot in sorted(
+            slots, key=lambda s: (-(s.placed_intent or s.intent).priority, s.created_at, s.name)
+        ):
+            world.slots[slot.name] = slot
+            p = slot.placement
+            if p is None or slot.placed_intent is None:
+                continue
+            try:
+                res = p.reservation(world.base)
+                short = world.ledger.shortfall(res)
+            except errors.NotFound as exc:
+                short, why = None, str(exc)
+            else:
+                why = f"{short.element} {short.name} no longer has room" if short else ""
+            if why:
+                slot.set_placed(None, None, None)
+                slot.state, slot.reason = SliceState.PENDING, "PlacementInvalid"
+                slot.message = f"stored placement does not fit the topology ({why}); deciding again"
+                set_cond(slot, ConditionType.PLACED, ConditionStatus.FALSE, slot.reason, slot.message, at)
+                invalid.append(slot)
+                continue
+            world.ledger.reserve(slot.name, res)
+            world.admitted[slot.name] = (slot.placed_intent, p)
+        world.slots = dict(sorted(world.slots.items(), key=lambda kv: (kv[1].created_at, kv[0])))
+        if invalid:
+            self._reconciler.commit(
+                invalid, [("degrade", s.name, None, s.message) for s in invalid], "controller"
+            )
+        world.dirty.update(world.slots)
+
+    def _notify(self) -> None:
+        with self._events_cond:
+            self._events_cond.notify_all()
+
+    def _record(self, slot: Slot) -> SliceRecord:
+        return SliceRecord(
+            name=slot.name,
+            generation=slot.generation,
+            document=slot.document,
+            intent=slot.intent,
+            state=slot.state,
+            placement=slot.placement,
+            conditions=slot.conditions,
+            reason=slot.reason,
+            message=slot.message,
+            created_at=slot.created_at,
+            updated_at=slot.updated_at,
+        )
+
+    def _slot(self, name: str) -> Slot:
+        slot = self._world.slots.get(name)
+        if slot is None:
+            raise errors.NotFound(f"slice {name!r} not found")
+        return slot
 
     # -- operator operations ----------------------------------------------------------------
     def apply(self, documents: Sequence[NetworkSlice], actor: str) -> list[ApplyResult]:
         """Validate (resolve) all, store all in one transaction, then reconcile. Nothing invalid is stored."""
-        raise NotImplementedError
+        if not documents:
+            raise errors.InvalidSpec("apply: no NetworkSlice documents given")
+        resolved: list[tuple[NetworkSlice, SliceIntent]] = []
+        seen: set[str] = set()
+        for doc in documents:
+            if doc.name in seen:
+                raise errors.InvalidSpec(f"{doc.name}: metadata.name: slice {doc.name!r} appears twice")
+            seen.add(doc.name)
+            resolved.append((doc, resolve(doc)))
+        with self._lock:
+            # A coverage naming what the city does not have is a typo, not a capacity question:
+            # refuse it before anything is stored.
+            for _, intent in resolved:
+                ctx = admission.Context(intent, self._world.base, self._world.ledger, {})
+                for check in (admission.check_sites_known, admission.check_zones_known):
+                    violation = check(ctx)
+                    if violation is not None:
+                        raise errors.InvalidSpec(f"{intent.name}: {violation[1]}")
+            world = self._world
+            at = self._clock.now()
+            changed: list[Slot] = []
+            events: list[tuple[str, str | None, str | None, str]] = []
+            unchanged: set[str] = set()
+            for doc, intent in resolved:
+                old = world.slots.get(doc.name)
+                if old is None:
+                    slot = Slot(
+                        name=doc.name,
+                        generation=1,
+                        document=doc,
+                        intent=intent,
+                        state=SliceState.PENDING,
+                        reason="Pending",
+                        message="waiting for admission",
+                        placement=None,
+                        placed_intent=None,
+                        placed_generation=0,
+                        conditions=(),
+                        created_at=at,
+                        updated_at=at,
+                    )
+                    set_cond(
+                        slot,
+                        ConditionType.ADMITTED,
+                        ConditionStatus.UNKNOWN,
+                        "Pending",
+                        "waiting for admission",
+                        at,
+                    )
+                    refresh_readiness(slot, at)
+                    changed.append(slot)
+                    events.append(
+                        (
+                            "apply",
+                            doc.name,
+                            None,
+                            f"created (generation 1, {intent.kind.value}, S-NSSAI {intent.snssai})",
+                        )
+                    )
+                elif old.document == doc:
+                    unchanged.add(doc.name)
+                else:
+                    slot = dataclasses.replace(
+                        old, document=doc, intent=intent, updated_at=at, tried_epoch=-1
+                    )
+                    if intent.spec_hash != old.intent.spec_hash:
+                        slot.generation = old.generation + 1
+                        what = f"spec changed (generation {slot.generation})"
+                        if slot.placement is None:
+                            slot.state, slot.reason, slot.message = (
+                                SliceState.PENDING,
+                                "Pending",
+                                "waiting for admission",
+                            )
+                            set_cond(
+                                slot,
+                                ConditionType.ADMITTED,
+                                ConditionStatus.UNKNOWN,
+                                "Pending",
+                                "waiting for admission",
+                                at,
+                            )
+                            refresh_readiness(slot, at)
+                    else:
+                        what = "metadata changed"
+                    changed.append(slot)
+                    events.append(("apply", doc.name, None, what))
+            if changed:
+                self._reconciler.commit(changed, events, actor)
+                for slot in changed:
+                    world.slots[slot.name] = slot
+                    world.deleting.discard(slot.name)
+                    world.dirty.add(slot.name)
+                self._reconciler.run(world)
+            results = []
+            for doc, _ in resolved:
+                slot = world.slots[doc.name]
+                results.append(
+                    ApplyResult(
+                        name=slot.name,
+                        generation=slot.generation,
+                        changed=doc.name not in unchanged,
+                        state=slot.state,
+                        reason=slot.reason,
+                        message=slot.message,
+                    )
+                )
+            return results
 
     def delete(self, name: str, actor: str) -> None:
-        raise NotImplementedError
+        with self._lock:
+            world = self._world
+            slot = self._slot(name)
+            at = self._clock.now()
+            tomb = dataclasses.replace(slot, updated_at=at)
+            tomb.set_placed(None, None, None)
+            row = dataclasses.replace(tomb.to_row(), deleted_at=at)
+            held = f"released {summary(slot.placement)}" if slot.placement else "held nothing"
+            self._reconciler.commit(
+                [],
+                [("delete", name, None, f"deleted (generation {slot.generation}); {held}")],
+                actor,
+                extra=lambda tx: tx.put_slice(row),
+            )
+            world.release(name)
+            del world.slots[name]
+            world.deleting.add(name)
+            self._reconciler.run(world)
 
     def get(self, name: str) -> SliceRecord:
-        raise NotImplementedError
+        with self._lock:
+            return self._record(self._slot(name))
 
     def list_slices(self) -> list[SliceRecord]:
-        raise NotImplementedError
+        with self._lock:
+            return [self._record(s) for s in self._world.slots.values()]
 
     def explain(self, name: str) -> dict[str, object]:
         """Why the slice is where it is: the decision, checks passed/failed, binding constraint, routes."""
-        raise NotImplementedError
+        with self._lock:
+            slot = self._slot(name)
+            intent = slot.intent
+            out: dict[str, object] = {
+                "slice": slot.name,
+                "generation": slot.generation,
+                "state": slot.state.value,
+                "reason": slot.reason,
+                "message": slot.message,
+                "resolved": {
+                    "kind": intent.kind.value,
+                    "snssai": intent.snssai,
+                    "latencyMs": intent.latency_ms,
+                    "kbpsPerCell": intent.kbps_per_cell,
+                    "priority": intent.priority,
+                    "preemptible": intent.preemptible,
+                    "fiveQI": intent.five_qi,
+                },
+                "conditions": [c.model_dump(mode="json", by_alias=True) for c in slot.conditions],
+            }
+            admitted_cond = get_condition(slot.conditions, ConditionType.ADMITTED)
+            if admitted_cond is not None:
+                out["decision"] = {
+                    "status": admitted_cond.status.value,
+                    "reason": admitted_cond.reason,
+                    "message": admitted_cond.message,
+                }
+            ctx = admission.Context(intent, self._world.topology, self._world.ledger, self._world.admitted)
+            checks = []
+            for check in admission.CHECKS:
+                violation = check(ctx)
+                label = check.__name__.removeprefix("check_")
+                checks.append(
+                    {
+                        "check": label,
+                        "passed": violation is None,
+                        **({"reason": violation[0], "message": violation[1]} if violation else {}),
+                    }
+                )
+            out["checks"] = checks
+            if slot.placement is not None:
+                p = slot.placement
+                out["placement"] = {
+                    "generation": slot.placed_generation,
+                    "edges": [
+                        {
+                            "site": e.site,
+                            "cells": e.cells,
+                            "cpuMillicores": e.cpu_millicores,
+                            "memoryMib": e.memory_mib,
+                        }
+                        for e in p.edges
+                    ],
+                    "worstLatencyMs": p.worst_latency_ms,
+                    "routes": [
+                        {"cell": a.cell, "edge": a.edge, "path": list(a.nodes), "latencyMs": a.latency_ms}
+                        for a in p.assignments
+                    ],
+                    "unserved": list(p.unserved),
+                }
+            elif slot.state in (SliceState.REJECTED, SliceState.PREEMPTED, SliceState.PENDING):
+                out["bindingConstraint"] = {"reason": slot.reason, "message": slot.message}
+            return out
 
     def events(self, after_seq: int = 0, limit: int = 1000, slice_name: str | None = None) -> list[Event]:
-        raise NotImplementedError
+        if limit <= 0:
+            raise errors.InvalidSpec(f"limit: must be positive, got {limit}")
+        return [
+            Event(
+                seq=r.seq,
+                at=r.at,
+                actor=r.actor,
+                action=r.action,
+                slice=r.slice,
+                site=r.site,
+                message=r.message,
+            )
+            for r in self._store.events(after_seq, limit, slice_name)
+        ]
 
     def wait_events(self, after_seq: int, timeout_s: float) -> list[Event]:
         """Block until events newer than ``after_seq`` exist or the timeout passes (for watch/follow)."""
-        raise NotImplementedError
+        deadline = time.monotonic() + max(0.0, timeout_s)
+        with self._events_cond:
+            while True:
+                found = self.events(after_seq)
+                left = deadline - time.monotonic()
+                if found or left <= 0:
+                    return found
+                self._events_cond.wait(left)
 
     def topology(self) -> Topology:
         """The topology as the controller sees it now (with down and drained elements)."""
-        raise NotImplementedError
+        with self._lock:
+            return self._world.topology
 
     def topology_status(self) -> TopologyStatus:
-        raise NotImplementedError
+        with self._lock:
+            world = self._world
+            ledger = world.ledger
+            users: dict[str, int] = {}
+            for slot in world.slots.values():
+                if slot.placement is not None:
+                    for site in {n for a in slot.placement.assignments for n in a.nodes}:
+                        users[site] = users.get(site, 0) + 1
+            sites = []
+            for s in world.base.sites.values():
+                reason = ""
+                if s.id in world.drained_sites:
+                    reason = "Drained"
+                elif s.id in world.down_sites:
+                    reason = world.down_sites[s.id]
+                sites.append(
+                    SiteStatus(
+                        site=s.id,
+                        kind=s.kind.value,
+                        up=s.id not in world.down_sites,
+                        drained=s.id in world.drained_sites,
+                        reason=reason,
+                        cpu_reserved=ledger.cpu_millicores.get(s.id, 0),
+                        cpu_capacity=s.cpu_millicores,
+                        memory_reserved=ledger.memory_mib.get(s.id, 0),
+                        memory_capacity=s.memory_mib,
+                        radio_reserved_kbps=ledger.radio_kbps.get(s.id, 0),
+                        radio_capacity_kbps=s.radio_kbps,
+                        slices=users.get(s.id, 0),
+                    )
+                )
+            util = [
+                (ln.key, ledger.link_kbps[ln.index], ln.bandwidth_kbps)
+                for ln in world.base.links
+                if ledger.link_kbps[ln.index] > 0
+            ]
+            util.sort(key=lambda t: (-t[1] / t[2], t[0]))
+            return TopologyStatus(
+                name=world.base.name,
+                sites=tuple(sites),
+                down_links=tuple(sorted(set(world.down_links) | world.drained_links)),
+                link_utilisation=tuple(util),
+            )
+
+    def _affected(self, site: str | None = None, link: LinkKey | None = None) -> list[str]:
+        out = []
+        for slot in self._world.slots.values():
+            p = slot.placement
+            if p is not None and (
+                (site is not None and p.uses_site(site)) or (link is not None and p.uses_link(link))
+            ):
+                out.append(slot.name)
+        return out
 
     def drain(self, site: str, actor: str) -> list[str]:
         """Take a site out of service for maintenance; returns the slices re-placed."""
-        raise NotImplementedError
+        with self._lock:
+            world = self._world
+            world.base.site(site)
+            if site in world.drained_sites:
+                return []
+            affected = self._affected(site=site)
+            at = self._clock.now()
+            self._reconciler.commit(
+                [],
+                [
+                    (
+                        "drain",
+                        None,
+                        site,
+                        f"site {site} drained for maintenance; {len(affected)} slices use it",
+                    )
+                ],
+                actor,
+                extra=lambda tx: tx.set_maintenance("site", site, at, actor),
+            )
+            world.drained_sites.add(site)
+            world.retopologise()
+            self._reconciler.run(world)
+            return [
+                n
+                for n in affected
+                if n in world.slots and (p := world.slots[n].placement) is not None and not p.uses_site(site)
+            ]
 
     def undrain(self, site: str, actor: str) -> list[str]:
-        raise NotImplementedError
+        with self._lock:
+            world = self._world
+            world.base.site(site)
+            if site not in world.drained_sites:
+                return []
+            self._reconciler.commit(
+                [],
+                [("undrain", None, site, f"site {site} back in service")],
+                actor,
+                extra=lambda tx: tx.clear_maintenance("site", site),
+            )
+            world.drained_sites.discard(site)
+            world.epoch += 1
+            world.retopologise()
+            before = {n: s.placement for n, s in world.slots.items()}
+            self._reconciler.run(world)
+            return [
+                n for n, s in world.slots.items() if s.placement is not None and before.get(n) != s.placement
+            ]
 
     def what_if(self, fail_sites: Sequence[str], fail_links: Sequence[LinkKey]) -> dict[str, object]:
-        raise NotImplementedError
+        with self._lock:
+            report = whatif.what_if(self._world.topology, dict(self._world.admitted), fail_sites, fail_links)
+        return report.to_dict()
 
     def reconcile(self) -> int:
         """One level-based pass; returns how many slices changed. Running it twice changes nothing."""
-        raise NotImplementedError
+        with self._lock:
+            return self._reconciler.run(self._world, full=True).changed
 
-    # -- what agents report (issue 4) --------------------------------------------------------
+    def reconcile_batch(self, max_steps: int, full: bool = False) -> tuple[int, bool]:
+        """Part of a pass, at most ``max_steps`` slices, so the lock is released between batches
+        (a restart re-realising thousands of slices does not stall the API). Returns (changed,
+        more work left)."""
+        with self._lock:
+            result = self._reconciler.run(self._world, full=full, max_steps=max_steps)
+            return result.changed, result.more
+
+        # -- what agents report (issue 4) --------------------------------------------------------
+
     def site_down(self, site: str, reason: str, actor: str) -> list[str]:
         """A site stopped (missed lease); heal the slices it served. Returns the slices affected."""
-        raise NotImplementedError
+        with self._lock:
+            world = self._world
+            world.base.site(site)
+            if site in world.down_sites:
+                return []
+            affected = self._affected(site=site)
+            self._reconciler.commit(
+                [],
+                [("site-down", None, site, f"site {site} down: {reason}; {len(affected)} slices affected")],
+                actor,
+            )
+            world.down_sites[site] = reason or "SiteDown"
+            world.retopologise()
+            self._reconciler.run(world)
+            return affected
 
     def site_up(self, site: str, actor: str) -> None:
-        raise NotImplementedError
+        with self._lock:
+            world = self._world
+            world.base.site(site)
+            if site not in world.down_sites:
+                return
+            self._reconciler.commit([], [("site-up", None, site, f"site {site} back up")], actor)
+            del world.down_sites[site]
+            world.epoch += 1
+            world.retopologise()
+            self._reconciler.run(world)
 
     def link_down(self, key: LinkKey, reason: str, actor: str) -> list[str]:
-        raise NotImplementedError
+        with self._lock:
+            world = self._world
+            key = world.base.link(key).key
+            if key in world.down_links:
+                return []
+            affected = self._affected(link=key)
+            self._reconciler.commit(
+                [],
+                [
+                    (
+                        "link-down",
+                        None,
+                        None,
+                        f"link {key[0]}:{key[1]} down: {reason}; {len(affected)} slices affected",
+                    )
+                ],
+                actor,
+            )
+            world.down_links[key] = reason or "LinkDown"
+            world.retopologise()
+            self._reconciler.run(world)
+            return affected
 
     def link_up(self, key: LinkKey, actor: str) -> None:
-        raise NotImplementedError
+        with self._lock:
+            world = self._world
+            key = world.base.link(key).key
+            if key not in world.down_links:
+                return
+            self._reconciler.commit([], [("link-up", None, None, f"link {key[0]}:{key[1]} back up")], actor)
+            del world.down_links[key]
+            world.epoch += 1
+            world.retopologise()
+            self._reconciler.run(world)
 
     def set_sla(self, name: str, met: bool, reason: str, message: str, actor: str) -> None:
         """Record the SLAMet condition (agents' KPIs evaluated by telemetry.sla)."""
-        raise NotImplementedError
+        with self._lock:
+            slot = self._slot(name)
+            at = self._clock.now()
+            old = get_condition(slot.conditions, ConditionType.SLA_MET)
+            status = ConditionStatus.TRUE if met else ConditionStatus.FALSE
+            reason = reason or ("SLAMet" if met else "SLAViolated")
+            if old is not None and (old.status, old.reason, old.message) == (status, reason, message):
+                return
+            new = dataclasses.replace(slot)
+            set_cond(new, ConditionType.SLA_MET, status, reason, message, at)
+            refresh_readiness(new, at)
+            events: list[tuple[str, str | None, str | None, str]] = []
+            if not met and (old is None or old.status != ConditionStatus.FALSE):
+                events.append(("sla-violation", name, None, f"{reason}: {message}"))
+            elif met and old is not None and old.status == ConditionStatus.FALSE:
+                events.append(("sla-met", name, None, f"SLA met again: {message}"))
+            self._reconciler.commit([new], events, actor)
+            self._world.slots[name] = new
 
     def replace_slice(self, name: str, reason: str, actor: str) -> bool:
         """Try to move a slice elsewhere (sustained SLA violation); True if it moved."""
-        raise NotImplementedError
+        with self._lock:
+            world = self._world
+            slot = self._slot(name)
+            p, intent = slot.placement, slot.placed_intent
+            if p is None or intent is None:
+                return False
+            avoid = world.topology.with_down(
+                sites=[s for s in p.edge_sites if s not in world.topology.down_sites]
+            )
+            decision = admission.admit(intent, avoid, world.ledger, world.admitted, allow_preemption=False)
+            if decision.outcome != admission.Outcome.ADMITTED or decision.placement is None:
+                self._reconciler.commit(
+                    [],
+                    [
+                        (
+                            "heal",
+                            name,
+                            None,
+                            f"cannot move away from {', '.join(p.edge_sites)} ({reason}): {decision.reason}: {decision.message}",
+                        )
+                    ],
+                    actor,
+                )
+                return False
+            at = self._clock.now()
+            new = dataclasses.replace(slot, realised=None)
+            new.set_placed(decision.placement, intent, None)
+            new._placed_doc, new.placed_generation = slot._placed_doc, slot.placed_generation
+            set_cond(
+                new, ConditionType.PLACED, ConditionStatus.TRUE, "Replaced", summary(decision.placement), at
+            )
+            set_cond(
+                new,
+                ConditionType.REALISED,
+                ConditionStatus.UNKNOWN,
+                "Realising",
+                "waiting for realisation",
+                at,
+            )
+            refresh_readiness(new, at)
+            self._reconciler.commit(
+                [new],
+                [
+                    (
+                        "heal",
+                        name,
+                        None,
+                        f"moved from {', '.join(p.edge_sites)} to {', '.join(decision.placement.edge_sites)}: {reason}",
+                    )
+                ],
+                actor,
+            )
+            world.release(name)
+            world.hold(new, decision.placement, intent)
+            world.slots[name] = new
+            world.dirty.add(name)
+            self._observer.healed(intent.kind.value, True)
+            self._reconciler.run(world)
+            return True
 
     @property
     def revision(self) -> int:
         """Increments on every committed change; cheap to poll (agents push config when it moves)."""
-        raise NotImplementedError
+        return self._reconciler.revision
+
+    # -- for tests, benchmarks and the runtime -------------------------------------------------
+    def ledger_snapshot(self) -> tuple[dict[str, int], list[int], dict[str, int], dict[str, int]]:
+        with self._lock:
+            return self._world.ledger.snapshot()
+
+    def over_capacity(self) -> list[str]:
+        with self._lock:
+            return self._world.ledger.over_capacity()
+
+    def drained(self) -> list[str]:
+        with self._lock:
+            return sorted(self._world.drained_sites)

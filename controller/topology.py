@@ -10,6 +10,7 @@ to), so the candidates for a cell are ``homes × edge sites``, each a single dic
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Callable, Iterable, Mapping
@@ -23,6 +24,7 @@ from slices import errors
 from slices.intent import Coverage
 
 EARTH_RADIUS_KM = 6371.0088
+COVERAGE_CACHE_SIZE = 4096  # admission asks for a slice's cells several times per decision
 
 LinkKey = tuple[str, str]
 
@@ -124,16 +126,16 @@ class Topology:
         self.links = links
         self.down_sites = down_sites
         self.down_links = down_links
-        self.link_index: dict[LinkKey, int] = {ln.key: ln.index for ln in links}
+        self.link_index: dict[LinkKey, int] = {(ln.a, ln.b): ln.index for ln in links}
+        #: Bandwidth by link index, for tight loops that would otherwise go through ``links``.
+        self.link_capacity_kbps: list[int] = [ln.bandwidth_kbps for ln in links]
         self.cells: tuple[str, ...] = tuple(s.id for s in sites.values() if s.kind == SiteKind.CELL)
         self.edge_sites: tuple[str, ...] = tuple(s.id for s in sites.values() if s.kind == SiteKind.EDGE)
-        self.graph = nx.Graph()
-        self.graph.add_nodes_from(sites)
-        for ln in links:
-            self.graph.add_edge(ln.a, ln.b, index=ln.index, latency=ln.latency_ms)
         self._homes: dict[str, list[tuple[str, int]]] = {c: [] for c in self.cells}
         for ln in links:
-            if ln.key in down_links or ln.a in down_sites or ln.b in down_sites:
+            if (down_links or down_sites) and (
+                (ln.a, ln.b) in down_links or ln.a in down_sites or ln.b in down_sites
+            ):
                 continue
             for cell, home in ((ln.a, ln.b), (ln.b, ln.a)):
                 if cell in self._homes:
@@ -141,6 +143,18 @@ class Topology:
         self._trees = self._edge_trees()
         self._cell_coords: np.ndarray | None = None
         self._path_cache: dict[tuple[str, str], tuple[tuple[str, ...], tuple[int, ...]]] = {}
+        self._nearest_cache: dict[tuple[str, int], tuple[Route, ...]] = {}
+        self._zone_cells: dict[str, list[str]] | None = None
+        self._cell_position: dict[str, int] = {c: i for i, c in enumerate(self.cells)}
+        self._coverage_cache: dict[Coverage, tuple[str, ...]] = {}
+
+    @functools.cached_property
+    def graph(self) -> nx.Graph:
+        """Every site and link (down ones too), built on first use: routing does not need it."""
+        graph = nx.Graph()
+        graph.add_nodes_from(self.sites)
+        graph.add_edges_from((ln.a, ln.b, {"index": ln.index, "latency": ln.latency_ms}) for ln in self.links)
+        return graph
 
     # -- construction -------------------------------------------------------------------------
 
@@ -165,6 +179,16 @@ class Topology:
                 memory_mib=cap.memory_mib or 0,
                 node_label=(s.node_label or s.id) if s.kind == SiteKind.EDGE else s.node_label,
             )
+        labels: dict[str, str] = {}
+        for i, s in enumerate(source.sites):
+            site = sites.get(s.id)
+            if site is None or site.kind != SiteKind.EDGE or site.node_label is None:
+                continue
+            owner = labels.setdefault(site.node_label, s.id)
+            if owner != s.id:
+                problems.append(
+                    f"sites[{i}].nodeLabel: {site.node_label!r} already pins workloads to edge site {owner!r}"
+                )
         links: list[Link] = []
         seen: set[LinkKey] = set()
         for i, ln in enumerate(source.links):
@@ -196,7 +220,9 @@ class Topology:
         if problems:
             raise errors.TopologyError(_summarise(problems))
         topology = cls(source, sites, tuple(links))
-        unreachable = [c for c in topology.cells if not topology.routes(c, math.inf, limit=1)]
+        # A cell reaches an edge site iff one of its homes is in some edge site's routing tree.
+        routed = set().union(*(dist for dist, _ in topology._trees.values()))
+        unreachable = [c for c in topology.cells if not any(h in routed for h, _ in topology.homes(c))]
         if unreachable:
             more = f" (and {len(unreachable) - 1} more)" if len(unreachable) > 1 else ""
             raise errors.TopologyError(f"sites: cell {unreachable[0]!r}{more} has no path to any edge site")
@@ -214,12 +240,13 @@ class Topology:
 
     def _edge_trees(self) -> dict[str, tuple[dict[str, float], dict[str, list[str]]]]:
         transport = nx.Graph()
-        for s in self.sites.values():
-            if s.kind != SiteKind.CELL and s.id not in self.down_sites:
-                transport.add_node(s.id)
-        for ln in self.links:
-            if ln.a in transport and ln.b in transport and ln.key not in self.down_links:
-                transport.add_edge(ln.a, ln.b, latency=ln.latency_ms)
+        nodes = {s.id for s in self.sites.values() if s.kind != SiteKind.CELL and s.id not in self.down_sites}
+        transport.add_nodes_from(nodes)
+        transport.add_edges_from(
+            (ln.a, ln.b, {"latency": ln.latency_ms})
+            for ln in self.links
+            if ln.a in nodes and ln.b in nodes and (ln.a, ln.b) not in self.down_links
+        )
         trees = {}
         for edge in self.edge_sites:
             if edge in transport:
@@ -278,6 +305,34 @@ class Topology:
         out.sort(key=lambda r: (r.latency_ms, r.edge, r.nodes))
         return out[:limit] if limit is not None else out
 
+    def nearest_routes(self, cell: str, limit: int) -> tuple[Route, ...]:
+        """The ``limit`` lowest-latency routes of ``cell`` (one per home and edge site, no bound).
+
+        Cached per cell: placement asks for the same few candidates of a cell again and again, and
+        building every ``homes × edges`` route each time would dominate admission on a big city.
+        """
+        key = (cell, limit)
+        cached = self._nearest_cache.get(key)
+        if cached is not None:
+            return cached
+        options: list[tuple[float, str, str, int]] = []
+        for home, access in self.homes(cell):
+            access_ms = self.links[access].latency_ms
+            for edge, (dist, _) in self._trees.items():
+                d = dist.get(home)
+                if d is not None:
+                    options.append((access_ms + d, edge, home, access))
+        options.sort(key=lambda o: (o[0], o[1], o[2]))
+        out: list[Route] = []
+        for latency, edge, home, access in options[:limit]:
+            tp = self._tree_path(home, edge)
+            assert tp is not None
+            nodes, links = tp
+            out.append(Route(cell, edge, (cell, *nodes), (access, *links), latency))
+        result = tuple(out)
+        self._nearest_cache[key] = result
+        return result
+
     def latency_to(self, cell: str, edge: str) -> float:
         """Best latency from ``cell`` to ``edge`` over working elements (inf where unreachable)."""
         best = math.inf
@@ -327,6 +382,9 @@ class Topology:
 
     def cells_in(self, coverage: Coverage) -> tuple[str, ...]:
         """Cells a coverage selects (explicit cells, zone tags, circle), in topology order."""
+        cached = self._coverage_cache.get(coverage)
+        if cached is not None:
+            return cached
         chosen: set[str] = set()
         for sid in coverage.sites:
             site = self.sites.get(sid)
@@ -334,17 +392,22 @@ class Topology:
                 raise errors.InvalidSpec(f"spec.coverage.sites: unknown site {sid!r}")
             if site.kind != SiteKind.CELL:
                 raise errors.InvalidSpec(
-                    f"spec.coverage.sites: {sid!r} is a {site.kind.value} site, not a cell"
+                    f"spec.coverage.sites: {sid!r} is {_article(site.kind.value)} site, not a cell"
                 )
             chosen.add(sid)
         if coverage.zones:
-            zones = set(coverage.zones)
-            chosen.update(c for c in self.cells if self.sites[c].zones & zones)
+            index = self._zone_index()
+            for zone in coverage.zones:
+                chosen.update(index.get(zone, ()))
         if coverage.circle is not None:
             chosen.update(
                 self._cells_within(coverage.circle.lat, coverage.circle.lon, coverage.circle.radius_km)
             )
-        return tuple(c for c in self.cells if c in chosen)
+        result = tuple(sorted(chosen, key=self._cell_position.__getitem__))
+        if len(self._coverage_cache) >= COVERAGE_CACHE_SIZE:
+            self._coverage_cache.clear()
+        self._coverage_cache[coverage] = result
+        return result
 
     def _cells_within(self, lat: float, lon: float, radius_km: float) -> list[str]:
         if self._cell_coords is None:
@@ -361,11 +424,33 @@ class Topology:
         dist = 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(h, 0, 1)))
         return [self.cells[i] for i in np.nonzero(dist <= radius_km)[0]]
 
+    def _zone_index(self) -> dict[str, list[str]]:
+        # Built once: scanning every cell for every slice's zones is the cost of a big city.
+        if self._zone_cells is None:
+            index: dict[str, list[str]] = {}
+            for c in self.cells:
+                for z in self.sites[c].zones:
+                    index.setdefault(z, []).append(c)
+            self._zone_cells = index
+        return self._zone_cells
+
     def zones(self) -> list[str]:
         return sorted({z for s in self.sites.values() for z in s.zones})
 
+    def has_zone(self, zone: str) -> bool:
+        """Whether any cell carries the zone tag (zones on other sites select no cells)."""
+        return zone in self._zone_index()
+
     def __repr__(self) -> str:
         return f"Topology({self.name!r}, {len(self.sites)} sites, {len(self.links)} links)"
+
+
+def _article(word: str) -> str:
+    """
+    >>> _article("aggregation"), _article("edge"), _article("core")
+    ('an aggregation', 'an edge', 'a core')
+    """
+    return f"{'an' if word[:1] in 'aeiou' else 'a'} {word}"
 
 
 def _summarise(problems: list[str], limit: int = 10) -> str:

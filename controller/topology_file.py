@@ -19,6 +19,9 @@ from slices import errors
 from slices.model import WireModel
 
 FIBRE_MS_PER_KM = 0.005  # light in fibre: about 5 µs per km
+# libyaml's C loader and dumper when PyYAML was built with it: ten times faster on a big city.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_YAML_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 SITE_ID = r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
 
 
@@ -44,7 +47,7 @@ class SiteSpec(WireModel):
     id: Annotated[str, Field(pattern=SITE_ID, max_length=63)]
     kind: SiteKind
     location: Location
-    zones: tuple[str, ...] = ()
+    zones: tuple[Annotated[str, Field(pattern=SITE_ID, max_length=63)], ...] = ()
     capacity: Capacity = Capacity()
     node_label: Annotated[
         str | None,
@@ -60,6 +63,8 @@ class SiteSpec(WireModel):
             raise ValueError("an edge site needs capacity.cpuMillicores and capacity.memoryMib")
         if self.kind != SiteKind.CELL and cap.radio_mbps is not None:
             raise ValueError(f"capacity.radioMbps is for cells, not {self.kind.value} sites")
+        if self.kind != SiteKind.EDGE and self.node_label is not None:
+            raise ValueError(f"nodeLabel is for edge sites, not {self.kind.value} sites")
         return self
 
 
@@ -109,7 +114,7 @@ def read_topology_file(path: str | Path) -> TopologyFile:
     except OSError as exc:
         raise errors.TopologyError(f"{path}: cannot read: {exc.strerror}") from exc
     try:
-        document = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        document = _load_document(text, is_json=path.suffix == ".json")
     except (yaml.YAMLError, json.JSONDecodeError) as exc:
         raise errors.TopologyError(
             f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}"
@@ -119,13 +124,30 @@ def read_topology_file(path: str | Path) -> TopologyFile:
     return parse_topology(document, str(path))
 
 
+def _load_document(text: str, is_json: bool) -> object:
+    """JSON or YAML. JSON is YAML too and reads a hundred times faster, so try it first on what
+    looks like JSON.
+
+    >>> _load_document('{"a": [1, 2]}', is_json=False), _load_document("a: [1, 2]", is_json=False)
+    ({'a': [1, 2]}, {'a': [1, 2]})
+    """
+    if is_json:
+        return json.loads(text)
+    if text.lstrip().startswith("{"):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            pass  # flow-style YAML
+    return yaml.load(text, Loader=_YAML_LOADER)  # a safe loader
+
+
 def write_topology_file(topology: TopologyFile, path: str | Path) -> None:
     path = Path(path)
     data = topology.to_wire()
     if path.suffix == ".json":
         text = json.dumps(data, indent=1)
     else:
-        text = yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=120)
+        text = yaml.dump(data, Dumper=_YAML_DUMPER, sort_keys=False, default_flow_style=None, width=120)
     path.write_text(text, encoding="utf-8")
 
 

@@ -149,9 +149,13 @@ def parse_slice(document: object, where: str = "") -> NetworkSlice:
         raise errors.InvalidSpec(errors.describe_validation_error(exc, where)) from exc
 
 
+# libyaml's C loader is ~100x faster than the pure-Python one; both are safe loaders.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _documents(text: str, where: str) -> Iterator[object]:
     try:
-        yield from yaml.safe_load_all(text)
+        yield from yaml.load_all(text, Loader=_YAML_LOADER)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

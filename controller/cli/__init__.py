@@ -44,6 +44,25 @@ def _register() -> None:
 
     main.add_command(topology_cmd.topology)
     main.add_command(plan_cmd.plan)
+    from controller.cli import controller_cmd
+
+    main.add_command(controller_cmd.controller)
+    from controller.cli import demo_cmd
+
+    main.add_command(demo_cmd.demo)
+    from controller.cli import slice_cmd, topology_ops_cmd
+
+    main.add_command(slice_cmd.slice_group)
+    for live in (topology_ops_cmd.status, topology_ops_cmd.drain, topology_ops_cmd.undrain):
+        topology_cmd.topology.add_command(live)
+    topology_cmd.topology.add_command(topology_ops_cmd.what_if)
+    from controller.cli import agent_cmd
+
+    main.add_command(agent_cmd.agent)
+    from controller.cli import observe_cmd
+
+    main.add_command(observe_cmd.top)
+    topology_cmd.topology.add_command(observe_cmd.render)
 
 
 _register()

@@ -1,0 +1,334 @@
+"""Telemetry ingest benchmark: simulated agents streaming KPI batches to one controller.
+
+Two measurements in one run, each server in a process of its own (so its CPU and RSS are its
+own), the load generator in this process:
+
+1. **Sustained city** — every site of a generated city runs the reference agent
+   (:mod:`telemetry.simulator`) reporting every ``--interval`` seconds to the real controller
+   (``ControllerService`` on SQLite with slices placed, the agent gRPC server, lease monitor and
+   SLA evaluation on). Reports accepted messages/s, KPI records/s, controller CPU and RSS, the
+   SLA pass time, and whether any lease was missed. Target: 20,000 sites every 10 s (2,000
+   messages/s) sustained on this 2-core machine.
+2. **Saturation vs bare grpcio** — ``--streams`` streams send pre-built telemetry batches as fast
+   as they can, first to the controller (rate limits lifted), then to a bare grpcio asyncio
+   server that only parses each message. Target: the controller within 1.5× of the baseline.
+
+    python bench/bench_telemetry.py                       # 20,000 sites, 10 s interval
+    python bench/bench_telemetry.py --cells 2000 --interval 2 --measure 20   # quicker
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import grpc
+import grpc.aio
+import psutil
+
+from controller import citygen
+from controller.topology import Topology
+from controller.topology_file import write_topology_file
+from protos.edgeslice.agent.v1 import agent_pb2
+from telemetry import agent_service, simulator
+
+SLICES = 40
+
+
+def cells_for_sites(sites: int) -> int:
+    """Cells of a generated city with about ``sites`` sites (1 aggregation per 12 cells, …)."""
+    return max(20, round(sites / (1 + 1 / 12 + 1 / 2500)))
+
+
+# ---------------------------------------------------------------------------------- servers
+
+
+def serve_controller(args: argparse.Namespace) -> None:
+    """Child process: the real controller with agents served; prints its counters every second."""
+    from controller.clock import RealClock
+    from controller.service import ControllerService
+    from controller.store import Store
+    from controller.topology import load_topology
+    from slices.intent import NetworkSlice
+
+    topology = load_topology(args.city)
+    tmp = tempfile.mkdtemp()
+    service = ControllerService(topology, Store.open(Path(tmp) / "state.db"), [], RealClock())
+    zones = sorted({z for s in topology.sites.values() for z in s.zones if z.startswith("district-")})
+    docs = [
+        NetworkSlice.model_validate(
+            {
+                "metadata": {"name": f"s{i:02d}"},
+                "spec": {
+                    "kind": ("iot", "wifi", "vehicle")[i % 3],
+                    "snssai": {"sst": (3, 1, 4)[i % 3], "sd": f"{i + 1:06x}"},
+                    "coverage": {"zones": [zones[i % len(zones)]]},
+                },
+            }
+        )
+        for i in range(SLICES)
+    ]
+    ready = sum(1 for r in service.apply(docs, "bench") if r.state.value == "Ready")
+    settings = agent_service.AgentSettings(
+        lease_s=3 * args.interval,
+        heartbeat_interval_s=args.interval,
+        telemetry_interval_s=args.interval,
+        rate_per_s=args.rate,
+        rate_burst=max(40.0, args.rate),
+        sla_window_s=args.interval,
+    )
+    server = agent_service.serve_agents(service, "127.0.0.1:0", dev=True, settings=settings, sla=True)
+    print(json.dumps({"port": server.port, "slices_ready": ready}), flush=True)
+    reg = server.registry
+    while True:
+        time.sleep(1.0)
+        statuses = reg.statuses(connected_only=True)
+        sla = server.sla_monitor
+        print(
+            json.dumps(
+                {
+                    "accepted": server.servicer.accepted_messages,
+                    "kpi_records": sum(s.kpi_records for s in statuses),
+                    "connected": sum(1 for s in statuses if s.connected),
+                    "acked": sum(1 for s in statuses if s.acked_generation == s.desired_generation),
+                    "downs": len(server.lease_monitor.downs) if server.lease_monitor else 0,
+                    "sla_pass_s": sla.last_pass_s if sla else 0.0,
+                    "sla_passes": sla.passes if sla else 0,
+                }
+            ),
+            flush=True,
+        )
+
+
+def serve_baseline(_: argparse.Namespace) -> None:
+    """Child process: a bare grpcio asyncio server that parses each AgentMessage and counts it."""
+    count = 0
+    welcome = agent_pb2.ControllerMessage()
+    welcome.welcome.site_id = "x"
+    config = agent_pb2.ControllerMessage()
+    config.config.generation = 1
+
+    async def connect(requests: Any, context: Any) -> None:
+        nonlocal count
+        async for raw in requests:
+            msg = agent_pb2.AgentMessage.FromString(raw)
+            if msg.WhichOneof("body") == "hello":
+                config.config.site_id = msg.hello.site_id
+                await context.write(welcome)
+                await context.write(config)
+            count += 1
+
+    async def main() -> None:
+        server = grpc.aio.server(options=[("grpc.max_receive_message_length", 256 * 1024)])
+        handler = grpc.method_handlers_generic_handler(
+            "edgeslice.agent.v1.SiteAgent",
+            {
+                "Connect": grpc.stream_stream_rpc_method_handler(
+                    connect,
+                    request_deserializer=None,
+                    response_serializer=agent_pb2.ControllerMessage.SerializeToString,
+                )
+            },
+        )
+        server.add_generic_rpc_handlers((handler,))
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        print(json.dumps({"port": port}), flush=True)
+        while True:
+            await asyncio.sleep(1.0)
+            print(json.dumps({"accepted": count}), flush=True)
+
+    asyncio.run(main())
+
+
+class Child:
+    """A server subprocess whose JSON lines we follow."""
+
+    def __init__(self, role: str, extra: list[str]) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--role", role, *extra], stdout=subprocess.PIPE, text=True
+        )
+        assert self.proc.stdout is not None
+        self.first: dict[str, Any] = json.loads(self.proc.stdout.readline())
+        self.latest: dict[str, Any] = {}
+        self.ps = psutil.Process(self.proc.pid)
+        threading.Thread(target=self._follow, daemon=True).start()
+
+    def _follow(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.latest = json.loads(line)
+
+    def cpu_s(self) -> float:
+        t = self.ps.cpu_times()
+        return float(t.user + t.system)
+
+    def rss_mib(self) -> float:
+        return float(self.ps.memory_info().rss) / 2**20
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(30)
+
+
+def window(child: Child, seconds: float) -> dict[str, float]:
+    """Rates over ``seconds`` from the child's own counters, and its CPU over the same time."""
+    time.sleep(1.2)
+    a, cpu_a, t_a = dict(child.latest), child.cpu_s(), time.monotonic()
+    time.sleep(seconds)
+    b, cpu_b, t_b = dict(child.latest), child.cpu_s(), time.monotonic()
+    wall = t_b - t_a
+    return {
+        "messages_per_s": (b["accepted"] - a["accepted"]) / wall,
+        "kpi_records_per_s": (b.get("kpi_records", 0) - a.get("kpi_records", 0)) / wall,
+        "cpu_percent": 100 * (cpu_b - cpu_a) / wall,
+        "rss_mib": child.rss_mib(),
+        "downs": b.get("downs", 0) - a.get("downs", 0),
+        "sla_pass_s": b.get("sla_pass_s", 0.0),
+    }
+
+
+# ---------------------------------------------------------------------------------- load
+
+
+def sustained(args: argparse.Namespace, city: Topology, city_file: Path) -> dict[str, float]:
+    ctl = Child("controller", ["--city", str(city_file), "--interval", str(args.interval), "--rate", "20"])
+    print(f"controller up on port {ctl.first['port']}, {ctl.first['slices_ready']}/{SLICES} slices Ready")
+    sim = simulator.Simulator(
+        f"127.0.0.1:{ctl.first['port']}", city, sorted(city.sites), streams_per_channel=2000
+    )
+    runner = simulator.SimulatorThread(sim)
+    try:
+        started = time.monotonic()
+        runner.start(wait_connected_s=None, ramp_per_s=args.ramp)
+        n = len(city.sites)
+        shown = 0.0
+        while ctl.latest.get("acked", 0) < n or ctl.latest.get("connected", 0) < n:
+            waited = time.monotonic() - started
+            if waited > 600:
+                raise SystemExit(f"only {ctl.latest} of {n} sites connected and acked after 600 s")
+            if waited - shown > 15:
+                shown = waited
+                print(
+                    f"  {waited:.0f} s: {ctl.latest.get('connected', 0)} connected, {ctl.latest.get('acked', 0)} acked"
+                )
+            time.sleep(0.5)
+        print(f"{n} agents connected and acked in {time.monotonic() - started:.1f} s")
+        time.sleep(args.interval)  # let the reports spread over the interval
+        result = window(ctl, args.measure)
+        result["sites"] = n
+        result["load_gen_sent"] = sim.messages_sent()
+        return result
+    finally:
+        runner.stop()
+        ctl.stop()
+
+
+async def _blast(port: int, sites: list[str], city: Topology, seconds: float) -> int:
+    """Each stream: Hello, read the config, then send one pre-built batch after another."""
+    model = simulator.LoadModel(city)
+    channels = [grpc.aio.insecure_channel(f"127.0.0.1:{port}") for _ in range(max(1, len(sites) // 50))]
+    sent = 0
+    stop_at = time.monotonic() + seconds
+
+    async def one(i: int, site: str) -> None:
+        nonlocal sent
+        call = channels[i % len(channels)].stream_stream(agent_service.METHOD)()
+        hello = agent_pb2.AgentMessage()
+        hello.hello.site_id = site
+        await call.write(hello.SerializeToString())
+        await call.read()  # welcome
+        cfg_msg = agent_pb2.ControllerMessage.FromString(await call.read())
+        model.on_applied(cfg_msg.config)
+        raw = agent_pb2.AgentMessage(telemetry=model.sample(site, cfg_msg.config)).SerializeToString()
+        while time.monotonic() < stop_at:
+            await call.write(raw)
+            sent += 1
+        await call.done_writing()
+        call.cancel()
+
+    await asyncio.gather(*(one(i, s) for i, s in enumerate(sites)), return_exceptions=True)
+    for ch in channels:
+        await ch.close()
+    return sent
+
+
+def saturation(args: argparse.Namespace, city: Topology, city_file: Path, role: str) -> dict[str, float]:
+    extra = ["--city", str(city_file), "--interval", "1000", "--rate", "1e9"] if role == "controller" else []
+    child = Child(role, extra)
+    cells = [c for c in city.cells][: args.streams]
+    result: dict[str, float] = {}
+
+    def measure() -> None:
+        result.update(window(child, args.measure))
+
+    try:
+        t = threading.Thread(target=measure)
+        t.start()
+        asyncio.run(_blast(child.first["port"], cells, city, args.measure + 3))
+        t.join()
+        return result
+    finally:
+        child.stop()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--role", choices=("bench", "controller", "baseline"), default="bench")
+    ap.add_argument("--sites", type=int, default=20_000, help="about this many sites in the city")
+    ap.add_argument("--cells", type=int, help="exact cell count (overrides --sites)")
+    ap.add_argument("--interval", type=float, default=10.0, help="seconds between an agent's reports")
+    ap.add_argument("--measure", type=float, default=30.0, help="measurement window, seconds")
+    ap.add_argument("--streams", type=int, default=200, help="streams in the saturation runs")
+    ap.add_argument("--ramp", type=float, default=500.0, help="agents started per second")
+    ap.add_argument("--rate", type=float, default=20.0, help=argparse.SUPPRESS)
+    ap.add_argument("--city", help=argparse.SUPPRESS)
+    ap.add_argument("--skip-sustained", action="store_true")
+    ap.add_argument("--skip-saturation", action="store_true")
+    args = ap.parse_args()
+    if args.role == "controller":
+        serve_controller(args)
+        return
+    if args.role == "baseline":
+        serve_baseline(args)
+        return
+    cells = args.cells or cells_for_sites(args.sites)
+    city = Topology.from_file(citygen.generate_city(cells, seed=7))
+    with tempfile.TemporaryDirectory() as tmp:
+        city_file = Path(tmp) / "city.json"
+        write_topology_file(city.source, city_file)
+        print(f"city: {len(city.sites)} sites ({cells} cells), machine: {psutil.cpu_count()} CPUs")
+        if not args.skip_sustained:
+            r = sustained(args, city, city_file)
+            target = r["sites"] / args.interval
+            print(
+                f"sustained: {r['sites']:.0f} sites every {args.interval:g} s (offered {target:.0f} msg/s): "
+                f"accepted {r['messages_per_s']:.0f} msg/s, {r['kpi_records_per_s']:.0f} KPI records/s; "
+                f"controller CPU {r['cpu_percent']:.0f}% of one core, RSS {r['rss_mib']:.0f} MiB; "
+                f"SLA pass {r['sla_pass_s'] * 1000:.0f} ms; missed leases {r['downs']:.0f}"
+            )
+        if not args.skip_saturation:
+            ctl = saturation(args, city, city_file, "controller")
+            base = saturation(args, city, city_file, "baseline")
+            print(
+                f"saturation ({args.streams} streams): controller {ctl['messages_per_s']:.0f} msg/s "
+                f"({ctl['kpi_records_per_s']:.0f} KPI records/s, CPU {ctl['cpu_percent']:.0f}%, "
+                f"RSS {ctl['rss_mib']:.0f} MiB); bare grpcio {base['messages_per_s']:.0f} msg/s "
+                f"(CPU {base['cpu_percent']:.0f}%, RSS {base['rss_mib']:.0f} MiB); "
+                f"baseline/controller = {base['messages_per_s'] / max(ctl['messages_per_s'], 1e-9):.2f}x "
+                "(target <= 1.5x)"
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,221 @@
+"""A small typed client of the operator API, used by ``slicectl``, the demo and the tests.
+
+It sends the bearer token with every call and turns gRPC failures back into our exceptions:
+UNAUTHENTICATED → :class:`NotAuthenticated`, UNAVAILABLE → :class:`errors.Unavailable` naming
+the server, INVALID_ARGUMENT → :class:`errors.InvalidSpec` with the server's message,
+NOT_FOUND → :class:`errors.NotFound`. The server also names the exact exception in trailing
+metadata, which wins when present (a TopologyError stays a TopologyError).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Sequence
+from types import TracebackType
+from typing import Any, TypeVar
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from controller.topology import LinkKey
+from protos.edgeslice.operator.v1 import operator_pb2 as pb
+from protos.edgeslice.operator.v1 import operator_pb2_grpc as pb_grpc
+from slices import errors
+
+DEFAULT_SERVER = "127.0.0.1:50051"
+MAX_RECEIVE_BYTES = 64 * 1024 * 1024
+ERROR_KIND_KEY = "edgeslice-error"  # same key as controller.api_server.ERROR_KIND_KEY
+
+_Resp = TypeVar("_Resp")
+
+
+class NotAuthenticated(errors.EdgesliceError):
+    """The server refused the call's token (missing, unknown or expired)."""
+
+    exit_code = 8
+
+
+_KINDS: dict[str, type[errors.EdgesliceError]] = {
+    cls.__name__: cls
+    for cls in (
+        errors.InvalidSpec,
+        errors.TopologyError,
+        errors.NotFound,
+        errors.RealisationError,
+        errors.StoreError,
+        errors.Unavailable,
+    )
+}
+
+
+def translate(exc: grpc.RpcError, address: str) -> errors.EdgesliceError:
+    """The exception a failed call stands for, with a one-line message."""
+    code: grpc.StatusCode = exc.code() if isinstance(exc, grpc.Call) else grpc.StatusCode.UNKNOWN
+    details: str = (exc.details() if isinstance(exc, grpc.Call) else "") or ""
+    trailing = exc.trailing_metadata() if isinstance(exc, grpc.Call) else None
+    pairs: tuple[tuple[str, str | bytes], ...] = tuple(trailing or ())
+    kind = next((str(v) for k, v in pairs if k == ERROR_KIND_KEY), "")
+    if code == grpc.StatusCode.UNAUTHENTICATED:
+        return NotAuthenticated(
+            f"not authenticated by {address}: {details} (give --token, --token-file or $EDGESLICE_TOKEN)"
+        )
+    if code == grpc.StatusCode.UNAVAILABLE:
+        return errors.Unavailable(f"cannot reach the controller at {address}: {details}")
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return errors.Unavailable(f"the controller at {address} did not answer in time")
+    if kind == "AdmissionRejected":
+        reason, _, message = details.partition(": ")
+        return errors.AdmissionRejected(reason, message)
+    if kind in _KINDS:
+        return _KINDS[kind](details)
+    if code == grpc.StatusCode.INVALID_ARGUMENT:
+        return errors.InvalidSpec(details)
+    if code == grpc.StatusCode.NOT_FOUND:
+        return errors.NotFound(details)
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        return errors.InvalidSpec(f"refused by {address} as too large or too many: {details}")
+    if code == grpc.StatusCode.CANCELLED:
+        return errors.Unavailable(f"the call to {address} was cancelled: {details}")
+    return errors.EdgesliceError(f"{address} answered {code.name}: {details}")
+
+
+def json_object(text: str, what: str) -> dict[str, Any]:
+    """Decode a JSON object the server sent.
+
+    >>> json_object('{"cells": 12, "latencyMs": 1.5}', "report")
+    {'cells': 12, 'latencyMs': 1.5}
+    """
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise errors.EdgesliceError(f"the server sent a {what} that is not JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise errors.EdgesliceError(f"the server sent a {what} that is not a JSON object")
+    return data
+
+
+class ApiClient:
+    """One channel to one controller. Use as a context manager, or call :meth:`close`.
+
+    ``ca`` (PEM) turns on TLS; ``client_cert``/``client_key`` add a client certificate (mTLS).
+    """
+
+    def __init__(
+        self,
+        address: str,
+        token: str,
+        *,
+        ca: bytes | None = None,
+        client_cert: bytes | None = None,
+        client_key: bytes | None = None,
+        timeout_s: float = 30.0,
+    ) -> None:
+        self.address = address
+        self.timeout_s = timeout_s
+        self._metadata: tuple[tuple[str, str], ...] = (("authorization", f"Bearer {token}"),) if token else ()
+        options = [("grpc.max_receive_message_length", MAX_RECEIVE_BYTES)]
+        if ca is not None:
+            creds = grpc.ssl_channel_credentials(
+                root_certificates=ca, private_key=client_key, certificate_chain=client_cert
+            )
+            self._channel = grpc.secure_channel(address, creds, options=options)
+        else:
+            self._channel = grpc.insecure_channel(address, options=options)
+        self._stub = pb_grpc.OperatorServiceStub(self._channel)  # type: ignore[no-untyped-call]
+        self._health = health_pb2_grpc.HealthStub(self._channel)
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> ApiClient:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def _call(self, method: Callable[..., _Resp], request: object, timeout_s: float | None = None) -> _Resp:
+        try:
+            return method(request, timeout=timeout_s or self.timeout_s, metadata=self._metadata)
+        except grpc.RpcError as exc:
+            raise translate(exc, self.address) from exc
+
+    # -- slices -----------------------------------------------------------------------------------
+
+    def apply(
+        self, manifests: Sequence[tuple[str, str]], timeout_s: float | None = None
+    ) -> list[pb.ApplyResult]:
+        """Apply ``(source, YAML text)`` manifests together: all documents or none."""
+        request = pb.ApplySlicesRequest(manifests=[pb.Manifest(source=s, content=c) for s, c in manifests])
+        return list(self._call(self._stub.ApplySlices, request, timeout_s).results)
+
+    def get(self, name: str) -> pb.Slice:
+        result: pb.Slice = self._call(self._stub.GetSlice, pb.GetSliceRequest(name=name))
+        return result
+
+    def list_slices(self) -> list[pb.Slice]:
+        return list(self._call(self._stub.ListSlices, pb.ListSlicesRequest()).slices)
+
+    def delete(self, name: str) -> None:
+        self._call(self._stub.DeleteSlice, pb.DeleteSliceRequest(name=name))
+
+    def explain(self, name: str) -> dict[str, Any]:
+        response: pb.ExplainSliceResponse = self._call(
+            self._stub.ExplainSlice, pb.ExplainSliceRequest(name=name)
+        )
+        return json_object(response.explanation_json, "explanation")
+
+    # -- events -----------------------------------------------------------------------------------
+
+    def events(self, after_seq: int = 0, limit: int = 1000, slice_name: str | None = None) -> list[pb.Event]:
+        request = pb.ListEventsRequest(after_seq=after_seq, limit=limit, slice=slice_name or "")
+        return list(self._call(self._stub.ListEvents, request).events)
+
+    def watch(self, after_seq: int = 0, slice_name: str | None = None) -> Iterator[pb.Event]:
+        """Events after ``after_seq``, then each new one as it happens; close the iterator to stop."""
+        request = pb.WatchEventsRequest(after_seq=after_seq, slice=slice_name or "")
+        try:
+            stream = self._stub.WatchEvents(request, metadata=self._metadata)
+        except grpc.RpcError as exc:  # pragma: no cover - stream errors surface on iteration
+            raise translate(exc, self.address) from exc
+        try:
+            yield from stream
+        except grpc.RpcError as exc:
+            raise translate(exc, self.address) from exc
+        finally:
+            stream.cancel()
+
+    # -- topology ---------------------------------------------------------------------------------
+
+    def topology_status(self) -> pb.TopologyStatus:
+        result: pb.TopologyStatus = self._call(self._stub.GetTopologyStatus, pb.GetTopologyStatusRequest())
+        return result
+
+    def drain(self, site: str, timeout_s: float | None = None) -> list[str]:
+        response: pb.DrainSiteResponse = self._call(
+            self._stub.DrainSite, pb.DrainSiteRequest(site=site), timeout_s
+        )
+        return list(response.moved_slices)
+
+    def undrain(self, site: str, timeout_s: float | None = None) -> list[str]:
+        response: pb.UndrainSiteResponse = self._call(
+            self._stub.UndrainSite, pb.UndrainSiteRequest(site=site), timeout_s
+        )
+        return list(response.moved_slices)
+
+    def what_if(self, fail_sites: Sequence[str], fail_links: Sequence[LinkKey]) -> dict[str, Any]:
+        request = pb.WhatIfRequest(
+            fail_sites=list(fail_sites), fail_links=[pb.Link(a=a, b=b) for a, b in fail_links]
+        )
+        response: pb.WhatIfResponse = self._call(self._stub.WhatIf, request)
+        return json_object(response.report_json, "what-if report")
+
+    # -- health -----------------------------------------------------------------------------------
+
+    def health(self, service: str = "") -> str:
+        """``SERVING``, ``NOT_SERVING``, ... as the standard health service reports it (no token needed)."""
+        response: health_pb2.HealthCheckResponse = self._call(
+            self._health.Check, health_pb2.HealthCheckRequest(service=service)
+        )
+        return str(health_pb2.HealthCheckResponse.ServingStatus.Name(response.status))

@@ -1,0 +1,602 @@
+"""The operator gRPC API (``edgeslice.operator.v1.OperatorService``): a thin translation layer.
+
+Every call is checked for a bearer token before it reaches the servicer (an interceptor, so no
+method can forget it); the health service and reflection stay open for probes and tools. The
+servicer turns requests into :class:`controller.service.ControllerService` calls and the
+results into messages; our exceptions become status codes (InvalidSpec → INVALID_ARGUMENT with
+the message naming the field, NotFound → NOT_FOUND, ...) plus trailing metadata
+``edgeslice-error`` naming the exception, so :mod:`controller.api_client` can raise the same kind.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent import futures
+from dataclasses import dataclass, is_dataclass
+from datetime import datetime
+from enum import Enum
+from typing import Any, NoReturn, TypeVar
+
+import grpc
+from google.protobuf import timestamp_pb2
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from controller import auth as auth_mod
+from controller import service as service_mod
+from controller.placement_model import Placement
+from controller.topology import LinkKey, link_key
+from protos.edgeslice.operator.v1 import operator_pb2 as pb
+from protos.edgeslice.operator.v1 import operator_pb2_grpc as pb_grpc
+from slices import errors, intent
+from slices.status import Condition
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["OperatorService"].full_name
+MAX_RECEIVE_BYTES = 4 * 1024 * 1024  # a request bigger than this is refused (RESOURCE_EXHAUSTED)
+MAX_SEND_BYTES = 64 * 1024 * 1024  # a 20,000-cell topology status is a few MiB
+ERROR_KIND_KEY = "edgeslice-error"
+# Probes and discovery work without a token; everything else needs one.
+OPEN_METHOD_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+EVENT_PAGE = 1000
+MAX_EVENT_LIMIT = 10_000
+
+_CODES: tuple[tuple[type[errors.EdgesliceError], grpc.StatusCode], ...] = (
+    (errors.InvalidSpec, grpc.StatusCode.INVALID_ARGUMENT),
+    (errors.TopologyError, grpc.StatusCode.INVALID_ARGUMENT),
+    (errors.NotFound, grpc.StatusCode.NOT_FOUND),
+    (errors.AdmissionRejected, grpc.StatusCode.FAILED_PRECONDITION),
+    (errors.RealisationError, grpc.StatusCode.FAILED_PRECONDITION),
+    (errors.StoreError, grpc.StatusCode.INTERNAL),
+    (errors.Unavailable, grpc.StatusCode.UNAVAILABLE),
+)
+
+
+def status_code(exc: errors.EdgesliceError) -> grpc.StatusCode:
+    """The gRPC status an error is sent as.
+
+    >>> status_code(errors.NotFound("slice 'x' does not exist")).name
+    'NOT_FOUND'
+    """
+    for kind, code in _CODES:
+        if isinstance(exc, kind):
+            return code
+    return grpc.StatusCode.UNKNOWN
+
+
+# ---- authentication -------------------------------------------------------------------------
+
+
+class BearerAuthInterceptor(grpc.ServerInterceptor):
+    """Refuses every call without a known bearer token with UNAUTHENTICATED."""
+
+    def __init__(self, authenticator: auth_mod.Authenticator) -> None:
+        self._auth = authenticator
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = continuation(handler_call_details)
+        if handler is None or handler_call_details.method.startswith(OPEN_METHOD_PREFIXES):
+            return handler
+        token = auth_mod.bearer_token(handler_call_details.invocation_metadata)
+        if not token:
+            why = "no bearer token: send metadata 'authorization: Bearer <token>'"
+        elif self._auth.identify(token) is None:
+            why = "the bearer token is not known to this controller"
+        else:
+            return handler
+        return _refusing(handler, why)
+
+
+def _refusing(handler: grpc.RpcMethodHandler[Any, Any], why: str) -> grpc.RpcMethodHandler[Any, Any]:
+    """A handler of the same shape as ``handler`` that fails with UNAUTHENTICATED."""
+
+    def deny(_request: object, context: grpc.ServicerContext) -> Any:
+        context.abort(grpc.StatusCode.UNAUTHENTICATED, why)
+
+    if handler.response_streaming:
+        return grpc.unary_stream_rpc_method_handler(
+            deny,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+    return grpc.unary_unary_rpc_method_handler(
+        deny,
+        request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer,
+    )
+
+
+# ---- errors → status ------------------------------------------------------------------------
+
+_S = TypeVar("_S", bound="OperatorServicer")
+_Req = TypeVar("_Req")
+_Resp = TypeVar("_Resp")
+
+
+class _Refused(Exception):
+    """A status of the API's own (not a domain error), e.g. too many watches."""
+
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        super().__init__(details)
+        self.code = code
+        self.details = details
+
+
+def _abort(context: grpc.ServicerContext, exc: BaseException) -> NoReturn:
+    if isinstance(exc, _Refused):
+        context.abort(exc.code, exc.details)
+    if isinstance(exc, errors.EdgesliceError):
+        context.set_trailing_metadata(((ERROR_KIND_KEY, type(exc).__name__),))
+        context.abort(status_code(exc), str(exc))
+    log.error("operator API: unexpected error", exc_info=exc)
+    context.abort(
+        grpc.StatusCode.INTERNAL, f"internal error ({type(exc).__name__}); see the controller's log"
+    )
+
+
+def _unary(
+    method: Callable[[_S, _Req, grpc.ServicerContext], _Resp],
+) -> Callable[[_S, _Req, grpc.ServicerContext], _Resp]:
+    @functools.wraps(method)
+    def wrapper(self: _S, request: _Req, context: grpc.ServicerContext) -> _Resp:
+        try:
+            with self.in_flight:
+                return method(self, request, context)
+        except Exception as exc:
+            _abort(context, exc)
+
+    return wrapper
+
+
+def _streaming(
+    method: Callable[[_S, _Req, grpc.ServicerContext], Iterator[_Resp]],
+) -> Callable[[_S, _Req, grpc.ServicerContext], Iterator[_Resp]]:
+    @functools.wraps(method)
+    def wrapper(self: _S, request: _Req, context: grpc.ServicerContext) -> Iterator[_Resp]:
+        try:
+            with self.in_flight:
+                yield from method(self, request, context)
+        except Exception as exc:
+            _abort(context, exc)
+
+    return wrapper
+
+
+def _required(value: str, field: str) -> str:
+    if not value:
+        raise errors.InvalidSpec(f"{field}: required")
+    return value
+
+
+def _slice_name(value: str) -> str:
+    if not intent.is_dns_label(_required(value, "name")):
+        raise errors.InvalidSpec(f"name: {value[:80]!r} is not a slice name (lowercase DNS label)")
+    return value
+
+
+# ---- domain → messages ----------------------------------------------------------------------
+
+
+def timestamp(at: datetime) -> timestamp_pb2.Timestamp:
+    out = timestamp_pb2.Timestamp()
+    out.FromDatetime(at)
+    return out
+
+
+def condition_message(c: Condition) -> pb.Condition:
+    return pb.Condition(
+        type=c.type.value,
+        status=c.status.value,
+        reason=c.reason,
+        message=c.message,
+        observed_generation=c.observed_generation,
+        last_transition_time=timestamp(c.last_transition_time),
+    )
+
+
+def placement_message(p: Placement) -> pb.PlacementSummary:
+    return pb.PlacementSummary(
+        edges=[
+            pb.EdgeShare(site=e.site, cells=e.cells, cpu_millicores=e.cpu_millicores, memory_mib=e.memory_mib)
+            for e in p.edges
+        ],
+        cells_served=len(p.assignments),
+        unserved_cells=list(p.unserved),
+        worst_latency_ms=p.worst_latency_ms,
+        kbps_per_cell=p.kbps_per_cell,
+    )
+
+
+def slice_message(record: service_mod.SliceRecord) -> pb.Slice:
+    out = pb.Slice(
+        name=record.name,
+        generation=record.generation,
+        kind=record.intent.kind.value,
+        snssai=record.intent.snssai,
+        priority=record.intent.priority,
+        state=record.state.value,
+        reason=record.reason,
+        message=record.message,
+        conditions=[condition_message(c) for c in record.conditions],
+        document_json=json.dumps(record.document.to_wire(), separators=(",", ":")),
+        created_at=timestamp(record.created_at),
+        updated_at=timestamp(record.updated_at),
+    )
+    if record.placement is not None:
+        out.placement.CopyFrom(placement_message(record.placement))
+    return out
+
+
+def event_message(e: service_mod.Event) -> pb.Event:
+    return pb.Event(
+        seq=e.seq,
+        at=timestamp(e.at),
+        actor=e.actor,
+        action=e.action,
+        slice=e.slice or "",
+        site=e.site or "",
+        message=e.message,
+    )
+
+
+def apply_result_message(r: service_mod.ApplyResult) -> pb.ApplyResult:
+    return pb.ApplyResult(
+        name=r.name,
+        generation=r.generation,
+        changed=r.changed,
+        state=r.state.value,
+        reason=r.reason,
+        message=r.message,
+    )
+
+
+def link_message(key: LinkKey) -> pb.Link:
+    return pb.Link(a=key[0], b=key[1])
+
+
+def topology_status_message(s: service_mod.TopologyStatus) -> pb.TopologyStatus:
+    return pb.TopologyStatus(
+        name=s.name,
+        sites=[
+            pb.SiteStatus(
+                site=x.site,
+                kind=x.kind,
+                up=x.up,
+                drained=x.drained,
+                reason=x.reason,
+                cpu_reserved_millicores=x.cpu_reserved,
+                cpu_capacity_millicores=x.cpu_capacity,
+                memory_reserved_mib=x.memory_reserved,
+                memory_capacity_mib=x.memory_capacity,
+                radio_reserved_kbps=x.radio_reserved_kbps,
+                radio_capacity_kbps=x.radio_capacity_kbps,
+                slices=x.slices,
+            )
+            for x in s.sites
+        ],
+        down_links=[link_message(k) for k in s.down_links],
+        link_utilisation=[
+            pb.LinkUtilisation(link=link_message(k), reserved_kbps=used, capacity_kbps=cap)
+            for k, used, cap in s.link_utilisation
+        ],
+    )
+
+
+def _jsonable(value: object) -> object:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, set | frozenset):
+        return sorted(value, key=str)
+    if is_dataclass(value) and not isinstance(value, type):
+        return {k: v for k, v in vars(value).items() if not k.startswith("_")}
+    to_dict = getattr(value, "to_dict", None) or getattr(value, "to_wire", None)
+    if callable(to_dict):
+        return to_dict()
+    return str(value)
+
+
+def json_text(data: dict[str, object]) -> str:
+    """A report as JSON text (dates, enums and dataclasses made JSON first), keys kept in order.
+
+    >>> from datetime import UTC
+    >>> json_text({"at": datetime(2026, 1, 1, tzinfo=UTC), "n": 3, "route": ("a", "b")})
+    '{"at":"2026-01-01T00:00:00+00:00","n":3,"route":["a","b"]}'
+    """
+    return json.dumps(data, default=_jsonable, separators=(",", ":"))
+
+
+# ---- the servicer ---------------------------------------------------------------------------
+
+
+class InFlight:
+    """Counts calls inside the servicer, so stopping can wait until none touches the service."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._idle = threading.Condition()
+
+    def __enter__(self) -> None:
+        with self._idle:
+            self._count += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self._idle:
+            self._count -= 1
+            self._idle.notify_all()
+
+    def wait_idle(self, timeout_s: float) -> bool:
+        with self._idle:
+            return self._idle.wait_for(lambda: self._count == 0, timeout=timeout_s)
+
+
+class OperatorServicer(pb_grpc.OperatorServiceServicer):
+    def __init__(
+        self,
+        service: service_mod.ControllerService,
+        authenticator: auth_mod.Authenticator,
+        stopping: threading.Event,
+        max_watches: int,
+        poll_s: float = 1.0,
+    ) -> None:
+        self._service = service
+        self._auth = authenticator
+        self._stopping = stopping
+        self._poll_s = poll_s
+        self._watch_slots = threading.BoundedSemaphore(max_watches)
+        self._max_watches = max_watches
+        self.in_flight = InFlight()
+
+    def _actor(self, context: grpc.ServicerContext) -> str:
+        # The interceptor already refused unknown tokens; this only names who is calling.
+        name = self._auth.identify(auth_mod.bearer_token(context.invocation_metadata()))
+        if name is None:  # pragma: no cover - the interceptor guarantees a known token
+            raise errors.InvalidSpec("authorization: unknown bearer token")
+        return self._auth.actor(name)
+
+    @_unary
+    def ApplySlices(
+        self, request: pb.ApplySlicesRequest, context: grpc.ServicerContext
+    ) -> pb.ApplySlicesResponse:
+        documents = documents_of(request.manifests)
+        results = self._service.apply(documents, self._actor(context))
+        return pb.ApplySlicesResponse(results=[apply_result_message(r) for r in results])
+
+    @_unary
+    def GetSlice(self, request: pb.GetSliceRequest, context: grpc.ServicerContext) -> pb.Slice:
+        return slice_message(self._service.get(_slice_name(request.name)))
+
+    @_unary
+    def ListSlices(
+        self, request: pb.ListSlicesRequest, context: grpc.ServicerContext
+    ) -> pb.ListSlicesResponse:
+        records = sorted(self._service.list_slices(), key=lambda r: r.name)
+        return pb.ListSlicesResponse(slices=[slice_message(r) for r in records])
+
+    @_unary
+    def DeleteSlice(
+        self, request: pb.DeleteSliceRequest, context: grpc.ServicerContext
+    ) -> pb.DeleteSliceResponse:
+        self._service.delete(_slice_name(request.name), self._actor(context))
+        return pb.DeleteSliceResponse()
+
+    @_unary
+    def ExplainSlice(
+        self, request: pb.ExplainSliceRequest, context: grpc.ServicerContext
+    ) -> pb.ExplainSliceResponse:
+        report = self._service.explain(_slice_name(request.name))
+        return pb.ExplainSliceResponse(explanation_json=json_text(report))
+
+    @_unary
+    def ListEvents(
+        self, request: pb.ListEventsRequest, context: grpc.ServicerContext
+    ) -> pb.ListEventsResponse:
+        limit = request.limit or EVENT_PAGE
+        if not 1 <= limit <= MAX_EVENT_LIMIT:
+            raise errors.InvalidSpec(f"limit: {limit} is out of range (1..{MAX_EVENT_LIMIT})")
+        if request.after_seq < 0:
+            raise errors.InvalidSpec(f"after_seq: {request.after_seq} is negative")
+        slice_name = _slice_name(request.slice) if request.slice else None
+        events = self._service.events(after_seq=request.after_seq, limit=limit, slice_name=slice_name)
+        return pb.ListEventsResponse(events=[event_message(e) for e in events])
+
+    @_streaming
+    def WatchEvents(
+        self, request: pb.WatchEventsRequest, context: grpc.ServicerContext
+    ) -> Iterator[pb.Event]:
+        if request.after_seq < 0:
+            raise errors.InvalidSpec(f"after_seq: {request.after_seq} is negative")
+        slice_name = _slice_name(request.slice) if request.slice else None
+        # Each watch holds a worker thread; cap them so watches cannot starve ordinary calls.
+        if not self._watch_slots.acquire(blocking=False):
+            raise _Refused(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"too many event watches open (at most {self._max_watches}); try again later",
+            )
+        try:
+            after = request.after_seq
+            while True:  # the backlog, page by page
+                page = self._service.events(after_seq=after, limit=EVENT_PAGE, slice_name=slice_name)
+                for event in page:
+                    after = max(after, event.seq)
+                    yield event_message(event)
+                if len(page) < EVENT_PAGE:
+                    break
+            while context.is_active() and not self._stopping.is_set():
+                for event in self._service.wait_events(after, timeout_s=self._poll_s):
+                    after = max(after, event.seq)
+                    if slice_name is None or event.slice == slice_name:
+                        yield event_message(event)
+            if self._stopping.is_set():
+                raise _Refused(
+                    grpc.StatusCode.UNAVAILABLE, "the controller is shutting down; watch again to resume"
+                )
+        finally:
+            self._watch_slots.release()
+
+    @_unary
+    def GetTopologyStatus(
+        self, request: pb.GetTopologyStatusRequest, context: grpc.ServicerContext
+    ) -> pb.TopologyStatus:
+        return topology_status_message(self._service.topology_status())
+
+    @_unary
+    def DrainSite(self, request: pb.DrainSiteRequest, context: grpc.ServicerContext) -> pb.DrainSiteResponse:
+        moved = self._service.drain(_required(request.site, "site"), self._actor(context))
+        return pb.DrainSiteResponse(moved_slices=moved)
+
+    @_unary
+    def UndrainSite(
+        self, request: pb.UndrainSiteRequest, context: grpc.ServicerContext
+    ) -> pb.UndrainSiteResponse:
+        moved = self._service.undrain(_required(request.site, "site"), self._actor(context))
+        return pb.UndrainSiteResponse(moved_slices=moved)
+
+    @_unary
+    def WhatIf(self, request: pb.WhatIfRequest, context: grpc.ServicerContext) -> pb.WhatIfResponse:
+        sites = [_required(s, f"fail_sites[{i}]") for i, s in enumerate(request.fail_sites)]
+        links: list[LinkKey] = []
+        for i, link in enumerate(request.fail_links):
+            if not link.a or not link.b:
+                raise errors.InvalidSpec(f"fail_links[{i}]: needs both a and b")
+            links.append(link_key(link.a, link.b))
+        if not sites and not links:
+            raise errors.InvalidSpec("fail_sites, fail_links: give at least one site or link to fail")
+        return pb.WhatIfResponse(report_json=json_text(self._service.what_if(sites, links)))
+
+
+def _load_manifest(content: str, where: str) -> list[intent.NetworkSlice]:
+    """One JSON object is parsed as JSON (a program's usual form, and far faster than the YAML
+    parser); anything else as a YAML stream. Both end in :func:`slices.intent.parse_slice`."""
+    if content.lstrip().startswith("{"):
+        try:
+            data = json.loads(content)
+        except json.JSONDecodeError:
+            pass  # not JSON after all (YAML flow style): the YAML parser reports it precisely
+        else:
+            return [intent.parse_slice(data, f"{where}[doc 1]")]
+    return intent.load_slices(content, where)
+
+
+def documents_of(manifests: Sequence[pb.Manifest]) -> list[intent.NetworkSlice]:
+    """Validate every manifest (one path: :func:`slices.intent.load_slices`); all or nothing."""
+    documents: list[intent.NetworkSlice] = []
+    seen: dict[str, str] = {}
+    for i, manifest in enumerate(manifests):
+        where = manifest.source or f"manifests[{i}]"
+        loaded = _load_manifest(manifest.content, where)
+        if not loaded:
+            raise errors.InvalidSpec(f"{where}: no NetworkSlice documents in it")
+        for doc in loaded:
+            if doc.name in seen:
+                raise errors.InvalidSpec(
+                    f"{where}: metadata.name: slice {doc.name!r} is also defined in {seen[doc.name]}"
+                )
+            seen[doc.name] = where
+            documents.append(doc)
+    if not documents:
+        raise errors.InvalidSpec("manifests: none given")
+    return documents
+
+
+# ---- the server -----------------------------------------------------------------------------
+
+
+@dataclass
+class ApiServer:
+    """A started server; ``address`` is the one actually bound (port 0 becomes a real port)."""
+
+    server: grpc.Server
+    address: str
+    port: int
+    health: health.HealthServicer
+    stopping: threading.Event
+    in_flight: InFlight
+
+    def stop(self, grace_s: float = 2.0) -> None:
+        """Say NOT_SERVING, end event watches, let calls in flight finish for ``grace_s``.
+
+        When it returns no call is still inside the service (a watch notices within its poll
+        interval), so the caller may close the store.
+        """
+        self.stopping.set()
+        self.health.enter_graceful_shutdown()
+        self.server.stop(grace_s).wait()
+        if not self.in_flight.wait_idle(timeout_s=grace_s + 10):
+            log.warning("operator API: calls still running after stop")
+
+    def wait(self, timeout_s: float | None = None) -> bool:
+        return self.server.wait_for_termination(timeout_s)
+
+
+def serve(
+    service: service_mod.ControllerService,
+    listen: str,
+    authenticator: auth_mod.Authenticator,
+    tls: auth_mod.TlsConfig | None,
+    dev: bool,
+    *,
+    max_workers: int = 16,
+    max_receive_bytes: int = MAX_RECEIVE_BYTES,
+    poll_s: float = 1.0,
+) -> ApiServer:
+    """Start the operator API on ``listen`` (``HOST:PORT``; port 0 picks a free one).
+
+    Without ``tls`` it serves only in dev mode and only on loopback (see :mod:`controller.auth`).
+    """
+    auth_mod.check_listen(listen, tls, dev)
+    host, _ = auth_mod.split_address(listen)
+    stopping = threading.Event()
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="operator-api"),
+        interceptors=[BearerAuthInterceptor(authenticator)],
+        options=[
+            ("grpc.max_receive_message_length", max_receive_bytes),
+            ("grpc.max_send_message_length", MAX_SEND_BYTES),
+            ("grpc.so_reuseport", 0),
+        ],
+    )
+    servicer = OperatorServicer(
+        service, authenticator, stopping, max_watches=max(1, max_workers // 2), poll_s=poll_s
+    )
+    pb_grpc.add_OperatorServiceServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    for name in ("", SERVICE_NAME):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    try:
+        if tls is None:
+            port = server.add_insecure_port(listen)
+        else:
+            credentials = grpc.ssl_server_credentials(
+                [(tls.private_key, tls.cert_chain)],
+                root_certificates=tls.client_ca,
+                require_client_auth=tls.client_ca is not None,
+            )
+            port = server.add_secure_port(listen, credentials)
+    except RuntimeError as exc:
+        raise errors.Unavailable(f"cannot listen on {listen}: {exc}") from exc
+    if port == 0:
+        raise errors.Unavailable(f"cannot listen on {listen}: the address is in use or not available")
+    server.start()
+    bound = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    log.info("operator API on %s (%s)", bound, "TLS" if tls else "plaintext, dev mode")
+    return ApiServer(
+        server=server,
+        address=bound,
+        port=port,
+        health=health_servicer,
+        stopping=stopping,
+        in_flight=servicer.in_flight,
+    )

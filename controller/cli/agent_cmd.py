@@ -1,0 +1,307 @@
+"""``slicectl agent``: run a site agent, simulate many, create dev certificates. Wiring only."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+import grpc
+
+from controller import citygen
+from controller.topology import Topology, load_topology, parse_link_key
+from controller.topology_file import SiteKind
+from slices import errors
+
+
+def _city(topology: str | None, cells: int, seed: int) -> Topology:
+    if topology is not None:
+        return load_topology(topology)
+    return Topology.from_file(citygen.generate_city(cells, seed=seed))
+
+
+city_options = [
+    click.option("--topology", "topology_path", type=click.Path(dir_okay=False), help="City topology file."),
+    click.option(
+        "--cells",
+        type=click.IntRange(1, 1_000_000),
+        default=60,
+        show_default=True,
+        help="Without --topology: the generated sample city's cells (as the controller uses).",
+    ),
+    click.option("--seed", type=int, default=0, show_default=True, help="Seed of the generated city."),
+]
+
+
+def _with_city(fn: click.decorators.FC) -> click.decorators.FC:
+    for option in reversed(city_options):
+        fn = option(fn)
+    return fn
+
+
+def _tls_files(
+    cert: str | None, key: str | None, ca: str | None, insecure: bool
+) -> tuple[str, str, str] | None:
+    given = [v for v in (cert, key, ca) if v]
+    if insecure:
+        if given:
+            raise errors.InvalidSpec("--insecure: do not combine with --tls-cert/--tls-key/--tls-ca")
+        return None
+    if len(given) != 3:
+        raise errors.InvalidSpec(
+            "--tls-cert, --tls-key and --tls-ca are all needed for mutual TLS (or --insecure for dev mode)"
+        )
+    assert cert and key and ca
+    return cert, key, ca
+
+
+@click.group()
+def agent() -> None:
+    """Site agents: the reference agent, a many-site simulator, dev certificates."""
+
+
+@agent.command("run")
+@click.option("--site", required=True, help="The site this agent runs at (its topology id).")
+@click.option("--controller", "target", required=True, help="Controller agent address, HOST:PORT.")
+@click.option(
+    "--tls-cert", type=click.Path(exists=True, dir_okay=False), help="This site's certificate (PEM)."
+)
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), help="This site's key (PEM).")
+@click.option("--tls-ca", type=click.Path(exists=True, dir_okay=False), help="CA that signed the controller.")
+@click.option("--server-name", help="Expected name in the controller's certificate (default: the host).")
+@click.option("--insecure", is_flag=True, help="Dev mode: plaintext to a loopback controller.")
+@click.option(
+    "--record-dir",
+    type=click.Path(file_okay=False),
+    default="agent-config",
+    show_default=True,
+    help="Where the default backend records what it would configure.",
+)
+def run_cmd(
+    site: str,
+    target: str,
+    tls_cert: str | None,
+    tls_key: str | None,
+    tls_ca: str | None,
+    server_name: str | None,
+    insecure: bool,
+    record_dir: str,
+) -> None:
+    """Run the agent of one site until interrupted (applies config, reports KPIs)."""
+    from telemetry import agent as agent_mod
+
+    files = _tls_files(tls_cert, tls_key, tls_ca, insecure)
+    if files is None and target.rsplit(":", 1)[0] not in ("127.0.0.1", "localhost", "[::1]"):
+        raise errors.InvalidSpec(f"--insecure: only to a loopback controller, not {target!r}")
+
+    async def main() -> None:
+        creds = agent_mod.channel_credentials(*files) if files else None
+        channel = agent_mod.open_channel(target, creds, server_name)
+        backend = agent_mod.RecordingBackend(record_dir)
+        a = agent_mod.SiteAgent(site, lambda: channel, backend, agent_mod.IdleKpiSource())
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, a.stop)
+        task = asyncio.create_task(a.run())
+        connected = asyncio.create_task(a.connected.wait())
+        await asyncio.wait({task, connected}, return_when=asyncio.FIRST_COMPLETED)
+        if connected.done():
+            click.echo(f"site {site}: connected to {target}; recording configuration in {record_dir}/")
+        try:
+            await task
+        finally:
+            connected.cancel()
+            await channel.close()
+        click.echo(f"site {site}: stopped after {a.stats.configs_applied} configurations applied")
+
+    asyncio.run(main())
+
+
+@dataclass(frozen=True)
+class _Fault:
+    at_s: float
+    action: str
+    args: tuple[str, ...]
+
+
+def _parse_faults(kill: tuple[str, ...], cut: tuple[str, ...], degrade: tuple[str, ...]) -> list[_Fault]:
+    def split_at(text: str, flag: str) -> tuple[str, float]:
+        what, sep, when = text.partition("@")
+        try:
+            return what, float(when) if sep else 0.0
+        except ValueError:
+            raise errors.InvalidSpec(f"{flag} {text!r}: the time after @ must be seconds, e.g. @30") from None
+
+    faults = []
+    for k in kill:
+        site, at = split_at(k, "--kill")
+        faults.append(_Fault(at, "kill", (site,)))
+    for c in cut:
+        link, at = split_at(c, "--cut")
+        a, b = parse_link_key(link)
+        faults.append(_Fault(at, "cut", (a, b)))
+    for d in degrade:
+        spec, at = split_at(d, "--degrade")
+        site, sep, ms = spec.partition("=")
+        try:
+            float(ms)
+        except ValueError:
+            raise errors.InvalidSpec(
+                f"--degrade {d!r}: expected SITE=MS[@SECONDS], e.g. agg-3=20@60"
+            ) from None
+        if not sep:
+            raise errors.InvalidSpec(f"--degrade {d!r}: expected SITE=MS[@SECONDS], e.g. agg-3=20@60")
+        faults.append(_Fault(at, "degrade", (site, ms)))
+    return sorted(faults, key=lambda f: f.at_s)
+
+
+def choose_sites(topology: Topology, count: int | None) -> list[str]:
+    """``count`` sites, the transport first (edge, aggregation, core), then cells; all when None."""
+    order = {SiteKind.EDGE: 0, SiteKind.AGGREGATION: 1, SiteKind.CORE: 2, SiteKind.CELL: 3}
+    ranked = sorted(topology.sites.values(), key=lambda s: (order[s.kind], s.id))
+    chosen = ranked if count is None else ranked[:count]
+    return [s.id for s in chosen]
+
+
+@agent.command("simulate")
+@click.option("--controller", "target", required=True, help="Controller agent address, HOST:PORT.")
+@click.option("--sites", "count", type=click.IntRange(1), help="Simulate this many sites (transport first).")
+@click.option("--all", "all_sites", is_flag=True, help="Simulate every site of the city.")
+@_with_city
+@click.option(
+    "--tls-dir", type=click.Path(exists=True, file_okay=False), help="Certificates from `agent certs`."
+)
+@click.option(
+    "--duration", type=click.FloatRange(min=0), help="Stop after this many seconds (default: Ctrl-C)."
+)
+@click.option("--load", type=click.FloatRange(min=0), default=1.0, show_default=True, help="Load multiplier.")
+@click.option("--kill", multiple=True, help="SITE[@SECONDS]: the site dies (repeatable).")
+@click.option("--cut", multiple=True, help="A:B[@SECONDS]: the link is cut (repeatable).")
+@click.option(
+    "--degrade", multiple=True, help="SITE=MS[@SECONDS]: extra latency through a site (repeatable)."
+)
+def simulate_cmd(
+    target: str,
+    count: int | None,
+    all_sites: bool,
+    topology_path: str | None,
+    cells: int,
+    seed: int,
+    tls_dir: str | None,
+    duration: float | None,
+    load: float,
+    kill: tuple[str, ...],
+    cut: tuple[str, ...],
+    degrade: tuple[str, ...],
+) -> None:
+    """Run many simulated site agents over real gRPC, with KPIs that follow load, and faults."""
+    from telemetry import agent as agent_mod
+    from telemetry import simulator
+
+    if (count is None) == (not all_sites):
+        raise errors.InvalidSpec("give exactly one of --sites N or --all")
+    city = _city(topology_path, cells, seed)
+    sites = choose_sites(city, None if all_sites else count)
+    faults = _parse_faults(kill, cut, degrade)
+    for f in faults:
+        if f.action == "cut":
+            city.link((f.args[0], f.args[1]))
+        else:
+            city.site(f.args[0])
+    credentials = None
+    if tls_dir is not None:
+        d = Path(tls_dir)
+
+        def credentials(site: str) -> grpc.ChannelCredentials:
+            return agent_mod.channel_credentials(
+                str(d / f"site-{site}.crt"), str(d / f"site-{site}.key"), str(d / "ca.crt")
+            )
+
+    elif target.rsplit(":", 1)[0] not in ("127.0.0.1", "localhost", "[::1]"):
+        raise errors.InvalidSpec(f"--controller {target!r}: without --tls-dir only a loopback controller")
+    sim = simulator.Simulator(target, city, sites, credentials)
+    sim.model.set_load(load)
+    runner = simulator.SimulatorThread(sim).start(wait_connected_s=None)
+    click.echo(f"simulating {len(sites)} sites of {city.name!r} against {target} (Ctrl-C to stop)")
+    start = time.monotonic()
+    pending = list(faults)
+    try:
+        while duration is None or time.monotonic() - start < duration:
+            time.sleep(0.2)
+            elapsed = time.monotonic() - start
+            while pending and pending[0].at_s <= elapsed:
+                f = pending.pop(0)
+                _inject(runner, f)
+                click.echo(f"[{elapsed:6.1f}s] {f.action} {' '.join(f.args)}")
+            if int(elapsed * 5) % 25 == 0:
+                up = runner.do(lambda: sum(1 for a in sim.agents.values() if a.connected.is_set()))
+                click.echo(
+                    f"[{elapsed:6.1f}s] {up}/{len(sites)} agents connected, {sim.messages_sent()} messages sent"
+                )
+    except KeyboardInterrupt:
+        pass
+    finally:
+        with contextlib.suppress(Exception):
+            runner.stop()
+    click.echo(f"stopped: {sim.messages_sent()} messages sent")
+
+
+def _inject(runner: object, fault: _Fault) -> None:
+    from telemetry import simulator
+
+    assert isinstance(runner, simulator.SimulatorThread)
+    sim = runner.simulator
+    if fault.action == "kill":
+        runner.do(lambda: sim.kill(fault.args[0]))
+    elif fault.action == "cut":
+        runner.do(lambda: sim.cut_link(fault.args[0], fault.args[1]))
+    else:
+        runner.do(lambda: sim.degrade(fault.args[0], float(fault.args[1])))
+
+
+@agent.command("certs")
+@click.option("--dir", "directory", type=click.Path(file_okay=False), default="pki", show_default=True)
+@click.option("--site", "site_ids", multiple=True, help="A site to issue a certificate for (repeatable).")
+@click.option("--all", "all_sites", is_flag=True, help="Every site of the city.")
+@_with_city
+@click.option(
+    "--host",
+    "hosts",
+    multiple=True,
+    default=("localhost", "127.0.0.1"),
+    show_default=True,
+    help="Names agents dial the controller by (its certificate's SANs).",
+)
+@click.option("--days", type=click.IntRange(1, 3650), default=365, show_default=True)
+def certs_cmd(
+    directory: str,
+    site_ids: tuple[str, ...],
+    all_sites: bool,
+    topology_path: str | None,
+    cells: int,
+    seed: int,
+    hosts: tuple[str, ...],
+    days: int,
+) -> None:
+    """Create a dev CA (or reuse the one in --dir), the controller's and per-site certificates."""
+    from telemetry import certs
+
+    sites = list(site_ids)
+    if all_sites or topology_path is not None:
+        city = _city(topology_path, cells, seed)
+        for s in sites:
+            city.site(s)
+        if all_sites:
+            sites = sorted(city.sites)
+    if not sites:
+        raise errors.InvalidSpec("give --site ID (repeatable) or --all")
+    written = certs.create_dev_pki(Path(directory), sites, hosts, days)
+    click.echo(f"wrote CA, controller and {len(written) - 2} site certificates to {directory}/")
+    click.echo(
+        f"controller: certificate {directory}/controller.crt, key {directory}/controller.key, "
+        f"client CA {directory}/ca.crt; site X: {directory}/site-X.crt and .key"
+    )

@@ -1,0 +1,122 @@
+"""How slicectl finds and authenticates to a controller: ``--server``, the token, TLS.
+
+The token comes from ``--token`` / ``$EDGESLICE_TOKEN``, else ``--token-file`` /
+``$EDGESLICE_TOKEN_FILE`` (a file holding just the token), else — only when the server is on
+loopback — the dev token a controller in dev mode wrote to ``<state-dir>/token``. The server is
+``--server`` / ``$EDGESLICE_SERVER``, else the address a local controller wrote to
+``<state-dir>/controller.addr``, else 127.0.0.1:50051.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from controller import api_client, auth
+from slices import errors
+
+ADDRESS_FILE = "controller.addr"  # same name as controller.runtime.ADDRESS_FILE
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class Connection:
+    server: str | None
+    token: str | None
+    token_file: Path | None
+    ca: Path | None
+    timeout_s: float
+
+    def address(self) -> str:
+        if self.server:
+            return self.server
+        written = auth.default_state_dir() / ADDRESS_FILE
+        try:
+            text = written.read_text(encoding="utf-8").strip()
+        except OSError:
+            text = ""
+        return text or api_client.DEFAULT_SERVER
+
+    def resolve_token(self, address: str) -> str:
+        if self.token:
+            return self.token.strip()
+        if self.token_file is not None:
+            return _read(self.token_file, "token file")
+        host, _ = auth.split_address(address)
+        dev_file = auth.default_state_dir() / auth.DEV_TOKEN_FILE
+        if auth.is_loopback(host) and dev_file.exists():
+            return _read(dev_file, "dev token file")
+        return ""
+
+    def client(self) -> api_client.ApiClient:
+        address = self.address()
+        auth.split_address(address)  # a malformed --server is a usage error, not "unreachable"
+        ca = self.ca.read_bytes() if self.ca is not None else None
+        return api_client.ApiClient(address, self.resolve_token(address), ca=ca, timeout_s=self.timeout_s)
+
+
+def _read(path: Path, what: str) -> str:
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise errors.InvalidSpec(f"{what} {path}: cannot read: {exc.strerror}") from exc
+    if not token:
+        raise errors.InvalidSpec(f"{what} {path}: is empty")
+    return token
+
+
+def connection_options(command: _F) -> _F:
+    """Add --server, --token, --token-file, --ca and --timeout; pass them as ``conn``."""
+
+    @click.option(
+        "--server",
+        envvar="EDGESLICE_SERVER",
+        default=None,
+        metavar="HOST:PORT",
+        help=f"Controller API address [env EDGESLICE_SERVER; default: the local controller's, or {api_client.DEFAULT_SERVER}].",
+    )
+    @click.option(
+        "--token", envvar="EDGESLICE_TOKEN", default=None, help="Bearer token [env EDGESLICE_TOKEN]."
+    )
+    @click.option(
+        "--token-file",
+        envvar="EDGESLICE_TOKEN_FILE",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="File holding the bearer token [env EDGESLICE_TOKEN_FILE].",
+    )
+    @click.option(
+        "--ca",
+        envvar="EDGESLICE_CA",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        default=None,
+        help="CA certificate (PEM) of the server; turns on TLS [env EDGESLICE_CA].",
+    )
+    @click.option(
+        "--timeout",
+        "timeout_s",
+        type=click.FloatRange(min=0.1),
+        default=30.0,
+        show_default=True,
+        help="Seconds to wait for an answer.",
+    )
+    @functools.wraps(command)
+    def wrapper(
+        *args: Any,
+        server: str | None,
+        token: str | None,
+        token_file: Path | None,
+        ca: Path | None,
+        timeout_s: float,
+        **kwargs: Any,
+    ) -> Any:
+        conn = Connection(server=server, token=token, token_file=token_file, ca=ca, timeout_s=timeout_s)
+        return command(*args, conn=conn, **kwargs)
+
+    return wrapper  # type: ignore[return-value]

@@ -1,0 +1,136 @@
+"""``slicectl top`` and ``slicectl topology render``: looking at a city without Grafana.
+
+Wiring only: the view and the picture live in :mod:`telemetry.top` and :mod:`telemetry.render`.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import click
+
+from controller import citygen
+from controller import topology as topo
+from controller.cli.connect import Connection, connection_options
+from slices import errors
+
+
+@click.command()
+@click.option(
+    "--interval",
+    "interval_s",
+    type=click.FloatRange(min=0.2),
+    default=2.0,
+    show_default=True,
+    help="Seconds between refreshes.",
+)
+@click.option("--once", is_flag=True, help="Print one screen and exit (for scripts; no screen clearing).")
+@click.option("--iterations", type=click.IntRange(min=1), default=None, help="Stop after this many screens.")
+@click.option(
+    "--metrics-url",
+    envvar="EDGESLICE_METRICS_URL",
+    default=None,
+    metavar="URL",
+    help="The controller's /metrics URL: adds each slice's KPIs against its targets [env EDGESLICE_METRICS_URL].",
+)
+@connection_options
+def top(
+    interval_s: float, once: bool, iterations: int | None, metrics_url: str | None, conn: Connection
+) -> None:
+    """Live view of slices and their SLA state, worst first (Ctrl-C to quit)."""
+    from telemetry import top as top_view
+
+    with conn.client() as client:
+        top_view.run_top(
+            client,
+            write=lambda text: click.echo(text, nl=False),
+            interval_s=interval_s,
+            iterations=1 if once else iterations,
+            metrics_url=metrics_url,
+            clear=not once,
+            width=lambda: shutil.get_terminal_size((160, 40)).columns,
+        )
+
+
+@click.command()
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Picture to write: city.png or city.svg.",
+)
+@click.option(
+    "--topology",
+    "topology_file",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Topology file (YAML or JSON) to draw.",
+)
+@click.option(
+    "--cells",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Draw a generated city of this many cells instead (the controller's default sample city: 60).",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the generated city.")
+@click.option(
+    "--live",
+    is_flag=True,
+    help="Colour links by what the running controller reserved and mark what is down.",
+)
+@click.option(
+    "--slice",
+    "slice_names",
+    multiple=True,
+    metavar="NAME",
+    help="Highlight this slice's routes (needs --live; repeatable).",
+)
+@connection_options
+def render(
+    out: Path,
+    topology_file: str | None,
+    cells: int | None,
+    seed: int,
+    live: bool,
+    slice_names: tuple[str, ...],
+    conn: Connection,
+) -> None:
+    """Draw the city: sites by kind, links by utilisation, chosen slices' routes."""
+    from telemetry import render as picture
+
+    picture.output_format(out)  # a bad --out fails before any work
+    if (topology_file is None) == (cells is None):
+        raise errors.InvalidSpec("give exactly one of --topology FILE or --cells N")
+    if slice_names and not live:
+        raise errors.InvalidSpec("--slice: slices' routes come from a running controller; add --live")
+    city = (
+        topo.load_topology(topology_file)
+        if topology_file is not None
+        else topo.Topology.from_file(citygen.generate_city(cells or 1, seed=seed))
+    )
+    utilisation: dict[topo.LinkKey, float] = {}
+    highlights: list[picture.Highlight] = []
+    title = None
+    if live:
+        with conn.client() as client:
+            status = client.topology_status()
+            theirs = {s.site for s in status.sites}
+            differ = sorted(theirs ^ set(city.sites))
+            if differ:
+                where = "the controller's" if differ[0] in theirs else "the drawn"
+                raise errors.TopologyError(
+                    f"the controller runs topology {status.name!r}, a different city from "
+                    f"{topology_file or f'the generated {cells}-cell city'} (site {differ[0]!r} is only in "
+                    f"{where} one); draw the controller's topology file"
+                )
+            down_sites = [s.site for s in status.sites if not s.up or s.drained]
+            city = city.with_down(down_sites, [(ln.a, ln.b) for ln in status.down_links])
+            utilisation = picture.utilisation_of(
+                ((u.link.a, u.link.b), u.reserved_kbps, u.capacity_kbps) for u in status.link_utilisation
+            )
+            for name in slice_names:
+                highlights.append(picture.Highlight.from_explain(name, client.explain(name)))
+            title = f"{status.name} (live)"
+    written = picture.render_city(city, out, utilisation, highlights, title)
+    click.echo(f"wrote {written}")

@@ -1,0 +1,135 @@
+"""``slicectl topology status | drain | undrain | what-if``: the live topology of a running
+controller (registered into the ``topology`` group beside the file commands)."""
+
+from __future__ import annotations
+
+import click
+
+from controller import topology as topo
+from controller.cli import output, views
+from controller.cli.connect import Connection, connection_options
+from controller.cli.progress import Progress
+from protos.edgeslice.operator.v1 import operator_pb2 as pb
+
+BUSIEST_LINKS = 10
+
+
+def _share(reserved: int, capacity: int) -> str:
+    """``used/total (pct%)``, or ``-`` for an element without that capacity.
+
+    >>> _share(1500, 6000), _share(0, 0)
+    ('1500/6000 (25%)', '-')
+    """
+    if capacity <= 0:
+        return "-"
+    return f"{reserved}/{capacity} ({100 * reserved / capacity:.0f}%)"
+
+
+def _state(s: pb.SiteStatus) -> str:
+    if not s.up:
+        return "down"
+    return "drained" if s.drained else "up"
+
+
+def status_text(t: pb.TopologyStatus, all_cells: bool) -> str:
+    cells = [s for s in t.sites if s.kind == "cell"]
+    shown = [s for s in t.sites if s.kind != "cell" or all_cells or not s.up or s.drained]
+    out = [
+        f"Topology {t.name}: {len(t.sites)} sites ({len(cells)} cells, "
+        f"{sum(1 for s in cells if not s.up or s.drained)} out of service), {len(t.down_links)} links down",
+        "",
+        output.table(
+            ["SITE", "KIND", "STATE", "REASON", "CPU-M", "MEMORY-MIB", "RADIO-KBPS", "SLICES"],
+            [
+                [
+                    s.site,
+                    s.kind,
+                    _state(s),
+                    s.reason or "-",
+                    _share(s.cpu_reserved_millicores, s.cpu_capacity_millicores),
+                    _share(s.memory_reserved_mib, s.memory_capacity_mib),
+                    _share(s.radio_reserved_kbps, s.radio_capacity_kbps),
+                    s.slices,
+                ]
+                for s in shown
+            ],
+        ),
+    ]
+    if not all_cells and len(shown) < len(t.sites):
+        out.append(f"({len(t.sites) - len(shown)} cells in service not shown; --cells shows them)")
+    if t.down_links:
+        out += ["", "Links down: " + ", ".join(f"{k.a}:{k.b}" for k in t.down_links)]
+    if t.link_utilisation:
+        out += [
+            "",
+            output.table(
+                ["BUSIEST LINK", "RESERVED-KBPS"],
+                [
+                    [f"{u.link.a}:{u.link.b}", _share(u.reserved_kbps, u.capacity_kbps)]
+                    for u in t.link_utilisation[:BUSIEST_LINKS]
+                ],
+            ),
+        ]
+    return "\n".join(out)
+
+
+@click.command()
+@click.option("--cells", "all_cells", is_flag=True, help="List every cell, not only those out of service.")
+@output.output_option
+@connection_options
+def status(all_cells: bool, fmt: str, conn: Connection) -> None:
+    """Sites of the running controller: state, reserved and total capacity, busiest links."""
+    with conn.client() as client:
+        found = client.topology_status()
+    if fmt == "table":
+        click.echo(status_text(found, all_cells))
+    else:
+        output.emit_data(views.topology_data(found), fmt)
+
+
+def _moved(action: str, site: str, moved: list[str], fmt: str) -> None:
+    if fmt == "table":
+        detail = f"; slices re-placed: {', '.join(moved)}" if moved else "; no slice had to move"
+        click.echo(f"site {site} {action}{detail}")
+    else:
+        output.emit_data({"site": site, "action": action, "movedSlices": moved}, fmt)
+
+
+@click.command()
+@click.argument("site")
+@output.output_option
+@connection_options
+def drain(site: str, fmt: str, conn: Connection) -> None:
+    """Take SITE out of service for maintenance; the slices it served are re-placed."""
+    with conn.client() as client, Progress(f"draining {site}"):
+        moved = client.drain(site)
+    _moved("drained", site, moved, fmt)
+
+
+@click.command()
+@click.argument("site")
+@output.output_option
+@connection_options
+def undrain(site: str, fmt: str, conn: Connection) -> None:
+    """Put a drained SITE back into service."""
+    with conn.client() as client, Progress(f"bringing {site} back"):
+        moved = client.undrain(site)
+    _moved("undrained", site, moved, fmt)
+
+
+@click.command(name="what-if")
+@click.option("--fail-site", "fail_sites", multiple=True, metavar="SITE", help="A site to fail. Repeatable.")
+@click.option("--fail-link", "fail_links", multiple=True, metavar="A:B", help="A link to fail. Repeatable.")
+@output.output_option
+@connection_options
+def what_if(fail_sites: tuple[str, ...], fail_links: tuple[str, ...], fmt: str, conn: Connection) -> None:
+    """What would happen to the slices if these sites and links failed (changes nothing)."""
+    if not fail_sites and not fail_links:
+        raise click.UsageError("give at least one --fail-site or --fail-link")
+    links = [topo.parse_link_key(text) for text in fail_links]
+    with conn.client() as client, Progress("simulating failures"):
+        report = client.what_if(list(fail_sites), links)
+    if fmt == "table":
+        click.echo(views.report_text(report))
+    else:
+        output.emit_data(report, fmt)

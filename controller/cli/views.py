@@ -1,0 +1,262 @@
+"""Operator API messages as plain data (for ``-o json|yaml``) and as tables (for people).
+
+Plain data keeps the API's camelCase names and real integers (protobuf's own JSON mapping
+turns int64 into strings, which scripts would have to undo).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from datetime import UTC
+from typing import Any
+
+import yaml
+from google.protobuf import timestamp_pb2
+
+from controller.cli import output
+from protos.edgeslice.operator.v1 import operator_pb2 as pb
+
+
+def when(ts: timestamp_pb2.Timestamp) -> str:
+    """``2026-01-01T12:00:00+00:00`` (seconds are enough for people and scripts).
+
+    >>> when(timestamp_pb2.Timestamp(seconds=1767268800))
+    '2026-01-01T12:00:00+00:00'
+    """
+    return ts.ToDatetime(tzinfo=UTC).isoformat(timespec="seconds")
+
+
+def apply_result_data(r: pb.ApplyResult) -> dict[str, Any]:
+    return {
+        "name": r.name,
+        "generation": r.generation,
+        "changed": r.changed,
+        "state": r.state,
+        "reason": r.reason,
+        "message": r.message,
+    }
+
+
+def placement_data(p: pb.PlacementSummary) -> dict[str, Any]:
+    return {
+        "edges": [
+            {"site": e.site, "cells": e.cells, "cpuMillicores": e.cpu_millicores, "memoryMib": e.memory_mib}
+            for e in p.edges
+        ],
+        "cellsServed": p.cells_served,
+        "unservedCells": list(p.unserved_cells),
+        "worstLatencyMs": round(p.worst_latency_ms, 3),
+        "kbpsPerCell": p.kbps_per_cell,
+    }
+
+
+def slice_data(s: pb.Slice) -> dict[str, Any]:
+    return {
+        "name": s.name,
+        "generation": s.generation,
+        "kind": s.kind,
+        "snssai": s.snssai,
+        "priority": s.priority,
+        "state": s.state,
+        "reason": s.reason,
+        "message": s.message,
+        "conditions": [
+            {
+                "type": c.type,
+                "status": c.status,
+                "reason": c.reason,
+                "message": c.message,
+                "observedGeneration": c.observed_generation,
+                "lastTransitionTime": when(c.last_transition_time),
+            }
+            for c in s.conditions
+        ],
+        "placement": placement_data(s.placement) if s.HasField("placement") else None,
+        "document": json.loads(s.document_json) if s.document_json else None,
+        "createdAt": when(s.created_at),
+        "updatedAt": when(s.updated_at),
+    }
+
+
+def event_data(e: pb.Event) -> dict[str, Any]:
+    return {
+        "seq": e.seq,
+        "at": when(e.at),
+        "actor": e.actor,
+        "action": e.action,
+        "slice": e.slice or None,
+        "site": e.site or None,
+        "message": e.message,
+    }
+
+
+def site_data(s: pb.SiteStatus) -> dict[str, Any]:
+    return {
+        "site": s.site,
+        "kind": s.kind,
+        "up": s.up,
+        "drained": s.drained,
+        "reason": s.reason,
+        "cpuReservedMillicores": s.cpu_reserved_millicores,
+        "cpuCapacityMillicores": s.cpu_capacity_millicores,
+        "memoryReservedMib": s.memory_reserved_mib,
+        "memoryCapacityMib": s.memory_capacity_mib,
+        "radioReservedKbps": s.radio_reserved_kbps,
+        "radioCapacityKbps": s.radio_capacity_kbps,
+        "slices": s.slices,
+    }
+
+
+def topology_data(t: pb.TopologyStatus) -> dict[str, Any]:
+    return {
+        "name": t.name,
+        "sites": [site_data(s) for s in t.sites],
+        "downLinks": [f"{k.a}:{k.b}" for k in t.down_links],
+        "linkUtilisation": [
+            {
+                "link": f"{u.link.a}:{u.link.b}",
+                "reservedKbps": u.reserved_kbps,
+                "capacityKbps": u.capacity_kbps,
+            }
+            for u in t.link_utilisation
+        ],
+    }
+
+
+# ---- tables ---------------------------------------------------------------------------------
+
+
+def edges_text(s: pb.Slice) -> str:
+    if not s.HasField("placement"):
+        return "-"
+    return ",".join(e.site for e in s.placement.edges) or "-"
+
+
+def slices_table(slices: Sequence[pb.Slice]) -> str:
+    rows = [
+        [
+            s.name,
+            s.kind,
+            s.snssai,
+            s.priority,
+            s.state,
+            s.reason or "-",
+            edges_text(s),
+            s.placement.cells_served if s.HasField("placement") else 0,
+            f"{s.placement.worst_latency_ms:.2f}" if s.HasField("placement") else "-",
+        ]
+        for s in slices
+    ]
+    return output.table(
+        ["NAME", "KIND", "S-NSSAI", "PRIO", "STATE", "REASON", "EDGES", "CELLS", "WORST-MS"], rows
+    )
+
+
+def slice_text(s: pb.Slice) -> str:
+    lines = [
+        f"Name:        {s.name}",
+        f"Kind:        {s.kind} (S-NSSAI {s.snssai}, priority {s.priority})",
+        f"State:       {s.state}" + (f" ({s.reason})" if s.reason else ""),
+        f"Message:     {s.message or '-'}",
+        f"Generation:  {s.generation}",
+        f"Updated:     {when(s.updated_at)}",
+    ]
+    if s.HasField("placement"):
+        p = s.placement
+        lines.append(
+            f"Placement:   {p.cells_served} cells served, worst latency {p.worst_latency_ms:.2f} ms, "
+            f"{p.kbps_per_cell} kbit/s per cell"
+            + (f", {len(p.unserved_cells)} cells unserved" if p.unserved_cells else "")
+        )
+        lines += [
+            "",
+            output.table(
+                ["EDGE", "CELLS", "CPU-M", "MEMORY-MIB"],
+                [[e.site, e.cells, e.cpu_millicores, e.memory_mib] for e in p.edges],
+            ),
+        ]
+    if s.conditions:
+        lines += [
+            "",
+            output.table(
+                ["CONDITION", "STATUS", "REASON", "SINCE", "MESSAGE"],
+                [[c.type, c.status, c.reason, when(c.last_transition_time), c.message] for c in s.conditions],
+            ),
+        ]
+    return "\n".join(lines)
+
+
+EVENT_HEADERS = ["SEQ", "TIME", "ACTOR", "ACTION", "SLICE", "SITE", "MESSAGE"]
+
+
+def event_row(e: pb.Event) -> list[object]:
+    return [e.seq, when(e.at), e.actor, e.action, e.slice or "-", e.site or "-", e.message]
+
+
+def _event_columns(
+    seq: object, at: object, actor: object, action: object, name: object, site: object, message: object
+) -> str:
+    return f"{seq!s:>6}  {at!s:<25} {actor!s:<20} {action!s:<14} {name!s:<20} {site!s:<12} {message}".rstrip()
+
+
+def event_line_header() -> str:
+    return _event_columns(*EVENT_HEADERS)
+
+
+def event_line(e: pb.Event) -> str:
+    """One event on one line with fixed columns, for ``--follow`` (no table to align later)."""
+    return _event_columns(*event_row(e))
+
+
+def report_text(data: Mapping[str, Any]) -> str:
+    """A nested report (explain, what-if) for people: scalars as ``key: value``, lists of
+    records as tables, anything else as YAML.
+
+    >>> print(report_text({"slice": "a", "checks": [{"check": "latency", "passed": True}], "n": 2}))
+    slice: a
+    n: 2
+    <BLANKLINE>
+    checks:
+    CHECK    PASSED
+    latency  True
+    """
+    scalars = [
+        f"{k}: {_cell(v) if v != '' else '-'}" for k, v in data.items() if not isinstance(v, Mapping | list)
+    ]
+    blocks: list[str] = []
+    for key, value in data.items():
+        if isinstance(value, list) and value and all(isinstance(v, Mapping) for v in value):
+            headers: list[str] = []
+            for item in value:
+                headers += [h for h in item if h not in headers]
+            rows = [[_cell(item.get(h)) for h in headers] for item in value]
+            blocks.append(f"{key}:\n" + output.table([_header(h) for h in headers], rows))
+        elif isinstance(value, Mapping | list):
+            dumped = yaml.safe_dump(value, sort_keys=False, default_flow_style=False, width=110).rstrip()
+            blocks.append(
+                f"{key}:\n" + "\n".join("  " + line for line in dumped.splitlines())
+                if value
+                else f"{key}: []"
+            )
+    return "\n\n".join(["\n".join(scalars), *blocks]) if scalars else "\n\n".join(blocks)
+
+
+def _header(key: str) -> str:
+    """``observedGeneration`` → ``OBSERVED-GENERATION``.
+
+    >>> _header("observedGeneration"), _header("slice")
+    ('OBSERVED-GENERATION', 'SLICE')
+    """
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "-", key).upper()
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    if isinstance(value, Mapping):
+        return json.dumps(value, separators=(",", ":"))
+    return str(value)

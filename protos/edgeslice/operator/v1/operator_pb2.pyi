@@ -1,0 +1,298 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Manifest(_message.Message):
+    __slots__ = ("source", "content")
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_FIELD_NUMBER: _ClassVar[int]
+    source: str
+    content: str
+    def __init__(self, source: _Optional[str] = ..., content: _Optional[str] = ...) -> None: ...
+
+class ApplySlicesRequest(_message.Message):
+    __slots__ = ("manifests",)
+    MANIFESTS_FIELD_NUMBER: _ClassVar[int]
+    manifests: _containers.RepeatedCompositeFieldContainer[Manifest]
+    def __init__(self, manifests: _Optional[_Iterable[_Union[Manifest, _Mapping]]] = ...) -> None: ...
+
+class ApplyResult(_message.Message):
+    __slots__ = ("name", "generation", "changed", "state", "reason", "message")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    GENERATION_FIELD_NUMBER: _ClassVar[int]
+    CHANGED_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    generation: int
+    changed: bool
+    state: str
+    reason: str
+    message: str
+    def __init__(self, name: _Optional[str] = ..., generation: _Optional[int] = ..., changed: _Optional[bool] = ..., state: _Optional[str] = ..., reason: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
+class ApplySlicesResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[ApplyResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[ApplyResult, _Mapping]]] = ...) -> None: ...
+
+class GetSliceRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class ListSlicesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListSlicesResponse(_message.Message):
+    __slots__ = ("slices",)
+    SLICES_FIELD_NUMBER: _ClassVar[int]
+    slices: _containers.RepeatedCompositeFieldContainer[Slice]
+    def __init__(self, slices: _Optional[_Iterable[_Union[Slice, _Mapping]]] = ...) -> None: ...
+
+class DeleteSliceRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class DeleteSliceResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ExplainSliceRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class ExplainSliceResponse(_message.Message):
+    __slots__ = ("explanation_json",)
+    EXPLANATION_JSON_FIELD_NUMBER: _ClassVar[int]
+    explanation_json: str
+    def __init__(self, explanation_json: _Optional[str] = ...) -> None: ...
+
+class Condition(_message.Message):
+    __slots__ = ("type", "status", "reason", "message", "observed_generation", "last_transition_time")
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    OBSERVED_GENERATION_FIELD_NUMBER: _ClassVar[int]
+    LAST_TRANSITION_TIME_FIELD_NUMBER: _ClassVar[int]
+    type: str
+    status: str
+    reason: str
+    message: str
+    observed_generation: int
+    last_transition_time: _timestamp_pb2.Timestamp
+    def __init__(self, type: _Optional[str] = ..., status: _Optional[str] = ..., reason: _Optional[str] = ..., message: _Optional[str] = ..., observed_generation: _Optional[int] = ..., last_transition_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class EdgeShare(_message.Message):
+    __slots__ = ("site", "cells", "cpu_millicores", "memory_mib")
+    SITE_FIELD_NUMBER: _ClassVar[int]
+    CELLS_FIELD_NUMBER: _ClassVar[int]
+    CPU_MILLICORES_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_MIB_FIELD_NUMBER: _ClassVar[int]
+    site: str
+    cells: int
+    cpu_millicores: int
+    memory_mib: int
+    def __init__(self, site: _Optional[str] = ..., cells: _Optional[int] = ..., cpu_millicores: _Optional[int] = ..., memory_mib: _Optional[int] = ...) -> None: ...
+
+class PlacementSummary(_message.Message):
+    __slots__ = ("edges", "cells_served", "unserved_cells", "worst_latency_ms", "kbps_per_cell")
+    EDGES_FIELD_NUMBER: _ClassVar[int]
+    CELLS_SERVED_FIELD_NUMBER: _ClassVar[int]
+    UNSERVED_CELLS_FIELD_NUMBER: _ClassVar[int]
+    WORST_LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
+    KBPS_PER_CELL_FIELD_NUMBER: _ClassVar[int]
+    edges: _containers.RepeatedCompositeFieldContainer[EdgeShare]
+    cells_served: int
+    unserved_cells: _containers.RepeatedScalarFieldContainer[str]
+    worst_latency_ms: float
+    kbps_per_cell: int
+    def __init__(self, edges: _Optional[_Iterable[_Union[EdgeShare, _Mapping]]] = ..., cells_served: _Optional[int] = ..., unserved_cells: _Optional[_Iterable[str]] = ..., worst_latency_ms: _Optional[float] = ..., kbps_per_cell: _Optional[int] = ...) -> None: ...
+
+class Slice(_message.Message):
+    __slots__ = ("name", "generation", "kind", "snssai", "priority", "state", "reason", "message", "conditions", "placement", "document_json", "created_at", "updated_at")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    GENERATION_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    SNSSAI_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    CONDITIONS_FIELD_NUMBER: _ClassVar[int]
+    PLACEMENT_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENT_JSON_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    generation: int
+    kind: str
+    snssai: str
+    priority: int
+    state: str
+    reason: str
+    message: str
+    conditions: _containers.RepeatedCompositeFieldContainer[Condition]
+    placement: PlacementSummary
+    document_json: str
+    created_at: _timestamp_pb2.Timestamp
+    updated_at: _timestamp_pb2.Timestamp
+    def __init__(self, name: _Optional[str] = ..., generation: _Optional[int] = ..., kind: _Optional[str] = ..., snssai: _Optional[str] = ..., priority: _Optional[int] = ..., state: _Optional[str] = ..., reason: _Optional[str] = ..., message: _Optional[str] = ..., conditions: _Optional[_Iterable[_Union[Condition, _Mapping]]] = ..., placement: _Optional[_Union[PlacementSummary, _Mapping]] = ..., document_json: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class Event(_message.Message):
+    __slots__ = ("seq", "at", "actor", "action", "slice", "site", "message")
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    SLICE_FIELD_NUMBER: _ClassVar[int]
+    SITE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    seq: int
+    at: _timestamp_pb2.Timestamp
+    actor: str
+    action: str
+    slice: str
+    site: str
+    message: str
+    def __init__(self, seq: _Optional[int] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., actor: _Optional[str] = ..., action: _Optional[str] = ..., slice: _Optional[str] = ..., site: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
+class ListEventsRequest(_message.Message):
+    __slots__ = ("after_seq", "limit", "slice")
+    AFTER_SEQ_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    SLICE_FIELD_NUMBER: _ClassVar[int]
+    after_seq: int
+    limit: int
+    slice: str
+    def __init__(self, after_seq: _Optional[int] = ..., limit: _Optional[int] = ..., slice: _Optional[str] = ...) -> None: ...
+
+class ListEventsResponse(_message.Message):
+    __slots__ = ("events",)
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[Event]
+    def __init__(self, events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ...) -> None: ...
+
+class WatchEventsRequest(_message.Message):
+    __slots__ = ("after_seq", "slice")
+    AFTER_SEQ_FIELD_NUMBER: _ClassVar[int]
+    SLICE_FIELD_NUMBER: _ClassVar[int]
+    after_seq: int
+    slice: str
+    def __init__(self, after_seq: _Optional[int] = ..., slice: _Optional[str] = ...) -> None: ...
+
+class SiteStatus(_message.Message):
+    __slots__ = ("site", "kind", "up", "drained", "reason", "cpu_reserved_millicores", "cpu_capacity_millicores", "memory_reserved_mib", "memory_capacity_mib", "radio_reserved_kbps", "radio_capacity_kbps", "slices")
+    SITE_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    UP_FIELD_NUMBER: _ClassVar[int]
+    DRAINED_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    CPU_RESERVED_MILLICORES_FIELD_NUMBER: _ClassVar[int]
+    CPU_CAPACITY_MILLICORES_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_RESERVED_MIB_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_CAPACITY_MIB_FIELD_NUMBER: _ClassVar[int]
+    RADIO_RESERVED_KBPS_FIELD_NUMBER: _ClassVar[int]
+    RADIO_CAPACITY_KBPS_FIELD_NUMBER: _ClassVar[int]
+    SLICES_FIELD_NUMBER: _ClassVar[int]
+    site: str
+    kind: str
+    up: bool
+    drained: bool
+    reason: str
+    cpu_reserved_millicores: int
+    cpu_capacity_millicores: int
+    memory_reserved_mib: int
+    memory_capacity_mib: int
+    radio_reserved_kbps: int
+    radio_capacity_kbps: int
+    slices: int
+    def __init__(self, site: _Optional[str] = ..., kind: _Optional[str] = ..., up: _Optional[bool] = ..., drained: _Optional[bool] = ..., reason: _Optional[str] = ..., cpu_reserved_millicores: _Optional[int] = ..., cpu_capacity_millicores: _Optional[int] = ..., memory_reserved_mib: _Optional[int] = ..., memory_capacity_mib: _Optional[int] = ..., radio_reserved_kbps: _Optional[int] = ..., radio_capacity_kbps: _Optional[int] = ..., slices: _Optional[int] = ...) -> None: ...
+
+class Link(_message.Message):
+    __slots__ = ("a", "b")
+    A_FIELD_NUMBER: _ClassVar[int]
+    B_FIELD_NUMBER: _ClassVar[int]
+    a: str
+    b: str
+    def __init__(self, a: _Optional[str] = ..., b: _Optional[str] = ...) -> None: ...
+
+class LinkUtilisation(_message.Message):
+    __slots__ = ("link", "reserved_kbps", "capacity_kbps")
+    LINK_FIELD_NUMBER: _ClassVar[int]
+    RESERVED_KBPS_FIELD_NUMBER: _ClassVar[int]
+    CAPACITY_KBPS_FIELD_NUMBER: _ClassVar[int]
+    link: Link
+    reserved_kbps: int
+    capacity_kbps: int
+    def __init__(self, link: _Optional[_Union[Link, _Mapping]] = ..., reserved_kbps: _Optional[int] = ..., capacity_kbps: _Optional[int] = ...) -> None: ...
+
+class GetTopologyStatusRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class TopologyStatus(_message.Message):
+    __slots__ = ("name", "sites", "down_links", "link_utilisation")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SITES_FIELD_NUMBER: _ClassVar[int]
+    DOWN_LINKS_FIELD_NUMBER: _ClassVar[int]
+    LINK_UTILISATION_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    sites: _containers.RepeatedCompositeFieldContainer[SiteStatus]
+    down_links: _containers.RepeatedCompositeFieldContainer[Link]
+    link_utilisation: _containers.RepeatedCompositeFieldContainer[LinkUtilisation]
+    def __init__(self, name: _Optional[str] = ..., sites: _Optional[_Iterable[_Union[SiteStatus, _Mapping]]] = ..., down_links: _Optional[_Iterable[_Union[Link, _Mapping]]] = ..., link_utilisation: _Optional[_Iterable[_Union[LinkUtilisation, _Mapping]]] = ...) -> None: ...
+
+class DrainSiteRequest(_message.Message):
+    __slots__ = ("site",)
+    SITE_FIELD_NUMBER: _ClassVar[int]
+    site: str
+    def __init__(self, site: _Optional[str] = ...) -> None: ...
+
+class DrainSiteResponse(_message.Message):
+    __slots__ = ("moved_slices",)
+    MOVED_SLICES_FIELD_NUMBER: _ClassVar[int]
+    moved_slices: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, moved_slices: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class UndrainSiteRequest(_message.Message):
+    __slots__ = ("site",)
+    SITE_FIELD_NUMBER: _ClassVar[int]
+    site: str
+    def __init__(self, site: _Optional[str] = ...) -> None: ...
+
+class UndrainSiteResponse(_message.Message):
+    __slots__ = ("moved_slices",)
+    MOVED_SLICES_FIELD_NUMBER: _ClassVar[int]
+    moved_slices: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, moved_slices: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class WhatIfRequest(_message.Message):
+    __slots__ = ("fail_sites", "fail_links")
+    FAIL_SITES_FIELD_NUMBER: _ClassVar[int]
+    FAIL_LINKS_FIELD_NUMBER: _ClassVar[int]
+    fail_sites: _containers.RepeatedScalarFieldContainer[str]
+    fail_links: _containers.RepeatedCompositeFieldContainer[Link]
+    def __init__(self, fail_sites: _Optional[_Iterable[str]] = ..., fail_links: _Optional[_Iterable[_Union[Link, _Mapping]]] = ...) -> None: ...
+
+class WhatIfResponse(_message.Message):
+    __slots__ = ("report_json",)
+    REPORT_JSON_FIELD_NUMBER: _ClassVar[int]
+    report_json: str
+    def __init__(self, report_json: _Optional[str] = ...) -> None: ...

@@ -1,0 +1,1061 @@
+"""Prometheus metrics of the controller, bound to an injected :class:`CollectorRegistry`.
+
+Two kinds of metric, the prometheus-client way:
+
+* **State gauges** are computed at every scrape by :class:`StateCollector` from the controller's
+  own state (``list_slices()``, ``topology_status()``, the agent registry), so they can never
+  drift from the truth.
+* **Event counters and histograms** are fed as things happen: :class:`ControllerMetrics` is the
+  :class:`controller.observer.ServiceObserver` the service reports decisions, preemptions,
+  healings, reconcile and placement timings to, and :class:`GrpcMetricsInterceptor` counts and
+  times every gRPC call of the operator and agent APIs.
+
+The cardinality budget (``docs/observability.md``) is at most 10,000 series for a
+20,000-cell city with 2,000 slices: nothing is labelled by cell or by link except bounded
+"worst N" lists, per-slice series are the four KPI ratios, and reason labels are capped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import itertools
+import math
+import operator
+import threading
+import time
+from collections import Counter as Tally
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Protocol
+
+import grpc
+import grpc.aio
+import numpy as np
+from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector, disable_created_metrics
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
+from prometheus_client.utils import floatToGoString
+
+from controller.service import Event, SliceRecord, SliceState, TopologyStatus
+from controller.topology import Link, LinkKey, Topology
+from slices.intent import SliceKind
+from slices.profiles import SliceIntent
+from slices.status import ConditionStatus, ConditionType, get_condition
+
+PREFIX = "edgeslice"
+TOP_LINKS = 20  # the busiest links listed by name
+MAX_LISTED_AGENTS = 100  # disconnected or lagging agents listed by site (cells have agents too)
+MAX_LISTED_VIOLATIONS = 200  # slices listed by name while their SLA is violated
+MAX_REASONS = 32  # distinct admission reasons kept before the rest count as "Other"
+LISTED_AGENT_KINDS = frozenset({"edge", "core"})  # a few sites: every one gets its own series
+KPIS = ("latency", "throughput", "loss", "devices")
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+KIND_ORDER = ("cell", "aggregation", "edge", "core")
+KBPS = 1000.0  # bits per second in a kbit/s
+MIB = 1024.0 * 1024.0
+MILLI = 1000.0
+
+
+# -- what the collector reads -------------------------------------------------------------------
+
+
+class StateSource(Protocol):
+    """The part of :class:`controller.service.ControllerService` the collector reads."""
+
+    def list_slices(self) -> list[SliceRecord]: ...
+
+    def topology(self) -> Topology: ...
+
+    def topology_status(self) -> TopologyStatus: ...
+
+    def events(self, after_seq: int = 0, limit: int = 1000, slice_name: str | None = None) -> list[Event]: ...
+
+    @property
+    def revision(self) -> int:
+        """Moves on every committed change: the capacity figures are recomputed only when it does."""
+        ...
+
+
+@dataclass(frozen=True)
+class AgentSnapshot:
+    """One site agent as the agent registry sees it now."""
+
+    site: str
+    kind: str
+    connected: bool
+    last_heartbeat_unix: float | None  # None: never heard from
+    desired_generation: int
+    acked_generation: int
+
+    @property
+    def generation_lag(self) -> int:
+        return max(0, self.desired_generation - self.acked_generation)
+
+
+@dataclass(frozen=True)
+class SliceKpis:
+    """The latest KPIs agents reported for one slice, aggregated over the sites reporting it.
+
+    Latency and loss are the worst site's (an SLA holds everywhere or it does not hold), devices
+    the sum, throughput and demand the mean per reporting site (DL + UL).
+    """
+
+    slice: str
+    latency_ms: float
+    throughput_kbps_per_cell: float
+    demand_kbps_per_cell: float
+    devices: int
+    loss_ratio: float
+
+
+class AgentsView(Protocol):
+    """What the collector reads of the agents (an adapter over ``telemetry.agent_service``)."""
+
+    def agent_snapshots(self) -> Sequence[AgentSnapshot]: ...
+
+    def slice_kpis(self) -> Mapping[str, SliceKpis]: ...
+
+
+class _SessionLike(Protocol):
+    @property
+    def site(self) -> str: ...
+    @property
+    def connected(self) -> bool: ...
+    @property
+    def desired_generation(self) -> int: ...
+    @property
+    def acked_generation(self) -> int: ...
+    @property
+    def last_seen_s(self) -> float: ...
+
+
+class _SampleLike(Protocol):
+    @property
+    def dl_mbps(self) -> float: ...
+    @property
+    def ul_mbps(self) -> float: ...
+    @property
+    def dl_demand_mbps(self) -> float: ...
+    @property
+    def ul_demand_mbps(self) -> float: ...
+    @property
+    def latency_p99_ms(self) -> float: ...
+    @property
+    def packet_loss(self) -> float: ...
+    @property
+    def active_devices(self) -> int: ...
+
+
+class _RegistryLike(Protocol):
+    """The reading side of :class:`telemetry.agent_service.AgentRegistry`."""
+
+    @property
+    def clock(self) -> Callable[[], float]: ...
+
+    def statuses(self, connected_only: bool = False) -> Sequence[_SessionLike]: ...
+
+    def kpis(self, since: float = ...) -> Mapping[tuple[str, str], Sequence[_SampleLike]]: ...
+
+    def site_kinds(self) -> dict[str, str]: ...
+
+
+class AgentRegistryView:
+    """:class:`AgentsView` over the agent service's registry.
+
+    Agents are the sites that have connected at least once since the controller started (a site
+    with no agent deployed is not an agent that is down). Heartbeat ages become Unix timestamps,
+    the Prometheus convention, so a dashboard computes the age with ``time() - ...``. KPIs are the
+    latest sample per cell of the last ``kpi_max_age_s`` (a silent agent's old numbers drop out);
+    only cells count, as in :mod:`telemetry.sla`: the radio access is where users feel the slice.
+    """
+
+    def __init__(
+        self,
+        registry: _RegistryLike,
+        wall_clock: Callable[[], float] = time.time,
+        kpi_max_age_s: float = 30.0,
+    ) -> None:
+        self._registry = registry
+        self._kinds = registry.site_kinds()
+        self._wall = wall_clock
+        self._max_age = kpi_max_age_s
+
+    def agent_snapshots(self) -> list[AgentSnapshot]:
+        now = self._wall()
+        kinds = self._kinds
+        return [
+            AgentSnapshot(
+                site=st.site,
+                kind=kinds.get(st.site, "unknown"),
+                connected=st.connected,
+                last_heartbeat_unix=now - st.last_seen_s if math.isfinite(st.last_seen_s) else None,
+                desired_generation=st.desired_generation,
+                acked_generation=st.acked_generation,
+            )
+            for st in self._registry.statuses(connected_only=True)
+        ]
+
+    def slice_kpis(self) -> dict[str, SliceKpis]:
+        per_slice: dict[str, list[_SampleLike]] = {}
+        kinds = self._kinds
+        since = self._registry.clock() - self._max_age
+        for (slice_name, site), samples in self._registry.kpis(since=since).items():
+            if samples and kinds.get(site) == "cell":
+                per_slice.setdefault(slice_name, []).append(samples[-1])
+        return {name: aggregate_kpis(name, latest) for name, latest in per_slice.items()}
+
+
+def aggregate_kpis(slice_name: str, latest: Sequence[_SampleLike]) -> SliceKpis:
+    """One slice's KPIs from the latest sample of each reporting site (see :class:`SliceKpis`)."""
+    n = len(latest)
+    return SliceKpis(
+        slice=slice_name,
+        latency_ms=max(s.latency_p99_ms for s in latest),
+        throughput_kbps_per_cell=sum(s.dl_mbps + s.ul_mbps for s in latest) * KBPS / n,
+        demand_kbps_per_cell=sum(s.dl_demand_mbps + s.ul_demand_mbps for s in latest) * KBPS / n,
+        devices=sum(s.active_devices for s in latest),
+        loss_ratio=max(s.packet_loss for s in latest),
+    )
+
+
+# -- pure helpers ---------------------------------------------------------------------------------
+
+
+def link_class(kind_a: str, kind_b: str) -> str:
+    """The class of a link, named by its endpoint kinds from the access side up.
+
+    >>> link_class("edge", "aggregation"), link_class("cell", "aggregation"), link_class("core", "core")
+    ('aggregation-edge', 'cell-aggregation', 'core-core')
+    """
+    order = {k: i for i, k in enumerate(KIND_ORDER)}
+    a, b = sorted((kind_a, kind_b), key=lambda k: (order.get(k, len(order)), k))
+    return f"{a}-{b}"
+
+
+def kpi_ratios(intent: SliceIntent, kpis: SliceKpis) -> dict[str, float]:
+    """Each KPI over its target: above 1 breaches for latency, loss and devices; below 1 for throughput.
+
+    Throughput is compared with what the slice is owed: its guaranteed rate per cell, or the
+    demand when less is asked for (a quiet slice is not short of throughput). A zero target (a
+    slice asking for perfect reliability) makes any loss an infinite ratio.
+
+    >>> from slices.intent import NetworkSlice
+    >>> from slices.profiles import resolve
+    >>> intent = resolve(NetworkSlice.model_validate({"metadata": {"name": "cars"},
+    ...     "spec": {"kind": "vehicle", "coverage": {"zones": ["ring"]}}}))
+    >>> kpis = SliceKpis("cars", latency_ms=2.5, throughput_kbps_per_cell=30_000,
+    ...     demand_kbps_per_cell=40_000, devices=500, loss_ratio=0.0)
+    >>> kpi_ratios(intent, kpis)
+    {'latency': 0.5, 'throughput': 0.75, 'loss': 0.0, 'devices': 0.1}
+    """
+    loss_target = max(0.0, 1.0 - intent.reliability)
+    owed = min(float(intent.kbps_per_cell), kpis.demand_kbps_per_cell)
+    return {
+        "latency": kpis.latency_ms / intent.latency_ms,
+        "throughput": kpis.throughput_kbps_per_cell / owed if owed > 0 else 1.0,
+        "loss": _ratio(kpis.loss_ratio, loss_target),
+        "devices": _ratio(float(kpis.devices), float(intent.max_devices)),
+    }
+
+
+def _ratio(value: float, target: float) -> float:
+    if target > 0:
+        return value / target
+    return 0.0 if value <= 0 else float("inf")
+
+
+def sla_violated(record: SliceRecord) -> bool:
+    """Whether the controller's SLAMet condition says the slice misses its SLA."""
+    cond = get_condition(record.conditions, ConditionType.SLA_MET)
+    return cond is not None and cond.status == ConditionStatus.FALSE
+
+
+# -- state at scrape time -------------------------------------------------------------------------
+
+
+class StateCollector(Collector):
+    """Reads the controller's state at each scrape; holds no state of its own except event counts."""
+
+    def __init__(
+        self, source: StateSource, agents: AgentsView | None = None, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._source = source
+        self._agents = agents
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._after_seq = 0
+        self._events: dict[str, int] = {}
+        self._violations: dict[str, int] = {}
+        self._last_util: tuple[list[LinkKey], Any] = ([], None)
+        self._topology_samples: tuple[int, dict[str, list[Sample]]] | None = None
+        self._classes: tuple[tuple[Link, ...], dict[LinkKey, int], list[str], list[int]] | None = None
+
+    def describe(self) -> Iterable[Metric]:
+        # Names only, so registering does not run a scrape (and duplicate names are caught).
+        return list(self._families().values())
+
+    def collect(self) -> Iterable[Metric]:
+        families = self._families()
+        records = self._source.list_slices()
+        self._slices(families, records)
+        self._topology_cached(families)
+        self._events_counts(families, {r.name: r.intent.kind.value for r in records})
+        if self._agents is not None:
+            self._agent_metrics(families, records)
+        return list(families.values())
+
+    # Each family once, in one place: name, type, help and labels.
+    def _families(self) -> dict[str, Metric]:
+        g, c = GaugeMetricFamily, CounterMetricFamily
+        specs: list[tuple[type[GaugeMetricFamily] | type[CounterMetricFamily], str, str, list[str]]] = [
+            (
+                g,
+                "slices",
+                "Slices by kind and state (Ready, Admitted, Degraded, Pending, Rejected, Preempted).",
+                ["kind", "state"],
+            ),
+            (g, "slices_sla_violated", "Slices whose SLAMet condition is False, by kind.", ["kind"]),
+            (
+                g,
+                "slice_sla_violated",
+                f"1 for each slice whose SLA is violated now (at most {MAX_LISTED_VIOLATIONS}, oldest violation first).",
+                ["slice", "kind"],
+            ),
+            (
+                g,
+                "slice_kpi_target_ratio",
+                "Latest agent-reported KPI of a slice over its target (kpi: latency, throughput, loss, devices); latency, loss and devices breach above 1, throughput below 1.",
+                ["slice", "kind", "kpi"],
+            ),
+            (
+                g,
+                "site_up",
+                "1 if the edge or core site is in service, 0 if down or drained.",
+                ["site", "kind"],
+            ),
+            (
+                g,
+                "site_slices",
+                "Slices with a route through or workloads at the edge or core site.",
+                ["site", "kind"],
+            ),
+            (
+                g,
+                "site_cpu_reserved_cores",
+                "CPU reserved by slices at the edge or core site.",
+                ["site", "kind"],
+            ),
+            (g, "site_cpu_capacity_cores", "Allocatable CPU of the edge or core site.", ["site", "kind"]),
+            (
+                g,
+                "site_memory_reserved_bytes",
+                "Memory reserved by slices at the edge or core site.",
+                ["site", "kind"],
+            ),
+            (
+                g,
+                "site_memory_capacity_bytes",
+                "Allocatable memory of the edge or core site.",
+                ["site", "kind"],
+            ),
+            (g, "sites_down", "Sites out of service (failed or drained), by kind.", ["kind"]),
+            (
+                g,
+                "radio_reserved_bits_per_second",
+                "Radio capacity reserved by slices, summed over all cells.",
+                [],
+            ),
+            (g, "radio_capacity_bits_per_second", "Radio capacity of all cells in service.", []),
+            (
+                g,
+                "link_class_reserved_bits_per_second",
+                "Bandwidth reserved on links, summed per link class (endpoint kinds).",
+                ["class"],
+            ),
+            (
+                g,
+                "link_class_capacity_bits_per_second",
+                "Bandwidth of links, summed per link class (endpoint kinds).",
+                ["class"],
+            ),
+            (
+                g,
+                "link_reserved_bits_per_second",
+                f"Bandwidth reserved on each of the {TOP_LINKS} most loaded links.",
+                ["link", "class"],
+            ),
+            (
+                g,
+                "link_capacity_bits_per_second",
+                f"Bandwidth of each of the {TOP_LINKS} most loaded links.",
+                ["link", "class"],
+            ),
+            (g, "links_down", "Links out of service.", []),
+            (
+                c,
+                "controller_events",
+                "Audit-trail events recorded by the controller, by action (admit, reject, heal, site-down, ...).",
+                ["action"],
+            ),
+            (c, "sla_violations", "SLA violations recorded (sla-violation events), by slice kind.", ["kind"]),
+            (
+                g,
+                "agents",
+                "Site agents by site kind and connection state (connected, disconnected).",
+                ["kind", "state"],
+            ),
+            (
+                g,
+                "agent_up",
+                f"1 if the site's agent is connected; every edge and core agent, plus up to {MAX_LISTED_AGENTS} others that are disconnected or behind on config.",
+                ["site", "kind"],
+            ),
+            (
+                g,
+                "agent_last_heartbeat_timestamp_seconds",
+                "Unix time of the last heartbeat of each listed agent (see agent_up).",
+                ["site", "kind"],
+            ),
+            (
+                g,
+                "agent_config_generation_lag",
+                "Config generations the listed agent has not acknowledged yet (desired - acked).",
+                ["site", "kind"],
+            ),
+            (
+                g,
+                "agents_config_lagging",
+                "Agents that have not acknowledged their latest config generation, by site kind.",
+                ["kind"],
+            ),
+            (
+                g,
+                "agents_oldest_heartbeat_timestamp_seconds",
+                "Unix time of the oldest last heartbeat among connected agents, by site kind.",
+                ["kind"],
+            ),
+        ]
+        return {name: cls(f"{PREFIX}_{name}", doc, labels=labels) for cls, name, doc, labels in specs}
+
+    def _slices(self, fam: dict[str, Metric], records: Sequence[SliceRecord]) -> None:
+        counts = {(k.value, s.value): 0 for k in SliceKind for s in SliceState}
+        violated = {k.value: 0 for k in SliceKind}
+        listed: list[tuple[str, str, str]] = []
+        for r in records:
+            kind = r.intent.kind.value
+            counts[(kind, r.state.value)] = counts.get((kind, r.state.value), 0) + 1
+            if sla_violated(r):
+                violated[kind] += 1
+                cond = get_condition(r.conditions, ConditionType.SLA_MET)
+                since = cond.last_transition_time.isoformat() if cond is not None else ""
+                listed.append((since, r.name, kind))
+        for (kind, state), n in sorted(counts.items()):
+            _add(fam["slices"], [kind, state], n)
+        for kind, n in violated.items():
+            _add(fam["slices_sla_violated"], [kind], n)
+        for _, name, kind in sorted(listed)[:MAX_LISTED_VIOLATIONS]:
+            _add(fam["slice_sla_violated"], [name, kind], 1)
+
+    def _topology_cached(self, fam: dict[str, Metric]) -> None:
+        # topology_status() of a 20,000-cell city costs more than the rest of a scrape, and it
+        # changes only with a committed change: reuse the samples while the revision stands.
+        revision = self._source.revision
+        cached = self._topology_samples
+        if cached is None or cached[0] != revision:
+            scratch = self._families()
+            self._topology(scratch)
+            keep = {k: list(m.samples) for k, m in scratch.items() if m.samples}
+            cached = self._topology_samples = (revision, keep)
+        for key, samples in cached[1].items():
+            fam[key].samples.extend(samples)
+
+    def _topology(self, fam: dict[str, Metric]) -> None:
+        status = self._source.topology_status()
+        down = dict.fromkeys(KIND_ORDER, 0)
+        # 20,000 cells: comprehensions rather than one loop with branches (a third of the time).
+        sites = status.sites
+        cells = [s for s in sites if s.kind == "cell"]
+        radio_reserved = sum([s.radio_reserved_kbps for s in cells])
+        radio_capacity = sum([s.radio_capacity_kbps for s in cells if s.up])
+        for s in [s for s in sites if not s.up or s.drained]:
+            down[s.kind] = down.get(s.kind, 0) + 1
+        for s in [
+            s for s in sites if s.kind != "cell" and (s.cpu_capacity > 0 or s.kind in LISTED_AGENT_KINDS)
+        ]:
+            labels = [s.site, s.kind]
+            _add(fam["site_up"], labels, 1 if s.up and not s.drained else 0)
+            _add(fam["site_slices"], labels, s.slices)
+            _add(fam["site_cpu_reserved_cores"], labels, s.cpu_reserved / MILLI)
+            _add(fam["site_cpu_capacity_cores"], labels, s.cpu_capacity / MILLI)
+            _add(fam["site_memory_reserved_bytes"], labels, s.memory_reserved * MIB)
+            _add(fam["site_memory_capacity_bytes"], labels, s.memory_capacity * MIB)
+        for kind, n in down.items():
+            _add(fam["sites_down"], [kind], n)
+        _add(fam["radio_reserved_bits_per_second"], [], radio_reserved * KBPS)
+        _add(fam["radio_capacity_bits_per_second"], [], radio_capacity * KBPS)
+        _add(fam["links_down"], [], len(status.down_links))
+
+        index, names, capacity = self._link_classes()
+        reserved: list[float] = [0.0] * len(names)
+        busiest: list[tuple[LinkKey, str, float, float]] = []
+        util = status.link_utilisation
+        if util:
+            # Vectorised: 40,000 access links are too many for a Python loop within the budget.
+            keys = list(map(_FIRST, util))
+            cached_keys, cached_idx = self._last_util
+            if keys == cached_keys:  # same links in the same order as last scrape: a C-level compare
+                cls_idx = cached_idx
+            else:
+                cls_idx = np.fromiter(
+                    map(index.get, keys, itertools.repeat(-1)), dtype=np.int64, count=len(keys)
+                )
+                self._last_util = (keys, cls_idx)
+            res = np.fromiter(map(_SECOND, util), dtype=np.float64, count=len(util))
+            cap = np.fromiter(map(_THIRD, util), dtype=np.float64, count=len(util))
+            known = cls_idx >= 0
+            reserved = np.bincount(cls_idx[known], weights=res[known], minlength=len(names)).tolist()
+            ratio = np.divide(res, cap, out=np.zeros_like(res), where=(cap > 0) & known)
+            candidates = np.arange(len(ratio))
+            if len(ratio) > TOP_LINKS:
+                candidates = np.argpartition(-ratio, TOP_LINKS)[:TOP_LINKS]
+            order = candidates[np.lexsort((candidates, -ratio[candidates]))]
+            busiest = [
+                (keys[j], names[cls_idx[j]], float(res[j]), float(cap[j]))
+                for j in order.tolist()
+                if ratio[j] > 0
+            ]
+        for i in sorted(range(len(names)), key=names.__getitem__):
+            _add(fam["link_class_reserved_bits_per_second"], [names[i]], reserved[i] * KBPS)
+            _add(fam["link_class_capacity_bits_per_second"], [names[i]], capacity[i] * KBPS)
+        for key, cls, res_kbps, cap_kbps in busiest:
+            labels = [f"{key[0]}:{key[1]}", cls]
+            _add(fam["link_reserved_bits_per_second"], labels, res_kbps * KBPS)
+            _add(fam["link_capacity_bits_per_second"], labels, cap_kbps * KBPS)
+
+    def _link_classes(self) -> tuple[dict[LinkKey, int], list[str], list[int]]:
+        """(link → class index, class names, capacity per class), computed once per topology.
+
+        Failures and drains make new Topology objects that share the links tuple, so the tuple's
+        identity is the cache key.
+        """
+        links = self._source.topology().links
+        cached = self._classes
+        if cached is not None and cached[0] is links:
+            return cached[1], cached[2], cached[3]
+        topo = self._source.topology()
+        index: dict[LinkKey, int] = {}
+        names: list[str] = []
+        capacity: list[int] = []
+        position: dict[str, int] = {}
+        for ln in links:
+            cls = link_class(topo.sites[ln.a].kind.value, topo.sites[ln.b].kind.value)
+            i = position.setdefault(cls, len(names))
+            if i == len(names):
+                names.append(cls)
+                capacity.append(0)
+            index[ln.key] = i
+            capacity[i] += ln.bandwidth_kbps
+        self._classes = (links, index, names, capacity)
+        return index, names, capacity
+
+    def _events_counts(self, fam: dict[str, Metric], kinds: Mapping[str, str]) -> None:
+        # Counters from the audit trail: read only what is new since the last scrape.
+        with self._lock:
+            while True:
+                batch = self._source.events(after_seq=self._after_seq, limit=1000)
+                for ev in batch:
+                    self._events[ev.action] = self._events.get(ev.action, 0) + 1
+                    if ev.action == "sla-violation":
+                        kind = kinds.get(ev.slice or "", "unknown")
+                        self._violations[kind] = self._violations.get(kind, 0) + 1
+                    self._after_seq = max(self._after_seq, ev.seq)
+                if len(batch) < 1000:
+                    break
+            events, violations = dict(self._events), dict(self._violations)
+        for action, n in sorted(events.items()):
+            _add(fam["controller_events"], [action], n)
+        for kind in sorted({k.value for k in SliceKind} | set(violations)):
+            _add(fam["sla_violations"], [kind], violations.get(kind, 0))
+
+    def _agent_metrics(self, fam: dict[str, Metric], records: Sequence[SliceRecord]) -> None:
+        assert self._agents is not None
+        snapshots = self._agents.agent_snapshots()
+        # 21,677 agents in a city: C-level counting and comprehensions, not one loop with branches.
+        states = Tally(map(_KIND_CONNECTED, snapshots))
+        behind = [a for a in snapshots if a.acked_generation < a.desired_generation]
+        lagging = Tally(a.kind for a in behind)
+        oldest: dict[str, float] = {}
+        for a in snapshots:
+            seen = a.last_heartbeat_unix
+            if a.connected and seen is not None and seen < oldest.get(a.kind, math.inf):
+                oldest[a.kind] = seen
+        for a in snapshots:
+            if a.kind in LISTED_AGENT_KINDS:
+                self._agent_series(fam, a)
+        unlisted = {a.site: a for a in behind if a.kind not in LISTED_AGENT_KINDS}
+        unlisted.update(
+            (a.site, a) for a in snapshots if not a.connected and a.kind not in LISTED_AGENT_KINDS
+        )
+        others = list(unlisted.values())
+        # Worst first: disconnected before lagging, then the longest silent.
+        others.sort(key=lambda a: (a.connected, a.last_heartbeat_unix or 0.0, a.site))
+        for a in others[:MAX_LISTED_AGENTS]:
+            self._agent_series(fam, a)
+        for kind in sorted({k for k, _ in states}):
+            _add(fam["agents"], [kind, "connected"], states[(kind, True)])
+            _add(fam["agents"], [kind, "disconnected"], states[(kind, False)])
+            _add(fam["agents_config_lagging"], [kind], lagging[kind])
+            if kind in oldest:
+                _add(fam["agents_oldest_heartbeat_timestamp_seconds"], [kind], oldest[kind])
+        kpis = self._agents.slice_kpis()
+        family = fam["slice_kpi_target_ratio"]
+        name = family.name
+        samples = family.samples
+        for r in records:
+            k = kpis.get(r.name)
+            if k is None or r.placement is None:
+                continue
+            kind = r.intent.kind.value
+            # 8,000 samples: built directly, skipping add_metric's per-sample label zipping.
+            for kpi, value in kpi_ratios(r.intent, k).items():
+                samples.append(Sample(name, {"slice": r.name, "kind": kind, "kpi": kpi}, value))
+
+    @staticmethod
+    def _agent_series(fam: dict[str, Metric], a: AgentSnapshot) -> None:
+        labels = [a.site, a.kind]
+        _add(fam["agent_up"], labels, 1 if a.connected else 0)
+        if a.last_heartbeat_unix is not None:
+            _add(fam["agent_last_heartbeat_timestamp_seconds"], labels, a.last_heartbeat_unix)
+        _add(fam["agent_config_generation_lag"], labels, a.generation_lag)
+
+
+_FIRST, _SECOND, _THIRD = operator.itemgetter(0), operator.itemgetter(1), operator.itemgetter(2)
+_KIND_CONNECTED = operator.attrgetter("kind", "connected")
+
+
+def _add(family: Metric, labels: list[str], value: float) -> None:
+    family.add_metric(labels, value)  # type: ignore[attr-defined]
+
+
+# -- events as they happen ------------------------------------------------------------------------
+
+
+class ControllerMetrics:
+    """Counters and histograms fed by the service (a :class:`controller.observer.ServiceObserver`).
+
+    >>> registry = CollectorRegistry()
+    >>> m = ControllerMetrics(registry)
+    >>> m.decision("iot", "admitted", "Admitted")
+    >>> registry.get_sample_value("edgeslice_admission_decisions_total",
+    ...     {"kind": "iot", "outcome": "admitted", "reason": "Admitted"})
+    1.0
+    """
+
+    def __init__(self, registry: CollectorRegistry, process: bool = True) -> None:
+        # ``_created`` samples would double every counter's series for a timestamp nobody graphs
+        # (a process-wide switch of prometheus-client; the controller has one metrics registry).
+        disable_created_metrics()  # type: ignore[no-untyped-call]
+        self.registry = registry
+        self._reasons: set[str] = set()
+        self._reasons_lock = threading.Lock()
+        self.decisions = Counter(
+            f"{PREFIX}_admission_decisions",
+            f"Admission decisions by slice kind, outcome and CamelCase reason (at most {MAX_REASONS} reasons, then Other).",
+            ["kind", "outcome", "reason"],
+            registry=registry,
+        )
+        self.preemptions = Counter(
+            f"{PREFIX}_preemptions",
+            "Slices preempted by a higher-priority slice, by kind.",
+            ["kind"],
+            registry=registry,
+        )
+        self.healings = Counter(
+            f"{PREFIX}_healings",
+            "Slices re-placed after a failure or drain, by kind and result (ok, failed).",
+            ["kind", "result"],
+            registry=registry,
+        )
+        self.reconcile_duration = Histogram(
+            f"{PREFIX}_reconcile_duration_seconds",
+            "Time one reconcile pass takes.",
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.reconcile_changes = Counter(
+            f"{PREFIX}_reconcile_changes", "Slices changed by reconcile passes.", registry=registry
+        )
+        self.reconcile_errors = Counter(
+            f"{PREFIX}_reconcile_errors", "Errors met by reconcile passes.", registry=registry
+        )
+        self.placement_duration = Histogram(
+            f"{PREFIX}_placement_duration_seconds",
+            "Time one placement decision takes.",
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.grpc_started = Counter(
+            f"{PREFIX}_grpc_server_started",
+            "gRPC calls started, by API (operator, agent), service and method.",
+            ["api", "service", "method"],
+            registry=registry,
+        )
+        self.grpc_handled = Counter(
+            f"{PREFIX}_grpc_server_handled",
+            "gRPC calls completed, by API, service, method and status code.",
+            ["api", "service", "method", "code"],
+            registry=registry,
+        )
+        self.grpc_duration = Histogram(
+            f"{PREFIX}_grpc_server_handling_seconds",
+            "Time to handle a gRPC call (streams: until the stream ends), by API, service and method.",
+            ["api", "service", "method"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.state: StateCollector | None = None
+        # Known label values start at zero, so rate() and dashboards see a series before the first event.
+        for kind in SliceKind:
+            self.preemptions.labels(kind.value)
+            for result in ("ok", "failed"):
+                self.healings.labels(kind.value, result)
+        if process:
+            ProcessCollector(registry=registry)  # process_* series: memory, CPU, open files
+
+    # -- ServiceObserver ------------------------------------------------------------------------
+    def decision(self, kind: str, outcome: str, reason: str) -> None:
+        self.decisions.labels(kind, outcome, self._bounded_reason(reason)).inc()
+
+    def preempted(self, kind: str) -> None:
+        self.preemptions.labels(kind).inc()
+
+    def healed(self, kind: str, ok: bool) -> None:
+        self.healings.labels(kind, "ok" if ok else "failed").inc()
+
+    def reconciled(self, duration_s: float, changed: int, errors: int) -> None:
+        self.reconcile_duration.observe(duration_s)
+        if changed:
+            self.reconcile_changes.inc(changed)
+        if errors:
+            self.reconcile_errors.inc(errors)
+
+    def placement_timed(self, duration_s: float) -> None:
+        self.placement_duration.observe(duration_s)
+
+    def _bounded_reason(self, reason: str) -> str:
+        reason = reason or "None"
+        with self._reasons_lock:
+            if reason in self._reasons:
+                return reason
+            if len(self._reasons) < MAX_REASONS:
+                self._reasons.add(reason)
+                return reason
+        return "Other"
+
+    # -- wiring ---------------------------------------------------------------------------------
+    def watch(self, source: StateSource, agents: AgentsView | None = None) -> StateCollector:
+        """Register the scrape-time collector of ``source`` (once; the service must exist first)."""
+        if self.state is not None:
+            raise RuntimeError("metrics already watch a controller")
+        self.state = StateCollector(source, agents)
+        self.registry.register(self.state)
+        return self.state
+
+    def interceptor(self, api: str) -> GrpcMetricsInterceptor:
+        """A server interceptor for ``grpc.server(..., interceptors=[...])``; ``api``: operator or agent."""
+        return GrpcMetricsInterceptor(self, api)
+
+    def aio_interceptor(self, api: str) -> AioGrpcMetricsInterceptor:
+        """The same for ``grpc.aio.server(interceptors=[...])`` (the agent API runs on asyncio)."""
+        return AioGrpcMetricsInterceptor(self, api)
+
+
+def build_metrics(
+    service: StateSource,
+    agents: AgentsView | None = None,
+    registry: CollectorRegistry | None = None,
+    process: bool = True,
+) -> ControllerMetrics:
+    """Metrics for a running service: the event metrics plus the scrape-time state collector.
+
+    When the service needs its observer at construction, build :class:`ControllerMetrics` first,
+    pass it as the observer and call :meth:`ControllerMetrics.watch` once the service exists.
+    """
+    metrics = ControllerMetrics(registry if registry is not None else CollectorRegistry(), process)
+    metrics.watch(service, agents)
+    return metrics
+
+
+# -- gRPC -----------------------------------------------------------------------------------------
+
+
+def _split_method(full: str) -> tuple[str, str]:
+    """``/pkg.Service/Method`` → (``pkg.Service``, ``Method``).
+
+    >>> _split_method("/edgeslice.operator.v1.SliceService/Apply")
+    ('edgeslice.operator.v1.SliceService', 'Apply')
+    """
+    _, service, method = [*full.split("/"), "", ""][:3]
+    return service or "unknown", method or "unknown"
+
+
+class GrpcMetricsInterceptor(grpc.ServerInterceptor):
+    """Counts and times every call, by service, method and final status code."""
+
+    def __init__(self, metrics: ControllerMetrics, api: str) -> None:
+        self._m = metrics
+        self._api = api
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = continuation(details)
+        if handler is None:
+            return None
+        service, method = _split_method(details.method)
+        labels = (self._api, service, method)
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                self._wrap_unary(handler.unary_unary, labels),
+                handler.request_deserializer,
+                handler.response_serializer,
+            )
+        if handler.stream_unary is not None:
+            return grpc.stream_unary_rpc_method_handler(
+                self._wrap_unary(handler.stream_unary, labels),
+                handler.request_deserializer,
+                handler.response_serializer,
+            )
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                self._wrap_stream(handler.unary_stream, labels),
+                handler.request_deserializer,
+                handler.response_serializer,
+            )
+        assert handler.stream_stream is not None
+        return grpc.stream_stream_rpc_method_handler(
+            self._wrap_stream(handler.stream_stream, labels),
+            handler.request_deserializer,
+            handler.response_serializer,
+        )
+
+    def _done(
+        self, labels: tuple[str, str, str], context: grpc.ServicerContext, start: float, failed: bool
+    ) -> None:
+        code = _code_of(context, failed)
+        self._m.grpc_handled.labels(*labels, code).inc()
+        self._m.grpc_duration.labels(*labels).observe(time.perf_counter() - start)
+
+    def _wrap_unary(
+        self, behaviour: Callable[[Any, grpc.ServicerContext], Any], labels: tuple[str, str, str]
+    ) -> Callable[[Any, grpc.ServicerContext], Any]:
+        def call(request: Any, context: grpc.ServicerContext) -> Any:
+            self._m.grpc_started.labels(*labels).inc()
+            start = time.perf_counter()
+            failed = True
+            try:
+                response = behaviour(request, context)
+                failed = False
+                return response
+            finally:
+                self._done(labels, context, start, failed)
+
+        return call
+
+    def _wrap_stream(
+        self, behaviour: Callable[[Any, grpc.ServicerContext], Iterator[Any]], labels: tuple[str, str, str]
+    ) -> Callable[[Any, grpc.ServicerContext], Iterator[Any]]:
+        def call(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+            self._m.grpc_started.labels(*labels).inc()
+            start = time.perf_counter()
+            failed = True
+            try:
+                yield from behaviour(request, context)
+                failed = False
+            finally:
+                self._done(labels, context, start, failed)
+
+        return call
+
+
+class AioGrpcMetricsInterceptor(grpc.aio.ServerInterceptor):
+    """The asyncio twin of :class:`GrpcMetricsInterceptor`, for ``grpc.aio.server`` (the agent API)."""
+
+    def __init__(self, metrics: ControllerMetrics, api: str) -> None:
+        self._m = metrics
+        self._api = api
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = await continuation(details)
+        if handler is None:
+            return handler
+        service, method = _split_method(details.method)
+        labels = (self._api, service, method)
+        m = self._m
+
+        def done(context: Any, start: float, outcome: str | None) -> None:
+            # outcome: None for a normal return, "CANCELLED" when the peer went away, "" for an error.
+            code = outcome if outcome else _code_of(context, outcome == "")
+            m.grpc_handled.labels(*labels, code).inc()
+            m.grpc_duration.labels(*labels).observe(time.perf_counter() - start)
+
+        def wrap(behaviour: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+            if inspect.isasyncgenfunction(behaviour):
+
+                async def gen(request: Any, context: Any) -> AsyncIterator[Any]:
+                    m.grpc_started.labels(*labels).inc()
+                    start = time.perf_counter()
+                    outcome: str | None = ""
+                    try:
+                        async for item in behaviour(request, context):
+                            yield item
+                        outcome = None
+                    except asyncio.CancelledError:
+                        outcome = "CANCELLED"
+                        raise
+                    finally:
+                        done(context, start, outcome)
+
+                return gen
+
+            async def call(request: Any, context: Any) -> Any:
+                m.grpc_started.labels(*labels).inc()
+                start = time.perf_counter()
+                outcome: str | None = ""
+                try:
+                    result = await behaviour(request, context)
+                    outcome = None
+                    return result
+                except asyncio.CancelledError:
+                    outcome = "CANCELLED"
+                    raise
+                finally:
+                    done(context, start, outcome)
+
+            return call
+
+        kinds = (
+            ("unary_unary", grpc.unary_unary_rpc_method_handler),
+            ("unary_stream", grpc.unary_stream_rpc_method_handler),
+            ("stream_unary", grpc.stream_unary_rpc_method_handler),
+            ("stream_stream", grpc.stream_stream_rpc_method_handler),
+        )
+        for attr, make in kinds:
+            behaviour = getattr(handler, attr)
+            if behaviour is not None:
+                made: grpc.RpcMethodHandler[Any, Any] = make(
+                    wrap(behaviour), handler.request_deserializer, handler.response_serializer
+                )
+                return made
+        return handler
+
+
+def _code_of(context: grpc.ServicerContext, failed: bool) -> str:
+    """The status the call ends with: what the handler set, else OK, or UNKNOWN for an exception."""
+    code = getattr(context, "code", lambda: None)()  # grpcio >= 1.38; not in the typing stubs
+    if isinstance(code, grpc.StatusCode):
+        return str(code.name)
+    return "UNKNOWN" if failed else "OK"
+
+
+# -- HTTP endpoint --------------------------------------------------------------------------------
+
+_TYPES = {
+    "counter": "counter",
+    "gauge": "gauge",
+    "histogram": "histogram",
+    "summary": "summary",
+    "info": "gauge",
+}
+_SUFFIX = {"counter": "_total", "info": "_info"}
+
+
+_go_float: Callable[[float], str] = floatToGoString  # the library's number format (+Inf, NaN, 1e+06)
+
+
+def _escape(value: str) -> str:
+    if "\\" in value or "\n" in value or '"' in value:
+        return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+    return value
+
+
+def exposition(registry: CollectorRegistry) -> bytes:
+    """The registry in the Prometheus text format 0.0.4, as ``generate_latest`` writes it.
+
+    A leaner writer than prometheus-client's: our label names are fixed identifiers, so it skips
+    validating and escaping them for each of the ~9,000 samples of a city-scale scrape (the
+    library's writer alone takes most of the 250 ms budget there). Sample values are formatted
+    by the library's own ``floatToGoString``.
+    """
+    out: list[str] = []
+    append = out.append
+    for family in registry.collect():
+        name = family.name + _SUFFIX.get(family.type, "")
+        doc = family.documentation.replace("\\", "\\\\").replace("\n", "\\n")
+        append(f"# HELP {name} {doc}\n# TYPE {name} {_TYPES.get(family.type, 'untyped')}\n")
+        for sample in family.samples:
+            labels = sample.labels
+            if labels:
+                body = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(labels.items()))
+                line = f"{sample.name}{{{body}}} {_go_float(sample.value)}"
+            else:
+                line = f"{sample.name} {_go_float(sample.value)}"
+            if sample.timestamp is not None:
+                line += f" {int(float(sample.timestamp) * 1000):d}"
+            append(line + "\n")
+    return "".join(out).encode("utf-8")
+
+
+class MetricsServer:
+    """``GET /metrics`` of a registry over HTTP on a daemon thread; ``port`` is the bound port."""
+
+    def __init__(self, registry: CollectorRegistry, port: int = 0, addr: str = "127.0.0.1") -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if self.path.split("?", 1)[0] not in ("/metrics", "/"):
+                    self.send_error(404, "only /metrics is served here")
+                    return
+                try:
+                    body = exposition(registry)
+                except Exception as exc:  # a failing collector must not kill the endpoint
+                    self.send_error(500, f"collecting metrics failed: {exc}")
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", CONTENT_TYPE_LATEST)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass  # Prometheus scrapes every few seconds: no access log
+
+        self._httpd = ThreadingHTTPServer((addr, port), Handler)
+        self._httpd.daemon_threads = True
+        self.addr = addr
+        self.port = int(self._httpd.server_address[1])
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name="metrics-http", daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.addr}:{self.port}/metrics"
+
+    def close(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
+
+
+def serve_metrics(registry: CollectorRegistry, port: int, addr: str = "127.0.0.1") -> MetricsServer:
+    """Serve ``registry`` at ``http://addr:port/metrics`` (port 0 picks a free one); ``close()`` stops it."""
+    return MetricsServer(registry, port, addr)

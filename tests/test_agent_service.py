@@ -1,0 +1,299 @@
+"""The agent-facing gRPC service on loopback against a fake controller: push and ack, limits,
+status codes, leases and link reports."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import grpc
+import pytest
+
+from protos.edgeslice.agent.v1 import agent_pb2
+from telemetry import agent, agent_service, lease
+from tests.telemetry_fakes import FakeClock, FakeService, intent
+
+FAST = agent_service.AgentSettings(
+    lease_s=1.0, heartbeat_interval_s=0.1, telemetry_interval_s=0.1, resend_after_s=0.3, sla_window_s=0.5
+)
+
+
+def wait_for(cond: Callable[[], bool], timeout: float = 5.0) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return
+        time.sleep(0.02)
+    raise AssertionError("condition not met in time")
+
+
+@pytest.fixture
+def service() -> FakeService:
+    svc = FakeService()
+    svc.put(intent("cars"), [("c1", "a1", "e1"), ("c2", "a1", "e1")])
+    return svc
+
+
+@pytest.fixture
+def server(service: FakeService) -> Iterator[agent_service.AgentServer]:
+    srv = agent_service.serve_agents(service, "127.0.0.1:0", dev=True, settings=FAST)
+    yield srv
+    srv.stop()
+
+
+def raw_stream(port: int, messages: list[bytes], read: int = 10) -> tuple[list[bytes], grpc.StatusCode, str]:
+    """Send raw bytes on a Connect stream; return what came back and the final status."""
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
+        method: Any = ch.stream_stream(agent_service.METHOD)
+        call: Any = method(iter(messages), timeout=5)
+        got: list[bytes] = []
+        try:
+            for m in call:
+                got.append(m)
+                if len(got) >= read:
+                    call.cancel()
+        except grpc.RpcError:
+            pass
+        return got, call.code(), call.details() or ""
+
+
+def hello(site: str) -> bytes:
+    return agent_pb2.AgentMessage(
+        hello=agent_pb2.Hello(site_id=site, software_version="test/1")
+    ).SerializeToString()
+
+
+def run_agents(port: int, sites: list[str], body: Callable[[dict[str, agent.SiteAgent]], object]) -> None:
+    """Run reference agents for ``sites`` while ``body`` (a coroutine function) runs."""
+
+    async def main() -> None:
+        ch = agent.open_channel(f"127.0.0.1:{port}", None)
+        agents = {
+            s: agent.SiteAgent(s, lambda: ch, agent.MemoryBackend(), agent.IdleKpiSource()) for s in sites
+        }
+        tasks = [asyncio.create_task(a.run()) for a in agents.values()]
+        try:
+            await asyncio.wait_for(asyncio.gather(*(a.connected.wait() for a in agents.values())), 5)
+            await body(agents)  # type: ignore[misc]
+        finally:
+            for a in agents.values():
+                a.stop()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await ch.close()
+
+    asyncio.run(main())
+
+
+def test_config_is_pushed_acked_and_lag_clears(
+    server: agent_service.AgentServer, service: FakeService
+) -> None:
+    async def body(agents: dict[str, agent.SiteAgent]) -> None:
+        await asyncio.wait_for(agents["c1"].applied_event.wait(), 5)
+        cfg = agents["c1"].applied
+        assert cfg is not None and cfg.site_id == "c1" and [s.name for s in cfg.slices] == ["cars"]
+        assert list(cfg.slices[0].route) == ["c1", "a1", "e1"] and cfg.slices[0].qos.five_qi == 83
+        await asyncio.to_thread(wait_for, lambda: server.registry.status("c1").acked_generation == 1)
+        st = server.registry.status("c1")
+        assert (st.connected, st.up, st.desired_generation, st.config_lag_s) == (True, True, 1, 0.0)
+        assert st.software_version == agent.AGENT_VERSION
+        # A change in the controller reaches the agent as a new generation.
+        service.put(intent("cars"), [("c1", "a2", "e2"), ("c2", "a1", "e1")])
+        await asyncio.to_thread(wait_for, lambda: server.registry.status("c1").acked_generation == 2)
+        assert agents["c1"].applied is not None and list(agents["c1"].applied.slices[0].route) == [
+            "c1",
+            "a2",
+            "e2",
+        ]
+        assert server.registry.status("c2").acked_generation == 1  # c2's config did not change
+
+    run_agents(server.port, ["c1", "c2"], body)
+
+
+def test_refused_config_is_reported_and_resent_until_acked(server: agent_service.AgentServer) -> None:
+    async def body(agents: dict[str, agent.SiteAgent]) -> None:
+        pass
+
+    async def main() -> None:
+        ch = agent.open_channel(f"127.0.0.1:{server.port}", None)
+        backend = agent.MemoryBackend()
+        backend.refuse = agent.ApplyResult(False, "Unsupported", "no radio scheduler here")
+        a = agent.SiteAgent("c1", lambda: ch, backend, agent.IdleKpiSource())
+        task = asyncio.create_task(a.run())
+        await asyncio.to_thread(wait_for, lambda: server.registry.status("c1").nack_reason == "Unsupported")
+        st = server.registry.status("c1")
+        assert st.acked_generation == 0 and st.desired_generation == 1 and st.config_lag_s > 0
+        assert st.nack_message == "no radio scheduler here"
+        backend.refuse = None  # the backend recovers: the resend is applied
+        await asyncio.to_thread(wait_for, lambda: server.registry.status("c1").acked_generation == 1)
+        assert backend.applies == 1 and server.registry.status("c1").nack_reason == ""
+        a.stop()
+        await task
+        await ch.close()
+
+    asyncio.run(main())
+
+
+def test_unknown_site_is_not_found(server: agent_service.AgentServer) -> None:
+    _, code, details = raw_stream(server.port, [hello("nowhere")])
+    assert code == grpc.StatusCode.NOT_FOUND and "'nowhere'" in details
+
+
+def test_first_message_must_be_hello(server: agent_service.AgentServer) -> None:
+    beat = agent_pb2.AgentMessage(heartbeat=agent_pb2.Heartbeat(sequence=1)).SerializeToString()
+    _, code, details = raw_stream(server.port, [beat])
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "first message must be hello" in details
+    _, code, details = raw_stream(
+        server.port, [agent_pb2.AgentMessage(hello=agent_pb2.Hello()).SerializeToString()]
+    )
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "hello.site_id" in details
+
+
+def test_bytes_that_are_not_protobuf_are_invalid_argument(server: agent_service.AgentServer) -> None:
+    _, code, details = raw_stream(server.port, [b"\xff\xff\xff\xff garbage"])
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "not a valid AgentMessage" in details
+    _, code, _ = raw_stream(server.port, [hello("c1"), b"\x0a\xff"], read=100)
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_oversized_message_is_resource_exhausted(server: agent_service.AgentServer) -> None:
+    batch = agent_pb2.AgentMessage()
+    for i in range(20_000):
+        batch.telemetry.slices.add(slice=f"slice-{i:06d}", latency_p99_ms=1.0)
+    raw = batch.SerializeToString()
+    assert len(raw) > FAST.max_message_bytes
+    _, code, _ = raw_stream(server.port, [hello("c1"), raw], read=100)
+    assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    # The server is unharmed: the next agent is served.
+    got, _, _ = raw_stream(server.port, [hello("c2")], read=1)
+    assert agent_pb2.ControllerMessage.FromString(got[0]).welcome.site_id == "c2"
+
+
+@pytest.mark.parametrize(
+    ("kpi", "field"),
+    [
+        (agent_pb2.SliceKpi(slice="cars", latency_p99_ms=float("nan")), "latency_p99_ms"),
+        (agent_pb2.SliceKpi(slice="cars", packet_loss=1.5), "packet_loss"),
+        (agent_pb2.SliceKpi(slice="cars", dl_throughput_mbps=-1.0), "dl_throughput_mbps"),
+    ],
+)
+def test_malformed_kpis_are_invalid_argument(
+    server: agent_service.AgentServer, kpi: agent_pb2.SliceKpi, field: str
+) -> None:
+    msg = agent_pb2.AgentMessage(telemetry=agent_pb2.TelemetryBatch(slices=[kpi])).SerializeToString()
+    _, code, details = raw_stream(server.port, [hello("c1"), msg], read=100)
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and field in details and "'c1'" in details
+
+
+def test_link_to_a_site_that_is_not_a_neighbour_is_invalid(server: agent_service.AgentServer) -> None:
+    batch = agent_pb2.TelemetryBatch()
+    batch.health.links.add(peer="e2", up=False)  # c1 has no link to e2
+    msg = agent_pb2.AgentMessage(telemetry=batch).SerializeToString()
+    _, code, details = raw_stream(server.port, [hello("c1"), msg], read=100)
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "'e2' is not linked" in details
+
+
+def test_rate_limit_is_resource_exhausted(service: FakeService) -> None:
+    settings = agent_service.AgentSettings(rate_per_s=5.0, rate_burst=5.0)
+    srv = agent_service.serve_agents(service, "127.0.0.1:0", dev=True, settings=settings)
+    try:
+        beat = agent_pb2.AgentMessage(heartbeat=agent_pb2.Heartbeat(sequence=1)).SerializeToString()
+        _, code, details = raw_stream(srv.port, [hello("c1")] + [beat] * 50, read=100)
+        assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and "exceeded 5 messages/s" in details
+    finally:
+        srv.stop()
+
+
+def test_newer_session_replaces_older(server: agent_service.AgentServer) -> None:
+    with grpc.insecure_channel(f"127.0.0.1:{server.port}") as ch:
+        method: Any = ch.stream_stream(agent_service.METHOD)
+        first_requests: list[bytes] = [hello("c1")]
+
+        def forever() -> Iterator[bytes]:
+            yield from first_requests
+            time.sleep(10)
+
+        first = method(forever(), timeout=10)
+        next(first)  # welcome
+        got, _, _ = raw_stream(server.port, [hello("c1")], read=1)
+        assert got
+        with pytest.raises(grpc.RpcError) as exc:
+            for _ in first:
+                pass
+        assert exc.value.code() == grpc.StatusCode.ABORTED
+
+
+def test_kpis_are_kept_bounded_and_unknown_slices_ignored(service: FakeService) -> None:
+    registry = agent_service.AgentRegistry(service, agent_service.AgentSettings(kpi_window=3), FakeClock())
+    registry.refresh(force=True)
+    session = registry.open("c1", "t", lambda: None)
+    batch = agent_pb2.TelemetryBatch(
+        slices=[agent_pb2.SliceKpi(slice="cars"), agent_pb2.SliceKpi(slice="ghost")]
+    )
+    for _ in range(10):
+        assert registry.record_telemetry(session, batch) == 1
+    assert [len(v) for v in registry.kpis().values()] == [3]
+    assert registry.unknown_slice_reports == 10
+
+
+def test_lease_expiry_marks_down_once_and_return_marks_up(service: FakeService) -> None:
+    clock = FakeClock()
+    registry = agent_service.AgentRegistry(service, agent_service.AgentSettings(lease_s=3.0), clock)
+    monitor = lease.LeaseMonitor(registry, service)
+    registry.refresh(force=True)
+    session = registry.open("a1", "t", lambda: None)
+    monitor.tick()
+    assert service.calls_of("site_down") == []
+    clock.advance(2.0)
+    registry.admit_message(session)  # renews the lease
+    clock.advance(2.5)
+    monitor.tick()
+    assert service.calls_of("site_down") == []
+    clock.advance(1.0)
+    monitor.tick()
+    monitor.tick()
+    [(_, site, reason, actor)] = service.calls_of("site_down")
+    assert site == "a1" and str(reason).startswith("LeaseExpired") and actor == "agent:a1"
+    assert not registry.status("a1").up
+    # Healing moved the slice off a1: a1's desired config changed (now empty).
+    desired = registry.desired("a1")
+    assert desired is not None and desired[0].slices == () and desired[1] == 2
+    # Sites that never had an agent are not marked down.
+    assert all(c[1] == "a1" for c in service.calls_of("site_down"))
+    registry.admit_message(session)
+    monitor.tick()
+    assert service.calls_of("site_up") == [("site_up", "a1", "agent:a1")]
+    assert registry.status("a1").up
+
+
+def test_links_reported_down_and_up(service: FakeService) -> None:
+    registry = agent_service.AgentRegistry(service, FAST, FakeClock())
+    monitor = lease.LeaseMonitor(registry, service)
+    registry.refresh(force=True)
+    c1, a1 = registry.open("c1", "t", lambda: None), registry.open("a1", "t", lambda: None)
+
+    def report(session: agent_service._Session, peer: str, up: bool) -> None:
+        batch = agent_pb2.TelemetryBatch()
+        batch.health.links.add(peer=peer, up=up)
+        registry.record_telemetry(session, batch)
+
+    report(c1, "a1", False)
+    report(a1, "c1", False)  # both ends say so: still one link-down
+    monitor.tick()
+    [(_, key, reason, actor)] = service.calls_of("link_down")
+    assert key == ("a1", "c1") and "ReportedDown" in str(reason) and actor == "agent:c1"
+    report(c1, "a1", True)
+    monitor.tick()
+    assert service.calls_of("link_up") == []  # a1 still reports it down
+    report(a1, "c1", True)
+    monitor.tick()
+    assert service.calls_of("link_up") == [("link_up", ("a1", "c1"), "agent:a1")]
+
+
+def test_insecure_only_in_dev_mode_and_on_loopback(service: FakeService) -> None:
+    registry = agent_service.AgentRegistry(service)
+    with pytest.raises(ValueError, match="mutual TLS"):
+        agent_service.AgentServer(registry, "127.0.0.1:0", tls=None, dev=False)
+    with pytest.raises(ValueError, match="loopback"):
+        agent_service.AgentServer(registry, "0.0.0.0:0", tls=None, dev=True)
