@@ -201,16 +201,41 @@ def window(child: Child, seconds: float) -> dict[str, float]:
 # ---------------------------------------------------------------------------------- load
 
 
+def run_agents(args: argparse.Namespace) -> None:
+    """Child process: simulated agents for every ``--shards``-th site starting at ``--shard``."""
+    from controller.topology import load_topology
+
+    city = load_topology(args.city)
+    sites = sorted(city.sites)[args.shard :: args.shards]
+    sim = simulator.Simulator(
+        f"127.0.0.1:{args.port}", city, sites, streams_per_channel=2000, seed=args.shard
+    )
+    simulator.SimulatorThread(sim).start(wait_connected_s=None, ramp_per_s=args.ramp / args.shards)
+    print(json.dumps({"sites": len(sites)}), flush=True)
+    while True:
+        time.sleep(1.0)
+        print(json.dumps({"sent": sim.messages_sent(), "accepted": 0}), flush=True)
+
+
 def sustained(args: argparse.Namespace, city: Topology, city_file: Path) -> dict[str, float]:
     ctl = Child("controller", ["--city", str(city_file), "--interval", str(args.interval), "--rate", "20"])
     print(f"controller up on port {ctl.first['port']}, {ctl.first['slices_ready']}/{SLICES} slices Ready")
+    shards: list[Child] = []
     sim = simulator.Simulator(
         f"127.0.0.1:{ctl.first['port']}", city, sorted(city.sites), streams_per_channel=2000
     )
     runner = simulator.SimulatorThread(sim)
     try:
         started = time.monotonic()
-        runner.start(wait_connected_s=None, ramp_per_s=args.ramp)
+        if args.agent_procs > 1:
+            # Several load-generator processes: one Python process cannot drive a whole big city.
+            common = ["--city", str(city_file), "--port", str(ctl.first["port"]), "--ramp", str(args.ramp)]
+            shards = [
+                Child("agents", [*common, "--shard", str(i), "--shards", str(args.agent_procs)])
+                for i in range(args.agent_procs)
+            ]
+        else:
+            runner.start(wait_connected_s=None, ramp_per_s=args.ramp)
         n = len(city.sites)
         shown = 0.0
         while ctl.latest.get("acked", 0) < n or ctl.latest.get("connected", 0) < n:
@@ -227,10 +252,12 @@ def sustained(args: argparse.Namespace, city: Topology, city_file: Path) -> dict
         time.sleep(args.interval)  # let the reports spread over the interval
         result = window(ctl, args.measure)
         result["sites"] = n
-        result["load_gen_sent"] = sim.messages_sent()
         return result
     finally:
-        runner.stop()
+        for child in shards:
+            child.stop()
+        if not shards:
+            runner.stop()
         ctl.stop()
 
 
@@ -250,6 +277,9 @@ async def _blast(port: int, sites: list[str], city: Topology, seconds: float) ->
         await call.read()  # welcome
         cfg_msg = agent_pb2.ControllerMessage.FromString(await call.read())
         model.on_applied(cfg_msg.config)
+        ack = agent_pb2.AgentMessage()
+        ack.ack.generation, ack.ack.ok = cfg_msg.config.generation, True
+        await call.write(ack.SerializeToString())  # unacked, the controller would keep resending
         raw = agent_pb2.AgentMessage(telemetry=model.sample(site, cfg_msg.config)).SerializeToString()
         while time.monotonic() < stop_at:
             await call.write(raw)
@@ -284,7 +314,7 @@ def saturation(args: argparse.Namespace, city: Topology, city_file: Path, role: 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--role", choices=("bench", "controller", "baseline"), default="bench")
+    ap.add_argument("--role", choices=("bench", "controller", "baseline", "agents"), default="bench")
     ap.add_argument("--sites", type=int, default=20_000, help="about this many sites in the city")
     ap.add_argument("--cells", type=int, help="exact cell count (overrides --sites)")
     ap.add_argument("--interval", type=float, default=10.0, help="seconds between an agent's reports")
@@ -293,6 +323,10 @@ def main() -> None:
     ap.add_argument("--ramp", type=float, default=500.0, help="agents started per second")
     ap.add_argument("--rate", type=float, default=20.0, help=argparse.SUPPRESS)
     ap.add_argument("--city", help=argparse.SUPPRESS)
+    ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--shard", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--shards", type=int, default=1, help=argparse.SUPPRESS)
+    ap.add_argument("--agent-procs", type=int, default=1, help="load-generator processes (sustained part)")
     ap.add_argument("--skip-sustained", action="store_true")
     ap.add_argument("--skip-saturation", action="store_true")
     args = ap.parse_args()
@@ -301,6 +335,9 @@ def main() -> None:
         return
     if args.role == "baseline":
         serve_baseline(args)
+        return
+    if args.role == "agents":
+        run_agents(args)
         return
     cells = args.cells or cells_for_sites(args.sites)
     city = Topology.from_file(citygen.generate_city(cells, seed=7))

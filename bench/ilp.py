@@ -9,7 +9,7 @@ Variables (all integer):
 
 * ``a[r]``       binary, request r admitted;
 * ``x[r,c,k]``   binary, cell c of r is served over candidate route k; ``Σ_k x[r,c,k] = a[r]``;
-* ``y[r,e]``     binary, r runs at edge site e; ``Σ_{k→e} x[r,c,k] ≤ y[r,e]`` for every cell c;
+* ``y[r,e]``     binary, r runs at edge site e; ``Σ_{k→e} x[r,c,k] ≤ y[r,e] ≤ a[r]`` for every cell c;
 * ``z[r,e,w]``   replicas of workload w of r at e, ``0..w.replicas``;
   ``N_r·z ≥ w.replicas·n[r,e]`` (with ``n[r,e] = Σ_{c,k→e} x``) and ``z ≥ y[r,e]``, which is
   exactly ``SliceIntent.replicas_at`` (``max(1, ceil(replicas·here/total))``) at the optimum.
@@ -144,6 +144,10 @@ def solve(
         edges = sorted({r.edge for routes in candidates.values() for r in routes})
         y = {e: m.col(0.0, 1.0) for e in edges}
         edge_cols[name] = y
+        for e in edges:  # y ≤ a: redundant for integers, but it tightens the LP relaxation
+            row = m.row(-math.inf, 0.0)
+            m.coef(row, y[e], 1.0)
+            m.coef(row, a, -1.0)
         load_row = {e: {w.name: m.row(-math.inf, 0.0) for w in intent.workloads} for e in edges}
         for e in edges:
             for w in intent.workloads:

@@ -549,17 +549,19 @@ def serve(
     max_workers: int = 16,
     max_receive_bytes: int = MAX_RECEIVE_BYTES,
     poll_s: float = 1.0,
+    interceptors: Sequence[grpc.ServerInterceptor] = (),
 ) -> ApiServer:
     """Start the operator API on ``listen`` (``HOST:PORT``; port 0 picks a free one).
 
     Without ``tls`` it serves only in dev mode and only on loopback (see :mod:`controller.auth`).
+    ``interceptors`` run before authentication (metrics count refused calls too).
     """
     auth_mod.check_listen(listen, tls, dev)
     host, _ = auth_mod.split_address(listen)
     stopping = threading.Event()
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="operator-api"),
-        interceptors=[BearerAuthInterceptor(authenticator)],
+        interceptors=[*interceptors, BearerAuthInterceptor(authenticator)],
         options=[
             ("grpc.max_receive_message_length", max_receive_bytes),
             ("grpc.max_send_message_length", MAX_SEND_BYTES),

@@ -8,9 +8,13 @@ they are given and return the decisions they took, in order.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
+
+import numpy as np
+from scipy import optimize, sparse
 
 from controller import admission, placement
 from controller.admission import Decision, Outcome
@@ -77,11 +81,13 @@ def revenue(intent: SliceIntent, topology: Topology) -> float:
 
 Element = tuple[str, str | int]  # ("radio", cell), ("link", index), ("cpu", ""), ("memory", "")
 
-#: Rounds of batch planning: each re-prices capacity by how full the previous round left it.
-BATCH_ROUNDS = 4
-#: Exponents of utilisation used as prices in rounds after the first (cycled): high powers
-#: price only what actually filled up.
-PRICE_EXPONENTS = (40, 8, 2)
+#: Pricings batch planning tries at most (see :func:`_price_rounds`); each is one planning pass.
+BATCH_ROUNDS = 7
+#: Stop trying pricings once a round admits this share of the LP relaxation's optimum.
+GOOD_ENOUGH = 0.995
+#: Exponents of utilisation used as prices in the last rounds: high powers price only what
+#: actually filled up.
+PRICE_EXPONENTS = (40, 8)
 
 
 def _demands(intents: Sequence[SliceIntent], topology: Topology) -> dict[str, dict[Element, float]]:
@@ -266,6 +272,58 @@ def plan(
     return PlanResult(tuple(decisions), state)
 
 
+def lp_prices(
+    intents: Sequence[SliceIntent],
+    topology: Topology,
+    demands: dict[str, dict[Element, float]],
+    load: dict[Element, float],
+    worth: Worth,
+) -> tuple[dict[Element, float], float]:
+    """Shadow prices of the contended elements from the LP relaxation of batch admission, and
+    the relaxation's optimum (an estimate of the most worth the batch could admit).
+
+    ``max Σ worth·x`` subject to ``Σ share·x ≤ 1`` on every element the batch oversubscribes,
+    ``0 ≤ x ≤ 1`` (routes fixed to the nearest, compute pooled): its duals say what a unit of
+    each element is worth at the margin, balancing several kinds of capacity that run out
+    together, which no single-kind ordering does. Empty when nothing is contended or the LP fails.
+    """
+    rows = sorted((k for k, v in load.items() if v > 1.0), key=str)
+    if not rows or not intents:
+        return {}, math.inf
+    index = {k: r for r, k in enumerate(rows)}
+    data: list[float] = []
+    row_ix: list[int] = []
+    col_ix: list[int] = []
+    for col, intent in enumerate(intents):
+        for key, share in demands[intent.name].items():
+            r = index.get(key)
+            if r is not None and share > 0:
+                data.append(share)
+                row_ix.append(r)
+                col_ix.append(col)
+    matrix = sparse.csr_matrix((data, (row_ix, col_ix)), shape=(len(rows), len(intents)))
+    value = np.array([-worth(i, topology) for i in intents], dtype=float)
+    res = optimize.linprog(value, A_ub=matrix, b_ub=np.ones(len(rows)), bounds=(0, 1), method="highs")
+    if res.status != 0 or res.ineqlin is None:
+        return {}, math.inf
+    duals = -np.asarray(res.ineqlin.marginals, dtype=float)
+    return {k: float(duals[r]) for k, r in index.items() if duals[r] > 1e-12}, -float(res.fun)
+
+
+def _price_rounds(load: dict[Element, float], lp: dict[Element, float]) -> list[dict[Element, float] | int]:
+    """The pricings batch planning tries: LP shadow prices, every element by contention (load
+    squared), then each kind of capacity alone (a city is often bound by one: compute, radio
+    or transport), then (an int: the exponent) utilisation of the best round so far raised to
+    that power."""
+    contended = {k: v * v for k, v in load.items()}
+    rounds: list[dict[Element, float] | int] = [lp] if lp else []
+    rounds.append(contended)
+    for kinds in (("cpu", "memory"), ("radio",), ("link",)):
+        rounds.append({k: v for k, v in contended.items() if k[0] in kinds})
+    rounds.extend(PRICE_EXPONENTS)
+    return rounds
+
+
 def plan_batch(
     intents: Sequence[SliceIntent],
     topology: Topology,
@@ -278,11 +336,11 @@ def plan_batch(
     ``worth(intent, topology)`` is what a slice is worth (default :func:`revenue`); a caller with
     its own prices (the benchmarks) passes its own.
 
-    Density prices each element of capacity. The first round prices by how oversubscribed the
-    batch makes each element; each later round re-prices by how full the previous round left
-    it (a high power of utilisation, so what actually ran out dominates), and the round that
-    admits the most revenue wins. ``state`` (if given) is updated with the winning round only.
-    With ``order="revenue"`` nothing is preempted.
+    Density is worth over the capacity a slice would use, each element of capacity priced. A
+    few pricings are tried (:func:`_price_rounds`: by contention, by one kind of capacity at a
+    time, by how full the best round so far left each element) and the round that admits the
+    most worth wins; identical orders are planned once. ``state`` (if given) is updated with
+    the winning round only. With ``order="revenue"`` nothing is preempted.
     """
     # Ordering by revenue sets priority aside, so priority must not preempt either.
     preempt = order == "priority"
@@ -292,26 +350,29 @@ def plan_batch(
     for d in demands.values():
         for key, share in d.items():
             load[key] = load.get(key, 0.0) + share
-    prices = {k: v * v for k, v in load.items()}
     best: tuple[float, list[SliceIntent], PlanResult] | None = None
     seen: set[tuple[str, ...]] = set()
-    for round_ in range(BATCH_ROUNDS):
+    lp, estimate = lp_prices(intents, topology, demands, load, worth)
+    for pricing in _price_rounds(load, lp)[:BATCH_ROUNDS]:
+        if best is not None and best[0] >= GOOD_ENOUGH * estimate:
+            break  # as good as the relaxation says is possible: more rounds cannot pay
+        if isinstance(pricing, int):
+            assert best is not None
+            used = _utilisation(best[2].state)
+            prices = {k: used.get(k, 0.0) ** pricing for k in load}
+        else:
+            prices = pricing
         ordered = _ordered(intents, _densities(intents, topology, demands, prices, worth), order)
         names = tuple(i.name for i in ordered)
-        if names not in seen:
-            seen.add(names)
-            result = plan(
-                ordered, topology, state.copy() if state is not None else None, allow_preemption=preempt
-            )
-            value = sum(worth(i, topology) for i in intents if i.name in result.state.admitted)
-            if best is None or value > best[0]:
-                best = (value, ordered, result)
-            used = _utilisation(result.state)
-            power = PRICE_EXPONENTS[round_ % len(PRICE_EXPONENTS)]
-            prices = {k: used.get(k, 0.0) ** power for k in load}
-        else:
-            power = PRICE_EXPONENTS[round_ % len(PRICE_EXPONENTS)]
-            prices = {k: v**power for k, v in prices.items()}
+        if names in seen:
+            continue
+        seen.add(names)
+        result = plan(
+            ordered, topology, state.copy() if state is not None else None, allow_preemption=preempt
+        )
+        value = sum(worth(i, topology) for i in intents if i.name in result.state.admitted)
+        if best is None or value > best[0]:
+            best = (value, ordered, result)
     assert best is not None
     if state is None:
         return best[2]

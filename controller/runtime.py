@@ -3,7 +3,14 @@ operator API, run the periodic reconcile pass, and stop cleanly on SIGTERM or SI
 
 Everything has an embedded default so ``slicectl controller run`` works with no flags: a
 generated sample city, ``edgeslice.db`` in the working folder, the API on loopback in dev mode
-(with a generated token in the state folder), plans recorded under ``<state-dir>/realisation``.
+(with a generated token in the state folder), plans recorded under ``<state-dir>/realisation``
+and each placed slice's Kubernetes manifests rendered under ``<state-dir>/manifests/<slice>/``.
+
+Cluster mode is three independent choices: ``kube`` realises in the cluster instead of rendering
+files; ``intents="crd"`` takes intents from NetworkSlice objects and writes their status back
+(the SQLite file is then a local cache, discarded when this replica starts leading so it is
+rebuilt from the objects alone); ``leader_elect`` campaigns on a Lease and does nothing but serve
+health until it leads (see :class:`Controller`).
 """
 
 from __future__ import annotations
@@ -12,22 +19,34 @@ import gc
 import logging
 import os
 import signal
+import socket
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from controller import auth, citygen
 from controller.clock import Clock, RealClock
+from controller.kube_manifests import KubeSettings
+from controller.manifest_folder import build_manifest_folder_realiser
 from controller.observer import ServiceObserver
+from controller.placement_model import Placement
 from controller.plan_recorder import PlanRecorder
-from controller.realisation import Realiser
-from controller.service import ControllerService
+from controller.realisation import RealisationResult, Realiser
+from controller.service import ApplyResult, ControllerService, SliceRecord
 from controller.store import Store
 from controller.topology import Topology, load_topology
 from slices import errors
+from slices.intent import NetworkSlice
+from slices.profiles import SliceIntent
+
+if TYPE_CHECKING:
+    # Cluster mode only: importing the kubernetes client costs a second, so embedded runs skip it.
+    from controller.crd_source import CrdSource
+    from controller.kube_gateway import KubeGateway
+    from controller.leader import LeaderElector
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +55,11 @@ DEFAULT_STATE_FILE = "edgeslice.db"
 DEFAULT_SAMPLE_CELLS = 60
 RECONCILE_BATCH = 100  # slices per locked batch of the periodic pass
 ADDRESS_FILE = "controller.addr"  # where a started controller writes the address it bound
+MANIFESTS_DIR = "manifests"  # <state-dir>/manifests/<slice>/: what --kube would apply
+INTENT_SOURCES = ("sqlite", "crd")
+DEFAULT_LEASE_NAMESPACE = "edgeslice-system"
+DEFAULT_LEASE_DURATION_S = 15
+DEFAULT_LEASE_RETRY_S = 2.0
 
 
 class Closeable(Protocol):
@@ -60,9 +84,60 @@ class RuntimeConfig:
     token_file: Path | None = None
     tls: auth.TlsConfig | None = None
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    # Cluster mode. The connection (kubeconfig/context/in-cluster, or a bare URL in tests) serves
+    # whatever needs the API server: the realiser (kube), the intents (crd), the Lease.
+    kube: bool = False  # realise in the cluster; otherwise render manifests into the state folder
+    kubeconfig: str | None = None
+    kube_context: str | None = None
+    in_cluster: bool = False
+    kube_host: str | None = None  # tests: an API server URL instead of a kubeconfig
+    node_label_key: str = KubeSettings.node_label_key
+    intents: str = "sqlite"  # "sqlite": the operator API writes the store; "crd": NetworkSlice objects
+    watch_timeout_s: int = 30  # NetworkSlice watch length before listing again
+    leader_elect: bool = False
+    lease_namespace: str | None = None  # default $POD_NAMESPACE or edgeslice-system
+    identity: str | None = None  # default $POD_NAME or the host name
+    lease_duration_s: int = DEFAULT_LEASE_DURATION_S
+    lease_retry_s: float = DEFAULT_LEASE_RETRY_S
 
     def resolved_state_dir(self) -> Path:
         return self.state_dir if self.state_dir is not None else auth.default_state_dir(self.environ)
+
+    def resolved_identity(self) -> str:
+        return self.identity or self.environ.get("POD_NAME") or socket.gethostname()
+
+    def resolved_lease_namespace(self) -> str:
+        return self.lease_namespace or self.environ.get("POD_NAMESPACE") or DEFAULT_LEASE_NAMESPACE
+
+    def needs_cluster(self) -> bool:
+        return self.kube or self.intents == "crd" or self.leader_elect
+
+    def check(self) -> None:
+        """Refuse combinations that cannot work, naming the option."""
+        if self.intents not in INTENT_SOURCES:
+            raise errors.InvalidSpec(f"--intents: {self.intents!r} is not one of {', '.join(INTENT_SOURCES)}")
+        if self.leader_elect and self.intents != "crd":
+            # Each replica has its own SQLite file: a standby taking over would not know the
+            # leader's intents. Only the NetworkSlice objects are shared by all replicas.
+            raise errors.InvalidSpec("--leader-elect: needs --intents crd (replicas share no SQLite store)")
+        if not self.needs_cluster() and (self.kubeconfig or self.kube_context or self.in_cluster):
+            raise errors.InvalidSpec(
+                "--kubeconfig/--context/--in-cluster: used only with --kube, --intents crd or --leader-elect"
+            )
+        if self.in_cluster and (self.kubeconfig or self.kube_context):
+            raise errors.InvalidSpec("--in-cluster: give either it or --kubeconfig/--context, not both")
+        if self.lease_duration_s < 1 or not 0 < self.lease_retry_s < self.lease_duration_s:
+            raise errors.InvalidSpec(
+                f"--lease-retry: {self.lease_retry_s} s must be positive and shorter than "
+                f"--lease-duration {self.lease_duration_s} s"
+            )
+
+    def gateway(self) -> KubeGateway:
+        """A fresh gateway to the configured API server (one per user, each its own pool)."""
+        from controller import kube_gateway
+
+        api = kube_gateway.api_client_for(self.kubeconfig, self.kube_context, self.in_cluster, self.kube_host)
+        return kube_gateway.KubeGateway(api)
 
 
 def load_city(config: RuntimeConfig) -> Topology:
@@ -71,8 +146,124 @@ def load_city(config: RuntimeConfig) -> Topology:
     return Topology.from_file(citygen.generate_city(config.sample_cells, seed=config.sample_seed))
 
 
+class LeaderGate:
+    """A realiser that writes only while this replica leads: one that lost its Lease (but has
+    not stopped yet) must not touch the cluster the new leader now owns."""
+
+    def __init__(self, inner: Realiser, leading: Callable[[], bool]) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self._leading = leading
+
+    def realise(self, intent: SliceIntent, placement: Placement, generation: int) -> RealisationResult:
+        if not self._leading():
+            return RealisationResult(False, "NotLeader", "this replica does not hold the lease")
+        return self.inner.realise(intent, placement, generation)
+
+    def remove(self, name: str) -> RealisationResult:
+        if not self._leading():
+            return RealisationResult(False, "NotLeader", "this replica does not hold the lease")
+        return self.inner.remove(name)
+
+
+class _LeaderOnlySlices:
+    """The service as the NetworkSlice source sees it, refused once this replica stops leading."""
+
+    def __init__(self, service: ControllerService, active: Callable[[], bool]) -> None:
+        self._service = service
+        self._active = active
+
+    def _check(self) -> None:
+        if not self._active():
+            raise errors.Unavailable("not leading: NetworkSlice changes are left to the leader")
+
+    def apply(self, documents: list[NetworkSlice], actor: str) -> list[ApplyResult]:
+        self._check()
+        return self._service.apply(documents, actor)
+
+    def delete(self, name: str, actor: str) -> None:
+        self._check()
+        self._service.delete(name, actor)
+
+    def get(self, name: str) -> SliceRecord:
+        return self._service.get(name)
+
+    def list_slices(self) -> list[SliceRecord]:
+        return self._service.list_slices()
+
+
+@dataclass
+class StandbyServer:
+    """What a standby serves on the operator port: the gRPC health service (overall ``""``
+    SERVING: the process is alive; the operator service NOT_SERVING: send no traffic here) and
+    UNAVAILABLE for every other call."""
+
+    server: Any
+    address: str
+
+    def stop(self, grace_s: float = 0.0) -> None:
+        self.server.stop(grace_s).wait()
+
+
+def serve_standby(listen: str, tls: auth.TlsConfig | None, dev: bool, identity: str) -> StandbyServer:
+    from concurrent import futures
+
+    import grpc
+    from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+    from controller import api_server
+
+    auth.check_listen(listen, tls, dev)
+    host, _ = auth.split_address(listen)
+    message = f"{identity} is a standby replica: it serves when it holds the leader lease"
+
+    def refuse(_request: bytes, context: grpc.ServicerContext) -> bytes:
+        context.abort(grpc.StatusCode.UNAVAILABLE, message)
+
+    class _Refuse(grpc.GenericRpcHandler):
+        def service(
+            self, handler_call_details: grpc.HandlerCallDetails
+        ) -> grpc.RpcMethodHandler[bytes, bytes] | None:
+            return grpc.unary_unary_rpc_method_handler(refuse)
+
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="standby"),
+        options=[("grpc.so_reuseport", 0)],
+    )
+    servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    servicer.set(api_server.SERVICE_NAME, health_pb2.HealthCheckResponse.NOT_SERVING)
+    server.add_generic_rpc_handlers((_Refuse(),))
+    try:
+        if tls is None:
+            port = server.add_insecure_port(listen)
+        else:
+            credentials = grpc.ssl_server_credentials(
+                [(tls.private_key, tls.cert_chain)],
+                root_certificates=tls.client_ca,
+                require_client_auth=tls.client_ca is not None,
+            )
+            port = server.add_secure_port(listen, credentials)
+    except RuntimeError as exc:
+        raise errors.Unavailable(f"cannot listen on {listen}: {exc}") from exc
+    if port == 0:
+        raise errors.Unavailable(f"cannot listen on {listen}: the address is in use or not available")
+    server.start()
+    return StandbyServer(server, f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+
+
 class Controller:
-    """A running controller. :meth:`start` returns once the API is serving."""
+    """A running controller. :meth:`start` returns once the API (or, with leader election, the
+    standby's health service) is serving.
+
+    With leader election only the leader has a service: the standby loads the topology, serves
+    health and campaigns. When it wins the Lease it stops the standby server, builds the service
+    (in CRD mode from the NetworkSlice objects alone), serves the full API on the same address
+    and runs the reconcile loop and the NetworkSlice source. A leader that loses the Lease stops
+    realising at once (every realiser is behind :class:`LeaderGate`) and the process exits with
+    ``lost_leadership`` set, as client-go controllers do; its supervisor restarts it as a standby.
+    """
 
     def __init__(
         self,
@@ -89,57 +280,205 @@ class Controller:
         self._extra_realisers = realisers or []
         self._observer = observer
         self._stop = threading.Event()
+        self._campaign_stop = threading.Event()
         self._loop: threading.Thread | None = None
+        self._crd_thread: threading.Thread | None = None
+        self._campaign: threading.Thread | None = None
+        self._elector: LeaderElector | None = None
+        self._standby: StandbyServer | None = None
+        self._gateways: list[KubeGateway] = []
+        self._topology: Topology | None = None
+        self._authenticator: auth.Authenticator | None = None
+        self._lead_lock = threading.Lock()
         self.service: ControllerService | None = None
         self.store: Store | None = None
+        self.crd_source: CrdSource | None = None
         self.api: Any = None
         self.address = ""
+        self.role = "starting"  # "standby", "leader" (or the only replica)
+        self.leading = threading.Event()  # set once this replica serves and reconciles
+        self.lost_leadership = False
         self.started_s = 0.0  # seconds from start() to serving (restart benchmark)
         self.topology_s = 0.0  # of which loading the topology
+        self.takeover_s = 0.0  # leader election: seconds from winning the Lease to serving
 
     def start(self) -> None:
         t0 = self.clock.monotonic()
         config = self.config
+        config.check()
         state_dir = config.resolved_state_dir()
         state_dir.mkdir(parents=True, exist_ok=True)
-        topology = load_city(config)
+        self._topology = load_city(config)
         self.topology_s = self.clock.monotonic() - t0
+        self._authenticator = auth.build_authenticator(
+            config.token_file, config.environ, config.dev, state_dir
+        )
+        if not config.leader_elect:
+            self._lead(config.listen)
+        else:
+            from controller.leader import LeaderElector
+
+            identity = config.resolved_identity()
+            self._elector = LeaderElector(
+                self._gateway(),
+                identity,
+                config.resolved_lease_namespace(),
+                self.clock,
+                lease_duration_s=config.lease_duration_s,
+                retry_period_s=config.lease_retry_s,
+            )
+            self._standby = serve_standby(config.listen, config.tls, config.dev, identity)
+            self.address = self._standby.address
+            self.role = "standby"
+            self._write_address()
+            self._campaign = threading.Thread(target=self._run_campaign, name="leader-election", daemon=True)
+            self._campaign.start()
+        self.started_s = self.clock.monotonic() - t0
+
+    def _gateway(self) -> KubeGateway:
+        gateway = self.config.gateway()
+        self._gateways.append(gateway)
+        return gateway
+
+    def _is_leading(self) -> bool:
+        return self._elector is None or (self._elector.is_leader and not self.lost_leadership)
+
+    def _active(self) -> bool:
+        return self._is_leading() and not self._stop.is_set()
+
+    # -- leader election --------------------------------------------------------------------------
+
+    def _run_campaign(self) -> None:
+        assert self._elector is not None
+        self._elector.run(self._campaign_stop, self._on_started_leading, self._on_stopped_leading)
+
+    def _on_started_leading(self) -> None:
+        # Not in the election thread: it must keep renewing while the service loads.
+        threading.Thread(target=self._take_over, name="takeover", daemon=True).start()
+
+    def _take_over(self) -> None:
+        t0 = self.clock.monotonic()
+        try:
+            with self._lead_lock:
+                if self._stop.is_set():
+                    return
+                if self._standby is not None:
+                    self._standby.stop()
+                    self._standby = None
+                # The same address, so probes and clients need not look again.
+                self._lead(self.address)
+        except Exception:
+            log.exception("taking over as leader failed; stopping")
+            self.lost_leadership = True
+            self.request_stop()
+            return
+        self.takeover_s = self.clock.monotonic() - t0
+        log.info(
+            "%s leads: serving and reconciling (took %.3f s)",
+            self.config.resolved_identity(),
+            self.takeover_s,
+        )
+
+    def _on_stopped_leading(self) -> None:
+        if self._stop.is_set() or self._campaign_stop.is_set():
+            return  # our own shutdown
+        log.error("lost the leader lease: stopping (a restarted process campaigns again as a standby)")
+        self.lost_leadership = True
+        self.request_stop()
+
+    # -- leading ----------------------------------------------------------------------------------
+
+    def _main_realiser(self, state_dir: Path, topology: Topology) -> Realiser:
+        config = self.config
+        if not config.kube:
+            return build_manifest_folder_realiser(state_dir / MANIFESTS_DIR, topology, config.node_label_key)
+        from controller.kube_realiser import build_kube_realiser
+
+        realiser = build_kube_realiser(
+            topology,
+            config.kubeconfig,
+            config.kube_context,
+            config.in_cluster,
+            config.node_label_key,
+            config.kube_host,
+        )
+        self._gateways.append(realiser.gateway)
+        return realiser
+
+    def _discard_cache(self) -> None:
+        # With NetworkSlice intents the SQLite file is this replica's cache. A stale one (from an
+        # earlier term) would realise slices deleted meanwhile before the first list removes
+        # them; starting empty rebuilds placements and the ledger from the objects alone.
+        state = self.config.state_file
+        if state.exists():
+            log.info("intents from NetworkSlice objects: discarding the local cache %s", state)
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{state}{suffix}").unlink(missing_ok=True)
+
+    def _lead(self, listen: str) -> None:
+        config = self.config
+        topology = self._topology
+        assert topology is not None and self._authenticator is not None
+        state_dir = config.resolved_state_dir()
+        if config.intents == "crd":
+            self._discard_cache()
         self.store = Store.open(config.state_file)
         try:
             realisers: list[Realiser] = [
-                PlanRecorder(state_dir / "realisation", topology),
-                *self._extra_realisers,
+                LeaderGate(r, self._is_leading)
+                for r in (
+                    PlanRecorder(state_dir / "realisation", topology),
+                    self._main_realiser(state_dir, topology),
+                    *self._extra_realisers,
+                )
             ]
             self.service = ControllerService(topology, self.store, realisers, self.clock, self._observer)
             for attach in self._attachments:
                 self._attached.append(attach(self.service))
             from controller import api_server
 
-            authenticator = auth.build_authenticator(config.token_file, config.environ, config.dev, state_dir)
-            self.api = api_server.serve(self.service, config.listen, authenticator, config.tls, config.dev)
+            self.api = api_server.serve(self.service, listen, self._authenticator, config.tls, config.dev)
+            if config.intents == "crd":
+                from controller.crd_source import CrdSource
+
+                self.crd_source = CrdSource(self._gateway(), _LeaderOnlySlices(self.service, self._active))
         except BaseException:
             self._detach()
             self.store.close()
             raise
         self.address = self.api.address
+        self._write_address()
+        self.role = "leader"
+        # What was loaded lives as long as the process: keep it out of future collections.
+        gc.freeze()
+        if self.crd_source is not None:
+            self._crd_thread = threading.Thread(
+                target=self._run_crd_source, name="networkslices", daemon=True
+            )
+            self._crd_thread.start()
+        self._loop = threading.Thread(target=self._reconcile_loop, name="reconcile", daemon=True)
+        self._loop.start()
+        self.leading.set()
+        log.info(
+            "controller serving on %s: topology %s, state %s, intents %s, realising %s, %d slices",
+            self.address,
+            topology.name,
+            config.state_file,
+            config.intents,
+            "in the cluster" if config.kube else f"into {state_dir / MANIFESTS_DIR}",
+            len(self.service.list_slices()),
+        )
+
+    def _write_address(self) -> None:
+        state_dir = self.config.resolved_state_dir()
         # Atomically, so a reader never sees half an address.
         tmp = state_dir / f".{ADDRESS_FILE}.{os.getpid()}"
         tmp.write_text(self.address + "\n", encoding="utf-8")
         os.replace(tmp, state_dir / ADDRESS_FILE)
-        self.started_s = self.clock.monotonic() - t0
-        # What was loaded lives as long as the process: keep it out of future collections.
-        gc.freeze()
-        self._loop = threading.Thread(target=self._reconcile_loop, name="reconcile", daemon=True)
-        self._loop.start()
-        log.info(
-            "controller serving on %s: topology %s, state %s, %d slices, ready in %.3f s (topology %.3f s)",
-            self.address,
-            topology.name,
-            config.state_file,
-            len(self.service.list_slices()),
-            self.started_s,
-            self.topology_s,
-        )
+
+    def _run_crd_source(self) -> None:
+        assert self.crd_source is not None
+        self.crd_source.run(self._stop, self.config.watch_timeout_s, error_pause_s=1.0)
 
     def _reconcile_loop(self) -> None:
         # The first pass runs at once: after a restart it re-realises what was placed.
@@ -150,6 +489,9 @@ class Controller:
                 while more and not self._stop.is_set():
                     _, more = self.service.reconcile_batch(RECONCILE_BATCH, full=full)
                     full = False
+                if self.crd_source is not None and self._active():
+                    # A pass may have healed, preempted or realised: show it on the objects.
+                    self.crd_source.refresh_statuses()
             except errors.EdgesliceError as exc:
                 log.error("reconcile pass failed: %s", exc)
             except Exception:
@@ -158,13 +500,28 @@ class Controller:
 
     def stop(self) -> None:
         self._stop.set()
-        if self.api is not None:
-            self.api.stop(1.0)
-        if self._loop is not None:
-            self._loop.join(timeout=30)
-        self._detach()
-        if self.store is not None:
-            self.store.close()
+        with self._lead_lock:  # a takeover in progress finishes first, then is undone here
+            if self._standby is not None:
+                self._standby.stop()
+                self._standby = None
+            if self.api is not None:
+                self.api.stop(1.0)
+            if self._loop is not None:
+                self._loop.join(timeout=30)
+            if self._crd_thread is not None:
+                # A watch notices the stop at its next event or timeout; the guard already
+                # refuses any change, so it is not waited for.
+                self._crd_thread.join(timeout=1.0)
+            self._detach()
+            if self.store is not None:
+                self.store.close()
+        # Released last, after the final write: the next leader never overlaps with us.
+        self._campaign_stop.set()
+        if self._campaign is not None:
+            self._campaign.join(timeout=30)
+        for gateway in self._gateways:
+            gateway.close()
+        self._gateways.clear()
 
     def _detach(self) -> None:
         while self._attached:
@@ -183,14 +540,22 @@ def run(
     observer: ServiceObserver | None = None,
     attachments: Sequence[Attachment] = (),
 ) -> int:
-    """Run until SIGTERM or SIGINT; returns the exit code."""
+    """Run until SIGTERM or SIGINT (or, with leader election, until the lease is lost: exit 1)."""
     controller = Controller(config, observer=observer, attachments=attachments)
     controller.start()
     state_dir = config.resolved_state_dir()
+    realising = "in the cluster" if config.kube else f"manifests in {state_dir / MANIFESTS_DIR}"
+    role = (
+        f"standby {config.resolved_identity()} campaigning for lease "
+        f"{config.resolved_lease_namespace()}/edgeslice-controller, "
+        if config.leader_elect
+        else ""
+    )
     announce(
-        f"edgeslice controller serving on {controller.address} "
-        f"(topology {controller.service.topology().name if controller.service else '?'}, "
-        f"state {config.state_file}, plans in {state_dir / 'realisation'}"
+        f"edgeslice controller {'up' if config.leader_elect else 'serving'} on {controller.address} "
+        f"({role}topology {controller._topology.name if controller._topology else '?'}, "
+        f"intents {config.intents}, state {config.state_file}, plans in {state_dir / 'realisation'}, "
+        f"{realising}"
         f"{', dev mode: token in ' + str(state_dir / auth.DEV_TOKEN_FILE) if config.dev else ''})"
     )
 
@@ -206,5 +571,8 @@ def run(
         controller.stop()
         for s, handler in previous.items():
             signal.signal(s, handler)
+    if controller.lost_leadership:
+        announce("edgeslice controller stopped: lost the leader lease")
+        return 1
     announce("edgeslice controller stopped")
     return 0

@@ -24,7 +24,13 @@ import helm_render  # noqa: E402
 # Chart renderings checked: the defaults and every optional branch switched the other way.
 RENDERINGS: tuple[tuple[str, ...], ...] = (
     (),
-    ("agent.enabled=true", "topology.existingConfigMap=city-topology", "replicas=3", "intents=store"),
+    (
+        "agent.enabled=true",
+        "topology.existingConfigMap=city-topology",
+        "replicas=1",
+        "intents=sqlite",
+        "leaderElection=false",
+    ),
 )
 
 

@@ -90,7 +90,7 @@ class AgentSettings:
     heartbeat_interval_s: float = 1.0
     telemetry_interval_s: float = 1.0
     resend_after_s: float = 2.0  # an unacked config is pushed again this often
-    hello_timeout_s: float = 10.0
+    hello_timeout_s: float = 30.0  # generous: a busy agent host must not be turned into a reconnect storm
     max_message_bytes: int = 256 * 1024
     rate_per_s: float = 20.0  # messages per agent, sustained
     rate_burst: float = 40.0

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 
 from controller.placement_model import Placement
 from controller.topology import Topology, link_key
-from controller.topology_file import SiteKind
 from slices.profiles import SliceIntent
 
 PRIORITY_MAX = 1000  # slices.intent: priority is 0..1000, higher wins
@@ -234,7 +233,3 @@ class Generations:
 
     def generation(self, site: str) -> int:
         return self._gen.get(site, 0)
-
-
-def is_edge(topology: Topology, site: str) -> bool:
-    return topology.sites[site].kind == SiteKind.EDGE

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +54,9 @@ def test_bad_ca_is_one_clear_error(tmp_path: Path) -> None:
         certs.create_dev_pki(tmp_path, ["c1"])
 
 
-def _connect(pki: Path, port: int, cert_site: str, claim: str) -> agent.SiteAgent:
+def _connect(
+    pki: Path, port: int, cert_site: str, claim: str, until: Callable[[], bool] = lambda: True
+) -> agent.SiteAgent:
     async def main() -> agent.SiteAgent:
         creds = agent.channel_credentials(
             str(pki / f"site-{cert_site}.crt"), str(pki / f"site-{cert_site}.key"), str(pki / "ca.crt")
@@ -70,6 +72,10 @@ def _connect(pki: Path, port: int, cert_site: str, claim: str) -> agent.SiteAgen
             applied.cancel()
             if task.done():
                 task.result()  # raises the refusal
+            for _ in range(100):  # the ack is on its way: let the controller see it
+                if until():
+                    break
+                await asyncio.sleep(0.05)
             a.stop()
             await task
         finally:
@@ -83,7 +89,7 @@ def _connect(pki: Path, port: int, cert_site: str, claim: str) -> agent.SiteAgen
 
 
 def test_agent_with_its_own_certificate_is_accepted(pki: Path, server: agent_service.AgentServer) -> None:
-    a = _connect(pki, server.port, "c1", "c1")
+    a = _connect(pki, server.port, "c1", "c1", lambda: server.registry.status("c1").acked_generation == 1)
     assert a.applied is not None and a.applied.site_id == "c1"
     assert server.registry.status("c1").acked_generation == 1
 

@@ -423,7 +423,7 @@ def test_metrics_endpoint_serves_the_registry(tmp_path: Path) -> None:
         store.close()
     assert "# HELP edgeslice_slices Slices by kind and state" in body
     assert "# TYPE edgeslice_admission_decisions_total counter" in body
-    assert 'edgeslice_site_up{kind="edge",site="e1"} 1.0' in body
+    assert 'edgeslice_site_up{site="e1",kind="edge"} 1.0' in body
 
 
 def test_watch_twice_is_refused(tmp_path: Path) -> None:
@@ -467,3 +467,49 @@ def test_every_metric_is_documented(service: ControllerService) -> None:
         if family.name.startswith("edgeslice_"):
             name = family.name + ("_total" if family.type == "counter" else "")
             assert f"`{name}`" in documented, f"{name} is not in docs/observability.md"
+
+
+def test_agent_registry_view_reads_sessions_and_only_cells_kpis() -> None:
+    from telemetry.agent_service import KpiSample, SiteSessionStatus
+
+    def session(
+        site: str, connected: bool, last_seen_s: float, desired: int, acked: int
+    ) -> SiteSessionStatus:
+        return SiteSessionStatus(site, connected, True, "v", desired, acked, 0.0, last_seen_s, "", "", 1, 1)
+
+    def sample(at: float, latency: float, dl: float) -> KpiSample:
+        return KpiSample(at, dl, 0.0, 10.0, 0.0, latency / 2, latency, 0.001, 7, 0.5)
+
+    class Registry:
+        clock = staticmethod(lambda: 100.0)
+        since: float | None = None
+
+        def statuses(self, connected_only: bool = False) -> list[SiteSessionStatus]:
+            assert connected_only  # agents that never connected are not counted as down
+            return [session("c1", True, 0.5, 3, 3), session("e1", False, float("inf"), 4, 2)]
+
+        def kpis(self, since: float = float("-inf")) -> dict[tuple[str, str], list[KpiSample]]:
+            self.since = since
+            return {
+                ("cars", "c1"): [sample(90.0, 9.0, 1.0), sample(99.0, 3.0, 2.0)],
+                ("cars", "c2"): [sample(99.0, 5.0, 4.0)],
+                ("cars", "a1"): [sample(99.0, 80.0, 0.0)],  # transport sites are not judged
+                ("idle", "c1"): [],
+            }
+
+        def site_kinds(self) -> dict[str, str]:
+            return {"c1": "cell", "c2": "cell", "a1": "aggregation", "e1": "edge"}
+
+    registry = Registry()
+    view = metrics.AgentRegistryView(registry, wall_clock=lambda: 1_000.0, kpi_max_age_s=30.0)
+    snaps = {a.site: a for a in view.agent_snapshots()}
+    assert snaps["c1"] == metrics.AgentSnapshot("c1", "cell", True, 999.5, 3, 3)
+    assert snaps["e1"].last_heartbeat_unix is None and snaps["e1"].generation_lag == 2
+    kpis = view.slice_kpis()
+    assert registry.since == 70.0
+    assert set(kpis) == {"cars"}
+    assert (kpis["cars"].latency_ms, kpis["cars"].throughput_kbps_per_cell, kpis["cars"].devices) == (
+        5.0,
+        3000.0,
+        14,
+    )

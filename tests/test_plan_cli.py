@@ -94,6 +94,15 @@ def test_given_order_admits_first_come_and_preempts(files: tuple[Path, Path]) ->
     assert doc["summary"] == {"admitted": 1, "rejected": 1, "preempted": 1}
 
 
+def test_revenue_order_sets_priority_aside(files: tuple[Path, Path]) -> None:
+    city, slices = files
+    doc = json.loads(run("--topology", city, slices, "--order", "revenue", "-o", "json").stdout)
+    rows = {r["slice"]: r["outcome"] for r in doc["slices"]}
+    # Both need c1: the cars sell 150 Mbps (two cells), the hotspot 100, so the cars win.
+    assert doc["order"] == "revenue"
+    assert rows == {"hotspot": "rejected", "cars": "admitted", "sensors": "rejected"}
+
+
 def test_json_and_yaml_carry_the_same_plan(files: tuple[Path, Path]) -> None:
     city, slices = files
     as_json = json.loads(run("--topology", city, slices, "-o", "json").stdout)

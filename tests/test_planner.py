@@ -143,3 +143,15 @@ def test_plan_batch_with_a_state_updates_it() -> None:
     assert result.state is state
     assert set(state.admitted) == {"s1", "s2"}
     assert_consistent(state)
+
+
+def test_batch_takes_the_callers_idea_of_worth() -> None:
+    city = cf.two_edge_city(cells=1, radio_mbps=200)
+    hungry = cf.intent("pricey", "wifi", cells=["c1"], dl_mbps=60, ul_mbps=0, cpu=16_000)
+    intents = [wifi("cheap", 150), hungry]
+    assert set(planner.plan_batch(intents, city, order="revenue").state.admitted) == {"cheap"}
+
+    def worth(intent: SliceIntent, topology: object) -> float:
+        return 1000.0 if intent.name == "pricey" else 1.0
+
+    assert set(planner.plan_batch(intents, city, order="revenue", worth=worth).state.admitted) == {"pricey"}

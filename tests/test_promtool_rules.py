@@ -37,7 +37,7 @@ def test_rule_files_are_valid() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_prometheus_config_is_valid(tmp_path: Path) -> None:
+def test_prometheus_config_is_valid() -> None:
     # check config also checks the rule files it names, relative to the config file.
     result = run(promtool(), "check", "config", "--syntax-only", str(PROM / "prometheus.yml"))
     assert result.returncode == 0, result.stdout + result.stderr

@@ -50,9 +50,10 @@ def _register() -> None:
     from controller.cli import demo_cmd
 
     main.add_command(demo_cmd.demo)
-    from controller.cli import slice_cmd, topology_ops_cmd
+    from controller.cli import manifests_cmd, slice_cmd, topology_ops_cmd
 
     main.add_command(slice_cmd.slice_group)
+    slice_cmd.slice_group.add_command(manifests_cmd.manifests)
     for live in (topology_ops_cmd.status, topology_ops_cmd.drain, topology_ops_cmd.undrain):
         topology_cmd.topology.add_command(live)
     topology_cmd.topology.add_command(topology_ops_cmd.what_if)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
-from controller import auth, runtime
+from controller import auth, kube_manifests, runtime
 from controller.service import ControllerService
 
 
@@ -85,6 +86,61 @@ def controller() -> None:
     help="CA of client certificates (mTLS).",
 )
 @click.option(
+    "--kube",
+    is_flag=True,
+    help="Realise slices in the Kubernetes cluster (default: render manifests into <state-dir>/manifests).",
+)
+@click.option(
+    "--kubeconfig",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Kubeconfig file (default: $KUBECONFIG or ~/.kube/config).",
+)
+@click.option(
+    "--context", "kube_context", default=None, help="Kubeconfig context (default: the current one)."
+)
+@click.option("--in-cluster", is_flag=True, help="Use the pod's service account instead of a kubeconfig.")
+@click.option(
+    "--node-label-key",
+    default=kube_manifests.KubeSettings.node_label_key,
+    show_default=True,
+    help="Node label whose value is an edge site's nodeLabel (workloads are pinned by it).",
+)
+@click.option(
+    "--intents",
+    type=click.Choice(runtime.INTENT_SOURCES),
+    default="sqlite",
+    show_default=True,
+    help="Where intents live: the SQLite store (operator API) or NetworkSlice objects in the cluster.",
+)
+@click.option(
+    "--leader-elect",
+    is_flag=True,
+    help="Run as one of several replicas: only the holder of a Lease serves and reconciles (needs --intents crd).",
+)
+@click.option(
+    "--lease-namespace",
+    default=None,
+    help=f"Namespace of the leader Lease (default: $POD_NAMESPACE or {runtime.DEFAULT_LEASE_NAMESPACE}).",
+)
+@click.option(
+    "--identity", default=None, help="This replica's name in the Lease (default: $POD_NAME or the host name)."
+)
+@click.option(
+    "--lease-duration",
+    type=click.IntRange(1, 3600),
+    default=runtime.DEFAULT_LEASE_DURATION_S,
+    show_default=True,
+    help="Seconds a standby waits for an unrenewed lease before taking over.",
+)
+@click.option(
+    "--lease-retry",
+    type=click.FloatRange(0.05, 600),
+    default=runtime.DEFAULT_LEASE_RETRY_S,
+    show_default=True,
+    help="Seconds between renewals (leader) or attempts (standby).",
+)
+@click.option(
     "--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True
 )
 def run(
@@ -100,6 +156,17 @@ def run(
     tls_cert: Path | None,
     tls_key: Path | None,
     client_ca: Path | None,
+    kube: bool,
+    kubeconfig: str | None,
+    kube_context: str | None,
+    in_cluster: bool,
+    node_label_key: str,
+    intents: str,
+    leader_elect: bool,
+    lease_namespace: str | None,
+    identity: str | None,
+    lease_duration: int,
+    lease_retry: float,
     log_level: str,
 ) -> None:
     """Start the controller: operator API, periodic reconcile, durable state; stops on SIGTERM/SIGINT."""
@@ -118,13 +185,27 @@ def run(
         dev=tls is None,
         token_file=token_file,
         tls=tls,
+        kube=kube,
+        kubeconfig=kubeconfig,
+        kube_context=kube_context,
+        in_cluster=in_cluster,
+        node_label_key=node_label_key,
+        intents=intents,
+        leader_elect=leader_elect,
+        lease_namespace=lease_namespace,
+        identity=identity,
+        lease_duration_s=lease_duration,
+        lease_retry_s=lease_retry,
     )
+    config.check()  # a bad combination is one line before anything starts
     observer: Any = None
     attachments: list[runtime.Attachment] = []
     if metrics_port is not None:
         observer, attach = _metrics(metrics_port, auth.split_address(listen)[0])
         attachments.append(attach)
-    runtime.run(config, announce=click.echo, observer=observer, attachments=attachments)
+    code = runtime.run(config, announce=click.echo, observer=observer, attachments=attachments)
+    if code:
+        sys.exit(code)
 
 
 def _metrics(port: int, host: str) -> tuple[Any, runtime.Attachment]:

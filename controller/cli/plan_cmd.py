@@ -217,10 +217,11 @@ def _print_table(doc: dict[str, Any]) -> None:
 )
 @click.option(
     "--order",
-    type=click.Choice(["given", "priority"]),
+    type=click.Choice(["given", "priority", "revenue"]),
     default="priority",
     show_default=True,
-    help="Admit in file order (online) or by priority, then revenue density (offline).",
+    help="Admit in file order (online, with preemption), by priority then revenue density "
+    "(offline batch), or by revenue density alone (offline, no preemption).",
 )
 @output.output_option
 def plan(
@@ -248,8 +249,11 @@ def plan(
             raise errors.NotFound(f"--fail-link: link {key[0]}:{key[1]} is not in topology {topo.name!r}")
     documents = load_slice_files(list(slice_files))
     intents = {doc.name: resolve(doc) for doc in documents}
-    run = planner.plan_batch if order == "priority" else planner.plan
-    result = run(list(intents.values()), topo)
+    wanted = list(intents.values())
+    if order == "given":
+        result = planner.plan(wanted, topo)
+    else:
+        result = planner.plan_batch(wanted, topo, order="revenue" if order == "revenue" else "priority")
     rows = _final_rows(result, intents)
     summary = {o.value: sum(1 for r in rows if r["outcome"] == o.value) for o in Outcome}
     doc: dict[str, Any] = {
