@@ -35,6 +35,7 @@ from google.protobuf.message import DecodeError
 from controller.placement_model import Placement
 from controller.topology import LinkKey, Topology, link_key
 from protos.edgeslice.agent.v1 import agent_pb2
+from slices import errors
 from slices.profiles import SliceIntent
 from telemetry import site_config
 from telemetry.sla import KpiSample
@@ -813,9 +814,11 @@ class AgentServer:
         background: Iterable[_Stoppable] = (),
     ) -> None:
         if tls is None and not dev:
-            raise ValueError("agents need mutual TLS; insecure listening is for explicit dev mode only")
+            raise errors.InvalidSpec(
+                "agents need mutual TLS; insecure listening is for explicit dev mode only"
+            )
         if tls is None and not _is_loopback(listen):
-            raise ValueError(f"dev mode listens on loopback only, not {listen!r}")
+            raise errors.InvalidSpec(f"dev mode listens on loopback only, not {listen!r}")
         self.registry = registry
         self.servicer = AgentServicer(registry, require_identity=tls is not None)
         self._listen = listen

@@ -12,6 +12,7 @@ import grpc
 import pytest
 
 from protos.edgeslice.agent.v1 import agent_pb2
+from slices import errors
 from telemetry import agent, agent_service, lease
 from tests.telemetry_fakes import FakeClock, FakeService, intent
 
@@ -293,7 +294,7 @@ def test_links_reported_down_and_up(service: FakeService) -> None:
 
 def test_insecure_only_in_dev_mode_and_on_loopback(service: FakeService) -> None:
     registry = agent_service.AgentRegistry(service)
-    with pytest.raises(ValueError, match="mutual TLS"):
+    with pytest.raises(errors.InvalidSpec, match="mutual TLS"):
         agent_service.AgentServer(registry, "127.0.0.1:0", tls=None, dev=False)
-    with pytest.raises(ValueError, match="loopback"):
+    with pytest.raises(errors.InvalidSpec, match="loopback"):
         agent_service.AgentServer(registry, "0.0.0.0:0", tls=None, dev=True)
