@@ -167,7 +167,7 @@ def _print_table(doc: dict[str, Any]) -> None:
         )
     radio = u["radio"]
     click.echo(
-        f"\nRadio: {radio['reservedMbps']:g} of {radio['capacityMbps']:g} Mbps reserved over "
+        f"\nRadio: {radio['reservedMbps']:,.0f} of {radio['capacityMbps']:,.0f} Mbps reserved over "
         f"{radio['cellsWithReservations']} of {radio['cells']} cells"
     )
     if radio["busiestCells"]:
