@@ -1,80 +1,217 @@
-"""Metrics scrape at city scale: time and bytes of a full ``GET /metrics``.
+"""Metrics scrape at city scale: time and bytes of a full ``GET /metrics`` of the real controller.
 
-    python bench/bench_metrics.py [--cells 20000] [--slices 2000] [--scrapes 20] [--real-service]
+    python bench/bench_metrics.py [--cells 20000] [--slices 2000] [--scrapes 20] [--capacity-scale 3]
 
-Builds the city-scale controller state of ``tests/metrics_city.py`` (20,000 cells, 2,000 placed
-slices each reporting KPIs, every one of the 21,677 sites' agents reporting, the bounded lists at
-their caps), serves it with :func:`telemetry.metrics.serve_metrics` on loopback and scrapes it
-``--scrapes`` times over HTTP the way Prometheus does. The collector reads the state through the
-same interfaces as in production (``list_slices()``, ``topology_status()``, the agents view), so
-the figure is the collector's and the exposition's cost, not the store's. Prints the scrape time
-percentiles over HTTP, the CPU time a scrape costs in this process (a figure that a busy machine
-inflates less than the wall time), the load average, the response size and the series count.
-Target: a full scrape ≤ 250 ms.
+Builds the product's own state, nothing faked at the collector's interfaces: a generated city
+(``controller.citygen``, 20,000 cells), a real :class:`controller.service.ControllerService` over a
+SQLite store in a temporary folder, and 2,000 slice documents (the admission benchmark's mix:
+10-200 cells each) applied through ``ControllerService.apply`` so the real admission places them.
+The city's capacity is scaled (``--capacity-scale``) so that the slices fit; the script prints how
+many were placed. Every site then reports through the real
+:class:`telemetry.agent_service.AgentRegistry` (a session opened, its config acknowledged, a
+telemetry batch with a KPI record for every slice configured at the site), the way the agent
+service feeds it from the gRPC streams; every agent reports again before each scrape (not timed),
+as agents do every second, so the KPI windows fill as in production. The Prometheus registry is
+served with :func:`telemetry.metrics.serve_metrics` on loopback and scraped ``--scrapes`` times
+over HTTP the way Prometheus does, in two cases: nothing changed between scrapes, and a committed
+change (one slice deleted and applied again: the ledger, the slice list and the revision move)
+before every scrape, so the service's ``topology_status()`` is recomputed each time (the change
+itself is not timed). Prints wall-time percentiles, the CPU time a scrape costs in this process
+(a figure that a busy machine inflates less than the wall time), the load average, the response
+size and the series count. Target (issue #6): a full scrape ≤ 250 ms.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
+import math
 import os
+import random
 import statistics
 import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from prometheus_client import CollectorRegistry
+
+from bench import instances
+from controller import citygen
 from controller.clock import RealClock
-from controller.service import ControllerService
+from controller.service import ControllerService, SliceState
 from controller.store import Store
 from controller.topology import Topology
-from telemetry import metrics
-from tests import metrics_city
+from protos.edgeslice.agent.v1 import agent_pb2
+from slices.intent import NetworkSlice
+from telemetry import agent_service, metrics
 
 TARGET_MS = 250.0
 
 
+def slice_documents(topology: Topology, count: int, seed: int) -> list[NetworkSlice]:
+    """The admission benchmark's request mix, as the documents an operator applies."""
+    intents = instances.make_intents(topology, instances.RequestMix(count, 10, 200), seed)
+    return [
+        NetworkSlice.model_validate(
+            {
+                "metadata": {"name": it.name},
+                "spec": {
+                    "kind": it.kind.value,
+                    "snssai": {"sst": it.sst, "sd": it.sd},
+                    "coverage": {"sites": list(it.coverage.sites)},
+                },
+            }
+        )
+        for it in intents
+    ]
+
+
+class Agents:
+    """Every site's agent, in the real registry: connected, config acknowledged, reporting.
+
+    The telemetry batches (a KPI record for every slice configured at the site) are built once
+    and sent again with :meth:`report` before each scrape, as agents do every second, so the
+    registry holds fresh samples and its KPI windows fill the way they do in production.
+    """
+
+    def __init__(self, service: ControllerService, seed: int) -> None:
+        rng = random.Random(seed)
+        self.registry = agent_service.AgentRegistry(service)
+        self.registry.refresh(force=True)
+        at_site: dict[str, list[str]] = {}
+        for record in service.list_slices():
+            if record.placement is not None:
+                for a in record.placement.assignments:
+                    at_site.setdefault(a.cell, []).append(record.name)
+        self.streams: list[tuple[agent_service._Session, agent_pb2.TelemetryBatch]] = []
+        for site in service.topology().sites:
+            session = self.registry.open(site, "edgeslice-agent/bench", lambda: None)
+            wanted = self.registry.desired(site)
+            if wanted is not None:
+                self.registry.ack(session, agent_pb2.ConfigAck(generation=wanted[1], ok=True))
+            batch = agent_pb2.TelemetryBatch()
+            for name in at_site.get(site, ()):
+                batch.slices.add(
+                    slice=name,
+                    dl_throughput_mbps=rng.uniform(1, 50),
+                    ul_throughput_mbps=rng.uniform(1, 10),
+                    dl_demand_mbps=50.0,
+                    ul_demand_mbps=10.0,
+                    latency_p50_ms=rng.uniform(1, 5),
+                    latency_p99_ms=rng.uniform(5, 20),
+                    packet_loss=rng.uniform(0, 0.001),
+                    active_devices=rng.randrange(1, 100),
+                    radio_utilisation=rng.uniform(0, 1),
+                )
+            self.streams.append((session, batch))
+        self.registry.take_effects()  # the hello / site-up effects are the lease monitor's business
+        self.report()
+
+    def report(self) -> int:
+        """Every agent sends its telemetry batch (renewing its lease); returns the KPI records kept."""
+        kept = 0
+        for session, batch in self.streams:
+            self.registry.admit_message(session)
+            kept += self.registry.record_telemetry(session, batch)
+        return kept
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cells", type=int, default=metrics_city.CELLS)
-    parser.add_argument("--slices", type=int, default=metrics_city.SLICES)
+    parser.add_argument("--cells", type=int, default=20_000)
+    parser.add_argument("--slices", type=int, default=2_000)
+    parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--scrapes", type=int, default=20)
     parser.add_argument(
-        "--real-service",
-        action="store_true",
-        help="Also time ControllerService.topology_status() of the real service on the same city.",
+        "--capacity-scale", type=float, default=3.0, help="citygen capacity scale (room for every slice)"
     )
     args = parser.parse_args(argv)
 
     t0 = time.perf_counter()
-    state = metrics_city.build_city_state(args.cells, args.slices)
-    registry = metrics_city.city_registry(state)
-    print(
-        f"state: {args.cells} cells, {len(state.topo.sites)} sites, {args.slices} slices, "
-        f"{len(state.snapshots)} agents, built in {time.perf_counter() - t0:.1f} s"
+    topology = Topology.from_file(
+        citygen.generate_city(args.cells, args.seed, capacity_scale=args.capacity_scale)
     )
-    server = metrics.serve_metrics(registry, 0)
-    worst = 0.0
+    documents = slice_documents(topology, args.slices, args.seed)
+    with tempfile.TemporaryDirectory() as folder:
+        store = Store.open(Path(folder) / "state.db")
+        try:
+            prom = CollectorRegistry()
+            observer = metrics.ControllerMetrics(prom)
+            service = ControllerService(topology, store, [], RealClock(), observer)
+            for i in range(0, len(documents), 200):  # the operator's apply, in batches
+                service.apply(documents[i : i + 200], "operator:bench")
+            records = service.list_slices()
+            placed = sum(1 for r in records if r.placement is not None)
+            states: dict[str, int] = {}
+            for r in records:
+                states[r.state.value] = states.get(r.state.value, 0) + 1
+            t1 = time.perf_counter()
+            reporting = Agents(service, args.seed)
+            registry = reporting.registry
+            agents = metrics.AgentRegistryView(registry)
+            observer.watch(service, agents)
+            kpis = agents.slice_kpis()
+            print(
+                f"state: {args.cells} cells, {len(topology.sites)} sites, {len(topology.links)} links; "
+                f"{len(records)} slices applied, {placed} placed ({states}); "
+                f"{len(registry.statuses(connected_only=True))} agents connected, {len(kpis)} slices with KPIs; "
+                f"built in {t1 - t0:.0f} s (agents {time.perf_counter() - t1:.0f} s)"
+            )
+            gc.collect()
+            gc.freeze()  # the long-lived city is not garbage: keep the collector off it, as a server would
+            worst, worst_cpu = run_scrapes(service, prom, documents, args.scrapes, reporting)
+        finally:
+            store.close()
+    print(
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (other work on the machine slows the wall time)"
+    )
+    ok = worst <= TARGET_MS
+    print(
+        f"target: p95 <= {TARGET_MS:.0f} ms: wall {'OK' if ok else 'OVER TARGET'} ({worst:.0f} ms), "
+        f"CPU {'OK' if worst_cpu <= TARGET_MS else 'OVER TARGET'} ({worst_cpu:.0f} ms p95)"
+    )
+    return 0 if ok else 1
+
+
+def run_scrapes(
+    service: ControllerService,
+    prom: CollectorRegistry,
+    documents: list[NetworkSlice],
+    scrapes: int,
+    agents: Agents,
+) -> tuple[float, float]:
+    """Both cases; returns the worst wall p95 and the worst CPU p95 (ms)."""
+    server = metrics.serve_metrics(prom, 0)
+    placed = [r.name for r in service.list_slices() if r.state != SliceState.REJECTED]
+    by_name = {d.name: d for d in documents}
+    worst = worst_cpu = 0.0
+    body = b""
     try:
         for changing in (False, True):
             times: list[float] = []
             cpu: list[float] = []
-            size = 0
-            for _ in range(args.scrapes + 1):
-                if changing:
-                    state.revision += 1  # a committed change between scrapes: capacity recomputed
+            for i in range(scrapes + 1):
+                if changing:  # a committed change: capacity figures and the slice list move
+                    name = placed[i % len(placed)]
+                    before = service.revision
+                    service.delete(name, "operator:bench")
+                    service.apply([by_name[name]], "operator:bench")
+                    assert service.revision > before
+                agents.report()  # fresh KPIs from every site since the last scrape (not timed)
                 start, start_cpu = time.perf_counter(), time.process_time()
-                with urllib.request.urlopen(server.url, timeout=30) as resp:
+                with urllib.request.urlopen(server.url, timeout=60) as resp:
                     body = resp.read()
                 times.append((time.perf_counter() - start) * 1000)
                 cpu.append((time.process_time() - start_cpu) * 1000)
-                size = len(body)
-            times, cpu = sorted(times[1:]), cpu[1:]  # the first scrape also classifies the links
-            p95 = times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
-            worst = max(worst, p95)
+            times, cpu = sorted(times[1:]), sorted(cpu[1:])  # the first also builds per-topology caches
+            p95 = _p95(times)
+            worst, worst_cpu = max(worst, p95), max(worst_cpu, _p95(cpu))
             what = "state changed before every scrape" if changing else "state unchanged between scrapes"
             print(f"{what}:")
             print(
@@ -82,39 +219,59 @@ def main(argv: list[str] | None = None) -> int:
                 f"over {len(times)} scrapes"
             )
             print(
-                f"  CPU per scrape (this process): median {statistics.median(cpu):.1f} ms, max {max(cpu):.1f} ms"
+                f"  CPU per scrape (this process): median {statistics.median(cpu):.1f} ms, "
+                f"p95 {_p95(cpu):.1f} ms, max {cpu[-1]:.1f} ms"
             )
+        # Where a scrape's time goes: the reads it makes, each timed alone (CPU, median of 3),
+        # with the KPI windows as deep as in production (agents report every second, so a
+        # KPI_MAX_AGE_S span holds that many samples of every (slice, cell)).
+        for _ in range(math.ceil(metrics.KPI_MAX_AGE_S)):
+            agents.report()
+        registry = agents.registry
+        view = metrics.AgentRegistryView(registry)
+        since = registry.clock() - metrics.KPI_MAX_AGE_S
+        recent = registry.kpis(since=since)
+        depth = sum(map(len, recent.values())) / max(1, len(recent))
+        print(
+            f"reads, timed alone: {len(recent)} (slice, site) KPI windows, {depth:.1f} samples each in the span"
+        )
+        for label, read in (
+            (
+                f"agent registry kpis(since=now-{metrics.KPI_MAX_AGE_S:g}s) (the KPI read)",
+                lambda: registry.kpis(since=since),
+            ),
+            ("agent registry statuses() (the agents read)", lambda: registry.statuses(connected_only=True)),
+            ("AgentRegistryView.slice_kpis() (kpis() + aggregation)", view.slice_kpis),
+            ("AgentRegistryView.agent_snapshots() (statuses() + conversion)", view.agent_snapshots),
+            ("ControllerService.list_slices()", service.list_slices),
+        ):
+            print(f"  {label}: {_cpu_ms(read):.1f} ms CPU")
+        name = placed[0]
+        service.delete(name, "operator:bench")
+        service.apply([by_name[name]], "operator:bench")
+        start = time.process_time()
+        service.topology_status()
+        print(
+            f"  ControllerService.topology_status() after a change: {(time.process_time() - start) * 1000:.1f} ms CPU"
+        )
     finally:
         server.close()
     series = sum(1 for line in body.decode().splitlines() if line and not line.startswith("#"))
-    print(f"response: {size} bytes ({size / 1024:.0f} KiB), {series} series")
-    print(
-        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (other work on the machine slows the wall time)"
-    )
-    p95 = worst
-    if args.real_service:
-        _real_topology_status(state.topo)
-    verdict = "OK" if p95 <= TARGET_MS else "OVER TARGET"
-    print(f"target: p95 <= {TARGET_MS:.0f} ms: {verdict}")
-    return 0 if p95 <= TARGET_MS else 1
+    print(f"response: {len(body)} bytes ({len(body) / 1024:.0f} KiB), {series} series")
+    return worst, worst_cpu
 
 
-def _real_topology_status(topology: Topology) -> None:
-    """What the collector's one expensive read costs in the real service (no slices placed)."""
-    with tempfile.TemporaryDirectory() as folder:
-        store = Store.open(Path(folder) / "state.db")
-        try:
-            service = ControllerService(topology, store, [], RealClock())
-            cpu = []
-            for _ in range(5):
-                start = time.process_time()
-                service.topology_status()
-                cpu.append((time.process_time() - start) * 1000)
-        finally:
-            store.close()
-    print(
-        f"real ControllerService.topology_status() on this city: CPU median {statistics.median(cpu):.1f} ms"
-    )
+def _cpu_ms(read: Callable[[], object]) -> float:
+    spent = []
+    for _ in range(3):
+        start = time.process_time()
+        read()
+        spent.append((time.process_time() - start) * 1000)
+    return statistics.median(spent)
+
+
+def _p95(sorted_values: list[float]) -> float:
+    return sorted_values[min(len(sorted_values) - 1, round(0.95 * (len(sorted_values) - 1)))]
 
 
 if __name__ == "__main__":

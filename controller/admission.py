@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from controller import placement
 from controller.ledger import Ledger
@@ -21,6 +22,80 @@ from slices.profiles import SliceIntent
 
 Admitted = Mapping[str, tuple[SliceIntent, Placement]]
 Violation = tuple[str, str]
+
+
+class AdmittedSlices(dict[str, tuple[SliceIntent, Placement]]):
+    """The admitted slices by name, with an index by S-NSSAI kept in step with every change.
+
+    Every decision checks that its S-NSSAI is free; with thousands of slices admitted a scan
+    per decision is a cost the index avoids. Any :data:`Admitted` mapping works in :func:`admit`.
+
+    >>> from slices.intent import NetworkSlice
+    >>> from slices.profiles import resolve
+    >>> cars = resolve(NetworkSlice.model_validate({"metadata": {"name": "cars"},
+    ...     "spec": {"kind": "vehicle", "coverage": {"zones": ["ring"]}}}))
+    >>> admitted = AdmittedSlices()
+    >>> admitted["cars"] = (cars, None)  # type: ignore[assignment]
+    >>> admitted.by_snssai[cars.snssai]
+    {'cars'}
+    >>> _ = admitted.pop("cars"); admitted.by_snssai
+    {}
+    """
+
+    def __init__(self, items: Mapping[str, tuple[SliceIntent, Placement]] | None = None) -> None:
+        super().__init__()
+        self.by_snssai: dict[str, set[str]] = {}
+        if items:
+            self.update(items)
+
+    def __setitem__(self, name: str, value: tuple[SliceIntent, Placement]) -> None:
+        old = self.get(name)
+        if old is not None:
+            self._unindex(name, old[0])
+        super().__setitem__(name, value)
+        self.by_snssai.setdefault(value[0].snssai, set()).add(name)
+
+    def __delitem__(self, name: str) -> None:
+        old = self[name]
+        super().__delitem__(name)
+        self._unindex(name, old[0])
+
+    def _unindex(self, name: str, intent: SliceIntent) -> None:
+        names = self.by_snssai.get(intent.snssai)
+        if names is not None:
+            names.discard(name)
+            if not names:
+                del self.by_snssai[intent.snssai]
+
+    def pop(self, name: str, *default: Any) -> Any:
+        if name in self:
+            value = self[name]
+            del self[name]
+            return value
+        if default:
+            return default[0]
+        raise KeyError(name)
+
+    def popitem(self) -> tuple[str, tuple[SliceIntent, Placement]]:
+        name = next(reversed(self))
+        return name, self.pop(name)
+
+    def setdefault(self, name: str, default: Any = None) -> Any:
+        if name not in self:
+            self[name] = default
+        return self[name]
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        for name, value in dict(*args, **kwargs).items():
+            self[name] = value
+
+    def __ior__(self, other: Any) -> AdmittedSlices:  # type: ignore[override,misc]
+        self.update(other)
+        return self
+
+    def clear(self) -> None:
+        super().clear()
+        self.by_snssai.clear()
 
 
 class Outcome(StrEnum):
@@ -82,7 +157,11 @@ def check_coverage(ctx: Context) -> Violation | None:
 
 def check_snssai_unique(ctx: Context) -> Violation | None:
     mine = ctx.intent.snssai
-    clash = [n for n, (other, _) in ctx.admitted.items() if other.snssai == mine and n != ctx.intent.name]
+    admitted = ctx.admitted
+    if isinstance(admitted, AdmittedSlices):  # the index: no scan of every admitted slice
+        clash = [n for n in admitted.by_snssai.get(mine, ()) if n != ctx.intent.name]
+    else:
+        clash = [n for n, (other, _) in admitted.items() if other.snssai == mine and n != ctx.intent.name]
     if clash:
         return "SnssaiConflict", f"S-NSSAI {mine} is already used by admitted slice {min(clash)!r}"
     return None
@@ -144,8 +223,15 @@ def admit(
     'SnssaiConflict'
     """
     if intent.name in admitted and intent.name in ledger.held:
-        ledger = ledger.copy()
-        ledger.release(intent.name)
+        with ledger.trial():  # as if released; the caller's ledger is unchanged on return
+            ledger.release(intent.name)
+            return _decide(intent, topology, ledger, admitted, allow_preemption)
+    return _decide(intent, topology, ledger, admitted, allow_preemption)
+
+
+def _decide(
+    intent: SliceIntent, topology: Topology, ledger: Ledger, admitted: Admitted, allow_preemption: bool
+) -> Decision:
     ctx = Context(intent, topology, ledger, admitted)
     for check in CHECKS:
         violation = check(ctx)
@@ -222,38 +308,40 @@ def _preempt(
     ]
     if not pool:
         return None
-    rank = {name: (admitted[name][0].priority, _size(ledger.held[name]), name) for name in pool}
+    held = {name: ledger.held[name] for name in pool}  # the trial below releases them
+    rank = {name: (admitted[name][0].priority, _size(held[name]), name) for name in pool}
     pool.sort(key=rank.__getitem__)
-    trial = ledger.copy()
-    victims: list[str] = []
-    result: Placement | placement.Rejection = first
-    while not isinstance(result, Placement):
-        if result.reason not in placement.CAPACITY_REASONS:
-            return None
-        need, need_mem = max(result.short_by, 1), result.short_by_memory
-        taken: list[str] = []
-        for name in pool:
-            got, got_mem = _held(trial.held[name], result.binding, topology)
-            if got or got_mem:
-                taken.append(name)
-                need -= got
-                need_mem -= got_mem
-                if need <= 0 and need_mem <= 0:
-                    break
-        if not taken:
-            return None
-        for name in taken:
-            pool.remove(name)
-            trial.release(name)
-            victims.append(name)
-        result = placement.place(intent, topology, trial)
-    placed = result
-    # Give back what fits beside the new placement: most important victims first.
-    trial.reserve(intent.name, placed.reservation(topology))
-    kept: list[str] = []
-    for name in sorted(victims, key=lambda n: (-admitted[n][0].priority, -_size(ledger.held[n]), n)):
-        res = ledger.held[name]
-        if trial.shortfall(res) is None:
-            trial.reserve(name, res)
-            kept.append(name)
+    # Trials run on the ledger itself and are undone on return: no copy of a city's figures.
+    with ledger.trial() as trial:
+        victims: list[str] = []
+        result: Placement | placement.Rejection = first
+        while not isinstance(result, Placement):
+            if result.reason not in placement.CAPACITY_REASONS:
+                return None
+            need, need_mem = max(result.short_by, 1), result.short_by_memory
+            taken: list[str] = []
+            for name in pool:
+                got, got_mem = _held(held[name], result.binding, topology)
+                if got or got_mem:
+                    taken.append(name)
+                    need -= got
+                    need_mem -= got_mem
+                    if need <= 0 and need_mem <= 0:
+                        break
+            if not taken:
+                return None
+            for name in taken:
+                pool.remove(name)
+                trial.release(name)
+                victims.append(name)
+            result = placement.place(intent, topology, trial)
+        placed = result
+        # Give back what fits beside the new placement: most important victims first.
+        trial.reserve(intent.name, placed.reservation(topology))
+        kept: list[str] = []
+        for name in sorted(victims, key=lambda n: (-admitted[n][0].priority, -_size(held[n]), n)):
+            res = held[name]
+            if trial.shortfall(res) is None:
+                trial.reserve(name, res)
+                kept.append(name)
     return placed, tuple(v for v in victims if v not in kept)

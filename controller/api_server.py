@@ -348,14 +348,22 @@ class OperatorServicer(pb_grpc.OperatorServiceServicer):
         stopping: threading.Event,
         max_watches: int,
         poll_s: float = 1.0,
+        slice_writes_refused: str | None = None,
     ) -> None:
         self._service = service
+        # Set where intents come from elsewhere (NetworkSlice objects): a write here would be
+        # overwritten by the next sync, so it is refused rather than silently lost.
+        self._slice_writes_refused = slice_writes_refused
         self._auth = authenticator
         self._stopping = stopping
         self._poll_s = poll_s
         self._watch_slots = threading.BoundedSemaphore(max_watches)
         self._max_watches = max_watches
         self.in_flight = InFlight()
+
+    def _refuse_slice_writes(self) -> None:
+        if self._slice_writes_refused is not None:
+            raise _Refused(grpc.StatusCode.FAILED_PRECONDITION, self._slice_writes_refused)
 
     def _actor(self, context: grpc.ServicerContext) -> str:
         # The interceptor already refused unknown tokens; this only names who is calling.
@@ -368,6 +376,7 @@ class OperatorServicer(pb_grpc.OperatorServiceServicer):
     def ApplySlices(
         self, request: pb.ApplySlicesRequest, context: grpc.ServicerContext
     ) -> pb.ApplySlicesResponse:
+        self._refuse_slice_writes()
         documents = documents_of(request.manifests)
         results = self._service.apply(documents, self._actor(context))
         return pb.ApplySlicesResponse(results=[apply_result_message(r) for r in results])
@@ -387,6 +396,7 @@ class OperatorServicer(pb_grpc.OperatorServiceServicer):
     def DeleteSlice(
         self, request: pb.DeleteSliceRequest, context: grpc.ServicerContext
     ) -> pb.DeleteSliceResponse:
+        self._refuse_slice_writes()
         self._service.delete(_slice_name(request.name), self._actor(context))
         return pb.DeleteSliceResponse()
 
@@ -539,44 +549,8 @@ class ApiServer:
         return self.server.wait_for_termination(timeout_s)
 
 
-def serve(
-    service: service_mod.ControllerService,
-    listen: str,
-    authenticator: auth_mod.Authenticator,
-    tls: auth_mod.TlsConfig | None,
-    dev: bool,
-    *,
-    max_workers: int = 16,
-    max_receive_bytes: int = MAX_RECEIVE_BYTES,
-    poll_s: float = 1.0,
-    interceptors: Sequence[grpc.ServerInterceptor] = (),
-) -> ApiServer:
-    """Start the operator API on ``listen`` (``HOST:PORT``; port 0 picks a free one).
-
-    Without ``tls`` it serves only in dev mode and only on loopback (see :mod:`controller.auth`).
-    ``interceptors`` run before authentication (metrics count refused calls too).
-    """
-    auth_mod.check_listen(listen, tls, dev)
-    host, _ = auth_mod.split_address(listen)
-    stopping = threading.Event()
-    server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="operator-api"),
-        interceptors=[*interceptors, BearerAuthInterceptor(authenticator)],
-        options=[
-            ("grpc.max_receive_message_length", max_receive_bytes),
-            ("grpc.max_send_message_length", MAX_SEND_BYTES),
-            ("grpc.so_reuseport", 0),
-        ],
-    )
-    servicer = OperatorServicer(
-        service, authenticator, stopping, max_watches=max(1, max_workers // 2), poll_s=poll_s
-    )
-    pb_grpc.add_OperatorServiceServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
-    health_servicer = health.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    for name in ("", SERVICE_NAME):
-        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+def bind(server: grpc.Server, listen: str, tls: auth_mod.TlsConfig | None) -> int:
+    """Add a plaintext or TLS (mTLS with a client CA) port; the port bound, or Unavailable."""
     try:
         if tls is None:
             port = server.add_insecure_port(listen)
@@ -591,6 +565,56 @@ def serve(
         raise errors.Unavailable(f"cannot listen on {listen}: {exc}") from exc
     if port == 0:
         raise errors.Unavailable(f"cannot listen on {listen}: the address is in use or not available")
+    return port
+
+
+def serve(
+    service: service_mod.ControllerService,
+    listen: str,
+    authenticator: auth_mod.Authenticator,
+    tls: auth_mod.TlsConfig | None,
+    dev: bool,
+    *,
+    max_workers: int = 16,
+    max_receive_bytes: int = MAX_RECEIVE_BYTES,
+    poll_s: float = 1.0,
+    interceptors: Sequence[grpc.ServerInterceptor] = (),
+    slice_writes_refused: str | None = None,
+) -> ApiServer:
+    """Start the operator API on ``listen`` (``HOST:PORT``; port 0 picks a free one).
+
+    Without ``tls`` it serves only in dev mode and only on loopback (see :mod:`controller.auth`).
+    ``interceptors`` run before authentication (metrics count refused calls too).
+    ``slice_writes_refused``: apply and delete answer FAILED_PRECONDITION with this message
+    (intents come from NetworkSlice objects).
+    """
+    auth_mod.check_listen(listen, tls, dev)
+    host, _ = auth_mod.split_address(listen)
+    stopping = threading.Event()
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="operator-api"),
+        interceptors=[*interceptors, BearerAuthInterceptor(authenticator)],
+        options=[
+            ("grpc.max_receive_message_length", max_receive_bytes),
+            ("grpc.max_send_message_length", MAX_SEND_BYTES),
+            ("grpc.so_reuseport", 0),
+        ],
+    )
+    servicer = OperatorServicer(
+        service,
+        authenticator,
+        stopping,
+        max_watches=max(1, max_workers // 2),
+        poll_s=poll_s,
+        slice_writes_refused=slice_writes_refused,
+    )
+    pb_grpc.add_OperatorServiceServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    for name in ("", SERVICE_NAME):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    port = bind(server, listen, tls)
     server.start()
     bound = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     log.info("operator API on %s (%s)", bound, "TLS" if tls else "plaintext, dev mode")

@@ -4,7 +4,8 @@ it from the placed slices, so it cannot drift from them or double-book.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from controller.placement_model import Placement, Reservation
@@ -35,6 +36,11 @@ class Ledger:
         self.cpu_millicores: dict[str, int] = {}
         self.memory_mib: dict[str, int] = {}
         self.held: dict[str, Reservation] = {}
+        #: Cells and sites whose reserved figures moved; a reader of the figures (the service's
+        #: capacity status) clears it once it has caught up, so it rereads only those.
+        self.touched_sites: set[str] = set()
+        # While a trial runs: every reserve/release, so the trial can be undone (see trial()).
+        self._journal: list[tuple[bool, str, Reservation]] | None = None
 
     @classmethod
     def from_placements(cls, topology: Topology, placements: Iterable[Placement]) -> Ledger:
@@ -52,6 +58,44 @@ class Ledger:
         other.memory_mib = dict(self.memory_mib)
         other.held = dict(self.held)
         return other
+
+    @contextlib.contextmanager
+    def trial(self) -> Iterator[Ledger]:
+        """Reserve and release freely inside; on exit every change is undone, in reverse.
+
+        A what-if on the ledger itself: admission tries placements after releasing would-be
+        victims without copying a city's worth of figures each time (trials nest).
+
+        >>> from controller.placement_model import Reservation
+        >>> from controller.topology_file import TopologyFile
+        >>> city = Topology.from_file(TopologyFile.model_validate({"sites": [
+        ...     {"id": "c1", "kind": "cell", "location": {"lat": 0, "lon": 0}, "capacity": {"radioMbps": 100}},
+        ...     {"id": "e1", "kind": "edge", "location": {"lat": 0, "lon": 0},
+        ...      "capacity": {"cpuMillicores": 8000, "memoryMib": 16384}}],
+        ...   "links": [{"a": "c1", "b": "e1", "bandwidthMbps": 1000, "latencyMs": 0.5}]}))
+        >>> ledger = Ledger(city)
+        >>> ledger.reserve("a", Reservation(radio_kbps={"c1": 60_000}))
+        >>> with ledger.trial():
+        ...     _ = ledger.release("a")
+        ...     ledger.reserve("b", Reservation(radio_kbps={"c1": 90_000}))
+        ...     ledger.free_radio("c1")
+        10000
+        >>> ledger.free_radio("c1"), sorted(ledger.held)
+        (40000, ['a'])
+        """
+        outer = self._journal
+        journal: list[tuple[bool, str, Reservation]] = []
+        self._journal = journal
+        try:
+            yield self
+        finally:
+            self._journal = None
+            for reserved, holder, res in reversed(journal):
+                if reserved:
+                    self.release(holder)
+                else:
+                    self.reserve(holder, res)
+            self._journal = outer  # the outer trial's entries stand: this one left no trace
 
     # -- residual capacity --------------------------------------------------------------------
 
@@ -88,6 +132,7 @@ class Ledger:
         """Add a reservation; the caller has checked it fits (see :meth:`shortfall`)."""
         if holder in self.held:
             raise ValueError(f"{holder!r} already holds a reservation")
+        self.touched_sites.update(res.radio_kbps, res.cpu_millicores, res.memory_mib)
         for cell, kbps in res.radio_kbps.items():
             self.radio_kbps[cell] = self.radio_kbps.get(cell, 0) + kbps
         for idx, kbps in res.link_kbps.items():
@@ -97,12 +142,15 @@ class Ledger:
         for site, mem in res.memory_mib.items():
             self.memory_mib[site] = self.memory_mib.get(site, 0) + mem
         self.held[holder] = res
+        if self._journal is not None:
+            self._journal.append((True, holder, res))
 
     def release(self, holder: str) -> Reservation | None:
         """Give back exactly what ``holder`` took; returns it (None if it held nothing)."""
         res = self.held.pop(holder, None)
         if res is None:
             return None
+        self.touched_sites.update(res.radio_kbps, res.cpu_millicores, res.memory_mib)
         for cell, kbps in res.radio_kbps.items():
             left = self.radio_kbps[cell] - kbps
             if left:
@@ -123,6 +171,8 @@ class Ledger:
                 self.memory_mib[site] = left
             else:
                 del self.memory_mib[site]
+        if self._journal is not None:
+            self._journal.append((False, holder, res))
         return res
 
     def snapshot(self) -> tuple[dict[str, int], list[int], dict[str, int], dict[str, int]]:

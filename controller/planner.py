@@ -31,7 +31,7 @@ class PlanState:
 
     topology: Topology
     ledger: Ledger
-    admitted: dict[str, tuple[SliceIntent, Placement]] = field(default_factory=dict)
+    admitted: dict[str, tuple[SliceIntent, Placement]] = field(default_factory=admission.AdmittedSlices)
     preempted: dict[str, tuple[SliceIntent, str]] = field(default_factory=dict)  # (intent, why)
     rejected: dict[str, Decision] = field(default_factory=dict)
     #: Rejected for lack of capacity: retried (with the preempted) after every release.
@@ -45,7 +45,7 @@ class PlanState:
         return PlanState(
             self.topology,
             self.ledger.copy(),
-            dict(self.admitted),
+            admission.AdmittedSlices(self.admitted),
             dict(self.preempted),
             dict(self.rejected),
             dict(self.pending),

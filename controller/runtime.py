@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from controller import auth, citygen
 from controller.clock import Clock, RealClock
@@ -55,6 +55,7 @@ DEFAULT_STATE_FILE = "edgeslice.db"
 DEFAULT_SAMPLE_CELLS = 60
 RECONCILE_BATCH = 100  # slices per locked batch of the periodic pass
 ADDRESS_FILE = "controller.addr"  # where a started controller writes the address it bound
+ENDPOINTS_FILE = "controller.endpoints"  # "NAME ADDRESS" lines: operator, agents, metrics
 MANIFESTS_DIR = "manifests"  # <state-dir>/manifests/<slice>/: what --kube would apply
 INTENT_SOURCES = ("sqlite", "crd")
 DEFAULT_LEASE_NAMESPACE = "edgeslice-system"
@@ -66,9 +67,37 @@ class Closeable(Protocol):
     def close(self) -> None: ...
 
 
-#: Something started beside the service once it exists (the CLI attaches the metrics endpoint
-#: this way, so the runtime does not import telemetry); closed when the controller stops.
+@runtime_checkable
+class Serving(Protocol):
+    """An attachment that serves something others connect to (named in the endpoints file)."""
+
+    def close(self) -> None: ...
+
+    @property
+    def endpoints(self) -> Mapping[str, str]: ...
+
+
+#: Something started beside the service once it exists (the CLI attaches the agent server and
+#: the metrics endpoint this way, so the runtime does not import telemetry); closed when the
+#: controller stops. One that is also :class:`Serving` has its addresses announced.
 Attachment = Callable[[ControllerService], Closeable]
+
+
+def read_endpoints(state_dir: Path) -> dict[str, str]:
+    """What a started controller serves, from its endpoints file (``{}`` before it serves).
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     _ = (Path(d) / ENDPOINTS_FILE).write_text("operator 127.0.0.1:1\\nagents 127.0.0.1:2\\n")
+    ...     read_endpoints(Path(d))
+    {'operator': '127.0.0.1:1', 'agents': '127.0.0.1:2'}
+    """
+    try:
+        text = (state_dir / ENDPOINTS_FILE).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    pairs = (line.split(None, 1) for line in text.splitlines())
+    return {p[0]: p[1] for p in pairs if len(p) == 2}
 
 
 @dataclass
@@ -99,6 +128,7 @@ class RuntimeConfig:
     identity: str | None = None  # default $POD_NAME or the host name
     lease_duration_s: int = DEFAULT_LEASE_DURATION_S
     lease_retry_s: float = DEFAULT_LEASE_RETRY_S
+    health_listen: str | None = None  # plaintext gRPC health for kubelet probes (they speak no TLS)
 
     def resolved_state_dir(self) -> Path:
         return self.state_dir if self.state_dir is not None else auth.default_state_dir(self.environ)
@@ -235,22 +265,48 @@ def serve_standby(listen: str, tls: auth.TlsConfig | None, dev: bool, identity: 
     servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     servicer.set(api_server.SERVICE_NAME, health_pb2.HealthCheckResponse.NOT_SERVING)
     server.add_generic_rpc_handlers((_Refuse(),))
-    try:
-        if tls is None:
-            port = server.add_insecure_port(listen)
-        else:
-            credentials = grpc.ssl_server_credentials(
-                [(tls.private_key, tls.cert_chain)],
-                root_certificates=tls.client_ca,
-                require_client_auth=tls.client_ca is not None,
-            )
-            port = server.add_secure_port(listen, credentials)
-    except RuntimeError as exc:
-        raise errors.Unavailable(f"cannot listen on {listen}: {exc}") from exc
-    if port == 0:
-        raise errors.Unavailable(f"cannot listen on {listen}: the address is in use or not available")
+    port = api_server.bind(server, listen, tls)
     server.start()
     return StandbyServer(server, f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+
+
+class HealthPort:
+    """Plaintext gRPC health on a port of its own, for the kubelet's probes, which cannot speak
+    TLS: overall ``""`` SERVING while the process lives, the operator service SERVING only while
+    this replica serves the API (a standby is live but not ready). It tells nothing else.
+    """
+
+    def __init__(self, listen: str) -> None:
+        from concurrent import futures
+
+        import grpc
+        from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+        from controller import api_server
+
+        self._pb = health_pb2
+        self._servicer = health.HealthServicer()
+        self._server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="health"),
+            options=[("grpc.so_reuseport", 0)],
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(self._servicer, self._server)
+        self._servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+        self.serving(False)
+        host, _ = auth.split_address(listen)
+        port = api_server.bind(self._server, listen, None)
+        self._server.start()
+        self.address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+    def serving(self, on: bool) -> None:
+        from controller import api_server
+
+        status = self._pb.HealthCheckResponse.SERVING if on else self._pb.HealthCheckResponse.NOT_SERVING
+        self._servicer.set(api_server.SERVICE_NAME, status)
+
+    def stop(self) -> None:
+        self._servicer.enter_graceful_shutdown()
+        self._server.stop(0).wait()
 
 
 class Controller:
@@ -272,9 +328,11 @@ class Controller:
         realisers: list[Realiser] | None = None,
         observer: ServiceObserver | None = None,
         attachments: Sequence[Attachment] = (),
+        interceptors: Sequence[Any] = (),
     ) -> None:
         self.config = config
         self._attachments = list(attachments)
+        self._interceptors = list(interceptors)  # grpc.ServerInterceptor for the operator API
         self._attached: list[Closeable] = []
         self.clock = clock or RealClock()
         self._extra_realisers = realisers or []
@@ -286,6 +344,7 @@ class Controller:
         self._campaign: threading.Thread | None = None
         self._elector: LeaderElector | None = None
         self._standby: StandbyServer | None = None
+        self._health: HealthPort | None = None
         self._gateways: list[KubeGateway] = []
         self._topology: Topology | None = None
         self._authenticator: auth.Authenticator | None = None
@@ -295,6 +354,7 @@ class Controller:
         self.crd_source: CrdSource | None = None
         self.api: Any = None
         self.address = ""
+        self.endpoints: dict[str, str] = {}  # "operator" and what attachments serve ("agents", "metrics")
         self.role = "starting"  # "standby", "leader" (or the only replica)
         self.leading = threading.Event()  # set once this replica serves and reconciles
         self.lost_leadership = False
@@ -306,6 +366,18 @@ class Controller:
         t0 = self.clock.monotonic()
         config = self.config
         config.check()
+        if config.health_listen is not None:
+            self._health = HealthPort(config.health_listen)
+        try:
+            self._start(t0)
+        except BaseException:
+            if self._health is not None:
+                self._health.stop()
+                self._health = None
+            raise
+
+    def _start(self, t0: float) -> None:
+        config = self.config
         state_dir = config.resolved_state_dir()
         state_dir.mkdir(parents=True, exist_ok=True)
         self._topology = load_city(config)
@@ -329,6 +401,7 @@ class Controller:
             )
             self._standby = serve_standby(config.listen, config.tls, config.dev, identity)
             self.address = self._standby.address
+            self.endpoints = {"operator": self.address}
             self.role = "standby"
             self._write_address()
             self._campaign = threading.Thread(target=self._run_campaign, name="leader-election", daemon=True)
@@ -437,7 +510,20 @@ class Controller:
                 self._attached.append(attach(self.service))
             from controller import api_server
 
-            self.api = api_server.serve(self.service, listen, self._authenticator, config.tls, config.dev)
+            self.api = api_server.serve(
+                self.service,
+                listen,
+                self._authenticator,
+                config.tls,
+                config.dev,
+                interceptors=self._interceptors,
+                slice_writes_refused=(
+                    "intents come from NetworkSlice objects in this cluster (--intents crd): "
+                    "use kubectl apply/delete"
+                    if config.intents == "crd"
+                    else None
+                ),
+            )
             if config.intents == "crd":
                 from controller.crd_source import CrdSource
 
@@ -447,6 +533,12 @@ class Controller:
             self.store.close()
             raise
         self.address = self.api.address
+        self.endpoints = {"operator": self.address}
+        if self._health is not None:
+            self.endpoints["health"] = self._health.address
+        for attached in self._attached:
+            if isinstance(attached, Serving):
+                self.endpoints.update(attached.endpoints)
         self._write_address()
         self.role = "leader"
         # What was loaded lives as long as the process: keep it out of future collections.
@@ -459,6 +551,8 @@ class Controller:
         self._loop = threading.Thread(target=self._reconcile_loop, name="reconcile", daemon=True)
         self._loop.start()
         self.leading.set()
+        if self._health is not None:
+            self._health.serving(True)
         log.info(
             "controller serving on %s: topology %s, state %s, intents %s, realising %s, %d slices",
             self.address,
@@ -471,10 +565,14 @@ class Controller:
 
     def _write_address(self) -> None:
         state_dir = self.config.resolved_state_dir()
-        # Atomically, so a reader never sees half an address.
-        tmp = state_dir / f".{ADDRESS_FILE}.{os.getpid()}"
-        tmp.write_text(self.address + "\n", encoding="utf-8")
-        os.replace(tmp, state_dir / ADDRESS_FILE)
+        # Atomically, so a reader never sees half an address; the endpoints first, so whoever
+        # waits for the address file finds them too. The address file stays one line: clients
+        # (slicectl, scripts) read it whole.
+        lines = "".join(f"{name} {where}\n" for name, where in self.endpoints.items())
+        for name, text in ((ENDPOINTS_FILE, lines), (ADDRESS_FILE, self.address + "\n")):
+            tmp = state_dir / f".{name}.{os.getpid()}"
+            tmp.write_text(text, encoding="utf-8")
+            os.replace(tmp, state_dir / name)
 
     def _run_crd_source(self) -> None:
         assert self.crd_source is not None
@@ -515,6 +613,9 @@ class Controller:
             self._detach()
             if self.store is not None:
                 self.store.close()
+        if self._health is not None:
+            self._health.stop()
+            self._health = None
         # Released last, after the final write: the next leader never overlaps with us.
         self._campaign_stop.set()
         if self._campaign is not None:
@@ -539,9 +640,10 @@ def run(
     announce: Callable[[str], None] = print,
     observer: ServiceObserver | None = None,
     attachments: Sequence[Attachment] = (),
+    interceptors: Sequence[Any] = (),
 ) -> int:
     """Run until SIGTERM or SIGINT (or, with leader election, until the lease is lost: exit 1)."""
-    controller = Controller(config, observer=observer, attachments=attachments)
+    controller = Controller(config, observer=observer, attachments=attachments, interceptors=interceptors)
     controller.start()
     state_dir = config.resolved_state_dir()
     realising = "in the cluster" if config.kube else f"manifests in {state_dir / MANIFESTS_DIR}"
@@ -557,6 +659,9 @@ def run(
         f"intents {config.intents}, state {config.state_file}, plans in {state_dir / 'realisation'}, "
         f"{realising}"
         f"{', dev mode: token in ' + str(state_dir / auth.DEV_TOKEN_FILE) if config.dev else ''})"
+        + "".join(
+            f"; {name} on {where}" for name, where in controller.endpoints.items() if name != "operator"
+        )
     )
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:

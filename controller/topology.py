@@ -147,6 +147,10 @@ class Topology:
         self._zone_cells: dict[str, list[str]] | None = None
         self._cell_position: dict[str, int] = {c: i for i, c in enumerate(self.cells)}
         self._coverage_cache: dict[Coverage, tuple[str, ...]] = {}
+        # The same city with nothing down: what :meth:`with_down` derives from. Its indexes,
+        # homes and route trees are reused, so a failure recomputes only what it touches.
+        self._root: Topology = self if not (down_sites or down_links) else Topology(source, sites, links)
+        self._site_links: dict[str, list[int]] | None = None  # site → indices of its links (lazy)
 
     @functools.cached_property
     def graph(self) -> nx.Graph:
@@ -236,7 +240,89 @@ class Topology:
             self.site(s)
         for k in links:
             self.link(k)
-        return Topology(self.source, self.sites, self.links, self.down_sites | sites, self.down_links | links)
+        return self._derive(self.down_sites | sites, self.down_links | links)
+
+    def _derive(self, down_sites: frozenset[str], down_links: frozenset[LinkKey]) -> Topology:
+        """The city with exactly these elements down, built from the nothing-down root.
+
+        Equal to ``Topology(source, sites, links, down_sites, down_links)`` but cheap on a big
+        city: the parsed sites and links, their indexes and the coverage caches are shared; only
+        the homes of cells next to a down element are filtered, and only the edge sites' route
+        trees that a down transport site or tree link lies on are searched again (a cell or an
+        access link never carries transit, so failing one reuses every tree).
+        """
+        root = self._root
+        new = object.__new__(Topology)
+        new.source, new.name, new.sites, new.links = root.source, root.name, root.sites, root.links
+        new.down_sites, new.down_links = down_sites, down_links
+        new.link_index, new.link_capacity_kbps = root.link_index, root.link_capacity_kbps
+        new.cells, new.edge_sites, new._cell_position = root.cells, root.edge_sites, root._cell_position
+        new._coverage_cache = root._coverage_cache  # coverage selects cells whatever is down
+        new._cell_coords, new._zone_cells = root._cell_coords, root._zone_cells
+        new._root, new._site_links = root, None
+        sites, links = root.sites, root.links
+        # Homes: drop the attachments through a down link or to a down (non-cell) site.
+        adjacency = root._adjacency()
+        touched: set[int] = {root.link_index[k] for k in down_links}
+        for s in down_sites:
+            if sites[s].kind != SiteKind.CELL:
+                touched.update(adjacency[s])
+        homes = root._homes
+        cells_hit = {end for i in touched for end in (links[i].a, links[i].b) if end in homes}
+        if cells_hit:
+            homes = dict(homes)
+            for c in cells_hit:
+                homes[c] = [
+                    (h, i)
+                    for h, i in root._homes[c]
+                    if h not in down_sites and (links[i].a, links[i].b) not in down_links
+                ]
+        new._homes = homes
+        # Route trees: only transport elements matter.
+        gone_nodes = {s for s in down_sites if sites[s].kind != SiteKind.CELL}
+        gone_links = [
+            k for k in down_links if sites[k[0]].kind != SiteKind.CELL and sites[k[1]].kind != SiteKind.CELL
+        ]
+        if not gone_nodes and not gone_links:
+            new._trees, new._transport = root._trees, root._transport
+        else:
+            transport = root._transport.copy()
+            transport.remove_nodes_from(gone_nodes)
+            transport.remove_edges_from(gone_links)
+            trees = {}
+            for edge in new.edge_sites:
+                if edge not in transport:
+                    continue
+                tree = root._trees.get(edge)
+                if tree is None or _tree_touched(tree[1], gone_nodes, gone_links):
+                    dist, paths = nx.single_source_dijkstra(transport, edge, weight="latency")
+                    tree = (dist, paths)
+                trees[edge] = tree
+            new._trees, new._transport = trees, transport
+        # Caches: keep the entries whose inputs (that edge's tree, that cell's homes) are unchanged.
+        new._path_cache = {
+            k: v for k, v in self._path_cache.items() if new._trees.get(k[1]) is self._trees.get(k[1])
+        }
+        if new._trees is self._trees:
+            new._nearest_cache = {
+                k: v
+                for k, v in self._nearest_cache.items()
+                if new._homes.get(k[0]) is self._homes.get(k[0])
+                and (k[0] in down_sites) == (k[0] in self.down_sites)
+            }
+        else:
+            new._nearest_cache = {}
+        return new
+
+    def _adjacency(self) -> dict[str, list[int]]:
+        """Site → indices of the links that touch it (built once, on the first failure)."""
+        if self._site_links is None:
+            index: dict[str, list[int]] = {s: [] for s in self.sites}
+            for ln in self.links:
+                index[ln.a].append(ln.index)
+                index[ln.b].append(ln.index)
+            self._site_links = index
+        return self._site_links
 
     def _edge_trees(self) -> dict[str, tuple[dict[str, float], dict[str, list[str]]]]:
         transport = nx.Graph()
@@ -411,7 +497,9 @@ class Topology:
 
     def _cells_within(self, lat: float, lon: float, radius_km: float) -> list[str]:
         if self._cell_coords is None:
-            self._cell_coords = np.radians(
+            self._cell_coords = self._root._cell_coords
+        if self._cell_coords is None:
+            self._cell_coords = self._root._cell_coords = np.radians(
                 np.array([(self.sites[c].lat, self.sites[c].lon) for c in self.cells], dtype=float).reshape(
                     -1, 2
                 )
@@ -427,11 +515,13 @@ class Topology:
     def _zone_index(self) -> dict[str, list[str]]:
         # Built once: scanning every cell for every slice's zones is the cost of a big city.
         if self._zone_cells is None:
+            self._zone_cells = self._root._zone_cells
+        if self._zone_cells is None:
             index: dict[str, list[str]] = {}
             for c in self.cells:
                 for z in self.sites[c].zones:
                     index.setdefault(z, []).append(c)
-            self._zone_cells = index
+            self._zone_cells = self._root._zone_cells = index
         return self._zone_cells
 
     def zones(self) -> list[str]:
@@ -443,6 +533,30 @@ class Topology:
 
     def __repr__(self) -> str:
         return f"Topology({self.name!r}, {len(self.sites)} sites, {len(self.links)} links)"
+
+
+def _tree_touched(
+    paths: Mapping[str, list[str]], gone_nodes: set[str], gone_links: Iterable[LinkKey]
+) -> bool:
+    """Whether removing these sites or links changes a shortest-path tree (``paths`` of one root).
+
+    A removed link that is no tree edge changes no path: Dijkstra never chose it.
+
+    >>> tree = {"e": ["e"], "a": ["e", "a"], "b": ["e", "a", "b"], "c": ["e", "c"]}
+    >>> _tree_touched(tree, set(), [("b", "c")]), _tree_touched(tree, set(), [("a", "b")])
+    (False, True)
+    >>> _tree_touched(tree, {"c"}, [])
+    True
+    """
+    if any(n in paths for n in gone_nodes):
+        return True
+    for a, b in gone_links:
+        pa, pb = paths.get(a), paths.get(b)
+        if (pb is not None and len(pb) > 1 and pb[-2] == a) or (
+            pa is not None and len(pa) > 1 and pa[-2] == b
+        ):
+            return True
+    return False
 
 
 def _article(word: str) -> str:

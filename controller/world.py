@@ -12,6 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from controller import admission
 from controller.ledger import Ledger
 from controller.placement_model import Placement
 from controller.store import SliceRow
@@ -132,7 +133,8 @@ class World:
     epoch: int = 0  # bumps when capacity is released or the topology improves
     topology: Topology = field(init=False)
     ledger: Ledger = field(init=False)
-    admitted: dict[str, tuple[SliceIntent, Placement]] = field(default_factory=dict)
+    # By name, indexed by S-NSSAI (admission checks uniqueness at every decision).
+    admitted: admission.AdmittedSlices = field(default_factory=admission.AdmittedSlices)
 
     def __post_init__(self) -> None:
         self.topology = self.base

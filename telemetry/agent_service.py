@@ -95,7 +95,11 @@ class AgentSettings:
     max_message_bytes: int = 256 * 1024
     rate_per_s: float = 20.0  # messages per agent, sustained
     rate_burst: float = 40.0
-    kpi_window: int = 60  # samples kept per (slice, site)
+    kpi_window: int = 60  # telemetry batches kept per site (so at most this many samples per slice there)
+    # Streams the gRPC core queues before the handler takes them. Its default (1,000 soft, 3,000
+    # hard) silently stalls new streams when a city (re)connects at once: at 20,000 agents the
+    # server stopped near 6,000 streams, bare grpcio included. A whole city must fit.
+    max_pending_streams: int = 100_000
     max_link_reports: int = 256
     sla_window_s: float = 10.0  # KPIs are judged over this rolling window, once per window
     sla_sustain_windows: int = 3  # violating windows in a row before a re-placement attempt
@@ -218,11 +222,12 @@ class AgentRegistry:
         self._generations = site_config.Generations()
         self._desired: dict[str, _Desired] = {}
         self._intents: dict[str, SliceIntent] = {}
-        # site → slice → its recent samples; a window exists for each slice configured at the
-        # site (made in refresh), so the store is bounded by the configuration.
-        self._windows: dict[str, dict[str, deque[KpiSample]]] = {}
+        # site → its recent telemetry batches, column-wise (see _Records), only records of slices
+        # configured there: ingest stores a batch without building an object per record; samples
+        # are made when read (the SLA pass, once a window).
+        self._windows: dict[str, deque[_Stored]] = {}
         self._links_down_by: dict[LinkKey, set[str]] = {}
-        self._link_state: dict[tuple[str, str], bool] = {}  # (site, peer) → last reported up
+        self._link_state: dict[str, list[tuple[str, bool]]] = {}  # site → its last (peer, up) report
         self._effects: deque[Effect] = deque()
         self._revision = -1
         self._serial = 0
@@ -260,13 +265,14 @@ class AgentRegistry:
                     state.desired_since = now
                     if state.session is not None:
                         wakes.append(state.session.wake)
-            # KPIs of a slice that left a site are no longer about anything: keep the store bounded.
-            size = self.settings.kpi_window
+            # KPIs of a slice that left a site are no longer about anything.
             for site in moved:
-                old = self._windows.get(site, {})
-                self._windows[site] = {
-                    name: old.get(name) or deque(maxlen=size) for name in self._desired[site].names
-                }
+                old = self._windows.get(site)
+                if old:
+                    names = self._desired[site].names
+                    kept = [(stored[0], *_retain(stored[1:], names)) for stored in old]
+                    old.clear()
+                    old.extend(stored for stored in kept if stored[1])
         for wake in wakes:
             wake()
         return sorted(moved)
@@ -358,6 +364,15 @@ class AgentRegistry:
             session.sent_at = now
             return d.wire
 
+    def awaiting_ack(self, session: _Session) -> bool:
+        """Whether the site's current config still waits for a good ack (so it may be resent)."""
+        with self._lock:
+            d = self._desired.get(session.site)
+            if d is None or session.replaced:
+                return False
+            state = self._sites[session.site]
+            return state.acked_generation != d.generation or bool(state.nack_reason)
+
     def ack(self, session: _Session, ack: agent_pb2.ConfigAck) -> None:
         with self._lock:
             state = self._sites[session.site]
@@ -376,43 +391,63 @@ class AgentRegistry:
         value); returns the KPI records kept. Raises StreamError."""
         site = session.site
         now = self.clock()
-        samples = [(k.slice, _sample(k, site, now)) for k in batch.slices]
+        records = _column_records(batch.columns, site)
+        if batch.slices:
+            records = _merge(_row_records(batch.slices, site), records)
+        names = records[0]
+        if len(set(names)) != len(names):
+            twice = sorted({n for n in names if names.count(n) > 1})
+            raise StreamError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"site {site!r}: slices: {', '.join(map(repr, twice))} reported more than once in one batch",
+            )
         health = batch.health
-        links = health.links
+        links = health.links[:]  # a list: iterating the protobuf container is slower
+        reported: list[tuple[str, bool]] = []
         if links:
             neighbours = self._neighbours[site]
             if len(links) > self.settings.max_link_reports:
                 raise StreamError(grpc.StatusCode.INVALID_ARGUMENT, f"site {site!r}: too many link states")
             for ls in links:
-                if ls.peer not in neighbours:
+                peer, utilisation = ls.peer, ls.utilisation
+                if peer not in neighbours:
                     raise StreamError(
                         grpc.StatusCode.INVALID_ARGUMENT,
-                        f"site {site!r}: health.links: {ls.peer!r} is not linked to this site",
+                        f"site {site!r}: health.links: {peer!r} is not linked to this site",
                     )
-                if not 0.0 <= ls.utilisation <= 10.0:
-                    _check_fraction(site, "health.links.utilisation", ls.utilisation, 10.0)
+                if not 0.0 <= utilisation <= 10.0:
+                    _check_fraction(site, "health.links.utilisation", utilisation, 10.0)
+                reported.append((peer, ls.up))
         cpu = health.cpu_utilisation
         if not 0.0 <= cpu <= 10.0:
             _check_fraction(site, "health.cpu_utilisation", cpu, 10.0)
-        kept = 0
         with self._lock:
             state = self._sites[site]
-            windows = self._windows.get(site, {})
-            for name, sample in samples:
-                window = windows.get(name)
-                if window is None:
-                    self.unknown_slice_reports += 1
-                else:
-                    window.append(sample)
-                    kept += 1
-            state.kpi_records += kept
+            if names:
+                configured = self._slices_at(site)
+                if not configured.issuperset(names):
+                    before = len(names)
+                    records = _retain(records, configured)
+                    self.unknown_slice_reports += before - len(records[0])
+                kept = len(records[0])
+                if kept:
+                    window = self._windows.get(site)
+                    if window is None:
+                        window = self._windows[site] = deque(maxlen=self.settings.kpi_window)
+                    window.append((now, *records))
+                state.kpi_records += kept
+            else:
+                kept = 0
             state.health_cpu = cpu
-            known = self._link_state
-            for ls in links:
-                # Most reports repeat the last one: only a change costs anything.
-                if known.get((site, ls.peer)) is not ls.up:
-                    known[(site, ls.peer)] = ls.up
-                    self._link_report(site, link_key(site, ls.peer), ls.up)
+            # Most reports repeat the last one: only a change costs more than one comparison.
+            last = self._link_state.get(site)
+            if reported and reported != last:
+                states = dict(last or ())
+                for peer, up in reported:
+                    if states.get(peer) is not up:
+                        states[peer] = up
+                        self._link_report(site, link_key(site, peer), up)
+                self._link_state[site] = list(states.items())
         return kept
 
     def _link_report(self, site: str, key: LinkKey, up: bool) -> None:
@@ -454,17 +489,21 @@ class AgentRegistry:
         """A snapshot: (slice, site) → samples taken after ``since``, oldest first."""
         out: dict[tuple[str, str], list[KpiSample]] = {}
         with self._lock:
-            for site, windows in self._windows.items():
-                for name, window in windows.items():
-                    if not window or window[-1].at <= since:
-                        continue
-                    recent = []
-                    for sample in reversed(window):
-                        if sample.at <= since:
-                            break
-                        recent.append(sample)
-                    recent.reverse()
-                    out[(name, site)] = recent
+            for site, window in self._windows.items():
+                if not window or window[-1][0] <= since:
+                    continue
+                recent = []
+                for stored in reversed(window):
+                    if stored[0] <= since:
+                        break
+                    recent.append(stored)
+                for at, names, *columns in reversed(recent):
+                    for name, *values in zip(names, *columns, strict=True):
+                        key = (name, site)
+                        samples = out.get(key)
+                        if samples is None:
+                            samples = out[key] = []
+                        samples.append(KpiSample(at, *values))
         return out
 
     def site_kinds(self) -> dict[str, str]:
@@ -472,8 +511,11 @@ class AgentRegistry:
 
     def latest_kpi(self, slice_name: str, site: str) -> KpiSample | None:
         with self._lock:
-            window = self._windows.get(site, {}).get(slice_name)
-            return window[-1] if window else None
+            for at, names, *columns in reversed(self._windows.get(site, ())):
+                if slice_name in names:
+                    i = names.index(slice_name)
+                    return KpiSample._make((at, *(column[i] for column in columns)))
+        return None
 
     def status(self, site: str) -> SiteSessionStatus:
         with self._lock:
@@ -513,6 +555,35 @@ def _check_fraction(site: str, name: str, value: float, upper: float) -> None:
         )
 
 
+# -- validating KPI records -----------------------------------------------------------------------
+
+# KPI records column-wise: (slice names, then one column per KpiSample field after ``at``).
+_Records = tuple[
+    tuple[str, ...],
+    Sequence[float],
+    Sequence[float],
+    Sequence[float],
+    Sequence[float],
+    Sequence[float],
+    Sequence[float],
+    Sequence[float],
+    Sequence[int],
+    Sequence[float],
+]
+# (controller clock when received, *records)
+_Stored = tuple[
+    float,
+    tuple[str, ...],
+    Sequence[float],
+    Sequence[float],
+    Sequence[float],
+    Sequence[float],
+    Sequence[float],
+    Sequence[float],
+    Sequence[float],
+    Sequence[int],
+    Sequence[float],
+]
 _INF = math.inf
 _RATE_FIELDS = (
     "dl_throughput_mbps",
@@ -522,11 +593,109 @@ _RATE_FIELDS = (
     "latency_p50_ms",
     "latency_p99_ms",
 )
+_COLUMNS = (*_RATE_FIELDS, "packet_loss", "active_devices", "radio_utilisation")
+_EMPTY: _Records = ((), (), (), (), (), (), (), (), (), ())
 
 
-def _sample(k: agent_pb2.SliceKpi, site: str, now: float) -> KpiSample:
-    # The hot path of telemetry ingest: one chained comparison per value (NaN fails them all);
-    # the slow path below only runs to name the bad field.
+def _column_records(c: agent_pb2.SliceKpiColumns, site: str) -> _Records:
+    """Check a columnar batch with four C-level passes over all its values (``min``, ``max``,
+    ``sum``: a NaN or an infinity makes the sum non-finite); only a batch that fails them is
+    walked value by value, to name the bad one. Columns are copied out as lists first: iterating
+    a protobuf container costs several times more than slicing it."""
+    names = c.slice[:]
+    n = len(names)
+    dl, ul = c.dl_throughput_mbps[:], c.ul_throughput_mbps[:]
+    dld, uld = c.dl_demand_mbps[:], c.ul_demand_mbps[:]
+    p50, p99 = c.latency_p50_ms[:], c.latency_p99_ms[:]
+    loss, devices, radio = c.packet_loss[:], c.active_devices[:], c.radio_utilisation[:]
+    if not (
+        len(dl) == n
+        and len(ul) == n
+        and len(dld) == n
+        and len(uld) == n
+        and len(p50) == n
+        and len(p99) == n
+        and len(loss) == n
+        and len(devices) == n
+        and len(radio) == n
+    ):
+        _column_lengths(c, site)
+    if not n:
+        return _EMPTY
+    values = dl + ul + dld + uld + p50 + p99 + loss + radio
+    if not (min(values) >= 0.0 and max(loss) <= 1.0 and max(radio) <= 10.0 and sum(values) < _INF):
+        _column_values(c, site)
+    # Tuples, not lists: the garbage collector stops tracking a tuple of numbers, so the windows
+    # of a whole city add nothing to every collection's work.
+    return (
+        tuple(names),
+        tuple(dl),
+        tuple(ul),
+        tuple(dld),
+        tuple(uld),
+        tuple(p50),
+        tuple(p99),
+        tuple(loss),
+        tuple(devices),
+        tuple(radio),
+    )
+
+
+def _column_lengths(c: agent_pb2.SliceKpiColumns, site: str) -> None:
+    n = len(c.slice)
+    for name in _COLUMNS:
+        got = len(getattr(c, name))
+        if got != n:
+            raise StreamError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"site {site!r}: columns.{name}: {got} values for {n} slices",
+            )
+
+
+def _column_values(c: agent_pb2.SliceKpiColumns, site: str) -> None:
+    """Raise for the first bad value; returns when there is none (a finite sum that overflowed)."""
+    for i, slice_name in enumerate(c.slice):
+        for name in _RATE_FIELDS:
+            value = getattr(c, name)[i]
+            if not (math.isfinite(value) and value >= 0.0):
+                raise StreamError(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    f"site {site!r}: columns.{name}[{i}] (slice {slice_name!r}): {value!r} must be a "
+                    "finite number >= 0",
+                )
+        _check_fraction(site, f"columns.packet_loss[{i}] (slice {slice_name!r})", c.packet_loss[i], 1.0)
+        _check_fraction(
+            site, f"columns.radio_utilisation[{i}] (slice {slice_name!r})", c.radio_utilisation[i], 10.0
+        )
+
+
+def _row_records(rows: Iterable[agent_pb2.SliceKpi], site: str) -> _Records:
+    names = []
+    samples = []
+    for k in rows:
+        names.append(k.slice)
+        samples.append(_row_values(k, site))
+    columns = tuple(zip(*samples, strict=True))
+    return (tuple(names), *columns)  # type: ignore[return-value]
+
+
+def _merge(a: _Records, b: _Records) -> _Records:
+    if not b[0]:
+        return a
+    return tuple((*x, *y) for x, y in zip(a, b, strict=True))  # type: ignore[return-value]
+
+
+def _retain(records: _Records, names: frozenset[str]) -> _Records:
+    """``records`` with only those of the slices in ``names``."""
+    keep = [i for i, name in enumerate(records[0]) if name in names]
+    return tuple(tuple(column[i] for i in keep) for column in records)  # type: ignore[return-value]
+
+
+def _row_values(
+    k: agent_pb2.SliceKpi, site: str
+) -> tuple[float, float, float, float, float, float, float, int, float]:
+    # One chained comparison per value (NaN fails them all); the slow path below only runs to
+    # name the bad field.
     dl, ul = k.dl_throughput_mbps, k.ul_throughput_mbps
     dld, uld = k.dl_demand_mbps, k.ul_demand_mbps
     p50, p99, loss, radio = k.latency_p50_ms, k.latency_p99_ms, k.packet_loss, k.radio_utilisation
@@ -540,7 +709,7 @@ def _sample(k: agent_pb2.SliceKpi, site: str, now: float) -> KpiSample:
         and 0.0 <= loss <= 1.0
         and 0.0 <= radio <= 10.0
     ):
-        return KpiSample(now, dl, ul, dld, uld, p50, p99, loss, k.active_devices, radio)
+        return (dl, ul, dld, uld, p50, p99, loss, k.active_devices, radio)
     for name in _RATE_FIELDS:
         value = getattr(k, name)
         if not (math.isfinite(value) and value >= 0.0):
@@ -722,14 +891,19 @@ class AgentServicer:
         wake: asyncio.Event,
         reader: asyncio.Task[None],
     ) -> None:
-        resend = self.registry.settings.resend_after_s
+        registry = self.registry
+        resend = registry.settings.resend_after_s
         while not reader.done() and not session.replaced:
             wake.clear()
-            msg = self.registry.next_config(session)
+            msg = registry.next_config(session)
             if msg is not None:
                 await context.write(msg)
+            # Only an unacked config needs a timer; otherwise sleep until woken (a new config, an
+            # ack, a replacement) or the stream ends. 20,000 idle sessions waking every second
+            # each would keep the loop busy enough to leave new streams unaccepted.
+            timeout = resend / 2 if registry.awaiting_ack(session) else None
             waiter = asyncio.ensure_future(wake.wait())
-            await asyncio.wait({waiter, reader}, timeout=resend / 2, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({waiter, reader}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
             waiter.cancel()
 
     async def _read(
@@ -799,6 +973,8 @@ def server_options(settings: AgentSettings) -> list[tuple[str, int]]:
         ("grpc.max_send_message_length", 16 * 1024 * 1024),
         ("grpc.keepalive_time_ms", 30_000),
         ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
+        ("grpc.server.max_pending_requests", settings.max_pending_streams),
+        ("grpc.server.max_pending_requests_hard_limit", settings.max_pending_streams),
     ]
 
 
@@ -812,6 +988,7 @@ class AgentServer:
         tls: TlsFiles | None,
         dev: bool,
         background: Iterable[_Stoppable] = (),
+        interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
     ) -> None:
         if tls is None and not dev:
             raise errors.InvalidSpec(
@@ -824,6 +1001,7 @@ class AgentServer:
         self._listen = listen
         self._tls = tls
         self._background = list(background)
+        self._interceptors = list(interceptors)
         self._loop = asyncio.new_event_loop()
         self._server: grpc.aio.Server | None = None
         self._started = threading.Event()
@@ -854,7 +1032,9 @@ class AgentServer:
         self._loop.run_forever()
 
     async def _serve(self) -> None:
-        server = grpc.aio.server(options=server_options(self.registry.settings))
+        server = grpc.aio.server(
+            options=server_options(self.registry.settings), interceptors=self._interceptors or None
+        )
         server.add_generic_rpc_handlers((self.servicer.handler(),))
         if self._tls is not None:
             self.port = server.add_secure_port(self._listen, self._tls.server_credentials())
@@ -902,9 +1082,11 @@ def serve_agents(
     clock: Clock = time.monotonic,
     settings: AgentSettings | None = None,
     sla: bool = True,
+    interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
 ) -> AgentServer:
     """Start the agent-facing server with its lease monitor (and SLA evaluator); returns the
-    running handle (``.port``, ``.registry``, ``.stop()``)."""
+    running handle (``.port``, ``.registry``, ``.stop()``). ``interceptors`` wrap every call
+    (metrics, for instance)."""
     from telemetry import lease
     from telemetry import sla as sla_mod
 
@@ -918,6 +1100,6 @@ def serve_agents(
         evaluator = sla_mod.SlaEvaluator(registry, service, s.sla_window_s, s.sla_sustain_windows)
         sla_monitor = sla_mod.SlaMonitor(evaluator)
         background.append(sla_monitor)
-    server = AgentServer(registry, listen, tls, dev, background)
+    server = AgentServer(registry, listen, tls, dev, background, interceptors)
     server.lease_monitor, server.sla_monitor = monitor, sla_monitor
     return server.start()

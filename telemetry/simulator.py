@@ -38,9 +38,12 @@ LOSS_KNEE = 0.85  # utilisation above which queues start to drop
 class LoadModel:
     """KPIs from load. Thread-safe enough for one asyncio loop (all calls come from it)."""
 
-    def __init__(self, topology: Topology, seed: int = 0, background: float = 0.2) -> None:
+    def __init__(
+        self, topology: Topology, seed: int = 0, background: float = 0.2, columnar: bool = True
+    ) -> None:
         self.topology = topology
         self.background = background
+        self.columnar = columnar  # KPIs as SliceKpiColumns (cheaper for everyone) or SliceKpi rows
         self.surge = 1.0
         self._rng = random.Random(seed)
         self._load: dict[str, float] = {}
@@ -112,9 +115,17 @@ class LoadModel:
         if config is not None:
             capacity = info.radio_kbps if info is not None else 0
             radio_util = self.background + (self._radio_demand.get(site, 0.0) / capacity if capacity else 0.0)
-            for s in config.slices:
-                if s.HasField("radio"):
-                    self._slice_kpi(batch.slices.add(), s, radio_util)
+            rows = [
+                self._slice_kpi(agent_pb2.SliceKpi(), s, radio_util)
+                for s in config.slices
+                if s.HasField("radio")
+            ]
+            if not self.columnar:
+                batch.slices.extend(rows)
+            elif rows:
+                columns = batch.columns
+                for field in _KPI_FIELDS:
+                    getattr(columns, field).extend(getattr(k, field) for k in rows)
         cpu = 0.0
         if config is not None and info is not None and info.cpu_millicores:
             used = sum(
@@ -127,7 +138,9 @@ class LoadModel:
             batch.health.links.add(peer=peer, up=key not in self.cut, utilisation=util)
         return batch
 
-    def _slice_kpi(self, out: agent_pb2.SliceKpi, s: agent_pb2.SliceConfig, radio_util: float) -> None:
+    def _slice_kpi(
+        self, out: agent_pb2.SliceKpi, s: agent_pb2.SliceConfig, radio_util: float
+    ) -> agent_pb2.SliceKpi:
         load = self.load(s.name)
         dl_demand = s.qos.guaranteed_dl_kbps / 1000 * load
         ul_demand = s.qos.guaranteed_ul_kbps / 1000 * load
@@ -164,6 +177,11 @@ class LoadModel:
         out.packet_loss = loss
         out.active_devices = round(load * 100)
         out.radio_utilisation = min(1.0, radio_util)
+        return out
+
+
+_KPI_FIELDS = tuple(f.name for f in agent_pb2.SliceKpiColumns.DESCRIPTOR.fields)
+assert _KPI_FIELDS == tuple(f.name for f in agent_pb2.SliceKpi.DESCRIPTOR.fields), "columns mirror SliceKpi"
 
 
 def _loss(util: float) -> float:

@@ -298,3 +298,127 @@ def test_insecure_only_in_dev_mode_and_on_loopback(service: FakeService) -> None
         agent_service.AgentServer(registry, "127.0.0.1:0", tls=None, dev=False)
     with pytest.raises(errors.InvalidSpec, match="loopback"):
         agent_service.AgentServer(registry, "0.0.0.0:0", tls=None, dev=True)
+
+
+def columns(**values: list[Any]) -> agent_pb2.TelemetryBatch:
+    """A batch of KPI columns: ``slice`` plus the given columns; the others get one default per slice."""
+    names = values.pop("slice")
+    c = agent_pb2.SliceKpiColumns(slice=names)
+    for f in agent_pb2.SliceKpiColumns.DESCRIPTOR.fields[1:]:
+        getattr(c, f.name).extend(values.pop(f.name, [0] * len(names)))
+    assert not values, values
+    return agent_pb2.TelemetryBatch(columns=c)
+
+
+def test_columns_and_rows_store_the_same_samples(service: FakeService) -> None:
+    service.put(intent("bus"), [("c1", "a1", "e1")])
+    clock = FakeClock()
+    registry = agent_service.AgentRegistry(service, FAST, clock)
+    registry.refresh(force=True)
+    c1, c2 = registry.open("c1", "t", lambda: None), registry.open("c2", "t", lambda: None)
+    kpi = {"dl_throughput_mbps": 5.0, "latency_p99_ms": 3.5, "packet_loss": 0.01, "active_devices": 7}
+    rows = agent_pb2.TelemetryBatch(
+        slices=[agent_pb2.SliceKpi(slice="cars", **kpi), agent_pb2.SliceKpi(slice="bus", **kpi)]
+    )
+    cols = columns(slice=["cars", "bus"], **{k: [v, v] for k, v in kpi.items()})
+    assert registry.record_telemetry(c1, rows) == 2
+    assert registry.record_telemetry(c2, cols) == 1  # bus is not configured at c2: not kept
+    assert registry.unknown_slice_reports == 1
+    got = registry.kpis()
+    assert (
+        got[("cars", "c1")]
+        == got[("cars", "c2")]
+        == [agent_service.KpiSample(clock(), 5.0, 0.0, 0.0, 0.0, 0.0, 3.5, 0.01, 7, 0.0)]
+    )
+    assert registry.latest_kpi("bus", "c1") == got[("bus", "c1")][0]
+    assert registry.latest_kpi("bus", "c2") is None
+    assert registry.status("c2").kpi_records == 1
+
+
+def test_kpis_of_a_slice_that_left_the_site_are_dropped(service: FakeService) -> None:
+    registry = agent_service.AgentRegistry(service, FAST, FakeClock())
+    registry.refresh(force=True)
+    c1 = registry.open("c1", "t", lambda: None)
+    registry.record_telemetry(c1, columns(slice=["cars"]))
+    assert ("cars", "c1") in registry.kpis()
+    service.put(intent("cars"), [("c2", "a1", "e1")])  # cars now only at c2
+    registry.refresh()
+    assert registry.kpis() == {} and registry.latest_kpi("cars", "c1") is None
+
+
+def test_huge_finite_values_are_accepted(service: FakeService) -> None:
+    # The fast check sums every value: an overflow to inf must not reject finite numbers.
+    registry = agent_service.AgentRegistry(service, FAST, FakeClock())
+    registry.refresh(force=True)
+    c1 = registry.open("c1", "t", lambda: None)
+    assert (
+        registry.record_telemetry(
+            c1, columns(slice=["cars"], dl_throughput_mbps=[1e308], ul_throughput_mbps=[1e308])
+        )
+        == 1
+    )
+
+
+@pytest.mark.parametrize(
+    ("batch", "expected"),
+    [
+        (columns(slice=["cars"], latency_p99_ms=[float("nan")]), "columns.latency_p99_ms[0] (slice 'cars')"),
+        (columns(slice=["cars"], dl_demand_mbps=[float("inf")]), "columns.dl_demand_mbps[0]"),
+        (columns(slice=["cars"], ul_throughput_mbps=[-0.5]), "columns.ul_throughput_mbps[0]"),
+        (
+            columns(slice=["cars"], packet_loss=[1.5]),
+            "columns.packet_loss[0] (slice 'cars'): 1.5 is not in 0..1",
+        ),
+        (columns(slice=["cars"], radio_utilisation=[11.0]), "columns.radio_utilisation[0]"),
+        (columns(slice=["cars"], latency_p50_ms=[1.0, 2.0]), "columns.latency_p50_ms: 2 values for 1 slices"),
+        (columns(slice=[], packet_loss=[0.5]), "columns.packet_loss: 1 values for 0 slices"),
+        (columns(slice=["cars", "cars"]), "'cars' reported more than once in one batch"),
+        (
+            agent_pb2.TelemetryBatch(
+                slices=[agent_pb2.SliceKpi(slice="cars")], columns=columns(slice=["cars"]).columns
+            ),
+            "'cars' reported more than once",
+        ),
+    ],
+)
+def test_malformed_kpi_columns_are_invalid_and_nothing_is_kept(
+    service: FakeService, batch: agent_pb2.TelemetryBatch, expected: str
+) -> None:
+    registry = agent_service.AgentRegistry(service, FAST, FakeClock())
+    registry.refresh(force=True)
+    c1 = registry.open("c1", "t", lambda: None)
+    with pytest.raises(agent_service.StreamError) as exc:
+        registry.record_telemetry(c1, batch)
+    assert exc.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert expected in exc.value.message and "'c1'" in exc.value.message
+    assert registry.kpis() == {} and registry.status("c1").kpi_records == 0
+
+
+def test_malformed_columns_end_the_stream(server: agent_service.AgentServer) -> None:
+    batch = columns(slice=["cars"], packet_loss=[-1.0])
+    msg = agent_pb2.AgentMessage(telemetry=batch).SerializeToString()
+    _, code, details = raw_stream(server.port, [hello("c1"), msg], read=100)
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "columns.packet_loss[0]" in details
+
+
+def test_server_takes_a_whole_city_of_pending_streams() -> None:
+    options = dict(agent_service.server_options(agent_service.AgentSettings()))
+    assert options["grpc.server.max_pending_requests"] >= 20_000
+    assert options["grpc.server.max_pending_requests_hard_limit"] >= 20_000
+
+
+def test_interceptors_see_every_call(service: FakeService) -> None:
+    seen: list[str] = []
+
+    class Count(grpc.aio.ServerInterceptor):
+        async def intercept_service(self, continuation: Any, details: Any) -> Any:
+            seen.append(details.method)
+            return await continuation(details)
+
+    srv = agent_service.serve_agents(service, "127.0.0.1:0", dev=True, settings=FAST, interceptors=[Count()])
+    try:
+        got, _, _ = raw_stream(srv.port, [hello("c1")], read=1)
+        assert agent_pb2.ControllerMessage.FromString(got[0]).welcome.site_id == "c1"
+        assert seen == [agent_service.METHOD]
+    finally:
+        srv.stop()

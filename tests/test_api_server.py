@@ -343,6 +343,31 @@ def test_watches_are_capped_and_end_on_stop(fake: operator_fake.FakeService) -> 
             assert "shutting down" in err.details()
 
 
+def test_slice_writes_can_be_refused_while_reads_still_work(fake: operator_fake.FakeService) -> None:
+    """In NetworkSlice-CRD mode a write through the API would be lost at the next sync: refused."""
+    running = api_server.serve(
+        cast(Any, fake),
+        "127.0.0.1:0",
+        auth.Authenticator({"alice": TOKEN}),
+        None,
+        dev=True,
+        slice_writes_refused="intents come from NetworkSlice objects: use kubectl apply",
+    )
+    try:
+        with grpc.insecure_channel(running.address) as ch:
+            stub = pb_grpc.OperatorServiceStub(ch)
+            for call in (
+                lambda: _apply(stub, SLICE % "sensors"),
+                lambda: stub.DeleteSlice(pb.DeleteSliceRequest(name="sensors"), metadata=AUTH, timeout=5),
+            ):
+                err = _error(call)
+                assert err.code() == grpc.StatusCode.FAILED_PRECONDITION
+                assert err.details() == "intents come from NetworkSlice objects: use kubectl apply"
+            assert stub.ListSlices(pb.ListSlicesRequest(), metadata=AUTH, timeout=5).slices == []
+    finally:
+        running.stop(0)
+
+
 # ---- topology -------------------------------------------------------------------------------
 
 

@@ -60,7 +60,9 @@ def test_chart_renders_both_ways() -> None:
     container = pod["containers"][0]
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert pod["securityContext"]["runAsNonRoot"] is True
-    assert container["readinessProbe"]["grpc"]["port"] == 50051
+    # Probes go to the plaintext health port: the kubelet's gRPC probes speak no TLS.
+    assert container["readinessProbe"]["grpc"]["port"] == 8081
+    assert "--health-listen=0.0.0.0:8081" in container["args"]
     assert container["resources"]["limits"]["memory"] == "1Gi"
 
 

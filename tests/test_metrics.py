@@ -513,3 +513,41 @@ def test_agent_registry_view_reads_sessions_and_only_cells_kpis() -> None:
         3000.0,
         14,
     )
+
+
+def test_agent_registry_view_uses_latest_kpis_when_the_registry_has_it() -> None:
+    from telemetry.agent_service import SiteSessionStatus
+    from telemetry.sla import KpiSample
+
+    def sample(latency: float, dl: float) -> KpiSample:
+        return KpiSample(99.0, dl, 0.0, 10.0, 0.0, latency / 2, latency, 0.001, 7, 0.5)
+
+    class Registry:
+        clock = staticmethod(lambda: 100.0)
+        since: float | None = None
+
+        def statuses(self, connected_only: bool = False) -> list[SiteSessionStatus]:
+            return []
+
+        def kpis(self, since: float = float("-inf")) -> dict[tuple[str, str], list[KpiSample]]:
+            raise AssertionError("the newest samples are asked for, not every recent one")
+
+        def latest_kpis(self, since: float) -> dict[tuple[str, str], KpiSample]:
+            self.since = since
+            return {
+                ("cars", "c1"): sample(3.0, 2.0),
+                ("cars", "c2"): sample(5.0, 4.0),
+                ("cars", "a1"): sample(80.0, 0.0),  # transport sites are not judged
+            }
+
+        def site_kinds(self) -> dict[str, str]:
+            return {"c1": "cell", "c2": "cell", "a1": "aggregation"}
+
+    registry = Registry()
+    kpis = metrics.AgentRegistryView(registry, kpi_max_age_s=30.0).slice_kpis()
+    assert registry.since == 70.0
+    assert (kpis["cars"].latency_ms, kpis["cars"].throughput_kbps_per_cell, kpis["cars"].devices) == (
+        5.0,
+        3000.0,
+        14,
+    )

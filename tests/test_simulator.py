@@ -32,6 +32,23 @@ def _model() -> tuple[simulator.LoadModel, agent_pb2.SiteConfig]:
 def _kpi(model: simulator.LoadModel, cfg: agent_pb2.SiteConfig) -> agent_pb2.SliceKpi:
     model._dirty, model._computed_at = True, float("-inf")
     batch = model.sample("c1", cfg)
+    # The model reports column-wise: record 0 of every column is the one slice's KPIs.
+    c = batch.columns
+    assert not batch.slices and len(c.slice) == 1
+    return agent_pb2.SliceKpi(**{f.name: getattr(c, f.name)[0] for f in agent_pb2.SliceKpi.DESCRIPTOR.fields})
+
+
+def test_rows_and_columns_carry_the_same_kpis() -> None:
+    model, cfg = _model()
+    rows = simulator.LoadModel(small_city(), seed=1, background=0.2, columnar=False)
+    rows.on_applied(cfg)
+    assert _kpi(model, cfg) == _kpi_row(rows, cfg)
+
+
+def _kpi_row(model: simulator.LoadModel, cfg: agent_pb2.SiteConfig) -> agent_pb2.SliceKpi:
+    model._dirty, model._computed_at = True, float("-inf")
+    batch = model.sample("c1", cfg)
+    assert not batch.HasField("columns") and len(batch.slices) == 1
     return batch.slices[0]
 
 

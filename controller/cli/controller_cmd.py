@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
 from controller import auth, kube_manifests, runtime
-from controller.service import ControllerService
+from controller.cli import companions
+from slices import errors
 
 
 @click.group()
@@ -52,10 +53,64 @@ def controller() -> None:
     "--listen", default=runtime.DEFAULT_LISTEN, show_default=True, help="Operator API address HOST:PORT."
 )
 @click.option(
+    "--health-listen",
+    default=None,
+    help="Also serve plaintext gRPC health on HOST:PORT (kubelet probes cannot speak TLS).",
+)
+@click.option(
     "--metrics-port",
     type=click.IntRange(0, 65535),
     default=None,
     help="Serve Prometheus /metrics on this port.",
+)
+@click.option(
+    "--agents-listen",
+    default=None,
+    help="Agent-facing gRPC address HOST:PORT (default: 127.0.0.1:50052; port 0 when --listen uses port 0).",
+)
+@click.option(
+    "--no-agents", is_flag=True, help="Do not serve site agents (no leases, config push or SLA checks)."
+)
+@click.option(
+    "--agents-tls-cert",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Agent server certificate chain (PEM); with --agents-tls-key and --agents-client-ca: mutual TLS.",
+)
+@click.option(
+    "--agents-tls-key",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Agent server key (PEM).",
+)
+@click.option(
+    "--agents-client-ca",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="CA that signs the site agents' certificates (PEM).",
+)
+@click.option(
+    "--agent-lease",
+    "--lease",
+    "agent_lease",
+    type=click.FloatRange(0.1, 3600),
+    default=3.0,
+    show_default=True,
+    help="Seconds without a message from a site's agent before the site is marked down and its slices healed.",
+)
+@click.option(
+    "--agent-heartbeat",
+    type=click.FloatRange(0.05, 600),
+    default=1.0,
+    show_default=True,
+    help="Seconds between agent heartbeats (told to agents; shorter than --agent-lease).",
+)
+@click.option(
+    "--sla-window",
+    type=click.FloatRange(0.1, 3600),
+    default=10.0,
+    show_default=True,
+    help="Seconds of agent KPIs judged together against each slice's SLA.",
 )
 @click.option(
     "--reconcile-interval",
@@ -150,7 +205,16 @@ def run(
     state_file: Path,
     state_dir: Path | None,
     listen: str,
+    health_listen: str | None,
     metrics_port: int | None,
+    agents_listen: str | None,
+    no_agents: bool,
+    agents_tls_cert: str | None,
+    agents_tls_key: str | None,
+    agents_client_ca: str | None,
+    agent_lease: float,
+    agent_heartbeat: float,
+    sla_window: float,
     reconcile_interval: float,
     token_file: Path | None,
     tls_cert: Path | None,
@@ -181,6 +245,7 @@ def run(
         state_file=state_file,
         state_dir=state_dir,
         listen=listen,
+        health_listen=health_listen,
         reconcile_interval_s=reconcile_interval,
         dev=tls is None,
         token_file=token_file,
@@ -198,28 +263,57 @@ def run(
         lease_retry_s=lease_retry,
     )
     config.check()  # a bad combination is one line before anything starts
-    observer: Any = None
-    attachments: list[runtime.Attachment] = []
-    if metrics_port is not None:
-        observer, attach = _metrics(metrics_port, auth.split_address(listen)[0])
-        attachments.append(attach)
-    code = runtime.run(config, announce=click.echo, observer=observer, attachments=attachments)
+    agents = None
+    if not no_agents:
+        agents = _agents_options(
+            agents_listen or companions.default_agents_listen(listen),
+            (agents_tls_cert, agents_tls_key, agents_client_ca),
+            config.dev,
+            agent_lease,
+            agent_heartbeat,
+            sla_window,
+        )
+    elif agents_listen or agents_tls_cert or agents_tls_key or agents_client_ca:
+        raise errors.InvalidSpec("--no-agents: do not combine with --agents-listen or --agents-tls-*")
+    parts = companions.Companions(agents, metrics_port, auth.split_address(listen)[0])
+    code = runtime.run(
+        config,
+        announce=click.echo,
+        observer=parts.observer,
+        attachments=parts.attachments(),
+        interceptors=parts.interceptors(),
+    )
     if code:
         sys.exit(code)
 
 
-def _metrics(port: int, host: str) -> tuple[Any, runtime.Attachment]:
-    """Prometheus metrics: the observer the service reports to, and the /metrics endpoint."""
-    from prometheus_client import CollectorRegistry
+def _agents_options(
+    listen: str,
+    tls_files: tuple[str | None, str | None, str | None],
+    dev: bool,
+    lease_s: float,
+    heartbeat_s: float,
+    sla_window_s: float,
+) -> companions.AgentsOptions:
+    from telemetry import agent_service
 
-    from telemetry import metrics
-
-    observer = metrics.ControllerMetrics(CollectorRegistry())
-
-    def attach(service: ControllerService) -> runtime.Closeable:
-        observer.watch(service)
-        server = metrics.serve_metrics(observer.registry, port, host)
-        click.echo(f"metrics on {server.url}")
-        return server
-
-    return observer, attach
+    given = [f for f in tls_files if f]
+    if given and len(given) != 3:
+        raise errors.InvalidSpec("give --agents-tls-cert, --agents-tls-key and --agents-client-ca together")
+    cert, key, ca = tls_files
+    for flag, path in zip(
+        ("--agents-tls-cert", "--agents-tls-key", "--agents-client-ca"), tls_files, strict=True
+    ):
+        if path and not os.access(path, os.R_OK):
+            raise errors.InvalidSpec(f"{flag} {path}: cannot read (missing or not readable)")
+    tls = agent_service.TlsFiles(cert, key, ca) if cert and key and ca else None
+    settings = agent_service.AgentSettings(
+        lease_s=lease_s,
+        heartbeat_interval_s=heartbeat_s,
+        telemetry_interval_s=heartbeat_s,
+        resend_after_s=max(0.5, min(2.0, lease_s / 2)),
+        sla_window_s=sla_window_s,
+    )
+    options = companions.AgentsOptions(listen, tls, dev, settings)
+    options.check()
+    return options

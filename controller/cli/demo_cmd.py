@@ -1,12 +1,104 @@
-"""``slicectl demo``: generate a city, run a controller and show slicing end to end (controller.demo)."""
+"""``slicectl demo``: generate a city, run a controller with site agents and metrics, and show
+slicing end to end (the story is :mod:`controller.demo`; the site side is built here because
+``controller`` may not import ``telemetry``)."""
 
 from __future__ import annotations
 
+import signal
+import threading
+from collections.abc import Sequence
 from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from controller import demo as demo_mod
+from controller import runtime
+from controller.cli import companions
+from controller.observer import ServiceObserver
+from controller.topology import Topology
+
+if TYPE_CHECKING:
+    from telemetry.simulator import SimulatorThread
+
+# Short enough that the story (a lease expiry, SLA verdicts) plays out in seconds.
+DEMO_LEASE_S = 1.5
+DEMO_HEARTBEAT_S = 0.3
+DEMO_SLA_WINDOW_S = 2.0
+
+
+class TelemetryWorld:
+    """:class:`controller.demo.SiteWorld` from the telemetry package: the agent server and the
+    metrics endpoint on free loopback ports, and one simulated agent per site."""
+
+    def __init__(self) -> None:
+        from telemetry import agent_service
+
+        settings = agent_service.AgentSettings(
+            lease_s=DEMO_LEASE_S,
+            heartbeat_interval_s=DEMO_HEARTBEAT_S,
+            telemetry_interval_s=DEMO_HEARTBEAT_S,
+            resend_after_s=1.0,
+            sla_window_s=DEMO_SLA_WINDOW_S,
+        )
+        self.parts = companions.Companions(
+            companions.AgentsOptions("127.0.0.1:0", None, True, settings), metrics_port=0
+        )
+        self.sim: SimulatorThread | None = None
+
+    @property
+    def observer(self) -> ServiceObserver | None:
+        return self.parts.observer
+
+    def interceptors(self) -> list[Any]:
+        return self.parts.interceptors()
+
+    def attachments(self) -> list[runtime.Attachment]:
+        return self.parts.attachments()
+
+    def start_agents(self, topology: Topology, sites: Sequence[str]) -> None:
+        from telemetry import simulator
+
+        server = self.parts.agent_server
+        assert server is not None, "the controller attaches the agent server first"
+        sim = simulator.Simulator(server.address, topology, sites, streams_per_channel=100, backoff_max_s=0.5)
+        self.sim = simulator.SimulatorThread(sim).start(wait_connected_s=30.0)
+
+    def acks(self) -> list[demo_mod.AgentAck]:
+        server = self.parts.agent_server
+        if server is None:
+            return []
+        registry = server.registry
+        kinds = registry.site_kinds()
+        out = []
+        for st in registry.statuses(connected_only=True):
+            desired = registry.desired(st.site)
+            out.append(
+                demo_mod.AgentAck(
+                    st.site,
+                    kinds.get(st.site, "unknown"),
+                    st.connected,
+                    st.desired_generation,
+                    st.acked_generation,
+                    len(desired[0].slices) if desired else 0,
+                )
+            )
+        return sorted(out, key=lambda a: (a.kind != "edge", a.kind, a.site))
+
+    @property
+    def sla_window_s(self) -> float:
+        return DEMO_SLA_WINDOW_S
+
+    def kill_agent(self, site: str) -> None:
+        sim = self.sim
+        assert sim is not None, "agents are started first"
+        sim.do(lambda: sim.simulator.kill(site))
+
+    def close(self) -> None:
+        if self.sim is not None:
+            self.sim.stop()
+            self.sim = None
 
 
 @click.command()
@@ -25,6 +117,22 @@ from controller import demo as demo_mod
     default=Path("edgeslice-demo"),
     show_default=True,
 )
-def demo(forever: bool, cells: int, workdir: Path) -> None:
-    """Generate a city, start the controller, apply IoT, vehicle and Wi-Fi slices, drain a site."""
-    demo_mod.run_demo(workdir, cells=cells, forever=forever, echo=click.echo)
+@click.option("--no-agents", is_flag=True, help="Skip the site agents, the failure and the metrics.")
+def demo(forever: bool, cells: int, workdir: Path, no_agents: bool) -> None:
+    """Generate a city, start the controller and site agents, apply IoT, vehicle and Wi-Fi
+    slices, drain a site, fail another and watch the slices heal."""
+    stop = threading.Event()
+
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    # Only the main thread may install handlers (CliRunner in tests runs there too).
+    previous = {}
+    if forever and threading.current_thread() is threading.main_thread():
+        previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        world = None if no_agents else TelemetryWorld()
+        demo_mod.run_demo(workdir, cells=cells, forever=forever, echo=click.echo, world=world, stop=stop)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)

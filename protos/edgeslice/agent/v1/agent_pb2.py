@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%protos/edgeslice/agent/v1/agent.proto\x12\x12\x65\x64geslice.agent.v1\"\xdd\x01\n\x0c\x41gentMessage\x12*\n\x05hello\x18\x01 \x01(\x0b\x32\x19.edgeslice.agent.v1.HelloH\x00\x12\x32\n\theartbeat\x18\x02 \x01(\x0b\x32\x1d.edgeslice.agent.v1.HeartbeatH\x00\x12,\n\x03\x61\x63k\x18\x03 \x01(\x0b\x32\x1d.edgeslice.agent.v1.ConfigAckH\x00\x12\x37\n\ttelemetry\x18\x04 \x01(\x0b\x32\".edgeslice.agent.v1.TelemetryBatchH\x00\x42\x06\n\x04\x62ody\"_\n\x05Hello\x12\x0f\n\x07site_id\x18\x01 \x01(\t\x12\x18\n\x10software_version\x18\x02 \x01(\t\x12\x1a\n\x12\x61pplied_generation\x18\x03 \x01(\x04\x12\x0f\n\x07\x62\x61\x63kend\x18\x04 \x01(\t\"R\n\tHeartbeat\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x1a\n\x12\x61pplied_generation\x18\x02 \x01(\x04\x12\x17\n\x0fsent_at_unix_ms\x18\x03 \x01(\x03\"L\n\tConfigAck\x12\x12\n\ngeneration\x18\x01 \x01(\x04\x12\n\n\x02ok\x18\x02 \x01(\x08\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\"\x8b\x01\n\x0eTelemetryBatch\x12\x1b\n\x13observed_at_unix_ms\x18\x01 \x01(\x03\x12,\n\x06slices\x18\x02 \x03(\x0b\x32\x1c.edgeslice.agent.v1.SliceKpi\x12.\n\x06health\x18\x03 \x01(\x0b\x32\x1e.edgeslice.agent.v1.SiteHealth\"\xf9\x01\n\x08SliceKpi\x12\r\n\x05slice\x18\x01 \x01(\t\x12\x1a\n\x12\x64l_throughput_mbps\x18\x02 \x01(\x01\x12\x1a\n\x12ul_throughput_mbps\x18\x03 \x01(\x01\x12\x16\n\x0e\x64l_demand_mbps\x18\x04 \x01(\x01\x12\x16\n\x0eul_demand_mbps\x18\x05 \x01(\x01\x12\x16\n\x0elatency_p50_ms\x18\x06 \x01(\x01\x12\x16\n\x0elatency_p99_ms\x18\x07 \x01(\x01\x12\x13\n\x0bpacket_loss\x18\x08 \x01(\x01\x12\x16\n\x0e\x61\x63tive_devices\x18\t \x01(\r\x12\x19\n\x11radio_utilisation\x18\n \x01(\x01\"S\n\nSiteHealth\x12\x17\n\x0f\x63pu_utilisation\x18\x01 \x01(\x01\x12,\n\x05links\x18\x02 \x03(\x0b\x32\x1d.edgeslice.agent.v1.LinkState\":\n\tLinkState\x12\x0c\n\x04peer\x18\x01 \x01(\t\x12\n\n\x02up\x18\x02 \x01(\x08\x12\x13\n\x0butilisation\x18\x03 \x01(\x01\"}\n\x11\x43ontrollerMessage\x12.\n\x07welcome\x18\x01 \x01(\x0b\x32\x1b.edgeslice.agent.v1.WelcomeH\x00\x12\x30\n\x06\x63onfig\x18\x02 \x01(\x0b\x32\x1e.edgeslice.agent.v1.SiteConfigH\x00\x42\x06\n\x04\x62ody\"\xa1\x01\n\x07Welcome\x12\x0f\n\x07site_id\x18\x01 \x01(\t\x12\x10\n\x08lease_ms\x18\x02 \x01(\r\x12\x1d\n\x15heartbeat_interval_ms\x18\x03 \x01(\r\x12\x1d\n\x15telemetry_interval_ms\x18\x04 \x01(\r\x12\x19\n\x11max_message_bytes\x18\x05 \x01(\r\x12\x1a\n\x12\x63ontroller_version\x18\x06 \x01(\t\"u\n\nSiteConfig\x12\x0f\n\x07site_id\x18\x01 \x01(\t\x12\x12\n\ngeneration\x18\x02 \x01(\x04\x12\x11\n\tsite_kind\x18\x03 \x01(\t\x12/\n\x06slices\x18\x04 \x03(\x0b\x32\x1f.edgeslice.agent.v1.SliceConfig\"\xa3\x02\n\x0bSliceConfig\x12\x0c\n\x04name\x18\x01 \x01(\t\x12*\n\x06snssai\x18\x02 \x01(\x0b\x32\x1a.edgeslice.agent.v1.Snssai\x12$\n\x03qos\x18\x03 \x01(\x0b\x32\x17.edgeslice.agent.v1.Qos\x12-\n\x05radio\x18\x04 \x01(\x0b\x32\x1e.edgeslice.agent.v1.RadioShare\x12\x32\n\x05links\x18\x05 \x03(\x0b\x32#.edgeslice.agent.v1.LinkReservation\x12,\n\x07\x63ompute\x18\x06 \x01(\x0b\x32\x1b.edgeslice.agent.v1.Compute\x12\r\n\x05route\x18\x07 \x03(\t\x12\x14\n\x0cserving_edge\x18\x08 \x01(\t\"!\n\x06Snssai\x12\x0b\n\x03sst\x18\x01 \x01(\r\x12\n\n\x02sd\x18\x02 \x01(\t\"\xdf\x01\n\x03Qos\x12\x0f\n\x07\x66ive_qi\x18\x01 \x01(\r\x12\x1a\n\x12\x61rp_priority_level\x18\x02 \x01(\r\x12\x1d\n\x15preemption_capability\x18\x03 \x01(\x08\x12 \n\x18preemption_vulnerability\x18\x04 \x01(\x08\x12\x1a\n\x12guaranteed_dl_kbps\x18\x05 \x01(\x04\x12\x1a\n\x12guaranteed_ul_kbps\x18\x06 \x01(\x04\x12\x19\n\x11latency_budget_ms\x18\x07 \x01(\x01\x12\x17\n\x0fmax_packet_loss\x18\x08 \x01(\x01\"M\n\nRadioShare\x12\x15\n\rreserved_kbps\x18\x01 \x01(\x04\x12\x15\n\rcapacity_kbps\x18\x02 \x01(\x04\x12\x11\n\tshare_ppm\x18\x03 \x01(\r\"M\n\x0fLinkReservation\x12\x0c\n\x04peer\x18\x01 \x01(\t\x12\x15\n\rreserved_kbps\x18\x02 \x01(\x04\x12\x15\n\rcapacity_kbps\x18\x03 \x01(\x04\"}\n\x07\x43ompute\x12\x16\n\x0e\x63pu_millicores\x18\x01 \x01(\r\x12\x12\n\nmemory_mib\x18\x02 \x01(\r\x12\r\n\x05\x63\x65lls\x18\x03 \x01(\r\x12\x37\n\tworkloads\x18\x04 \x03(\x0b\x32$.edgeslice.agent.v1.WorkloadReplicas\"m\n\x10WorkloadReplicas\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05image\x18\x02 \x01(\t\x12\x10\n\x08replicas\x18\x03 \x01(\r\x12\x16\n\x0e\x63pu_millicores\x18\x04 \x01(\r\x12\x12\n\nmemory_mib\x18\x05 \x01(\r2c\n\tSiteAgent\x12V\n\x07\x43onnect\x12 .edgeslice.agent.v1.AgentMessage\x1a%.edgeslice.agent.v1.ControllerMessage(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%protos/edgeslice/agent/v1/agent.proto\x12\x12\x65\x64geslice.agent.v1\"\xdd\x01\n\x0c\x41gentMessage\x12*\n\x05hello\x18\x01 \x01(\x0b\x32\x19.edgeslice.agent.v1.HelloH\x00\x12\x32\n\theartbeat\x18\x02 \x01(\x0b\x32\x1d.edgeslice.agent.v1.HeartbeatH\x00\x12,\n\x03\x61\x63k\x18\x03 \x01(\x0b\x32\x1d.edgeslice.agent.v1.ConfigAckH\x00\x12\x37\n\ttelemetry\x18\x04 \x01(\x0b\x32\".edgeslice.agent.v1.TelemetryBatchH\x00\x42\x06\n\x04\x62ody\"_\n\x05Hello\x12\x0f\n\x07site_id\x18\x01 \x01(\t\x12\x18\n\x10software_version\x18\x02 \x01(\t\x12\x1a\n\x12\x61pplied_generation\x18\x03 \x01(\x04\x12\x0f\n\x07\x62\x61\x63kend\x18\x04 \x01(\t\"R\n\tHeartbeat\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x1a\n\x12\x61pplied_generation\x18\x02 \x01(\x04\x12\x17\n\x0fsent_at_unix_ms\x18\x03 \x01(\x03\"L\n\tConfigAck\x12\x12\n\ngeneration\x18\x01 \x01(\x04\x12\n\n\x02ok\x18\x02 \x01(\x08\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\"\xc1\x01\n\x0eTelemetryBatch\x12\x1b\n\x13observed_at_unix_ms\x18\x01 \x01(\x03\x12,\n\x06slices\x18\x02 \x03(\x0b\x32\x1c.edgeslice.agent.v1.SliceKpi\x12.\n\x06health\x18\x03 \x01(\x0b\x32\x1e.edgeslice.agent.v1.SiteHealth\x12\x34\n\x07\x63olumns\x18\x04 \x01(\x0b\x32#.edgeslice.agent.v1.SliceKpiColumns\"\x80\x02\n\x0fSliceKpiColumns\x12\r\n\x05slice\x18\x01 \x03(\t\x12\x1a\n\x12\x64l_throughput_mbps\x18\x02 \x03(\x01\x12\x1a\n\x12ul_throughput_mbps\x18\x03 \x03(\x01\x12\x16\n\x0e\x64l_demand_mbps\x18\x04 \x03(\x01\x12\x16\n\x0eul_demand_mbps\x18\x05 \x03(\x01\x12\x16\n\x0elatency_p50_ms\x18\x06 \x03(\x01\x12\x16\n\x0elatency_p99_ms\x18\x07 \x03(\x01\x12\x13\n\x0bpacket_loss\x18\x08 \x03(\x01\x12\x16\n\x0e\x61\x63tive_devices\x18\t \x03(\r\x12\x19\n\x11radio_utilisation\x18\n \x03(\x01\"\xf9\x01\n\x08SliceKpi\x12\r\n\x05slice\x18\x01 \x01(\t\x12\x1a\n\x12\x64l_throughput_mbps\x18\x02 \x01(\x01\x12\x1a\n\x12ul_throughput_mbps\x18\x03 \x01(\x01\x12\x16\n\x0e\x64l_demand_mbps\x18\x04 \x01(\x01\x12\x16\n\x0eul_demand_mbps\x18\x05 \x01(\x01\x12\x16\n\x0elatency_p50_ms\x18\x06 \x01(\x01\x12\x16\n\x0elatency_p99_ms\x18\x07 \x01(\x01\x12\x13\n\x0bpacket_loss\x18\x08 \x01(\x01\x12\x16\n\x0e\x61\x63tive_devices\x18\t \x01(\r\x12\x19\n\x11radio_utilisation\x18\n \x01(\x01\"S\n\nSiteHealth\x12\x17\n\x0f\x63pu_utilisation\x18\x01 \x01(\x01\x12,\n\x05links\x18\x02 \x03(\x0b\x32\x1d.edgeslice.agent.v1.LinkState\":\n\tLinkState\x12\x0c\n\x04peer\x18\x01 \x01(\t\x12\n\n\x02up\x18\x02 \x01(\x08\x12\x13\n\x0butilisation\x18\x03 \x01(\x01\"}\n\x11\x43ontrollerMessage\x12.\n\x07welcome\x18\x01 \x01(\x0b\x32\x1b.edgeslice.agent.v1.WelcomeH\x00\x12\x30\n\x06\x63onfig\x18\x02 \x01(\x0b\x32\x1e.edgeslice.agent.v1.SiteConfigH\x00\x42\x06\n\x04\x62ody\"\xa1\x01\n\x07Welcome\x12\x0f\n\x07site_id\x18\x01 \x01(\t\x12\x10\n\x08lease_ms\x18\x02 \x01(\r\x12\x1d\n\x15heartbeat_interval_ms\x18\x03 \x01(\r\x12\x1d\n\x15telemetry_interval_ms\x18\x04 \x01(\r\x12\x19\n\x11max_message_bytes\x18\x05 \x01(\r\x12\x1a\n\x12\x63ontroller_version\x18\x06 \x01(\t\"u\n\nSiteConfig\x12\x0f\n\x07site_id\x18\x01 \x01(\t\x12\x12\n\ngeneration\x18\x02 \x01(\x04\x12\x11\n\tsite_kind\x18\x03 \x01(\t\x12/\n\x06slices\x18\x04 \x03(\x0b\x32\x1f.edgeslice.agent.v1.SliceConfig\"\xa3\x02\n\x0bSliceConfig\x12\x0c\n\x04name\x18\x01 \x01(\t\x12*\n\x06snssai\x18\x02 \x01(\x0b\x32\x1a.edgeslice.agent.v1.Snssai\x12$\n\x03qos\x18\x03 \x01(\x0b\x32\x17.edgeslice.agent.v1.Qos\x12-\n\x05radio\x18\x04 \x01(\x0b\x32\x1e.edgeslice.agent.v1.RadioShare\x12\x32\n\x05links\x18\x05 \x03(\x0b\x32#.edgeslice.agent.v1.LinkReservation\x12,\n\x07\x63ompute\x18\x06 \x01(\x0b\x32\x1b.edgeslice.agent.v1.Compute\x12\r\n\x05route\x18\x07 \x03(\t\x12\x14\n\x0cserving_edge\x18\x08 \x01(\t\"!\n\x06Snssai\x12\x0b\n\x03sst\x18\x01 \x01(\r\x12\n\n\x02sd\x18\x02 \x01(\t\"\xdf\x01\n\x03Qos\x12\x0f\n\x07\x66ive_qi\x18\x01 \x01(\r\x12\x1a\n\x12\x61rp_priority_level\x18\x02 \x01(\r\x12\x1d\n\x15preemption_capability\x18\x03 \x01(\x08\x12 \n\x18preemption_vulnerability\x18\x04 \x01(\x08\x12\x1a\n\x12guaranteed_dl_kbps\x18\x05 \x01(\x04\x12\x1a\n\x12guaranteed_ul_kbps\x18\x06 \x01(\x04\x12\x19\n\x11latency_budget_ms\x18\x07 \x01(\x01\x12\x17\n\x0fmax_packet_loss\x18\x08 \x01(\x01\"M\n\nRadioShare\x12\x15\n\rreserved_kbps\x18\x01 \x01(\x04\x12\x15\n\rcapacity_kbps\x18\x02 \x01(\x04\x12\x11\n\tshare_ppm\x18\x03 \x01(\r\"M\n\x0fLinkReservation\x12\x0c\n\x04peer\x18\x01 \x01(\t\x12\x15\n\rreserved_kbps\x18\x02 \x01(\x04\x12\x15\n\rcapacity_kbps\x18\x03 \x01(\x04\"}\n\x07\x43ompute\x12\x16\n\x0e\x63pu_millicores\x18\x01 \x01(\r\x12\x12\n\nmemory_mib\x18\x02 \x01(\r\x12\r\n\x05\x63\x65lls\x18\x03 \x01(\r\x12\x37\n\tworkloads\x18\x04 \x03(\x0b\x32$.edgeslice.agent.v1.WorkloadReplicas\"m\n\x10WorkloadReplicas\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05image\x18\x02 \x01(\t\x12\x10\n\x08replicas\x18\x03 \x01(\r\x12\x16\n\x0e\x63pu_millicores\x18\x04 \x01(\r\x12\x12\n\nmemory_mib\x18\x05 \x01(\r2c\n\tSiteAgent\x12V\n\x07\x43onnect\x12 .edgeslice.agent.v1.AgentMessage\x1a%.edgeslice.agent.v1.ControllerMessage(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,33 +40,35 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CONFIGACK']._serialized_start=466
   _globals['_CONFIGACK']._serialized_end=542
   _globals['_TELEMETRYBATCH']._serialized_start=545
-  _globals['_TELEMETRYBATCH']._serialized_end=684
-  _globals['_SLICEKPI']._serialized_start=687
-  _globals['_SLICEKPI']._serialized_end=936
-  _globals['_SITEHEALTH']._serialized_start=938
-  _globals['_SITEHEALTH']._serialized_end=1021
-  _globals['_LINKSTATE']._serialized_start=1023
-  _globals['_LINKSTATE']._serialized_end=1081
-  _globals['_CONTROLLERMESSAGE']._serialized_start=1083
-  _globals['_CONTROLLERMESSAGE']._serialized_end=1208
-  _globals['_WELCOME']._serialized_start=1211
-  _globals['_WELCOME']._serialized_end=1372
-  _globals['_SITECONFIG']._serialized_start=1374
-  _globals['_SITECONFIG']._serialized_end=1491
-  _globals['_SLICECONFIG']._serialized_start=1494
-  _globals['_SLICECONFIG']._serialized_end=1785
-  _globals['_SNSSAI']._serialized_start=1787
-  _globals['_SNSSAI']._serialized_end=1820
-  _globals['_QOS']._serialized_start=1823
-  _globals['_QOS']._serialized_end=2046
-  _globals['_RADIOSHARE']._serialized_start=2048
-  _globals['_RADIOSHARE']._serialized_end=2125
-  _globals['_LINKRESERVATION']._serialized_start=2127
-  _globals['_LINKRESERVATION']._serialized_end=2204
-  _globals['_COMPUTE']._serialized_start=2206
-  _globals['_COMPUTE']._serialized_end=2331
-  _globals['_WORKLOADREPLICAS']._serialized_start=2333
-  _globals['_WORKLOADREPLICAS']._serialized_end=2442
-  _globals['_SITEAGENT']._serialized_start=2444
-  _globals['_SITEAGENT']._serialized_end=2543
+  _globals['_TELEMETRYBATCH']._serialized_end=738
+  _globals['_SLICEKPICOLUMNS']._serialized_start=741
+  _globals['_SLICEKPICOLUMNS']._serialized_end=997
+  _globals['_SLICEKPI']._serialized_start=1000
+  _globals['_SLICEKPI']._serialized_end=1249
+  _globals['_SITEHEALTH']._serialized_start=1251
+  _globals['_SITEHEALTH']._serialized_end=1334
+  _globals['_LINKSTATE']._serialized_start=1336
+  _globals['_LINKSTATE']._serialized_end=1394
+  _globals['_CONTROLLERMESSAGE']._serialized_start=1396
+  _globals['_CONTROLLERMESSAGE']._serialized_end=1521
+  _globals['_WELCOME']._serialized_start=1524
+  _globals['_WELCOME']._serialized_end=1685
+  _globals['_SITECONFIG']._serialized_start=1687
+  _globals['_SITECONFIG']._serialized_end=1804
+  _globals['_SLICECONFIG']._serialized_start=1807
+  _globals['_SLICECONFIG']._serialized_end=2098
+  _globals['_SNSSAI']._serialized_start=2100
+  _globals['_SNSSAI']._serialized_end=2133
+  _globals['_QOS']._serialized_start=2136
+  _globals['_QOS']._serialized_end=2359
+  _globals['_RADIOSHARE']._serialized_start=2361
+  _globals['_RADIOSHARE']._serialized_end=2438
+  _globals['_LINKRESERVATION']._serialized_start=2440
+  _globals['_LINKRESERVATION']._serialized_end=2517
+  _globals['_COMPUTE']._serialized_start=2519
+  _globals['_COMPUTE']._serialized_end=2644
+  _globals['_WORKLOADREPLICAS']._serialized_start=2646
+  _globals['_WORKLOADREPLICAS']._serialized_end=2755
+  _globals['_SITEAGENT']._serialized_start=2757
+  _globals['_SITEAGENT']._serialized_end=2856
 # @@protoc_insertion_point(module_scope)

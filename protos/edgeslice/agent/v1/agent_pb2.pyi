@@ -53,14 +53,40 @@ class ConfigAck(_message.Message):
     def __init__(self, generation: _Optional[int] = ..., ok: _Optional[bool] = ..., reason: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class TelemetryBatch(_message.Message):
-    __slots__ = ("observed_at_unix_ms", "slices", "health")
+    __slots__ = ("observed_at_unix_ms", "slices", "health", "columns")
     OBSERVED_AT_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
     SLICES_FIELD_NUMBER: _ClassVar[int]
     HEALTH_FIELD_NUMBER: _ClassVar[int]
+    COLUMNS_FIELD_NUMBER: _ClassVar[int]
     observed_at_unix_ms: int
     slices: _containers.RepeatedCompositeFieldContainer[SliceKpi]
     health: SiteHealth
-    def __init__(self, observed_at_unix_ms: _Optional[int] = ..., slices: _Optional[_Iterable[_Union[SliceKpi, _Mapping]]] = ..., health: _Optional[_Union[SiteHealth, _Mapping]] = ...) -> None: ...
+    columns: SliceKpiColumns
+    def __init__(self, observed_at_unix_ms: _Optional[int] = ..., slices: _Optional[_Iterable[_Union[SliceKpi, _Mapping]]] = ..., health: _Optional[_Union[SiteHealth, _Mapping]] = ..., columns: _Optional[_Union[SliceKpiColumns, _Mapping]] = ...) -> None: ...
+
+class SliceKpiColumns(_message.Message):
+    __slots__ = ("slice", "dl_throughput_mbps", "ul_throughput_mbps", "dl_demand_mbps", "ul_demand_mbps", "latency_p50_ms", "latency_p99_ms", "packet_loss", "active_devices", "radio_utilisation")
+    SLICE_FIELD_NUMBER: _ClassVar[int]
+    DL_THROUGHPUT_MBPS_FIELD_NUMBER: _ClassVar[int]
+    UL_THROUGHPUT_MBPS_FIELD_NUMBER: _ClassVar[int]
+    DL_DEMAND_MBPS_FIELD_NUMBER: _ClassVar[int]
+    UL_DEMAND_MBPS_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_P50_MS_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_P99_MS_FIELD_NUMBER: _ClassVar[int]
+    PACKET_LOSS_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_DEVICES_FIELD_NUMBER: _ClassVar[int]
+    RADIO_UTILISATION_FIELD_NUMBER: _ClassVar[int]
+    slice: _containers.RepeatedScalarFieldContainer[str]
+    dl_throughput_mbps: _containers.RepeatedScalarFieldContainer[float]
+    ul_throughput_mbps: _containers.RepeatedScalarFieldContainer[float]
+    dl_demand_mbps: _containers.RepeatedScalarFieldContainer[float]
+    ul_demand_mbps: _containers.RepeatedScalarFieldContainer[float]
+    latency_p50_ms: _containers.RepeatedScalarFieldContainer[float]
+    latency_p99_ms: _containers.RepeatedScalarFieldContainer[float]
+    packet_loss: _containers.RepeatedScalarFieldContainer[float]
+    active_devices: _containers.RepeatedScalarFieldContainer[int]
+    radio_utilisation: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, slice: _Optional[_Iterable[str]] = ..., dl_throughput_mbps: _Optional[_Iterable[float]] = ..., ul_throughput_mbps: _Optional[_Iterable[float]] = ..., dl_demand_mbps: _Optional[_Iterable[float]] = ..., ul_demand_mbps: _Optional[_Iterable[float]] = ..., latency_p50_ms: _Optional[_Iterable[float]] = ..., latency_p99_ms: _Optional[_Iterable[float]] = ..., packet_loss: _Optional[_Iterable[float]] = ..., active_devices: _Optional[_Iterable[int]] = ..., radio_utilisation: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class SliceKpi(_message.Message):
     __slots__ = ("slice", "dl_throughput_mbps", "ul_throughput_mbps", "dl_demand_mbps", "ul_demand_mbps", "latency_p50_ms", "latency_p99_ms", "packet_loss", "active_devices", "radio_utilisation")
