@@ -22,7 +22,7 @@ from controller.observer import ServiceObserver
 from controller.placement_model import Placement
 from controller.realisation import RealisationResult, Realiser
 from controller.store import Store, Transaction
-from controller.topology import Topology
+from controller.topology import LinkKey, Topology
 from controller.world import SliceState, Slot, World
 from slices import errors
 from slices.profiles import SliceIntent
@@ -48,8 +48,33 @@ class Work(IntEnum):
     REALISE = 6  # realisers have not confirmed the current placement (or its removal)
 
 
+# Placement → (the placement, the sites and the links it uses), by identity. Every failure makes
+# the pass ask this of every placed slice (2,000 in a city, ~100 cells each): sets answer it at C
+# speed. Bounded: cleared when it outgrows any plausible number of live placements.
+_USES: dict[int, tuple[Placement, frozenset[str], frozenset[LinkKey]]] = {}
+_USES_MAX = 50_000
+
+
+def placement_uses(placement: Placement) -> tuple[frozenset[str], frozenset[LinkKey]]:
+    """The sites and the links a placement's routes go through (cached per placement object)."""
+    hit = _USES.get(id(placement))
+    if hit is None or hit[0] is not placement:
+        if len(_USES) >= _USES_MAX:
+            _USES.clear()
+        sites = frozenset(n for a in placement.assignments for n in a.nodes)
+        links = frozenset(k for a in placement.assignments for k in a.link_keys())
+        hit = _USES[id(placement)] = (placement, sites, links)
+    return hit[1], hit[2]
+
+
 def broken_by(placement: Placement, topology: Topology) -> str | None:
     """Why a placement can no longer run as it is on ``topology`` (None when it can)."""
+    if not (topology.down_sites or topology.down_links):
+        return None
+    sites, links = placement_uses(placement)
+    if sites.isdisjoint(topology.down_sites) and links.isdisjoint(topology.down_links):
+        return None
+    # Broken: name the first element on its routes, in route order, as an operator reads them.
     if topology.down_sites:
         for a in placement.assignments:
             for node in a.nodes:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import operator
 import threading
 import time
 from collections.abc import Sequence
@@ -29,7 +30,7 @@ from controller.clock import Clock
 from controller.observer import NullObserver, ServiceObserver
 from controller.placement_model import Placement
 from controller.realisation import Realiser
-from controller.reconciler import Reconciler, refresh_readiness, set_cond, summary
+from controller.reconciler import Reconciler, placement_uses, refresh_readiness, set_cond, summary
 from controller.store import Store
 from controller.topology import LinkKey, Site, Topology, parse_link_key
 from controller.world import SliceState, Slot, World
@@ -155,7 +156,9 @@ class ControllerService:
         self._slot_nodes: dict[str, tuple[Placement, frozenset[str]]] = {}  # the sites each placement uses
         self._sites_out: set[str] = set()  # down or drained at the last computation
         self._link_rank: tuple[np.ndarray, np.ndarray] | None = None
-        self._util_entries: list[tuple[LinkKey, int, int] | None] = []  # by link index
+        # By link index: (key, reserved, capacity) as of the last call, and the reservations then.
+        self._util_entries: list[tuple[LinkKey, int, int] | None] = [None] * len(topology.links)
+        self._util_kbps: np.ndarray | None = None
         self._reconciler = Reconciler(
             store, realisers, clock.now, clock.monotonic, self._observer, self._notify
         )
@@ -531,7 +534,7 @@ class ControllerService:
                 self._count_users(old[1], -1, changed)
                 del nodes_of[name]
             if p is not None:
-                nodes = frozenset(n for a in p.assignments for n in a.nodes)
+                nodes = placement_uses(p)[0]
                 nodes_of[name] = (p, nodes)
                 self._count_users(nodes, 1, changed)
         for name in [n for n in nodes_of if n not in world.slots]:
@@ -587,15 +590,16 @@ class ControllerService:
         # One entry per link, made again only when its reservation moved: few do between calls,
         # and making 30,000 tuples each time costs more than the rest of this method.
         entries, caps = self._util_entries, base.link_capacity_kbps
-        if not entries:
-            entries.extend([None] * len(base.links))
-        out = []
-        for i in order.tolist():
-            entry = entries[i]
-            if entry is None or entry[1] != kbps_list[i]:
-                entry = entries[i] = (base.links[i].key, kbps_list[i], caps[i])
-            out.append(entry)
-        return tuple(out)
+        previous = self._util_kbps
+        moved = np.flatnonzero(kbps != previous) if previous is not None else loaded
+        for i in moved.tolist():
+            entries[i] = (base.links[i].key, kbps_list[i], caps[i])
+        self._util_kbps = kbps
+        if len(order) == 0:
+            return ()
+        if len(order) == 1:
+            return (entries[int(order[0])],)  # type: ignore[return-value]
+        return operator.itemgetter(*order.tolist())(entries)  # type: ignore[no-any-return]
 
     def _affected(self, site: str | None = None, link: LinkKey | None = None) -> list[str]:
         out = []
@@ -706,7 +710,7 @@ class ControllerService:
             for slot in world.slots.values():
                 p = slot.placement
                 if p is not None:
-                    used = {n for a in p.assignments for n in a.nodes}.intersection(fresh)
+                    used = placement_uses(p)[0].intersection(fresh)
                     if used:
                         affected.append(slot.name)
                         for site in used:

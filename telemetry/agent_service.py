@@ -13,7 +13,9 @@ Three parts with one job each:
 * :func:`serve_agents` — wires both with the lease monitor and the SLA evaluator and runs the
   asyncio server in a background thread; returns an :class:`AgentServer` handle.
 
-asyncio rather than a thread per stream: a 20,000-site city holds 20,000 open streams.
+asyncio rather than a thread per stream: a 20,000-site city holds 20,000 open streams. Ingest
+keeps per-message work small: KPI columns are checked a whole batch at a time and stored as one
+tuple per batch; samples are built when read (once per SLA window).
 """
 
 from __future__ import annotations
@@ -100,6 +102,9 @@ class AgentSettings:
     # hard) silently stalls new streams when a city (re)connects at once: at 20,000 agents the
     # server stopped near 6,000 streams, bare grpcio included. A whole city must fit.
     max_pending_streams: int = 100_000
+    # ... and how long one may wait there before the core cancels it (its default, 30 s, cancels
+    # a city's Hellos while the loop works through a reconnect storm; each then retries, adding load).
+    max_unrequested_s: int = 120
     max_link_reports: int = 256
     sla_window_s: float = 10.0  # KPIs are judged over this rolling window, once per window
     sla_sustain_windows: int = 3  # violating windows in a row before a re-placement attempt
@@ -975,6 +980,7 @@ def server_options(settings: AgentSettings) -> list[tuple[str, int]]:
         ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
         ("grpc.server.max_pending_requests", settings.max_pending_streams),
         ("grpc.server.max_pending_requests_hard_limit", settings.max_pending_streams),
+        ("grpc.server_max_unrequested_time_in_server", settings.max_unrequested_s),
     ]
 
 

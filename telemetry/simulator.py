@@ -181,7 +181,7 @@ class LoadModel:
 
 
 _KPI_FIELDS = tuple(f.name for f in agent_pb2.SliceKpiColumns.DESCRIPTOR.fields)
-assert _KPI_FIELDS == tuple(f.name for f in agent_pb2.SliceKpi.DESCRIPTOR.fields), "columns mirror SliceKpi"
+assert tuple(f.name for f in agent_pb2.SliceKpi.DESCRIPTOR.fields) == _KPI_FIELDS, "columns mirror SliceKpi"
 
 
 def _loss(util: float) -> float:
