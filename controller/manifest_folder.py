@@ -78,7 +78,9 @@ class ManifestFolder:
         try:
             folder.mkdir(parents=True, exist_ok=True)
             for name, manifest in wanted.items():
-                if _write_atomic(folder, name, yaml.dump(manifest, Dumper=_DUMPER, sort_keys=False, width=120)):
+                if _write_atomic(
+                    folder, name, yaml.dump(manifest, Dumper=_DUMPER, sort_keys=False, width=120)
+                ):
                     self.writes += 1
             for stale in folder.glob("*.yaml"):
                 if stale.name not in wanted:
