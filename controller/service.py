@@ -302,15 +302,7 @@ class ControllerService:
                         created_at=at,
                         updated_at=at,
                     )
-                    set_cond(
-                        slot,
-                        ConditionType.ADMITTED,
-                        ConditionStatus.UNKNOWN,
-                        "Pending",
-                        "waiting for admission",
-                        at,
-                    )
-                    refresh_readiness(slot, at)
+                    _mark_pending(slot, at)
                     changed.append(slot)
                     events.append(
                         (
@@ -330,20 +322,8 @@ class ControllerService:
                         slot.generation = old.generation + 1
                         what = f"spec changed (generation {slot.generation})"
                         if slot.placement is None:
-                            slot.state, slot.reason, slot.message = (
-                                SliceState.PENDING,
-                                "Pending",
-                                "waiting for admission",
-                            )
-                            set_cond(
-                                slot,
-                                ConditionType.ADMITTED,
-                                ConditionStatus.UNKNOWN,
-                                "Pending",
-                                "waiting for admission",
-                                at,
-                            )
-                            refresh_readiness(slot, at)
+                            slot.state = SliceState.PENDING
+                            _mark_pending(slot, at)
                     else:
                         what = "metadata changed"
                     changed.append(slot)
@@ -873,3 +853,10 @@ class ControllerService:
     def drained(self) -> list[str]:
         with self._lock:
             return sorted(self._world.drained_sites)
+
+
+def _mark_pending(slot: Slot, at: datetime) -> None:
+    """A slice stored and not yet decided: says so on its state and its Admitted condition."""
+    slot.reason, slot.message = "Pending", "waiting for admission"
+    set_cond(slot, ConditionType.ADMITTED, ConditionStatus.UNKNOWN, "Pending", "waiting for admission", at)
+    refresh_readiness(slot, at)
