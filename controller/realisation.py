@@ -1,8 +1,9 @@
 """How a placed slice becomes real: the interface every realisation backend implements.
 
-CONTRACT SKELETON (see controller/service.py). Backends: the plan recorder (embedded default,
-writes the realisation plan per slice to a folder), Kubernetes (controller.kube_realiser) and
-the site agents (telemetry.agent_service, which pushes per-site config).
+Backends: the plan recorder (writes the realisation plan per slice to the state folder), the
+manifest folder (renders the Kubernetes objects there: the embedded default) and Kubernetes itself
+(controller.kube_realiser). Site agents are not a realiser: telemetry.agent_service derives each
+site's desired config from the placements and pushes it when the service's revision moves.
 """
 
 from __future__ import annotations
