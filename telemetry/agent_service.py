@@ -22,13 +22,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import math
 import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from itertools import repeat
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 import grpc
 import grpc.aio
@@ -110,8 +112,10 @@ class AgentSettings:
     sla_sustain_windows: int = 3  # violating windows in a row before a re-placement attempt
 
 
-@dataclass(frozen=True)
-class SiteSessionStatus:
+class SiteSessionStatus(NamedTuple):
+    """One site's session as the registry sees it (a named tuple: a scrape makes one per agent,
+    21,677 in a city, and a frozen dataclass costs several times more to build)."""
+
     site: str
     connected: bool
     up: bool
@@ -511,6 +515,41 @@ class AgentRegistry:
                         samples.append(KpiSample(at, *values))
         return out
 
+    def latest_kpis(self, since: float = -math.inf) -> dict[tuple[str, str], KpiSample]:
+        """(slice, site) → its newest sample taken after ``since``: the last of what :meth:`kpis`
+        gives, without copying the windows. Usually only each site's last batch is read (agents
+        report every configured slice in every batch); older ones only for a slice it left out."""
+        out: dict[tuple[str, str], KpiSample] = {}
+        # A city has ~200,000 (slice, cell) pairs: one batch is turned into samples by C-level
+        # iteration (zip, map, dict.update), not a Python call per pair. tuple.__new__ skips the
+        # named tuple's own __new__ (a Python function); the columns have the fields' order.
+        sample = functools.partial(tuple.__new__, KpiSample)
+        with self._lock:
+            for site, window in self._windows.items():
+                if not window:
+                    continue
+                newest = window[-1]
+                at, names = newest[0], newest[1]
+                if at <= since:
+                    continue
+                out.update(
+                    zip(zip(names, repeat(site)), map(sample, zip(repeat(at), *newest[2:])), strict=True)
+                )
+                configured = len(self._slices_at(site))
+                if len(names) >= configured or len(window) == 1:
+                    continue
+                # Some slice was left out of the last batch: its newest sample is further back.
+                seen = set(names)
+                for stored in reversed(window):
+                    at, names, columns = stored[0], stored[1], stored[2:]
+                    if at <= since or len(seen) >= configured:
+                        break
+                    for i, name in enumerate(names):
+                        if name not in seen:
+                            seen.add(name)
+                            out[(name, site)] = KpiSample._make((at, *(column[i] for column in columns)))
+        return out
+
     def site_kinds(self) -> dict[str, str]:
         return dict(self._kinds)
 
@@ -537,19 +576,19 @@ class AgentRegistry:
         d = self._desired.get(state.site)
         desired = d.generation if d else 0
         lag = 0.0 if state.acked_generation == desired else max(0.0, now - state.desired_since)
-        return SiteSessionStatus(
-            site=state.site,
-            connected=state.session is not None,
-            up=state.up,
-            software_version=state.version,
-            desired_generation=desired,
-            acked_generation=state.acked_generation,
-            config_lag_s=lag,
-            last_seen_s=now - state.last_seen,
-            nack_reason=state.nack_reason,
-            nack_message=state.nack_message,
-            messages=state.messages,
-            kpi_records=state.kpi_records,
+        return SiteSessionStatus(  # positional: the fields' order (a scrape makes one per agent)
+            state.site,
+            state.session is not None,
+            state.up,
+            state.version,
+            desired,
+            state.acked_generation,
+            lag,
+            now - state.last_seen,
+            state.nack_reason,
+            state.nack_message,
+            state.messages,
+            state.kpi_records,
         )
 
 

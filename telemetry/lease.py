@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 from controller.topology import Topology
@@ -69,15 +70,28 @@ class LeaseMonitor:
     def tick(self, scan_leases: bool = True) -> None:
         registry = self.registry
         expired = registry.expire_leases() if scan_leases else []
-        for site in expired:
-            self.downs.append((site, registry.clock()))
-            lease = registry.settings.lease_s
-            self.service.site_down(
-                site, f"LeaseExpired: no message from the agent for {lease:g} s", f"agent:{site}"
-            )
+        if expired:
+            self._sites_down(expired)
         for effect in registry.take_effects():
             self._apply(effect)
         registry.refresh()
+
+    def _sites_down(self, expired: list[str]) -> None:
+        """One site: ``site_down`` by its agent. Several in one check (a power cut, a backhaul
+        fault): one ``sites_down`` decision, so the controller re-routes and heals once rather
+        than once per site; its actor is the controller, each event's reason names the lease."""
+        registry = self.registry
+        at = registry.clock()
+        self.downs.extend((site, at) for site in expired)
+        reason = f"LeaseExpired: no message from the agent for {registry.settings.lease_s:g} s"
+        several: Callable[[list[tuple[str, str]], str], list[str]] | None = getattr(
+            self.service, "sites_down", None
+        )
+        if len(expired) > 1 and several is not None:
+            several([(site, reason) for site in expired], "controller")
+        else:  # a controller without the batch call is told site by site
+            for site in expired:
+                self.service.site_down(site, reason, f"agent:{site}")
 
     def _apply(self, effect: agent_service.Effect) -> None:
         actor = f"agent:{effect.site}"

@@ -4,6 +4,8 @@ status codes, leases and link reports."""
 from __future__ import annotations
 
 import asyncio
+import math
+import random
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -422,3 +424,93 @@ def test_interceptors_see_every_call(service: FakeService) -> None:
         assert seen == [agent_service.METHOD]
     finally:
         srv.stop()
+
+
+def test_latest_kpis_are_the_newest_sample_of_each_pair_after_since(service: FakeService) -> None:
+    service.put(intent("bus"), [("c1", "a1", "e1")])
+    clock = FakeClock()
+    registry = agent_service.AgentRegistry(service, FAST, clock)
+    registry.refresh(force=True)
+    c1, c2 = registry.open("c1", "t", lambda: None), registry.open("c2", "t", lambda: None)
+    registry.record_telemetry(c1, columns(slice=["cars", "bus"], dl_throughput_mbps=[1.0, 2.0]))
+    first = clock()
+    clock.advance(1.0)
+    registry.record_telemetry(c1, columns(slice=["cars"], dl_throughput_mbps=[3.0]))  # bus left out
+    registry.record_telemetry(c2, columns(slice=["cars"], dl_throughput_mbps=[4.0], active_devices=[9]))
+    second = clock()
+    latest = registry.latest_kpis()
+    assert {key: (s.at, s.dl_mbps) for key, s in latest.items()} == {
+        ("cars", "c1"): (second, 3.0),
+        ("bus", "c1"): (first, 2.0),  # from the older batch: the newest one did not report it
+        ("cars", "c2"): (second, 4.0),
+    }
+    assert latest[("cars", "c2")] == agent_service.KpiSample(second, 4.0, 0, 0, 0, 0, 0, 0, 9, 0)
+    assert all(type(s) is agent_service.KpiSample for s in latest.values())
+    assert latest == {key: samples[-1] for key, samples in registry.kpis().items()}
+    # Only samples taken after ``since`` count.
+    assert registry.latest_kpis(since=first) == {
+        ("cars", "c1"): latest[("cars", "c1")],
+        ("cars", "c2"): latest[("cars", "c2")],
+    }
+    assert registry.latest_kpis(since=second) == {}
+
+
+def test_latest_kpis_equal_the_last_of_kpis_over_random_batches(service: FakeService) -> None:
+    service.put(intent("bus"), [("c1", "a1", "e1"), ("c2", "a1", "e1")])
+    service.put(intent("tram"), [("c1", "a1", "e1")])
+    clock = FakeClock()
+    registry = agent_service.AgentRegistry(service, FAST, clock)
+    registry.refresh(force=True)
+    sessions = {site: registry.open(site, "t", lambda: None) for site in ("c1", "c2")}
+    configured = {"c1": ["cars", "bus", "tram"], "c2": ["cars", "bus"]}
+    rng = random.Random(7)
+    times = []
+    for step in range(200):  # more batches than a window keeps (kpi_window 60)
+        site = rng.choice(["c1", "c2"])
+        names = [n for n in configured[site] if rng.random() < 0.5]
+        if names:
+            batch = columns(slice=names, dl_throughput_mbps=[float(step)] * len(names))
+            registry.record_telemetry(sessions[site], batch)
+        times.append(clock())
+        clock.advance(0.1)
+        since = rng.choice([-math.inf, *times[-20:]])
+        expected = {key: samples[-1] for key, samples in registry.kpis(since).items()}
+        assert registry.latest_kpis(since) == expected, step
+
+
+class BatchingService(FakeService):
+    """The fake controller with the real one's ``sites_down`` (one decision for several sites)."""
+
+    def sites_down(self, downs: list[tuple[str, str]], actor: str) -> list[str]:
+        with self.lock:
+            self.calls.append(("sites_down", tuple(downs), actor))
+        moved: list[str] = []
+        for site, reason in downs:
+            moved += FakeService.site_down(self, site, reason, actor)
+        return moved
+
+
+def test_several_leases_expiring_in_one_check_are_one_sites_down() -> None:
+    service = BatchingService()
+    service.put(intent("cars"), [("c1", "a1", "e1"), ("c2", "a1", "e1")])
+    clock = FakeClock()
+    registry = agent_service.AgentRegistry(service, agent_service.AgentSettings(lease_s=3.0), clock)
+    monitor = lease.LeaseMonitor(registry, service)
+    registry.refresh(force=True)
+    sessions = {site: registry.open(site, "t", lambda: None) for site in ("c1", "c2", "a1")}
+    clock.advance(2.0)
+    registry.admit_message(sessions["a1"])  # a1 keeps its lease a while longer
+    clock.advance(1.5)
+    monitor.tick()
+    reason = "LeaseExpired: no message from the agent for 3 s"
+    assert service.calls_of("sites_down") == [("sites_down", (("c1", reason), ("c2", reason)), "controller")]
+    assert [c[1] for c in service.calls_of("site_down")] == ["c1", "c2"]  # only through sites_down
+    assert [site for site, _ in monitor.downs] == ["c1", "c2"]
+    assert not registry.status("c1").up and not registry.status("c2").up and registry.status("a1").up
+    monitor.tick()
+    assert len(service.calls_of("sites_down")) == 1  # each outage once
+    # One site alone is still its agent's site_down, as before.
+    clock.advance(2.0)
+    monitor.tick()
+    assert len(service.calls_of("sites_down")) == 1
+    assert service.calls_of("site_down")[-1] == ("site_down", "a1", reason, "agent:a1")
