@@ -131,7 +131,11 @@ def test_sigkill_mid_run_then_restart_keeps_slices_placements_and_ledger(tmp_pat
                 rows = check_consistent(proc, db, city)
                 after = placements(rows)
                 for name, p in placed_before.items():
-                    if name in after:
+                    if name in after and p.spec_hash != before[name].spec_hash:
+                        # An update was stored and not yet placed when the kill came (or did not
+                        # fit then): the restart's pass may finish it, but only as the stored spec.
+                        assert after[name] == p or after[name].spec_hash == before[name].spec_hash, name
+                    elif name in after:
                         assert after[name] == p, f"{name} moved across the restart"
                     else:  # only a slice preempted by a decision the restart finished may lose it
                         assert rows[name].state == "Preempted", name
