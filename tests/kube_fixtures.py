@@ -9,47 +9,46 @@ from controller.topology_file import TopologyFile
 from slices.intent import NetworkSlice
 from slices.profiles import SliceIntent, resolve
 
+#: The two-edge city as a topology document (tests that write it to a file use this).
+CITY_DOCUMENT: dict[str, object] = {
+    "sites": [
+        {
+            "id": "c1",
+            "kind": "cell",
+            "location": {"lat": 0, "lon": 0},
+            "capacity": {"radioMbps": 500},
+        },
+        {
+            "id": "c2",
+            "kind": "cell",
+            "location": {"lat": 0, "lon": 0.01},
+            "capacity": {"radioMbps": 500},
+        },
+        {
+            "id": "e1",
+            "kind": "edge",
+            "location": {"lat": 0, "lon": 0.02},
+            "nodeLabel": "north-rack",
+            "capacity": {"cpuMillicores": 64000, "memoryMib": 131072},
+        },
+        {
+            "id": "e2",
+            "kind": "edge",
+            "location": {"lat": 0, "lon": 0.03},
+            "capacity": {"cpuMillicores": 64000, "memoryMib": 131072},
+        },
+    ],
+    "links": [
+        {"a": "c1", "b": "e1", "bandwidthMbps": 10000, "latencyMs": 0.5},
+        {"a": "c2", "b": "e1", "bandwidthMbps": 10000, "latencyMs": 0.5},
+        {"a": "c1", "b": "e2", "bandwidthMbps": 10000, "latencyMs": 0.8},
+        {"a": "c2", "b": "e2", "bandwidthMbps": 10000, "latencyMs": 0.8},
+    ],
+}
+
 
 def city() -> Topology:
-    return Topology.from_file(
-        TopologyFile.model_validate(
-            {
-                "sites": [
-                    {
-                        "id": "c1",
-                        "kind": "cell",
-                        "location": {"lat": 0, "lon": 0},
-                        "capacity": {"radioMbps": 500},
-                    },
-                    {
-                        "id": "c2",
-                        "kind": "cell",
-                        "location": {"lat": 0, "lon": 0.01},
-                        "capacity": {"radioMbps": 500},
-                    },
-                    {
-                        "id": "e1",
-                        "kind": "edge",
-                        "location": {"lat": 0, "lon": 0.02},
-                        "nodeLabel": "north-rack",
-                        "capacity": {"cpuMillicores": 64000, "memoryMib": 131072},
-                    },
-                    {
-                        "id": "e2",
-                        "kind": "edge",
-                        "location": {"lat": 0, "lon": 0.03},
-                        "capacity": {"cpuMillicores": 64000, "memoryMib": 131072},
-                    },
-                ],
-                "links": [
-                    {"a": "c1", "b": "e1", "bandwidthMbps": 10000, "latencyMs": 0.5},
-                    {"a": "c2", "b": "e1", "bandwidthMbps": 10000, "latencyMs": 0.5},
-                    {"a": "c1", "b": "e2", "bandwidthMbps": 10000, "latencyMs": 0.8},
-                    {"a": "c2", "b": "e2", "bandwidthMbps": 10000, "latencyMs": 0.8},
-                ],
-            }
-        )
-    )
+    return Topology.from_file(TopologyFile.model_validate(CITY_DOCUMENT))
 
 
 def intent(name: str = "cars", kind: str = "vehicle") -> SliceIntent:

@@ -22,38 +22,14 @@ from controller.api_client import ApiClient
 from controller.cli import controller_cmd, main
 from controller.plan_recorder import PlanRecorder
 from slices import errors
+from tests import kube_fixtures
 from tests.controller_process import SLICECTL
 from tests.kube_emulator import KubeEmulator
 from tests.kube_fixtures import gateway
 
 ROOT = Path(__file__).resolve().parent.parent
 
-CITY = {
-    "name": "two-edges",
-    "sites": [
-        {"id": "c1", "kind": "cell", "location": {"lat": 0, "lon": 0}, "capacity": {"radioMbps": 500}},
-        {"id": "c2", "kind": "cell", "location": {"lat": 0, "lon": 0.01}, "capacity": {"radioMbps": 500}},
-        {
-            "id": "e1",
-            "kind": "edge",
-            "location": {"lat": 0, "lon": 0.02},
-            "nodeLabel": "north-rack",
-            "capacity": {"cpuMillicores": 64000, "memoryMib": 131072},
-        },
-        {
-            "id": "e2",
-            "kind": "edge",
-            "location": {"lat": 0, "lon": 0.03},
-            "capacity": {"cpuMillicores": 64000, "memoryMib": 131072},
-        },
-    ],
-    "links": [
-        {"a": "c1", "b": "e1", "bandwidthMbps": 10000, "latencyMs": 0.5},
-        {"a": "c2", "b": "e1", "bandwidthMbps": 10000, "latencyMs": 0.5},
-        {"a": "c1", "b": "e2", "bandwidthMbps": 10000, "latencyMs": 0.8},
-        {"a": "c2", "b": "e2", "bandwidthMbps": 10000, "latencyMs": 0.8},
-    ],
-}
+CITY = {"name": "two-edges", **kube_fixtures.CITY_DOCUMENT}
 
 
 def _slice(name: str, kind: str = "vehicle", cells: tuple[str, ...] = ("c1", "c2")) -> dict[str, Any]:
