@@ -8,14 +8,12 @@ re-placement) are removed; ``remove`` deletes the slice's folder and nothing els
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import yaml
 
-from controller import kube_manifests
+from controller import files, kube_manifests
 from controller.kube_manifests import KubeSettings, Manifest
 from controller.placement_model import Placement
 from controller.realisation import RealisationResult
@@ -41,14 +39,7 @@ def _write_atomic(folder: Path, name: str, text: str) -> bool:
     target = folder / name
     if target.exists() and target.read_text(encoding="utf-8") == text:
         return False
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    files.write_text_atomic(target, text)
     return True
 
 

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from controller import files
 from controller.placement_model import Placement
 from controller.realisation import RealisationResult
 from controller.topology import Topology
@@ -139,14 +138,7 @@ class PlanRecorder:
             digest = hashlib.sha256(body.encode()).hexdigest()[:16]
             text = f"{HEADER} {wanted} {digest}\n{body}"
             self.folder.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=f".{intent.name}.", suffix=".tmp")
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                    fh.write(text)
-                os.replace(tmp, target)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            files.write_text_atomic(target, text)
         except OSError as exc:
             return RealisationResult(False, "WriteFailed", f"cannot write {target}: {exc.strerror or exc}")
         self.writes += 1

@@ -13,9 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import random
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +24,7 @@ import grpc
 import grpc.aio
 from google.protobuf import json_format
 
+from controller import files
 from protos.edgeslice.agent.v1 import agent_pb2
 from slices import errors
 
@@ -87,10 +86,8 @@ class RecordingBackend:
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             document = json_format.MessageToDict(config, preserving_proto_field_name=True)
-            fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=f".{config.site_id}.")
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(document, fh, indent=1, sort_keys=True)
-            os.replace(tmp, self.directory / f"{config.site_id}.json")
+            text = json.dumps(document, indent=1, sort_keys=True)
+            files.write_text_atomic(self.directory / f"{config.site_id}.json", text)
             with open(self.directory / f"{config.site_id}.log", "a", encoding="utf-8") as fh:
                 names = ",".join(s.name for s in config.slices) or "-"
                 fh.write(f"{time.time():.3f} generation={config.generation} slices={names}\n")
