@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import statistics
@@ -105,6 +106,7 @@ def serve_controller(args: argparse.Namespace) -> None:
         sla_window_s=args.interval,
     )
     server = agent_service.serve_agents(service, "127.0.0.1:0", dev=True, settings=settings, sla=True)
+    gc_clock = _GcClock()
     print(json.dumps({"port": server.port, "slices_ready": ready}), flush=True)
     reg = server.registry
     while True:
@@ -121,10 +123,26 @@ def serve_controller(args: argparse.Namespace) -> None:
                     "downs": len(server.lease_monitor.downs) if server.lease_monitor else 0,
                     "sla_pass_s": sla.last_pass_s if sla else 0.0,
                     "sla_passes": sla.passes if sla else 0,
+                    "gc_s": gc_clock.spent_s,
                 }
             ),
             flush=True,
         )
+
+
+class _GcClock:
+    """Time the process spends in the garbage collector (a pause stalls every stream)."""
+
+    def __init__(self) -> None:
+        self.spent_s = 0.0
+        self._start = 0.0
+        gc.callbacks.append(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._start = time.perf_counter()
+        else:
+            self.spent_s += time.perf_counter() - self._start
 
 
 def serve_baseline(_: argparse.Namespace) -> None:
@@ -229,6 +247,7 @@ def window(child: Child, seconds: float, load: list[psutil.Process] | None = Non
         "rss_mib": child.rss_mib(),
         "downs": b.get("downs", 0) - a.get("downs", 0),
         "sla_pass_s": b.get("sla_pass_s", 0.0),
+        "gc_percent": 100 * (b.get("gc_s", 0.0) - a.get("gc_s", 0.0)) / wall,
     }
 
 
@@ -469,7 +488,8 @@ def _saturation_line(r: dict[str, float]) -> str:
     return (
         f"{r['messages_per_s']:.0f} msg/s ({r['kpi_records_per_s']:.0f} KPI records/s = "
         f"{r['kpi_records_per_s'] / max(r['messages_per_s'], 1e-9):.1f} per batch, CPU {r['cpu_percent']:.0f}% "
-        f"= {r['cpu_us_per_message']:.0f} us/msg, RSS {r['rss_mib']:.0f} MiB, load generator CPU "
+        f"= {r['cpu_us_per_message']:.0f} us/msg, GC {r['gc_percent']:.1f}% of the time, "
+        f"RSS {r['rss_mib']:.0f} MiB, load generator CPU "
         f"{r['loadgen_cpu_percent']:.0f}%, load average {r['loadavg_1m']:.1f})"
     )
 

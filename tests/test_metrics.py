@@ -470,12 +470,7 @@ def test_every_metric_is_documented(service: ControllerService) -> None:
 
 
 def test_agent_registry_view_reads_sessions_and_only_cells_kpis() -> None:
-    from telemetry.agent_service import KpiSample, SiteSessionStatus
-
-    def session(
-        site: str, connected: bool, last_seen_s: float, desired: int, acked: int
-    ) -> SiteSessionStatus:
-        return SiteSessionStatus(site, connected, True, "v", desired, acked, 0.0, last_seen_s, "", "", 1, 1)
+    from telemetry.agent_service import KpiSample
 
     def sample(at: float, latency: float, dl: float) -> KpiSample:
         return KpiSample(at, dl, 0.0, 10.0, 0.0, latency / 2, latency, 0.001, 7, 0.5)
@@ -484,9 +479,8 @@ def test_agent_registry_view_reads_sessions_and_only_cells_kpis() -> None:
         clock = staticmethod(lambda: 100.0)
         since: float | None = None
 
-        def statuses(self, connected_only: bool = False) -> list[SiteSessionStatus]:
-            assert connected_only  # agents that never connected are not counted as down
-            return [session("c1", True, 0.5, 3, 3), session("e1", False, float("inf"), 4, 2)]
+        def session_rows(self) -> list[tuple[str, bool, float, int, int]]:
+            return [("c1", True, 0.5, 3, 3), ("e1", False, float("inf"), 4, 2)]
 
         def kpis(self, since: float = float("-inf")) -> dict[tuple[str, str], list[KpiSample]]:
             self.since = since
@@ -515,39 +509,35 @@ def test_agent_registry_view_reads_sessions_and_only_cells_kpis() -> None:
     )
 
 
-def test_agent_registry_view_uses_latest_kpis_when_the_registry_has_it() -> None:
-    from telemetry.agent_service import SiteSessionStatus
-    from telemetry.sla import KpiSample
+def test_agent_registry_view_reads_the_real_registry_column_wise() -> None:
+    """With the real registry the view takes the columnar read (tests/test_kpi_ingest.py checks it
+    against the per-sample read); only cells count."""
+    from protos.edgeslice.agent.v1 import agent_pb2
+    from telemetry import agent_service
+    from tests.telemetry_fakes import FakeClock, FakeService, intent
 
-    def sample(latency: float, dl: float) -> KpiSample:
-        return KpiSample(99.0, dl, 0.0, 10.0, 0.0, latency / 2, latency, 0.001, 7, 0.5)
-
-    class Registry:
-        clock = staticmethod(lambda: 100.0)
-        since: float | None = None
-
-        def statuses(self, connected_only: bool = False) -> list[SiteSessionStatus]:
-            return []
-
-        def kpis(self, since: float = float("-inf")) -> dict[tuple[str, str], list[KpiSample]]:
-            raise AssertionError("the newest samples are asked for, not every recent one")
-
-        def latest_kpis(self, since: float) -> dict[tuple[str, str], KpiSample]:
-            self.since = since
-            return {
-                ("cars", "c1"): sample(3.0, 2.0),
-                ("cars", "c2"): sample(5.0, 4.0),
-                ("cars", "a1"): sample(80.0, 0.0),  # transport sites are not judged
-            }
-
-        def site_kinds(self) -> dict[str, str]:
-            return {"c1": "cell", "c2": "cell", "a1": "aggregation"}
-
-    registry = Registry()
-    kpis = metrics.AgentRegistryView(registry, kpi_max_age_s=30.0).slice_kpis()
-    assert registry.since == 70.0
+    service = FakeService()
+    service.put(intent("cars"), [("c1", "a1", "e1"), ("c2", "a1", "e1")])
+    registry = agent_service.AgentRegistry(service, clock=FakeClock())
+    registry.refresh(force=True)
+    for site, latency, dl in (("c1", 3.0, 2.0), ("c2", 5.0, 4.0), ("a1", 80.0, 0.0)):
+        kpi = agent_pb2.SliceKpi(
+            slice="cars", dl_throughput_mbps=dl, latency_p99_ms=latency, active_devices=7, packet_loss=0.001
+        )
+        registry.record_telemetry(
+            registry.open(site, "t", lambda: None), agent_pb2.TelemetryBatch(slices=[kpi])
+        )
+    registry.kpis = None  # type: ignore[assignment,method-assign]  # the view must not take the per-sample read
+    view = metrics.AgentRegistryView(registry, wall_clock=lambda: 5_000.0, kpi_max_age_s=30.0)
+    kpis = view.slice_kpis()
+    # Only sites that have connected are agents (e1, a2, e2 never did: not agents that are down).
+    assert sorted(view.agent_snapshots()) == [
+        metrics.AgentSnapshot(site, kind, True, 5_000.0, generation, 0)
+        for site, kind, generation in (("a1", "aggregation", 1), ("c1", "cell", 1), ("c2", "cell", 1))
+    ]
     assert (kpis["cars"].latency_ms, kpis["cars"].throughput_kbps_per_cell, kpis["cars"].devices) == (
         5.0,
         3000.0,
         14,
     )
+    assert kpis["cars"].loss_ratio == 0.001
