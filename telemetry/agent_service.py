@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import functools
 import math
+import operator
 import threading
 import time
 from collections import deque
@@ -50,6 +51,9 @@ if TYPE_CHECKING:
 Clock = Callable[[], float]
 METHOD = "/edgeslice.agent.v1.SiteAgent/Connect"
 SPIFFE_PREFIX = "spiffe://edgeslice/site/"
+_PEER_UP = operator.attrgetter("peer", "up")
+_UTILISATION = operator.attrgetter("utilisation")
+_FIRST = operator.itemgetter(0)
 CONTROLLER_VERSION = "edgeslice-controller/0.1.0"
 _INACTIVE_STATES = ("Rejected", "Preempted")
 
@@ -445,20 +449,27 @@ class AgentRegistry:
         return self._kpis.unknown_slice_reports
 
     def _link_states(self, site: str, links: Sequence[agent_pb2.LinkState]) -> list[tuple[str, bool]]:
-        neighbours = self._neighbours[site]
+        """The batch's (peer, up) link reports, checked: C-level passes, since every batch of every
+        site carries them; only a failing batch is walked link by link, to name the bad one."""
         if len(links) > self.settings.max_link_reports:
             raise StreamError(grpc.StatusCode.INVALID_ARGUMENT, f"site {site!r}: too many link states")
-        reported = []
-        for ls in links:
-            peer, utilisation = ls.peer, ls.utilisation
-            if peer not in neighbours:
-                raise StreamError(
-                    grpc.StatusCode.INVALID_ARGUMENT,
-                    f"site {site!r}: health.links: {peer!r} is not linked to this site",
-                )
-            if not 0.0 <= utilisation <= 10.0:
-                _check_fraction(site, "health.links.utilisation", utilisation, 10.0)
-            reported.append((peer, ls.up))
+        reported = list(map(_PEER_UP, links))
+        utilisation = list(map(_UTILISATION, links))
+        # A NaN fails min() or max() when it comes first, and the sum when it does not.
+        if not (
+            self._neighbours[site].issuperset(map(_FIRST, reported))
+            and min(utilisation) >= 0.0
+            and max(utilisation) <= 10.0
+            and sum(utilisation) < math.inf
+        ):
+            neighbours = self._neighbours[site]
+            for (peer, _), value in zip(reported, utilisation, strict=True):
+                if peer not in neighbours:
+                    raise StreamError(
+                        grpc.StatusCode.INVALID_ARGUMENT,
+                        f"site {site!r}: health.links: {peer!r} is not linked to this site",
+                    )
+                _check_fraction(site, "health.links.utilisation", value, 10.0)
         return reported
 
     def _link_report(self, site: str, key: LinkKey, up: bool) -> None:

@@ -210,3 +210,30 @@ def test_the_columnar_read_matches_the_sample_read(service: FakeService) -> None
     assert set(columnar) == set(samples) == {"cars", "bus"}
     assert asdict(columnar["cars"]) == pytest.approx(asdict(samples["cars"]))
     assert registry.latest_kpi_columns(clock(), ["c1"]).slice_ids.size == 0
+
+
+@pytest.mark.parametrize(
+    ("links", "message"),
+    [
+        ([("a1", math.nan), ("a2", 0.5)], "health.links.utilisation: nan is not in 0..10"),
+        ([("a1", 0.5), ("a2", math.nan)], "health.links.utilisation: nan is not in 0..10"),
+        ([("a1", 0.5), ("a2", 11.0)], "health.links.utilisation: 11.0 is not in 0..10"),
+        ([("a1", -0.5)], "health.links.utilisation: -0.5 is not in 0..10"),
+        ([("a1", 0.5), ("e1", 0.5)], "health.links: 'e1' is not linked to this site"),
+    ],
+)
+def test_a_bad_link_state_is_named_and_nothing_of_the_batch_is_kept(
+    service: FakeService, links: list[tuple[str, float]], message: str
+) -> None:
+    registry, _ = _registry(service)
+    c1 = registry.open("c1", "t", lambda: None)
+    batch = _batch(random.Random(4), ["cars"])
+    for peer, utilisation in links:
+        batch.health.links.add(peer=peer, up=True, utilisation=utilisation)
+    with pytest.raises(agent_service.StreamError, match=f"site 'c1': {message}"):
+        _ingest(registry, c1, agent_pb2.AgentMessage(telemetry=batch).SerializeToString())
+    assert registry.kpis() == {}
+    batch.health.ClearField("links")
+    batch.health.links.add(peer="a2", up=False, utilisation=0.25)
+    assert _ingest(registry, c1, agent_pb2.AgentMessage(telemetry=batch).SerializeToString()) == 1
+    assert [e.action for e in registry.take_effects()] == ["hello", "link-down"]
