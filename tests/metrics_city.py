@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -87,8 +87,8 @@ class CityState:
     def events(self, after_seq: int = 0, limit: int = 1000, slice_name: str | None = None) -> list[Event]:
         return [e for e in self.events_list if e.seq > after_seq][:limit]
 
-    def agent_snapshots(self) -> Sequence[metrics.AgentSnapshot]:
-        return self.snapshots
+    def agent_table(self) -> metrics.AgentTable:
+        return metrics.AgentTable.of(self.snapshots)
 
     def slice_kpis(self) -> Mapping[str, metrics.SliceKpis]:
         return self.kpis

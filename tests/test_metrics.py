@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 import urllib.request
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from concurrent import futures
@@ -31,8 +32,8 @@ class FakeAgents:
         self.snapshots = list(snapshots)
         self.kpis = dict(kpis)
 
-    def agent_snapshots(self) -> Sequence[metrics.AgentSnapshot]:
-        return self.snapshots
+    def agent_table(self) -> metrics.AgentTable:
+        return metrics.AgentTable.of(self.snapshots)
 
     def slice_kpis(self) -> Mapping[str, metrics.SliceKpis]:
         return self.kpis
@@ -496,7 +497,7 @@ def test_agent_registry_view_reads_sessions_and_only_cells_kpis() -> None:
 
     registry = Registry()
     view = metrics.AgentRegistryView(registry, wall_clock=lambda: 1_000.0, kpi_max_age_s=30.0)
-    snaps = {a.site: a for a in view.agent_snapshots()}
+    snaps = {a.site: a for a in view.agent_table().snapshots()}
     assert snaps["c1"] == metrics.AgentSnapshot("c1", "cell", True, 999.5, 3, 3)
     assert snaps["e1"].last_heartbeat_unix is None and snaps["e1"].generation_lag == 2
     kpis = view.slice_kpis()
@@ -531,7 +532,7 @@ def test_agent_registry_view_reads_the_real_registry_column_wise() -> None:
     view = metrics.AgentRegistryView(registry, wall_clock=lambda: 5_000.0, kpi_max_age_s=30.0)
     kpis = view.slice_kpis()
     # Only sites that have connected are agents (e1, a2, e2 never did: not agents that are down).
-    assert sorted(view.agent_snapshots()) == [
+    assert sorted(view.agent_table().snapshots()) == [
         metrics.AgentSnapshot(site, kind, True, 5_000.0, generation, 0)
         for site, kind, generation in (("a1", "aggregation", 1), ("c1", "cell", 1), ("c2", "cell", 1))
     ]
@@ -541,3 +542,28 @@ def test_agent_registry_view_reads_the_real_registry_column_wise() -> None:
         14,
     )
     assert kpis["cars"].loss_ratio == 0.001
+
+
+def test_follow_changes_rebuilds_the_topology_families_off_the_scrape(service: ControllerService) -> None:
+    """A scrape that finds the topology families behind a change serves the previous revision's
+    and wakes the follower, which rebuilds them; without a follower the scrape rebuilds them."""
+    registry = CollectorRegistry()
+    m = metrics.build_metrics(service, None, registry, process=False)
+    assert m.state is not None
+
+    def e1_slices() -> float | None:
+        return registry.get_sample_value("edgeslice_site_slices", {"site": "e1", "kind": "edge"})
+
+    stop = m.state.follow_changes(interval_s=60.0)  # it only runs when woken
+    try:
+        assert e1_slices() == 0.0  # nothing built yet: the scrape builds
+        service.apply([doc("cars", "vehicle", ["c1"])], "operator:test")
+        assert e1_slices() == 0.0  # the revision before, served at once; the follower is woken
+        deadline = time.monotonic() + 5
+        while m.state._topology_samples[0] != service.revision and time.monotonic() < deadline:  # type: ignore[index]
+            time.sleep(0.01)
+        assert e1_slices() == 1.0  # rebuilt by the follower
+    finally:
+        stop()
+    service.delete("cars", "operator:test")
+    assert e1_slices() == 0.0  # no follower: the scrape rebuilds

@@ -148,8 +148,13 @@ class Companions:
         agents = (
             metrics.AgentRegistryView(self.agent_server.registry) if self.agent_server is not None else None
         )
-        if observer.state is None:
-            observer.watch(service, agents=agents)
+        state = observer.state if observer.state is not None else observer.watch(service, agents=agents)
         server = metrics.serve_metrics(observer.registry, self.metrics_port, self.metrics_host)
         self.metrics_server = server
-        return _Started(server.close, {"metrics": server.url})
+        stop_following = state.follow_changes()
+
+        def close() -> None:
+            stop_following()
+            server.close()
+
+        return _Started(close, {"metrics": server.url})
