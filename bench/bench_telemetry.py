@@ -179,10 +179,11 @@ def serve_baseline(_: argparse.Namespace) -> None:
         server.add_generic_rpc_handlers((handler,))
         port = server.add_insecure_port("127.0.0.1:0")
         await server.start()
+        gc_clock = _GcClock()
         print(json.dumps({"port": port}), flush=True)
         while True:
             await asyncio.sleep(1.0)
-            print(json.dumps({"accepted": count}), flush=True)
+            print(json.dumps({"accepted": count, "gc_s": gc_clock.spent_s}), flush=True)
 
     asyncio.run(main())
 
