@@ -423,7 +423,7 @@ class AgentRegistry:
             health = batch.health
             cpu = health.cpu_utilisation
             if not 0.0 <= cpu <= 10.0:
-                _check_fraction(site, "health.cpu_utilisation", cpu, 10.0)
+                kpi_store.check_fraction("health.cpu_utilisation", cpu, 10.0)
             reported = self._link_states(site, health.links) if health.links else None
             with self._lock:
                 state = self._sites[site]
@@ -450,9 +450,10 @@ class AgentRegistry:
 
     def _link_states(self, site: str, links: Sequence[agent_pb2.LinkState]) -> list[tuple[str, bool]]:
         """The batch's (peer, up) link reports, checked: C-level passes, since every batch of every
-        site carries them; only a failing batch is walked link by link, to name the bad one."""
+        site carries them; only a failing batch is walked link by link, to name the bad one.
+        Raises :class:`kpi_store.KpiError`."""
         if len(links) > self.settings.max_link_reports:
-            raise StreamError(grpc.StatusCode.INVALID_ARGUMENT, f"site {site!r}: too many link states")
+            raise kpi_store.KpiError("too many link states")
         states = list(map(_LINK_STATE, links))  # one pass over the protobuf container
         reported = list(map(_PEER_UP, states))
         utilisation = list(map(_THIRD, states))
@@ -466,11 +467,8 @@ class AgentRegistry:
             neighbours = self._neighbours[site]
             for (peer, _), value in zip(reported, utilisation, strict=True):
                 if peer not in neighbours:
-                    raise StreamError(
-                        grpc.StatusCode.INVALID_ARGUMENT,
-                        f"site {site!r}: health.links: {peer!r} is not linked to this site",
-                    )
-                _check_fraction(site, "health.links.utilisation", value, 10.0)
+                    raise kpi_store.KpiError(f"health.links: {peer!r} is not linked to this site")
+                kpi_store.check_fraction("health.links.utilisation", value, 10.0)
         return reported
 
     def _link_report(self, site: str, key: LinkKey, up: bool) -> None:
@@ -579,13 +577,6 @@ class AgentRegistry:
             state.nack_message,
             state.messages,
             state.kpi_records,
-        )
-
-
-def _check_fraction(site: str, name: str, value: float, upper: float) -> None:
-    if not (math.isfinite(value) and 0.0 <= value <= upper):
-        raise StreamError(
-            grpc.StatusCode.INVALID_ARGUMENT, f"site {site!r}: {name}: {value!r} is not in 0..{upper:g}"
         )
 
 

@@ -216,10 +216,15 @@ def _check(where: str, name: str, value: float) -> None:
         return
     upper = {"packet_loss": 1.0, "radio_utilisation": 10.0}.get(name)
     if upper is not None:
-        if not (math.isfinite(value) and 0.0 <= value <= upper):
-            raise KpiError(f"{where}: {value!r} is not in 0..{upper:g}")
+        check_fraction(where, value, upper)
     elif not (math.isfinite(value) and value >= 0.0):
         raise KpiError(f"{where}: {value!r} must be a finite number >= 0")
+
+
+def check_fraction(where: str, value: float, upper: float) -> None:
+    """Raise :class:`KpiError` unless ``value`` is a finite number in ``0..upper``."""
+    if not (math.isfinite(value) and 0.0 <= value <= upper):
+        raise KpiError(f"{where}: {value!r} is not in 0..{upper:g}")
 
 
 # -- keeping batches -------------------------------------------------------------------------------
