@@ -26,7 +26,6 @@ inflates less than the wall time), the load average, the response size and the s
 from __future__ import annotations
 
 import argparse
-import functools
 import gc
 import math
 import os
@@ -128,9 +127,7 @@ class Agents:
         for session, raw in self.streams:
             self.registry.admit_message(session)
             msg = agent_service.parse_agent_message(raw)
-            kept += self.registry.record_telemetry(
-                session, msg.telemetry, functools.partial(agent_service.telemetry_as_sent, raw)
-            )
+            kept += self.registry.record_telemetry(session, msg.telemetry, raw)
         return kept
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import math
 import operator
 import threading
@@ -400,14 +399,15 @@ class AgentRegistry:
         self,
         session: _Session,
         batch: agent_pb2.TelemetryBatch | agent_ingest_pb2.IngestTelemetryBatch,
-        reparse: Callable[[], agent_pb2.TelemetryBatch] | None = None,
+        raw: bytes | None = None,
     ) -> int:
         """Check the whole batch, then store it (nothing is stored from a batch with a bad value);
         returns the KPI records kept. Raises StreamError.
 
         ``batch`` is usually the ingest view (see ``agent_ingest.proto``), whose KPI columns are
-        checked and kept as the bytes they arrived in; ``reparse`` gives the same message parsed
-        with ``agent.proto`` for the general path (rows, unpacked columns, a value to name)."""
+        checked and kept as the bytes they arrived in; ``raw``, the whole ``AgentMessage`` as
+        received, is parsed again with ``agent.proto`` for the general path (rows, unpacked
+        columns, a value to name)."""
         site = session.site
         now = self.clock()
         columns = None
@@ -415,7 +415,7 @@ class AgentRegistry:
             if not batch.slices:
                 columns = kpi_store.packed_columns(batch.columns)
             if columns is None:
-                batch = reparse() if reparse is not None else _reparse(batch)
+                batch = _as_sent(raw) if raw is not None else _reparse(batch)
         try:
             if columns is None:
                 assert isinstance(batch, agent_pb2.TelemetryBatch)
@@ -786,9 +786,7 @@ class AgentServicer:
                 if kind == "heartbeat":
                     pass
                 elif kind == "telemetry":
-                    registry.record_telemetry(
-                        session, msg.telemetry, functools.partial(telemetry_as_sent, raw)
-                    )
+                    registry.record_telemetry(session, msg.telemetry, raw)
                 elif kind == "ack":
                     registry.ack(session, msg.ack)
                     wake.set()
@@ -813,7 +811,7 @@ def parse_agent_message(raw: bytes) -> agent_ingest_pb2.IngestAgentMessage:
         ) from None
 
 
-def telemetry_as_sent(raw: bytes) -> agent_pb2.TelemetryBatch:
+def _as_sent(raw: bytes) -> agent_pb2.TelemetryBatch:
     """The message parsed again as agent.proto has it (it parsed as the view, so it parses)."""
     return agent_pb2.AgentMessage.FromString(raw).telemetry
 

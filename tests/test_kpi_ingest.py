@@ -3,7 +3,6 @@ fallbacks it relies on, and the whole-city columnar read against the per-sample 
 
 from __future__ import annotations
 
-import functools
 import math
 import random
 import struct
@@ -70,9 +69,7 @@ def _batch(rng: random.Random, names: list[str]) -> agent_pb2.TelemetryBatch:
 def _ingest(registry: agent_service.AgentRegistry, session: Any, raw: bytes) -> int:
     """As the servicer does: parse with the view, keep the original bytes for the general path."""
     msg = agent_ingest_pb2.IngestAgentMessage.FromString(raw)
-    return registry.record_telemetry(
-        session, msg.telemetry, functools.partial(agent_service.telemetry_as_sent, raw)
-    )
+    return registry.record_telemetry(session, msg.telemetry, raw)
 
 
 def test_the_fast_path_keeps_what_the_general_path_keeps(service: FakeService) -> None:
