@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
-import operator
 import threading
 import time
 from collections import deque
@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, NamedTuple, Protocol
 import grpc
 import grpc.aio
 from google.protobuf.message import DecodeError
+from grpc.aio import EOF
 
 from controller.placement_model import Placement
 from controller.topology import LinkKey, Topology, link_key
@@ -50,10 +51,8 @@ if TYPE_CHECKING:
 Clock = Callable[[], float]
 METHOD = "/edgeslice.agent.v1.SiteAgent/Connect"
 SPIFFE_PREFIX = "spiffe://edgeslice/site/"
-_LINK_STATE = operator.attrgetter("peer", "up", "utilisation")
-_PEER_UP = operator.itemgetter(0, 1)
-_FIRST, _THIRD = operator.itemgetter(0), operator.itemgetter(2)
 CONTROLLER_VERSION = "edgeslice-controller/0.1.0"
+log = logging.getLogger(__name__)
 _INACTIVE_STATES = ("Rejected", "Preempted")
 
 
@@ -424,16 +423,17 @@ class AgentRegistry:
             cpu = health.cpu_utilisation
             if not 0.0 <= cpu <= 10.0:
                 kpi_store.check_fraction("health.cpu_utilisation", cpu, 10.0)
-            reported = self._link_states(site, health.links) if health.links else None
+            links = health.links
+            reported = self._link_states(site, links) if links else None
             with self._lock:
+                desired = self._desired.get(site)
+                kept = self._kpis.add(site, now, columns, desired.names if desired else frozenset())
                 state = self._sites[site]
-                kept = self._kpis.add(site, now, columns, self._slices_at(site))
                 state.kpi_records += kept
                 state.health_cpu = cpu
                 # Most reports repeat the last one: only a change costs more than one comparison.
-                last = self._link_state.get(site)
-                if reported and reported != last:
-                    states = dict(last or ())
+                if reported and reported != self._link_state.get(site):
+                    states = dict(self._link_state.get(site) or ())
                     for peer, up in reported:
                         if states.get(peer) is not up:
                             states[peer] = up
@@ -449,26 +449,19 @@ class AgentRegistry:
         return self._kpis.unknown_slice_reports
 
     def _link_states(self, site: str, links: Sequence[agent_pb2.LinkState]) -> list[tuple[str, bool]]:
-        """The batch's (peer, up) link reports, checked: C-level passes, since every batch of every
-        site carries them; only a failing batch is walked link by link, to name the bad one.
-        Raises :class:`kpi_store.KpiError`."""
+        """The batch's (peer, up) link reports, checked (a NaN fails the chained comparison).
+        Raises :class:`kpi_store.KpiError` naming the first bad one."""
         if len(links) > self.settings.max_link_reports:
             raise kpi_store.KpiError("too many link states")
-        states = list(map(_LINK_STATE, links))  # one pass over the protobuf container
-        reported = list(map(_PEER_UP, states))
-        utilisation = list(map(_THIRD, states))
-        # A NaN fails min() or max() when it comes first, and the sum when it does not.
-        if not (
-            self._neighbours[site].issuperset(map(_FIRST, reported))
-            and min(utilisation) >= 0.0
-            and max(utilisation) <= 10.0
-            and sum(utilisation) < math.inf
-        ):
-            neighbours = self._neighbours[site]
-            for (peer, _), value in zip(reported, utilisation, strict=True):
-                if peer not in neighbours:
-                    raise kpi_store.KpiError(f"health.links: {peer!r} is not linked to this site")
+        neighbours = self._neighbours[site]
+        reported = []
+        for link in links:
+            peer, value = link.peer, link.utilisation
+            if peer not in neighbours:
+                raise kpi_store.KpiError(f"health.links: {peer!r} is not linked to this site")
+            if not 0.0 <= value <= 10.0:
                 kpi_store.check_fraction("health.links.utilisation", value, 10.0)
+            reported.append((peer, link.up))
         return reported
 
     def _link_report(self, site: str, key: LinkKey, up: bool) -> None:
@@ -646,12 +639,19 @@ def peer_site_identities(context: grpc.aio.ServicerContext[bytes, agent_pb2.Cont
 
 class AgentServicer:
     """Handles ``SiteAgent.Connect`` streams. Requests arrive as raw bytes so a message that is
-    not valid protobuf gets INVALID_ARGUMENT from us rather than an opaque INTERNAL."""
+    not valid protobuf gets INVALID_ARGUMENT from us rather than an opaque INTERNAL.
+
+    Each stream's reader only queues what it reads; the messages every stream delivered in one
+    pass of the event loop are then handled together, in arrival order, by :meth:`_handle_queued`.
+    One tight loop over many messages runs ~20 % faster than the same work done a message at a
+    time between gRPC's own callbacks (bench/README.md, telemetry ingest). A message after a bad
+    one on the same stream is never handled: the stream ends with the first error."""
 
     def __init__(self, registry: AgentRegistry, require_identity: bool) -> None:
         self.registry = registry
         self.require_identity = require_identity
         self.accepted_messages = 0
+        self._queued: list[tuple[_Session, bytes, list[StreamError], asyncio.Event]] = []
 
     def handler(self) -> grpc.GenericRpcHandler:
         return grpc.method_handlers_generic_handler(
@@ -671,7 +671,7 @@ class AgentServicer:
         context: grpc.aio.ServicerContext[bytes, agent_pb2.ControllerMessage],
     ) -> None:
         try:
-            session = await self._hello(requests, context)
+            session = await self._hello(context)
         except StreamError as exc:
             await context.abort(exc.code, exc.message)
             return
@@ -683,9 +683,9 @@ class AgentServicer:
 
         session.wake = wake_up
         failure: list[StreamError] = []
-        reader = asyncio.create_task(self._read(requests, session, wake, failure))
+        reader = asyncio.create_task(self._read(context, session, wake, failure))
         try:
-            await self._write_loop(session, context, wake, reader)
+            await self._write_loop(session, context, wake, reader, failure)
         finally:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -698,20 +698,16 @@ class AgentServicer:
                 grpc.StatusCode.ABORTED, f"site {session.site!r}: replaced by a newer session"
             )
 
-    async def _hello(
-        self,
-        requests: AsyncIterator[bytes],
-        context: grpc.aio.ServicerContext[bytes, agent_pb2.ControllerMessage],
-    ) -> _Session:
+    async def _hello(self, context: grpc.aio.ServicerContext[bytes, agent_pb2.ControllerMessage]) -> _Session:
         registry = self.registry
         try:
-            raw = await asyncio.wait_for(anext(requests), registry.settings.hello_timeout_s)
+            raw = await asyncio.wait_for(context.read(), registry.settings.hello_timeout_s)
         except TimeoutError:
             raise StreamError(
                 grpc.StatusCode.DEADLINE_EXCEEDED, "no Hello within the hello timeout"
             ) from None
-        except StopAsyncIteration:
-            raise StreamError(grpc.StatusCode.INVALID_ARGUMENT, "stream closed before Hello") from None
+        if raw is EOF:  # type: ignore[comparison-overlap]  # grpc's stubs leave EOF out of read()
+            raise StreamError(grpc.StatusCode.INVALID_ARGUMENT, "stream closed before Hello")
         msg = parse_agent_message(raw)
         if msg.WhichOneof("body") != "hello":
             raise StreamError(
@@ -754,10 +750,11 @@ class AgentServicer:
         context: grpc.aio.ServicerContext[bytes, agent_pb2.ControllerMessage],
         wake: asyncio.Event,
         reader: asyncio.Task[None],
+        failure: list[StreamError],
     ) -> None:
         registry = self.registry
         resend = registry.settings.resend_after_s
-        while not reader.done() and not session.replaced:
+        while not reader.done() and not session.replaced and not failure:
             wake.clear()
             msg = registry.next_config(session)
             if msg is not None:
@@ -772,21 +769,43 @@ class AgentServicer:
 
     async def _read(
         self,
-        requests: AsyncIterator[bytes],
+        context: grpc.aio.ServicerContext[bytes, agent_pb2.ControllerMessage],
         session: _Session,
         wake: asyncio.Event,
         failure: list[StreamError],
     ) -> None:
-        registry = self.registry
+        """Queue the stream's messages until it ends or one of them failed."""
+        read = context.read
+        queued = self._queued
+        call_soon = asyncio.get_running_loop().call_soon
         try:
-            async for raw in requests:
+            # grpc's stubs leave EOF, the end of the stream, out of read()'s type
+            while not failure and (raw := await read()) is not EOF:  # type: ignore[comparison-overlap]
+                if not queued:
+                    call_soon(self._handle_queued)
+                queued.append((session, raw, failure, wake))
+        finally:
+            self._handle_queued()  # what this stream sent before it ended still counts
+            wake.set()
+
+    def _handle_queued(self) -> None:
+        """Handle every queued message in arrival order; a failing one fails its stream (its
+        writer, woken, ends it) and the stream's later messages are dropped."""
+        queued = self._queued[:]
+        self._queued.clear()
+        registry = self.registry
+        accepted = 0
+        for session, raw, failure, wake in queued:
+            if failure:
+                continue
+            try:
                 registry.admit_message(session)
                 msg = parse_agent_message(raw)
                 kind = msg.WhichOneof("body")
-                if kind == "heartbeat":
-                    pass
-                elif kind == "telemetry":
+                if kind == "telemetry":
                     registry.record_telemetry(session, msg.telemetry, raw)
+                elif kind == "heartbeat":
+                    pass
                 elif kind == "ack":
                     registry.ack(session, msg.ack)
                     wake.set()
@@ -794,11 +813,15 @@ class AgentServicer:
                     raise StreamError(grpc.StatusCode.INVALID_ARGUMENT, "hello: sent twice on one stream")
                 else:
                     raise StreamError(grpc.StatusCode.INVALID_ARGUMENT, "message: empty body")
-                self.accepted_messages += 1
-        except StreamError as exc:
-            failure.append(exc)
-        finally:
-            wake.set()
+                accepted += 1
+            except StreamError as exc:
+                failure.append(exc)
+                wake.set()
+            except Exception:  # a bug of ours: end this stream, keep serving the others
+                log.exception("site %s: handling a message failed", session.site)
+                failure.append(StreamError(grpc.StatusCode.INTERNAL, "the controller failed"))
+                wake.set()
+        self.accepted_messages += accepted
 
 
 def parse_agent_message(raw: bytes) -> agent_ingest_pb2.IngestAgentMessage:

@@ -4,8 +4,10 @@ status codes, leases and link reports."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -401,6 +403,66 @@ def test_malformed_columns_end_the_stream(server: agent_service.AgentServer) -> 
     msg = agent_pb2.AgentMessage(telemetry=batch).SerializeToString()
     _, code, details = raw_stream(server.port, [hello("c1"), msg], read=100)
     assert code == grpc.StatusCode.INVALID_ARGUMENT and "columns.packet_loss[0]" in details
+
+
+def test_messages_after_a_bad_one_are_dropped_and_other_streams_go_on(service: FakeService) -> None:
+    """Over real streams: a bad message ends its stream, after what came before it counted and
+    with nothing after it kept; the other stream, handled alongside, loses nothing."""
+    unlimited = dataclasses.replace(FAST, rate_per_s=1e6, rate_burst=1e6)
+    srv = agent_service.serve_agents(service, "127.0.0.1:0", dev=True, settings=unlimited)
+    good = agent_pb2.AgentMessage(telemetry=columns(slice=["cars"])).SerializeToString()
+    bad = agent_pb2.AgentMessage(telemetry=columns(slice=["cars"], packet_loss=[2.0])).SerializeToString()
+    sent = {"c1": [good] * 20 + [bad] + [good] * 50, "c2": [good] * 100}
+    ended: dict[str, tuple[grpc.StatusCode, str]] = {}
+
+    def send(site: str) -> None:
+        _, code, details = raw_stream(srv.port, [hello(site), *sent[site]], read=1000)
+        ended[site] = (code, details)
+
+    try:
+        threads = [threading.Thread(target=send, args=(site,)) for site in sent]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert ended["c1"][0] == grpc.StatusCode.INVALID_ARGUMENT
+        assert "columns.packet_loss[0]" in ended["c1"][1]
+        assert ended["c2"] == (grpc.StatusCode.OK, "")
+        assert srv.registry.status("c1").kpi_records == 20
+        assert srv.registry.status("c2").kpi_records == 100
+        assert srv.servicer.accepted_messages == 20 + 100
+    finally:
+        srv.stop()
+
+
+def test_queued_messages_of_a_failed_stream_are_dropped_in_order(service: FakeService) -> None:
+    """The queue of one event-loop pass, handled in arrival order: once a stream's message fails,
+    its later messages in the same pass are dropped, and the other stream's are handled."""
+    registry = agent_service.AgentRegistry(service, dataclasses.replace(FAST, rate_burst=100), FakeClock())
+    registry.refresh(force=True)
+    servicer = agent_service.AgentServicer(registry, require_identity=False)
+    c1, c2 = registry.open("c1", "t", lambda: None), registry.open("c2", "t", lambda: None)
+    good = agent_pb2.AgentMessage(telemetry=columns(slice=["cars"])).SerializeToString()
+    bad = agent_pb2.AgentMessage(telemetry=columns(slice=["cars"], latency_p50_ms=[-1.0])).SerializeToString()
+    failed1: list[agent_service.StreamError] = []
+    failed2: list[agent_service.StreamError] = []
+    woken1, woken2 = asyncio.Event(), asyncio.Event()
+    servicer._queued.extend(  # what the streams' readers queue
+        [
+            (c1, good, failed1, woken1),
+            (c2, good, failed2, woken2),
+            (c1, bad, failed1, woken1),
+            (c1, good, failed1, woken1),
+            (c2, good, failed2, woken2),
+        ]
+    )
+    servicer._handle_queued()
+    assert [(e.code, "columns.latency_p50_ms[0]" in e.message) for e in failed1] == [
+        (grpc.StatusCode.INVALID_ARGUMENT, True)
+    ]
+    assert woken1.is_set() and not failed2 and not woken2.is_set()
+    assert (registry.status("c1").kpi_records, registry.status("c2").kpi_records) == (1, 2)
+    assert servicer.accepted_messages == 3 and not servicer._queued
 
 
 def test_server_takes_a_whole_city_of_pending_streams() -> None:
