@@ -23,7 +23,7 @@ import sys
 from array import array
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
-from itertools import compress, repeat
+from itertools import compress, pairwise, repeat
 from operator import itemgetter
 from typing import Final, Literal, NamedTuple
 
@@ -360,27 +360,37 @@ class KpiStore:
         reporting = list(compress(sites, map(last.__contains__, sites)))
         newest = list(map(last.__getitem__, reporting))
         fresh = np.fromiter(map(_AT, newest), np.float64, len(newest)) > since
-        short = np.fromiter(map(len, map(_NAMES, newest)), np.int64, len(newest)) < np.fromiter(
-            map(configured.get, reporting, repeat(0)), np.int64, len(newest)
-        )
-        parts = list(compress(newest, (fresh & ~short).tolist()))
+        sizes = np.fromiter(map(len, map(_NAMES, newest)), np.int64, len(newest))
+        short = sizes < np.fromiter(map(configured.get, reporting, repeat(0)), np.int64, len(newest))
+        whole = fresh & ~short
+        parts = list(compress(newest, whole.tolist()))
+        part_sizes = [sizes[whole]]
         for i in np.flatnonzero(fresh & short).tolist():
             site = reporting[i]
             for b, keep in self._newest(site, self._batches[site], since, configured):
                 parts.append(b if keep is None else _subset(b, sorted(keep)))
+                part_sizes.append(np.array([len(parts[-1][NAMES])], np.int64))
         names = list(self._ids)
-        data = np.frombuffer(b"".join(map(_DATA, parts)), np.float64)
-        counts = np.fromiter(map(len, map(_NAMES, parts)), np.int64, len(parts))
-        # Record r of batch j is value i of each of its blocks: block k of batch j starts at
-        # 10 * (records before j) + k * n_j.
-        before = np.cumsum(counts) - counts
-        first = np.repeat(len(_BLOCKS) * before, counts)
-        step = np.repeat(counts, counts)
-        at = first + (np.arange(len(first)) - np.repeat(before, counts))
-        blocks = []
-        for _ in _BLOCKS:
-            blocks.append(data.take(at))
-            at += step
+        # Batches of the same size n are alike: grouped by n (a stable sort), each group is one
+        # (batches, blocks, n) array, and one strided copy per group moves its records into the
+        # (blocks, records) result: no index array and no gather per value.
+        sizes = np.concatenate(part_sizes)
+        order = np.argsort(sizes, kind="stable")
+        counts = sizes[order]
+        ordered = itemgetter(*order.tolist())(parts) if len(parts) > 1 else parts
+        data = np.frombuffer(b"".join(map(_DATA, ordered)), np.float64)
+        k = len(_BLOCKS)
+        out = np.empty((k, int(counts.sum())), np.float64)
+        starts = (np.flatnonzero(np.diff(counts)) + 1).tolist()
+        value = record = 0
+        for start, stop in pairwise([0, *starts, len(counts)] if len(counts) else []):
+            batches, n = stop - start, int(counts[start])
+            group = data[value : value + batches * k * n].reshape(batches, k, n)
+            # a view of the result's columns for these records (splitting a contiguous axis)
+            out[:, record : record + batches * n].reshape(k, batches, n)[...] = group.transpose(1, 0, 2)
+            value += batches * k * n
+            record += batches * n
+        blocks = list(out)
         col = dict(zip(_BLOCKS, blocks, strict=True))
         return KpiColumns(
             names,

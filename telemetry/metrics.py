@@ -28,7 +28,6 @@ import operator
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NamedTuple, Protocol
 
@@ -46,8 +45,9 @@ from prometheus_client.utils import floatToGoString
 from controller.service import Event, SliceRecord, SliceState, TopologyStatus
 from controller.topology import Link, LinkKey, Topology
 from slices.intent import SliceKind
-from slices.profiles import SliceIntent
 from slices.status import ConditionStatus, ConditionType, get_condition
+from telemetry import kpi_ratios
+from telemetry.kpi_ratios import KpiTargets, RenderedGauge, SliceKpis
 from telemetry.kpi_store import KpiColumns
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,6 @@ MAX_LISTED_AGENTS = 100  # disconnected or lagging agents listed by site (cells 
 MAX_LISTED_VIOLATIONS = 200  # slices listed by name while their SLA is violated
 MAX_REASONS = 32  # distinct admission reasons kept before the rest count as "Other"
 LISTED_AGENT_KINDS = frozenset({"edge", "core"})  # a few sites: every one gets its own series
-KPIS = ("latency", "throughput", "loss", "devices")
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 KIND_ORDER = ("cell", "aggregation", "edge", "core")
 # The newest KPI sample of a (slice, cell) counts while younger than this: a few telemetry
@@ -155,22 +154,6 @@ class AgentTable(NamedTuple):
 
     def snapshots(self) -> list[AgentSnapshot]:
         return [self.snapshot(i) for i in range(len(self.sites))]
-
-
-@dataclass(frozen=True)
-class SliceKpis:
-    """The latest KPIs agents reported for one slice, aggregated over the sites reporting it.
-
-    Latency and loss are the worst site's (an SLA holds everywhere or it does not hold), devices
-    the sum, throughput and demand the mean per reporting site (DL + UL).
-    """
-
-    slice: str
-    latency_ms: float
-    throughput_kbps_per_cell: float
-    demand_kbps_per_cell: float
-    devices: int
-    loss_ratio: float
 
 
 class AgentsView(Protocol):
@@ -346,38 +329,6 @@ def link_class(kind_a: str, kind_b: str) -> str:
     return f"{a}-{b}"
 
 
-def kpi_ratios(intent: SliceIntent, kpis: SliceKpis) -> dict[str, float]:
-    """Each KPI over its target: above 1 breaches for latency, loss and devices; below 1 for throughput.
-
-    Throughput is compared with what the slice is owed: its guaranteed rate per cell, or the
-    demand when less is asked for (a quiet slice is not short of throughput). A zero target (a
-    slice asking for perfect reliability) makes any loss an infinite ratio.
-
-    >>> from slices.intent import NetworkSlice
-    >>> from slices.profiles import resolve
-    >>> intent = resolve(NetworkSlice.model_validate({"metadata": {"name": "cars"},
-    ...     "spec": {"kind": "vehicle", "coverage": {"zones": ["ring"]}}}))
-    >>> kpis = SliceKpis("cars", latency_ms=2.5, throughput_kbps_per_cell=30_000,
-    ...     demand_kbps_per_cell=40_000, devices=500, loss_ratio=0.0)
-    >>> kpi_ratios(intent, kpis)
-    {'latency': 0.5, 'throughput': 0.75, 'loss': 0.0, 'devices': 0.1}
-    """
-    loss_target = max(0.0, 1.0 - intent.reliability)
-    owed = min(float(intent.kbps_per_cell), kpis.demand_kbps_per_cell)
-    return {
-        "latency": kpis.latency_ms / intent.latency_ms,
-        "throughput": kpis.throughput_kbps_per_cell / owed if owed > 0 else 1.0,
-        "loss": _ratio(kpis.loss_ratio, loss_target),
-        "devices": _ratio(float(kpis.devices), float(intent.max_devices)),
-    }
-
-
-def _ratio(value: float, target: float) -> float:
-    if target > 0:
-        return value / target
-    return 0.0 if value <= 0 else float("inf")
-
-
 def sla_violated(record: SliceRecord) -> bool:
     """Whether the controller's SLAMet condition says the slice misses its SLA."""
     cond = get_condition(record.conditions, ConditionType.SLA_MET)
@@ -405,6 +356,7 @@ class StateCollector(Collector):
         self._topology_lock = threading.Lock()
         self._following: threading.Event | None = None  # set: wake the follow_changes thread
         self._classes: tuple[tuple[Link, ...], dict[LinkKey, int], list[str], list[int]] | None = None
+        self._kpi_targets: tuple[int, KpiTargets] | None = None
 
     def describe(self) -> Iterable[Metric]:
         # Names only, so registering does not run a scrape (and duplicate names are caught).
@@ -412,12 +364,13 @@ class StateCollector(Collector):
 
     def collect(self) -> Iterable[Metric]:
         families = self._families()
+        revision = self._source.revision  # before the records: never newer than they are
         records = self._source.list_slices()
         self._slices(families, records)
         self._topology_cached(families)
         self._events_counts(families, {r.name: r.intent.kind.value for r in records})
         if self._agents is not None:
-            self._agent_metrics(families, records)
+            self._agent_metrics(families, records, revision)
         return list(families.values())
 
     # Each family once, in one place: name, type, help and labels.
@@ -438,7 +391,7 @@ class StateCollector(Collector):
                 ["slice", "kind"],
             ),
             (
-                g,
+                RenderedGauge,
                 "slice_kpi_target_ratio",
                 "Latest agent-reported KPI of a slice over its target (kpi: latency, throughput, loss, devices); latency, loss and devices breach above 1, throughput below 1.",
                 ["slice", "kind", "kpi"],
@@ -604,8 +557,8 @@ class StateCollector(Collector):
 
     def follow_changes(self, interval_s: float = 0.2) -> Callable[[], None]:
         """Rebuild the topology families on a thread of their own within ``interval_s`` of every
-        committed change (at once when a scrape finds them behind; that scrape serves the
-        previous revision's). Returns the function that stops the thread."""
+        committed change (as soon as it ends when a scrape finds them behind; that scrape serves
+        the previous revision's). Returns the function that stops the thread."""
         stop = threading.Event()
         wake = self._following = threading.Event()
 
@@ -613,6 +566,9 @@ class StateCollector(Collector):
             while not stop.is_set():
                 wake.wait(interval_s)
                 wake.clear()
+                # A scrape in progress goes first (it serves the previous revision's families):
+                # rebuilding alongside would make it share the GIL with ~80 ms of work.
+                SCRAPES.idle.wait(5.0)
                 try:
                     self._topology_samples_now()
                 except Exception:  # the scrape will try again and report its own error
@@ -737,7 +693,7 @@ class StateCollector(Collector):
         for kind in sorted({k.value for k in SliceKind} | set(violations)):
             _add(fam["sla_violations"], [kind], violations.get(kind, 0))
 
-    def _agent_metrics(self, fam: dict[str, Metric], records: Sequence[SliceRecord]) -> None:
+    def _agent_metrics(self, fam: dict[str, Metric], records: Sequence[SliceRecord], revision: int) -> None:
         assert self._agents is not None
         t = self._agents.agent_table()
         # 21,677 agents in a city: counted with numpy; series only for the agents listed.
@@ -762,18 +718,15 @@ class StateCollector(Collector):
             seen = seen[~np.isnan(seen)]
             if seen.size:
                 _add(fam["agents_oldest_heartbeat_timestamp_seconds"], [kind], float(seen.min()))
-        kpis = self._agents.slice_kpis()
+        targets = self._kpi_targets
+        if targets is None or targets[0] != revision:
+            targets = self._kpi_targets = (
+                revision,
+                KpiTargets.of(fam["slice_kpi_target_ratio"].name, records),
+            )
         family = fam["slice_kpi_target_ratio"]
-        name = family.name
-        samples = family.samples
-        for r in records:
-            k = kpis.get(r.name)
-            if k is None or r.placement is None:
-                continue
-            kind = r.intent.kind.value
-            # 8,000 samples: built directly, skipping add_metric's per-sample label zipping.
-            for kpi, value in kpi_ratios(r.intent, k).items():
-                samples.append(Sample(name, {"slice": r.name, "kind": kind, "kpi": kpi}, value))
+        assert isinstance(family, RenderedGauge)
+        kpi_ratios.fill(family, targets[1], self._agents.slice_kpis())
 
     @staticmethod
     def _agent_series(fam: dict[str, Metric], a: AgentSnapshot) -> None:
@@ -1154,6 +1107,9 @@ def exposition(registry: CollectorRegistry) -> bytes:
         name = family.name + _SUFFIX.get(family.type, "")
         doc = family.documentation.replace("\\", "\\\\").replace("\n", "\\n")
         append(f"# HELP {name} {doc}\n# TYPE {name} {_TYPES.get(family.type, 'untyped')}\n")
+        if isinstance(family, RenderedGauge):  # its lines are written already
+            append(family.lines)
+            continue
         for sample in family.samples:
             labels = sample.labels
             if labels:
@@ -1169,19 +1125,40 @@ def exposition(registry: CollectorRegistry) -> bytes:
     return "".join(out).encode("utf-8")
 
 
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector for one scrape: a city-scale scrape allocates
-    ~100,000 short-lived objects (refcounting frees them all; none is in a cycle), enough to set
-    off a hundred young-generation collections that cost 15-30 ms of it. Scrapes on other threads
-    overlapping this one may re-enable it early; the collector only runs later, never wrongly."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
+class _Scrapes:
+    """Scrapes in progress in this process: background work that would compete with one for the
+    GIL (the topology rebuild of :meth:`StateCollector.follow_changes`) waits until none is."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running = 0
+        self.idle = threading.Event()
+        self.idle.set()
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[None]:
+        """One scrape: Python's cyclic garbage collector paused and the scrape counted. A
+        city-scale scrape allocates ~100,000 short-lived objects (refcounting frees them all;
+        none is in a cycle), enough to set off a hundred young-generation collections that cost
+        15-30 ms of it. Scrapes overlapping this one may re-enable the collector early; it only
+        runs later, never wrongly."""
+        with self._lock:
+            self._running += 1
+            self.idle.clear()
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            yield
+        finally:
+            if enabled:
+                gc.enable()
+            with self._lock:
+                self._running -= 1
+                if not self._running:
+                    self.idle.set()
+
+
+SCRAPES = _Scrapes()
 
 
 class MetricsServer:
@@ -1194,7 +1171,7 @@ class MetricsServer:
                     self.send_error(404, "only /metrics is served here")
                     return
                 try:
-                    with _collector_paused():
+                    with SCRAPES.running():
                         body = exposition(registry)
                 except Exception as exc:  # a failing collector must not kill the endpoint
                     self.send_error(500, f"collecting metrics failed: {exc}")

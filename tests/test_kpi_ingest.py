@@ -234,3 +234,38 @@ def test_a_bad_link_state_is_named_and_nothing_of_the_batch_is_kept(
     batch.health.links.add(peer="a2", up=False, utilisation=0.25)
     assert _ingest(registry, c1, agent_pb2.AgentMessage(telemetry=batch).SerializeToString()) == 1
     assert [e.action for e in registry.take_effects()] == ["hello", "link-down"]
+
+
+def test_the_columnar_read_has_every_newest_record_over_random_sites() -> None:
+    """Many sites with batches of many sizes (the read groups batches by size), some slices left
+    out of a site's last batch, some sites stale: the columnar read holds exactly the records the
+    per-sample read gives, value for value."""
+    rng = random.Random(5)
+    store = kpi_store.KpiStore(window=4)
+    slices = [f"s{i}" for i in range(12)]
+    configured: dict[str, int] = {}
+    for s in range(60):
+        site = f"c{s}"
+        at_site = rng.sample(slices, rng.randint(1, 9))
+        configured[site] = len(at_site)
+        start = rng.choice([1.0, 5.0])  # some sites stale: all their batches before ``since``
+        for t in range(rng.randint(1, 4)):
+            names = rng.sample(at_site, rng.randint(1, len(at_site)))
+            columns = kpi_store.checked_columns(_batch(rng, names))
+            store.add(site, start + t, columns, frozenset(at_site))
+    since = 4.5
+    got = store.latest_columns(since, [f"c{s}" for s in range(60)], configured)
+    names = [got.slice_names[i] for i in got.slice_ids.tolist()]
+    columnar = sorted(
+        zip(
+            names,
+            *(getattr(got, f).tolist() for f in (*DOUBLE_COLUMNS, "active_devices")),
+            strict=True,
+        )
+    )
+    fields = ("dl_mbps", "ul_mbps", "dl_demand_mbps", "ul_demand_mbps", "latency_p50_ms")
+    fields += ("latency_p99_ms", "packet_loss", "radio_utilisation", "active_devices")
+    per_sample = sorted(
+        (name, *(getattr(sample, f) for f in fields)) for (name, _), sample in store.latest(since).items()
+    )
+    assert len(columnar) > 50 and columnar == per_sample

@@ -567,3 +567,23 @@ def test_follow_changes_rebuilds_the_topology_families_off_the_scrape(service: C
         stop()
     service.delete("cars", "operator:test")
     assert e1_slices() == 0.0  # no follower: the scrape rebuilds
+
+
+def test_the_follower_waits_for_scrapes_in_progress(service: ControllerService) -> None:
+    """The topology rebuild would share the GIL with a scrape: it starts once none is running."""
+    m = metrics.build_metrics(service, None, CollectorRegistry(), process=False)
+    assert m.state is not None
+    state = m.state
+    list(state.collect())  # built for the revision before the change
+    stop = state.follow_changes(interval_s=0.01)
+    try:
+        with metrics.SCRAPES.running():
+            service.apply([doc("cars", "vehicle", ["c1"])], "operator:test")
+            time.sleep(0.3)  # thirty polls of the follower
+            assert state._topology_samples[0] != service.revision  # type: ignore[index]
+        deadline = time.monotonic() + 5
+        while state._topology_samples[0] != service.revision and time.monotonic() < deadline:  # type: ignore[index]
+            time.sleep(0.01)
+        assert state._topology_samples[0] == service.revision  # type: ignore[index]
+    finally:
+        stop()
