@@ -258,7 +258,7 @@ def run_scrapes(
                 lambda: registry.latest_kpi_columns(since, cells),
             ),
             ("AgentRegistryView.slice_kpis() (that read + aggregation per slice)", view.slice_kpis),
-            ("agent registry session_rows() (the agents read)", registry.session_rows),
+            ("agent registry session_columns() (the agents read)", registry.session_columns),
             ("AgentRegistryView.agent_table() (that read as arrays)", view.agent_table),
             ("ControllerService.list_slices()", service.list_slices),
         ):

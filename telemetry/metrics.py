@@ -49,6 +49,7 @@ from slices.status import ConditionStatus, ConditionType, get_condition
 from telemetry import kpi_ratios
 from telemetry.kpi_ratios import KpiTargets, RenderedGauge, SliceKpis
 from telemetry.kpi_store import KpiColumns
+from telemetry.session_table import SessionColumns
 
 log = logging.getLogger(__name__)
 PREFIX = "edgeslice"
@@ -187,7 +188,7 @@ class _RegistryLike(Protocol):
     @property
     def clock(self) -> Callable[[], float]: ...
 
-    def session_rows(self) -> Sequence[tuple[str, bool, float, int, int]]: ...
+    def session_columns(self) -> SessionColumns: ...
 
     def kpis(self, since: float = ...) -> Mapping[tuple[str, str], Sequence[_SampleLike]]: ...
 
@@ -224,20 +225,16 @@ class AgentRegistryView:
         self._max_age = kpi_max_age_s
 
     def agent_table(self) -> AgentTable:
-        rows = self._registry.session_rows()
-        n = len(rows)
-        if not n:
-            return AgentTable.of(())
-        sites, connected, age, desired, acked = zip(*rows, strict=True)  # C-level transpose
-        seconds_ago = np.array(age, np.float64)
+        c = self._registry.session_columns()
+        seconds_ago = c.seconds_since_seen
         return AgentTable(
-            sites,
+            c.sites,
             self._kind_names,
-            np.fromiter(map(self._kind_codes.__getitem__, sites), np.intp, n),
-            np.array(connected, np.bool_),
+            np.fromiter(map(self._kind_codes.__getitem__, c.sites), np.intp, len(c.sites)),
+            c.connected,
             np.where(np.isfinite(seconds_ago), self._wall() - seconds_ago, math.nan),
-            np.array(desired, np.int64),
-            np.array(acked, np.int64),
+            c.desired_generation,
+            c.acked_generation,
         )
 
     def slice_kpis(self) -> dict[str, SliceKpis]:

@@ -465,6 +465,40 @@ def test_queued_messages_of_a_failed_stream_are_dropped_in_order(service: FakeSe
     assert servicer.accepted_messages == 3 and not servicer._queued
 
 
+def test_session_columns_agree_with_the_site_states(service: FakeService) -> None:
+    """The arrays a scrape reads are written where the site states are: they say the same."""
+    clock = FakeClock()
+    registry = agent_service.AgentRegistry(service, FAST, clock)
+    registry.refresh(force=True)
+    c1, c2 = registry.open("c1", "t", lambda: None), registry.open("c2", "t", lambda: None)
+    clock.advance(2.0)
+    registry.admit_message(c1)
+    desired = registry.desired("c1")
+    assert desired is not None
+    registry.ack(c1, agent_pb2.ConfigAck(generation=desired[1], ok=True))
+    registry.close(c2)
+    service.put(intent("bus"), [("c1", "a1", "e1")])
+    registry.refresh()  # c1's generation moves on
+    clock.advance(1.0)
+
+    def facts(connected: bool, seen: float, desired: int, acked: int) -> tuple[bool, float, int, int]:
+        return (bool(connected), float(seen), int(desired), int(acked))
+
+    c = registry.session_columns()
+    columns = {
+        site: facts(*row)
+        for site, *row in zip(
+            c.sites, c.connected, c.seconds_since_seen, c.desired_generation, c.acked_generation, strict=True
+        )
+    }
+    states = {
+        s.site: facts(s.connected, s.last_seen_s, s.desired_generation, s.acked_generation)
+        for s in registry.statuses(connected_only=True)
+    }
+    assert columns == states
+    assert columns["c1"] == (True, 1.0, desired[1] + 1, desired[1]) and columns["c2"][0] is False
+
+
 def test_server_takes_a_whole_city_of_pending_streams() -> None:
     options = dict(agent_service.server_options(agent_service.AgentSettings()))
     assert options["grpc.server.max_pending_requests"] >= 20_000

@@ -4,6 +4,7 @@ gRPC interceptors on real loopback servers, and the HTTP endpoint. A fresh regis
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 import time
 import urllib.request
@@ -20,6 +21,7 @@ from prometheus_client import CollectorRegistry
 from controller.clock import FakeClock
 from controller.service import ControllerService
 from telemetry import metrics
+from telemetry.session_table import SessionColumns, SessionTable
 from tests.runtime_helpers import doc, make_service
 
 
@@ -480,8 +482,13 @@ def test_agent_registry_view_reads_sessions_and_only_cells_kpis() -> None:
         clock = staticmethod(lambda: 100.0)
         since: float | None = None
 
-        def session_rows(self) -> list[tuple[str, bool, float, int, int]]:
-            return [("c1", True, 0.5, 3, 3), ("e1", False, float("inf"), 4, 2)]
+        def session_columns(self) -> SessionColumns:
+            table = SessionTable(["c1", "c2", "e1"])
+            for site, connected, seen, desired, acked in (("c1", 1, 99.5, 3, 3), ("e1", 0, -math.inf, 4, 2)):
+                row = table.row[site]
+                table.ever[row], table.connected[row], table.last_seen[row] = 1, connected, seen
+                table.desired[row], table.acked[row] = desired, acked
+            return table.columns(self.clock())
 
         def kpis(self, since: float = float("-inf")) -> dict[tuple[str, str], list[KpiSample]]:
             self.since = since
