@@ -113,13 +113,26 @@ class KpiTargets:
     max_devices: npt.NDArray[np.float64]
 
     @classmethod
-    def of(cls, family: str, records: Sequence[SliceRecord]) -> KpiTargets:
+    def of(
+        cls,
+        family: str,
+        records: Sequence[SliceRecord],
+        series: dict[tuple[str, str], tuple[list[dict[str, str]], list[str]]] | None = None,
+    ) -> KpiTargets:
+        """The targets of ``records``; ``series`` ((slice, kind) → its 4 label sets and line
+        prefixes), kept by the caller across revisions, spares rebuilding those of every slice
+        a change did not touch."""
+        series = {} if series is None else series
         placed = [r for r in records if r.placement is not None]
-        labels = [{"slice": r.name, "kind": r.intent.kind.value, "kpi": kpi} for r in placed for kpi in KPIS]
-        prefixes = [
-            f'{family}{{slice="{_escape(lb["slice"])}",kind="{lb["kind"]}",kpi="{lb["kpi"]}"}} '
-            for lb in labels
-        ]
+        labels: list[dict[str, str]] = []
+        prefixes: list[str] = []
+        for r in placed:
+            key = (r.name, r.intent.kind.value)
+            known = series.get(key)
+            if known is None:
+                known = series[key] = _series_of(family, *key)
+            labels += known[0]
+            prefixes += known[1]
         return cls(
             [r.name for r in placed],
             labels,
@@ -129,6 +142,11 @@ class KpiTargets:
             np.array([max(0.0, 1.0 - r.intent.reliability) for r in placed], np.float64),
             np.array([r.intent.max_devices for r in placed], np.float64),
         )
+
+
+def _series_of(family: str, name: str, kind: str) -> tuple[list[dict[str, str]], list[str]]:
+    labels = [{"slice": name, "kind": kind, "kpi": kpi} for kpi in KPIS]
+    return labels, [f'{family}{{slice="{_escape(name)}",kind="{kind}",kpi="{kpi}"}} ' for kpi in KPIS]
 
 
 def fill(family: RenderedGauge, targets: KpiTargets, kpis: Mapping[str, SliceKpis]) -> None:

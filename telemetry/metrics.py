@@ -358,6 +358,7 @@ class StateCollector(Collector):
         self._following: threading.Event | None = None  # set: wake the follow_changes thread
         self._classes: tuple[tuple[Link, ...], dict[LinkKey, int], list[str], list[int]] | None = None
         self._kpi_targets: tuple[int, KpiTargets] | None = None
+        self._kpi_series: dict[tuple[str, str], tuple[list[dict[str, str]], list[str]]] = {}
 
     def describe(self) -> Iterable[Metric]:
         # Names only, so registering does not run a scrape (and duplicate names are caught).
@@ -721,10 +722,10 @@ class StateCollector(Collector):
                 _add(fam["agents_oldest_heartbeat_timestamp_seconds"], [kind], float(seen.min()))
         targets = self._kpi_targets
         if targets is None or targets[0] != revision:
-            targets = self._kpi_targets = (
-                revision,
-                KpiTargets.of(fam["slice_kpi_target_ratio"].name, records),
-            )
+            if len(self._kpi_series) > 2 * len(records) + 1000:  # slices come and go: forget old ones
+                self._kpi_series.clear()
+            name = fam["slice_kpi_target_ratio"].name
+            targets = self._kpi_targets = (revision, KpiTargets.of(name, records, self._kpi_series))
         family = fam["slice_kpi_target_ratio"]
         assert isinstance(family, RenderedGauge)
         kpi_ratios.fill(family, targets[1], self._agents.slice_kpis())
@@ -1171,17 +1172,19 @@ class MetricsServer:
                 if self.path.split("?", 1)[0] not in ("/metrics", "/"):
                     self.send_error(404, "only /metrics is served here")
                     return
-                try:
-                    with SCRAPES.running():
+                # The whole response counts as the scrape: the body's writes wait for the GIL
+                # too, and a busy background thread would make each one wait its turn.
+                with SCRAPES.running():
+                    try:
                         body = exposition(registry)
-                except Exception as exc:  # a failing collector must not kill the endpoint
-                    self.send_error(500, f"collecting metrics failed: {exc}")
-                    return
-                self.send_response(200)
-                self.send_header("Content-Type", CONTENT_TYPE_LATEST)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                    except Exception as exc:  # a failing collector must not kill the endpoint
+                        self.send_error(500, f"collecting metrics failed: {exc}")
+                        return
+                    self.send_response(200)
+                    self.send_header("Content-Type", CONTENT_TYPE_LATEST)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass  # Prometheus scrapes every few seconds: no access log

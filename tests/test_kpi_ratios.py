@@ -57,3 +57,15 @@ def test_no_slice_with_kpis_is_an_empty_family() -> None:
     assert family.samples == [] and family.lines == ""
     with pytest.raises(TypeError):
         family.samples = [*family.samples, None]  # type: ignore[list-item]
+
+
+def test_targets_reuse_the_series_of_slices_a_change_left_alone() -> None:
+    state = build_city_state(cells=200, slices=6, seed=2)
+    series: dict[tuple[str, str], tuple[list[dict[str, str]], list[str]]] = {}
+    first = kpi_ratios.KpiTargets.of(NAME, state.records, series)
+    renamed = [dataclasses.replace(state.records[0], name="renamed"), *state.records[1:]]
+    second = kpi_ratios.KpiTargets.of(NAME, renamed, series)
+    fresh = kpi_ratios.KpiTargets.of(NAME, renamed)
+    assert (second.labels, second.prefixes) == (fresh.labels, fresh.prefixes)
+    assert second.labels[4] is first.labels[4]  # an untouched slice's series: built once
+    assert second.prefixes[0].startswith(f'{NAME}{{slice="renamed",') and len(series) == 7
