@@ -417,7 +417,7 @@ def main() -> None:
     ap.add_argument("--shards", type=int, default=1, help=argparse.SUPPRESS)
     ap.add_argument("--agent-procs", type=int, default=2, help="load-generator processes (sustained part)")
     ap.add_argument(
-        "--rounds", type=int, default=2, help="saturation rounds, controller and baseline alternating"
+        "--rounds", type=int, default=5, help="saturation rounds, controller and baseline alternating"
     )
     ap.add_argument(
         "--connect-timeout",

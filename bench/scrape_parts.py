@@ -1,0 +1,99 @@
+"""Where a city-scale metrics scrape's time goes: its parts timed in process, best of 5.
+
+    python bench/scrape_parts.py [--cells 20000] [--slices 2000] [--profile tottime]
+
+The state of ``bench_metrics.py`` (a generated city, 2,000 slices placed by the real service,
+every site's agent reporting through the real registry), without HTTP: each part runs right after
+every agent reported (as between two scrapes), with the cyclic garbage collector paused as a
+scrape pauses it. ``--profile`` prints a cProfile of one whole scrape sorted by that key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import gc
+import pstats
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from prometheus_client import CollectorRegistry
+
+from bench.bench_metrics import Agents, slice_documents
+from controller import citygen
+from controller.clock import RealClock
+from controller.service import ControllerService
+from controller.store import Store
+from controller.topology import Topology
+from telemetry import metrics
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cells", type=int, default=20_000)
+    ap.add_argument("--slices", type=int, default=2_000)
+    ap.add_argument("--profile", metavar="SORT", help="cProfile one scrape, sorted by SORT")
+    args = ap.parse_args(argv)
+    topology = Topology.from_file(citygen.generate_city(args.cells, 1, capacity_scale=3.0))
+    documents = slice_documents(topology, args.slices, 1)
+    with tempfile.TemporaryDirectory() as folder:
+        prom = CollectorRegistry()
+        observer = metrics.ControllerMetrics(prom)
+        service = ControllerService(topology, Store.open(Path(folder) / "s.db"), [], RealClock(), observer)
+        for i in range(0, len(documents), 200):
+            service.apply(documents[i : i + 200], "operator:bench")
+        agents = Agents(service, 1)
+        view = metrics.AgentRegistryView(agents.registry)
+        observer.watch(service, view)
+        for _ in range(5):
+            agents.report()
+        metrics.exposition(prom)  # per-revision caches built
+        gc.collect()
+        gc.freeze()
+        registry = agents.registry
+        cells = [s for s, kind in registry.site_kinds().items() if kind == "cell"]
+
+        def best(label: str, part: Callable[[], object]) -> None:
+            spent = []
+            for _ in range(5):
+                agents.report()
+                gc.disable()
+                start = time.perf_counter()
+                part()
+                spent.append(time.perf_counter() - start)
+                gc.enable()
+            print(f"{label:60s} {min(spent) * 1000:7.1f} ms")
+
+        families = list(prom.collect())
+
+        class Collected:
+            def collect(self) -> list[object]:
+                return families
+
+        best("whole scrape (metrics.exposition)", lambda: metrics.exposition(prom))
+        best("collection (CollectorRegistry.collect)", lambda: list(prom.collect()))
+        best("text writer, families collected already", lambda: metrics.exposition(Collected()))  # type: ignore[arg-type]
+        best("AgentRegistryView.slice_kpis (KPI read + aggregation)", view.slice_kpis)
+        best(
+            "AgentRegistry.latest_kpi_columns (KPI read)",
+            lambda: registry.latest_kpi_columns(registry.clock() - metrics.KPI_MAX_AGE_S, cells),
+        )
+        best("AgentRegistryView.agent_table", view.agent_table)
+        best("ControllerService.list_slices", service.list_slices)
+        if args.profile:
+            agents.report()
+            profile = cProfile.Profile()
+            profile.enable()
+            metrics.exposition(prom)
+            profile.disable()
+            pstats.Stats(profile).sort_stats(args.profile).print_stats(30)
+
+
+if __name__ == "__main__":
+    main()
