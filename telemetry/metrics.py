@@ -28,6 +28,7 @@ import operator
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NamedTuple, Protocol
 
@@ -218,11 +219,7 @@ class AgentRegistryView:
     ) -> None:
         self._registry = registry
         self._kinds = registry.site_kinds()
-        # In the topology's order, which is the order sites first report in: walking the
-        # registry's per-site dicts in that order rather than a set's hash order keeps a city's
-        # read in cache (measured: the read and aggregation 61 -> 48 ms).
-        self._cell_order = tuple(site for site, kind in self._kinds.items() if kind == "cell")
-        self._cells = frozenset(self._cell_order)
+        self._cells = frozenset(site for site, kind in self._kinds.items() if kind == "cell")
         self._kind_names = sorted(set(self._kinds.values()))
         self._kind_codes = {site: self._kind_names.index(kind) for site, kind in self._kinds.items()}
         self._wall = wall_clock
@@ -243,11 +240,11 @@ class AgentRegistryView:
 
     def slice_kpis(self) -> dict[str, SliceKpis]:
         since = self._registry.clock() - self._max_age
-        columns: Callable[[float, Iterable[str]], KpiColumns] | None = getattr(
+        columns: Callable[[float, AbstractSet[str]], KpiColumns] | None = getattr(
             self._registry, "latest_kpi_columns", None
         )
         if columns is not None:  # the agent registry: a city's records as arrays, aggregated in numpy
-            return aggregate_kpi_columns(columns(since, self._cell_order))
+            return aggregate_kpi_columns(columns(since, self._cells))
         per_slice: dict[str, list[_SampleLike]] = {}
         cells = self._cells
         for (slice_name, site), samples in self._registry.kpis(since=since).items():

@@ -189,7 +189,7 @@ def test_the_columnar_read_matches_the_sample_read(service: FakeService) -> None
     clock.advance(1.0)
 
     def both(since: float) -> tuple[dict[str, metrics.SliceKpis], dict[str, metrics.SliceKpis]]:
-        cells = ["c1", "c2"]
+        cells = {"c1", "c2"}
         columnar = metrics.aggregate_kpi_columns(registry.latest_kpi_columns(since, cells))
         newest = registry.latest_kpis(since)
         per_slice: dict[str, list[Any]] = {}
@@ -206,7 +206,7 @@ def test_the_columnar_read_matches_the_sample_read(service: FakeService) -> None
     columnar, samples = both(clock() - 5.0)  # c2 has gone quiet
     assert set(columnar) == set(samples) == {"cars", "bus"}
     assert asdict(columnar["cars"]) == pytest.approx(asdict(samples["cars"]))
-    assert registry.latest_kpi_columns(clock(), ["c1"]).slice_ids.size == 0
+    assert registry.latest_kpi_columns(clock(), {"c1"}).slice_ids.size == 0
 
 
 @pytest.mark.parametrize(
@@ -254,7 +254,7 @@ def test_the_columnar_read_has_every_newest_record_over_random_sites() -> None:
             columns = kpi_store.checked_columns(_batch(rng, names))
             store.add(site, start + t, columns, frozenset(at_site))
     since = 4.5
-    got = store.latest_columns(since, [f"c{s}" for s in range(60)], configured)
+    got = store.latest_columns(since, {f"c{s}" for s in range(60)}, configured)
     names = [got.slice_names[i] for i in got.slice_ids.tolist()]
     columnar = sorted(
         zip(
