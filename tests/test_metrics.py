@@ -445,8 +445,9 @@ def test_exposition_matches_the_library_writer(service: ControllerService) -> No
 
     service.apply([doc("cars", "vehicle", ["c1"])], "operator:test")
     registry = CollectorRegistry()
+    kpis = {"cars": metrics.SliceKpis("cars", 3.0, 1000.0, 2000.0, 5, 0.0)}  # KPI ratios: lines of their own
     m = metrics.build_metrics(
-        service, FakeAgents([_agent("e1", "edge", connected=False)], {}), registry, process=False
+        service, FakeAgents([_agent("e1", "edge", connected=False)], kpis), registry, process=False
     )
     m.decision("iot", "rejected", 'Odd"Reason\\with\nescapes')
     m.reconciled(0.2, 1, 0)
@@ -458,6 +459,7 @@ def test_exposition_matches_the_library_writer(service: ControllerService) -> No
         ]
 
     ours, theirs = metrics.exposition(registry), generate_latest(registry)
+    assert b'edgeslice_slice_kpi_target_ratio{slice="cars",kind="vehicle",kpi="latency"}' in ours
     assert parsed(ours) == parsed(theirs)
     assert ours.count(b"# HELP") == theirs.count(b"# HELP")
 
