@@ -18,7 +18,7 @@ import gc
 import operator
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -853,6 +853,14 @@ class ControllerService:
     def drained(self) -> list[str]:
         with self._lock:
             return sorted(self._world.drained_sites)
+
+    def agent_sites(self) -> frozenset[str]:
+        """Sites whose agent has connected at some time (kept across restarts): after a restart
+        their leases run from the start, so an agent that never returns is noticed."""
+        return frozenset(self._store.agent_sites())
+
+    def remember_agent_sites(self, sites: Iterable[str]) -> None:
+        self._store.add_agent_sites(sites, self._clock.now())
 
 
 def _mark_pending(slot: Slot, at: datetime) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,7 +21,7 @@ from typing import Any
 
 from slices import errors
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Each entry upgrades the schema from version i to i + 1.
 _MIGRATIONS: tuple[str, ...] = (
@@ -57,6 +57,14 @@ _MIGRATIONS: tuple[str, ...] = (
         at      TEXT NOT NULL,
         actor   TEXT NOT NULL,
         PRIMARY KEY (kind, name)
+    );
+    """,
+    # 1 -> 2: the sites whose agent has connected at some time, so that after a restart an agent
+    # that does not come back is noticed (its lease runs from the restart).
+    """
+    CREATE TABLE agent_sites (
+        site        TEXT PRIMARY KEY,
+        first_seen  TEXT NOT NULL
     );
     """,
 )
@@ -187,6 +195,9 @@ class Transaction:
     def clear_maintenance(self, kind: str, name: str) -> None:
         self._conn.execute("DELETE FROM maintenance WHERE kind = ? AND name = ?", (kind, name))
 
+    def add_agent_sites(self, rows: Iterable[tuple[str, str]]) -> None:
+        self._conn.executemany("INSERT OR IGNORE INTO agent_sites (site, first_seen) VALUES (?,?)", rows)
+
 
 class Store:
     """One SQLite file. Thread-safe: one connection behind a lock (the service serialises
@@ -304,6 +315,17 @@ class Store:
         with self._lock:
             r = self._conn.execute("SELECT MAX(seq) FROM events").fetchone()
         return int(r[0] or 0)
+
+    def agent_sites(self) -> set[str]:
+        """The sites whose agent has connected at some time."""
+        with self._lock:
+            return {r[0] for r in self._conn.execute("SELECT site FROM agent_sites")}
+
+    def add_agent_sites(self, sites: Iterable[str], at: datetime) -> None:
+        """Remember sites whose agent connected (one transaction; known sites are left as they are)."""
+        rows = [(site, at.isoformat()) for site in sites]
+        with self.transaction() as tx:
+            tx.add_agent_sites(rows)
 
     def maintenance(self) -> list[MaintenanceRow]:
         with self._lock:

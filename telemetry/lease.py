@@ -42,6 +42,9 @@ class LeaseMonitor:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="lease-monitor", daemon=True)
         self.downs: list[tuple[str, float]] = []  # (site, clock at detection): for benchmarks and tests
+        # Sites the controller remembers as having an agent (so a restart expects them back).
+        known: Callable[[], frozenset[str]] | None = getattr(service, "agent_sites", None)
+        self._remembered: set[str] = set(known()) if known is not None else set()
 
     def start(self) -> None:
         self._thread.start()
@@ -72,8 +75,10 @@ class LeaseMonitor:
         expired = registry.expire_leases() if scan_leases else []
         if expired:
             self._sites_down(expired)
-        for effect in registry.take_effects():
+        effects = registry.take_effects()
+        for effect in effects:
             self._apply(effect)
+        self._remember({e.site for e in effects if e.action == "hello"} - self._remembered)
         registry.refresh()
 
     def _sites_down(self, expired: list[str]) -> None:
@@ -92,6 +97,13 @@ class LeaseMonitor:
         else:  # a controller without the batch call is told site by site
             for site in expired:
                 self.service.site_down(site, reason, f"agent:{site}")
+
+    def _remember(self, sites: set[str]) -> None:
+        """New agent sites, written down in one go (when the controller keeps them)."""
+        remember: Callable[[set[str]], None] | None = getattr(self.service, "remember_agent_sites", None)
+        if sites and remember is not None:
+            remember(sites)
+            self._remembered |= sites
 
     def _apply(self, effect: agent_service.Effect) -> None:
         actor = f"agent:{effect.site}"

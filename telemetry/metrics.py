@@ -204,7 +204,7 @@ class _RegistryLike(Protocol):
 class AgentRegistryView:
     """:class:`AgentsView` over the agent service's registry.
 
-    Agents are the sites that have connected at least once since the controller started (a site
+    Agents are the sites whose agent has connected, in this run or before a restart (a site
     with no agent deployed is not an agent that is down). Heartbeat ages become Unix timestamps,
     the Prometheus convention, so a dashboard computes the age with ``time() - ...``. KPIs are the
     latest sample per cell of the last ``kpi_max_age_s`` (:data:`KPI_MAX_AGE_S`; a silent agent's old numbers drop out);

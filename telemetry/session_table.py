@@ -18,7 +18,7 @@ import numpy.typing as npt
 
 
 class SessionColumns(NamedTuple):
-    """The sites that have connected since the controller started, one entry per site."""
+    """The sites whose agent has connected (in this run or before a restart), one entry per site."""
 
     sites: tuple[str, ...]
     connected: npt.NDArray[np.bool_]
@@ -42,7 +42,7 @@ class SessionTable:
         n = len(sites)
         self.sites = tuple(sites)
         self.row = {site: i for i, site in enumerate(self.sites)}
-        self.ever = bytearray(n)  # 1: has connected since the controller started
+        self.ever = bytearray(n)  # 1: its agent has connected (in this run or before a restart)
         self.connected = bytearray(n)  # 1: has a session now
         self.last_seen = array("d", [-math.inf]) * n  # registry clock of the last message
         self.desired = array("q", [0]) * n

@@ -88,7 +88,7 @@ def test_older_schema_is_migrated_and_newer_refused(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     sqlite3.connect(path).close()  # version 0: an empty file
     s = Store.open(path)
-    assert s.schema_version == 1
+    assert s.schema_version == 2
     s.close()
     conn = sqlite3.connect(path)
     conn.execute("PRAGMA user_version = 99")
@@ -104,3 +104,17 @@ def test_bad_files_give_one_clear_error(tmp_path: Path) -> None:
         Store.open(junk)
     with pytest.raises(errors.StoreError, match="does not exist"):
         Store.open(tmp_path / "missing" / "a.db")
+
+
+def test_agent_sites_are_kept_across_reopening_and_added_by_migration(tmp_path: Path) -> None:
+    path = tmp_path / "v1.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(store_mod._MIGRATIONS[0] + "PRAGMA user_version = 1;")  # a version-1 file
+    conn.close()
+    s = Store.open(path)
+    assert s.schema_version == 2 and s.agent_sites() == set()
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    s.add_agent_sites(["c1", "e1"], at)
+    s.add_agent_sites(["c1"], at)  # known already: left as it is
+    s.close()
+    assert Store.open(path).agent_sites() == {"c1", "e1"}

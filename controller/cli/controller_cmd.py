@@ -99,6 +99,14 @@ def controller() -> None:
     help="Seconds without a message from a site's agent before the site is marked down and its slices healed.",
 )
 @click.option(
+    "--agent-reconnect-grace",
+    type=click.FloatRange(0, 86400),
+    default=120.0,
+    show_default=True,
+    help="After a restart, seconds a site whose agent had connected before may take to come back "
+    "before it is marked down (a whole city reconnecting takes about a minute).",
+)
+@click.option(
     "--agent-heartbeat",
     type=click.FloatRange(0.05, 600),
     default=1.0,
@@ -213,6 +221,7 @@ def run(
     agents_tls_key: str | None,
     agents_client_ca: str | None,
     agent_lease: float,
+    agent_reconnect_grace: float,
     agent_heartbeat: float,
     sla_window: float,
     reconcile_interval: float,
@@ -272,6 +281,7 @@ def run(
             agent_lease,
             agent_heartbeat,
             sla_window,
+            agent_reconnect_grace,
         )
     elif agents_listen or agents_tls_cert or agents_tls_key or agents_client_ca:
         raise errors.InvalidSpec("--no-agents: do not combine with --agents-listen or --agents-tls-*")
@@ -294,6 +304,7 @@ def _agents_options(
     lease_s: float,
     heartbeat_s: float,
     sla_window_s: float,
+    reconnect_grace_s: float,
 ) -> companions.AgentsOptions:
     from telemetry import agent_service
 
@@ -313,6 +324,7 @@ def _agents_options(
         telemetry_interval_s=heartbeat_s,
         resend_after_s=max(0.5, min(2.0, lease_s / 2)),
         sla_window_s=sla_window_s,
+        reconnect_grace_s=reconnect_grace_s,
     )
     options = companions.AgentsOptions(listen, tls, dev, settings)
     options.check()
