@@ -339,6 +339,7 @@ class AgentRegistry:
             state.version = version
             state.ever_connected = True
             state.last_seen = now
+            state.lease_from = -math.inf  # back: its lease is an ordinary one from now on
             table = self._table
             table.ever[state.row] = table.connected[state.row] = 1
             table.last_seen[state.row] = now

@@ -1,6 +1,7 @@
 """A controller restart with a real SQLite store and real agents over loopback gRPC: the sites
 whose agent had connected are expected back; one that does not return within the grace period
-is marked down (and its slices healed), one that does is left alone."""
+is marked down, one that does is left alone, and one that returns and dies again is marked down
+after an ordinary lease, not the grace period."""
 
 from __future__ import annotations
 
@@ -61,28 +62,33 @@ def test_an_agent_that_does_not_come_back_after_a_restart_is_marked_down(tmp_pat
     service, store = make_service(tmp_path)
     service.apply([doc("cars", "vehicle", ["c1"])], "operator:test")
     server = agent_service.serve_agents(service, dev=True, settings=SETTINGS)
-    agents = Agents(server.port, ["e1", "e2"])
+    agents = Agents(server.port, ["e1", "e2", "a1"])
     try:
-        wait_for("both agents remembered", lambda: service.agent_sites() == {"e1", "e2"})
+        wait_for("the agents remembered", lambda: service.agent_sites() == {"e1", "e2", "a1"})
     finally:
         agents.stop()
         server.stop()
         store.close()
 
-    # The restart: a new service on the same state file; only e1's agent comes back.
-    grace = 1.5
+    # The restart: a new service on the same state file; e1's and a1's agents come back, a1's dies.
+    grace = 3.0
     service, store = make_service(tmp_path)
     server = agent_service.serve_agents(
         service, dev=True, settings=dataclasses.replace(SETTINGS, reconnect_grace_s=grace)
     )
     started = time.monotonic()
     agents = Agents(server.port, ["e1"])
+    returning = Agents(server.port, ["a1"])
     try:
         registry = server.registry
-        assert {s.site for s in registry.statuses(connected_only=True)} == {"e1", "e2"}  # expected
-        wait_for("e1 connected", lambda: registry.status("e1").connected)
-        time.sleep(max(0.0, started + grace - 0.5 - time.monotonic()))
-        assert service.topology().is_up("e2"), "marked down before the grace period ran out"
+        assert {s.site for s in registry.statuses(connected_only=True)} == {"e1", "e2", "a1"}  # expected
+        wait_for(
+            "e1 and a1 connected", lambda: registry.status("e1").connected and registry.status("a1").connected
+        )
+        returning.stop()
+        wait_for("a1 marked down", lambda: not service.topology().is_up("a1"), timeout_s=5.0)
+        assert time.monotonic() - started < grace - 0.5, "a1 waited for the grace period"
+        assert service.topology().is_up("e2"), "e2 marked down before the grace period ran out"
         wait_for("e2 marked down", lambda: not service.topology().is_up("e2"), timeout_s=5.0)
         assert time.monotonic() - started >= grace - 0.1
         assert service.topology().is_up("e1") and registry.status("e1").up
