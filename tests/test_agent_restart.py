@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from telemetry import agent, agent_service
 from tests.runtime_helpers import doc, make_service
@@ -36,9 +37,10 @@ class Agents:
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
         self.agents: list[agent.SiteAgent] = []
+        self._channel: Any = None
 
         async def start() -> list[asyncio.Task[None]]:
-            ch = agent.open_channel(f"127.0.0.1:{port}", None)
+            ch = self._channel = agent.open_channel(f"127.0.0.1:{port}", None)
             self.agents = [
                 agent.SiteAgent(s, lambda: ch, agent.MemoryBackend(), agent.IdleKpiSource()) for s in sites
             ]
@@ -52,10 +54,14 @@ class Agents:
 
         async def done() -> None:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+            await self._channel.close()
 
-        asyncio.run_coroutine_threadsafe(done(), self._loop).result(5)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
+        try:
+            asyncio.run_coroutine_threadsafe(done(), self._loop).result(5)
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(5)
+            self._loop.close()  # its self-pipe sockets too: left to the collector, they warn later
 
 
 def test_an_agent_that_does_not_come_back_after_a_restart_is_marked_down(tmp_path: Path) -> None:
