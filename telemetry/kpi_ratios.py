@@ -22,6 +22,7 @@ from prometheus_client.utils import floatToGoString
 
 from controller.service import SliceRecord
 from slices.profiles import SliceIntent
+from telemetry.exposition_text import escape_label_value
 
 KPIS = ("latency", "throughput", "loss", "devices")
 _PLAIN_BELOW = 1e6  # below this, Python's repr of a float is the Go format Prometheus writes
@@ -146,7 +147,9 @@ class KpiTargets:
 
 def _series_of(family: str, name: str, kind: str) -> tuple[list[dict[str, str]], list[str]]:
     labels = [{"slice": name, "kind": kind, "kpi": kpi} for kpi in KPIS]
-    return labels, [f'{family}{{slice="{_escape(name)}",kind="{kind}",kpi="{kpi}"}} ' for kpi in KPIS]
+    return labels, [
+        f'{family}{{slice="{escape_label_value(name)}",kind="{kind}",kpi="{kpi}"}} ' for kpi in KPIS
+    ]
 
 
 def fill(family: RenderedGauge, targets: KpiTargets, kpis: Mapping[str, SliceKpis]) -> None:
@@ -185,7 +188,3 @@ def fill(family: RenderedGauge, targets: KpiTargets, kpis: Mapping[str, SliceKpi
 def _ratios(value: npt.NDArray[np.float64], target: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     """:func:`_ratio` element-wise (call under ``np.errstate``: the division runs everywhere)."""
     return np.where(target > 0, value / target, np.where(value <= 0, 0.0, np.inf))
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')

@@ -48,6 +48,7 @@ from controller.topology import Link, LinkKey, Topology
 from slices.intent import SliceKind
 from slices.status import ConditionStatus, ConditionType, get_condition
 from telemetry import kpi_ratios
+from telemetry.exposition_text import escape_label_value
 from telemetry.kpi_ratios import KpiTargets, RenderedGauge, SliceKpis
 from telemetry.kpi_store import KpiColumns
 from telemetry.session_table import SessionColumns
@@ -1085,12 +1086,6 @@ _SUFFIX = {"counter": "_total", "info": "_info"}
 _go_float: Callable[[float], str] = floatToGoString  # the library's number format (+Inf, NaN, 1e+06)
 
 
-def _escape(value: str) -> str:
-    if "\\" in value or "\n" in value or '"' in value:
-        return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-    return value
-
-
 def exposition(registry: CollectorRegistry) -> bytes:
     """The registry in the Prometheus text format 0.0.4, as ``generate_latest`` writes it.
 
@@ -1114,7 +1109,9 @@ def exposition(registry: CollectorRegistry) -> bytes:
             if labels:
                 body = ",".join([f'{k}="{v}"' for k, v in labels.items()])
                 if body.count('"') != 2 * len(labels) or "\\" in body or "\n" in body:
-                    body = ",".join([f'{k}="{_escape(v)}"' for k, v in labels.items()])  # rare: escape
+                    body = ",".join(
+                        [f'{k}="{escape_label_value(v)}"' for k, v in labels.items()]
+                    )  # rare: escape
                 line = f"{sample.name}{{{body}}} {_go_float(sample.value)}"
             else:
                 line = f"{sample.name} {_go_float(sample.value)}"
