@@ -131,6 +131,21 @@ class Agents:
         return kept
 
 
+def placed_city(
+    store: Store, cells: int, slices: int, seed: int, capacity_scale: float
+) -> tuple[ControllerService, metrics.ControllerMetrics, list[NetworkSlice]]:
+    """A generated city on ``store`` with ``slices`` slice documents applied by the real service
+    (in batches, as an operator would), its metrics observer wired in; returns the service, the
+    observer (its ``registry`` is what a scrape reads) and the documents."""
+    topology = Topology.from_file(citygen.generate_city(cells, seed, capacity_scale=capacity_scale))
+    documents = slice_documents(topology, slices, seed)
+    observer = metrics.ControllerMetrics(CollectorRegistry())
+    service = ControllerService(topology, store, [], RealClock(), observer)
+    for i in range(0, len(documents), 200):
+        service.apply(documents[i : i + 200], "operator:bench")
+    return service, observer, documents
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cells", type=int, default=20_000)
@@ -143,18 +158,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     t0 = time.perf_counter()
-    topology = Topology.from_file(
-        citygen.generate_city(args.cells, args.seed, capacity_scale=args.capacity_scale)
-    )
-    documents = slice_documents(topology, args.slices, args.seed)
     with tempfile.TemporaryDirectory() as folder:
         store = Store.open(Path(folder) / "state.db")
         try:
-            prom = CollectorRegistry()
-            observer = metrics.ControllerMetrics(prom)
-            service = ControllerService(topology, store, [], RealClock(), observer)
-            for i in range(0, len(documents), 200):  # the operator's apply, in batches
-                service.apply(documents[i : i + 200], "operator:bench")
+            service, observer, documents = placed_city(
+                store, args.cells, args.slices, args.seed, args.capacity_scale
+            )
+            prom, topology = observer.registry, service.topology()
             records = service.list_slices()
             placed = sum(1 for r in records if r.placement is not None)
             states: dict[str, int] = {}

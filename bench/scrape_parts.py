@@ -17,20 +17,15 @@ import pstats
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from prometheus_client import CollectorRegistry
 
-from bench.bench_metrics import Agents, slice_documents
-from controller import citygen
-from controller.clock import RealClock
-from controller.service import ControllerService
+from bench.bench_metrics import Agents, placed_city
 from controller.store import Store
-from controller.topology import Topology
 from telemetry import metrics
 
 
@@ -40,14 +35,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--slices", type=int, default=2_000)
     ap.add_argument("--profile", metavar="SORT", help="cProfile one scrape, sorted by SORT")
     args = ap.parse_args(argv)
-    topology = Topology.from_file(citygen.generate_city(args.cells, 1, capacity_scale=3.0))
-    documents = slice_documents(topology, args.slices, 1)
     with tempfile.TemporaryDirectory() as folder:
-        prom = CollectorRegistry()
-        observer = metrics.ControllerMetrics(prom)
-        service = ControllerService(topology, Store.open(Path(folder) / "s.db"), [], RealClock(), observer)
-        for i in range(0, len(documents), 200):
-            service.apply(documents[i : i + 200], "operator:bench")
+        service, observer, _ = placed_city(Store.open(Path(folder) / "s.db"), args.cells, args.slices, 1, 3.0)
+        prom = observer.registry
         agents = Agents(service, 1)
         view = metrics.AgentRegistryView(agents.registry)
         observer.watch(service, view)
@@ -73,7 +63,7 @@ def main(argv: list[str] | None = None) -> None:
         families = list(prom.collect())
 
         class Collected:
-            def collect(self) -> list[object]:
+            def collect(self) -> Sequence[object]:
                 return families
 
         best("whole scrape (metrics.exposition)", lambda: metrics.exposition(prom))
