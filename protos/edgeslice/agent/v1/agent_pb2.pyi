@@ -19,16 +19,22 @@ class AgentMessage(_message.Message):
     def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., ack: _Optional[_Union[ConfigAck, _Mapping]] = ..., telemetry: _Optional[_Union[TelemetryBatch, _Mapping]] = ...) -> None: ...
 
 class Hello(_message.Message):
-    __slots__ = ("site_id", "software_version", "applied_generation", "backend")
+    __slots__ = ("site_id", "software_version", "applied_generation", "backend", "instance_id", "controller_epoch", "topology_fingerprint")
     SITE_ID_FIELD_NUMBER: _ClassVar[int]
     SOFTWARE_VERSION_FIELD_NUMBER: _ClassVar[int]
     APPLIED_GENERATION_FIELD_NUMBER: _ClassVar[int]
     BACKEND_FIELD_NUMBER: _ClassVar[int]
+    INSTANCE_ID_FIELD_NUMBER: _ClassVar[int]
+    CONTROLLER_EPOCH_FIELD_NUMBER: _ClassVar[int]
+    TOPOLOGY_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     site_id: str
     software_version: str
     applied_generation: int
     backend: str
-    def __init__(self, site_id: _Optional[str] = ..., software_version: _Optional[str] = ..., applied_generation: _Optional[int] = ..., backend: _Optional[str] = ...) -> None: ...
+    instance_id: str
+    controller_epoch: str
+    topology_fingerprint: str
+    def __init__(self, site_id: _Optional[str] = ..., software_version: _Optional[str] = ..., applied_generation: _Optional[int] = ..., backend: _Optional[str] = ..., instance_id: _Optional[str] = ..., controller_epoch: _Optional[str] = ..., topology_fingerprint: _Optional[str] = ...) -> None: ...
 
 class Heartbeat(_message.Message):
     __slots__ = ("sequence", "applied_generation", "sent_at_unix_ms")
@@ -131,28 +137,56 @@ class LinkState(_message.Message):
     def __init__(self, peer: _Optional[str] = ..., up: _Optional[bool] = ..., utilisation: _Optional[float] = ...) -> None: ...
 
 class ControllerMessage(_message.Message):
-    __slots__ = ("welcome", "config")
+    __slots__ = ("welcome", "config", "rejection")
     WELCOME_FIELD_NUMBER: _ClassVar[int]
     CONFIG_FIELD_NUMBER: _ClassVar[int]
+    REJECTION_FIELD_NUMBER: _ClassVar[int]
     welcome: Welcome
     config: SiteConfig
-    def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., config: _Optional[_Union[SiteConfig, _Mapping]] = ...) -> None: ...
+    rejection: Rejection
+    def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., config: _Optional[_Union[SiteConfig, _Mapping]] = ..., rejection: _Optional[_Union[Rejection, _Mapping]] = ...) -> None: ...
 
 class Welcome(_message.Message):
-    __slots__ = ("site_id", "lease_ms", "heartbeat_interval_ms", "telemetry_interval_ms", "max_message_bytes", "controller_version")
+    __slots__ = ("site_id", "lease_ms", "heartbeat_interval_ms", "telemetry_interval_ms", "max_message_bytes", "controller_version", "epoch", "max_messages_per_s", "max_message_burst", "hello_timeout_ms", "topology_fingerprint")
     SITE_ID_FIELD_NUMBER: _ClassVar[int]
     LEASE_MS_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
     TELEMETRY_INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
     MAX_MESSAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
     CONTROLLER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    MAX_MESSAGES_PER_S_FIELD_NUMBER: _ClassVar[int]
+    MAX_MESSAGE_BURST_FIELD_NUMBER: _ClassVar[int]
+    HELLO_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    TOPOLOGY_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     site_id: str
     lease_ms: int
     heartbeat_interval_ms: int
     telemetry_interval_ms: int
     max_message_bytes: int
     controller_version: str
-    def __init__(self, site_id: _Optional[str] = ..., lease_ms: _Optional[int] = ..., heartbeat_interval_ms: _Optional[int] = ..., telemetry_interval_ms: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., controller_version: _Optional[str] = ...) -> None: ...
+    epoch: str
+    max_messages_per_s: int
+    max_message_burst: int
+    hello_timeout_ms: int
+    topology_fingerprint: str
+    def __init__(self, site_id: _Optional[str] = ..., lease_ms: _Optional[int] = ..., heartbeat_interval_ms: _Optional[int] = ..., telemetry_interval_ms: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., controller_version: _Optional[str] = ..., epoch: _Optional[str] = ..., max_messages_per_s: _Optional[int] = ..., max_message_burst: _Optional[int] = ..., hello_timeout_ms: _Optional[int] = ..., topology_fingerprint: _Optional[str] = ...) -> None: ...
+
+class Rejection(_message.Message):
+    __slots__ = ("message_kind", "field", "reason", "message", "retry_after_ms", "observed_at_unix_ms")
+    MESSAGE_KIND_FIELD_NUMBER: _ClassVar[int]
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    RETRY_AFTER_MS_FIELD_NUMBER: _ClassVar[int]
+    OBSERVED_AT_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    message_kind: str
+    field: str
+    reason: str
+    message: str
+    retry_after_ms: int
+    observed_at_unix_ms: int
+    def __init__(self, message_kind: _Optional[str] = ..., field: _Optional[str] = ..., reason: _Optional[str] = ..., message: _Optional[str] = ..., retry_after_ms: _Optional[int] = ..., observed_at_unix_ms: _Optional[int] = ...) -> None: ...
 
 class SiteConfig(_message.Message):
     __slots__ = ("site_id", "generation", "site_kind", "slices")
