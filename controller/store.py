@@ -21,7 +21,7 @@ from typing import Any
 
 from slices import errors
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Each entry upgrades the schema from version i to i + 1.
 _MIGRATIONS: tuple[str, ...] = (
@@ -66,6 +66,20 @@ _MIGRATIONS: tuple[str, ...] = (
         site        TEXT PRIMARY KEY,
         first_seen  TEXT NOT NULL
     );
+    """,
+    # 2 -> 3: per-site config generations survive restarts (an agent may trust "same generation,
+    # same config"), and an epoch that tells this state apart from any other controller's.
+    """
+    CREATE TABLE site_generations (
+        site          TEXT PRIMARY KEY,
+        generation    INTEGER NOT NULL,
+        content_hash  TEXT NOT NULL
+    );
+    CREATE TABLE meta (
+        key    TEXT PRIMARY KEY,
+        value  TEXT NOT NULL
+    );
+    INSERT INTO meta (key, value) VALUES ('epoch', lower(hex(randomblob(8))));
     """,
 )
 
@@ -194,6 +208,15 @@ class Transaction:
 
     def clear_maintenance(self, kind: str, name: str) -> None:
         self._conn.execute("DELETE FROM maintenance WHERE kind = ? AND name = ?", (kind, name))
+
+    def put_site_generations(self, rows: Iterable[tuple[str, int, str]]) -> None:
+        """(site, generation, content hash) of each site whose desired config moved."""
+        self._conn.executemany(
+            "INSERT INTO site_generations (site, generation, content_hash) VALUES (?, ?, ?) "
+            "ON CONFLICT (site) DO UPDATE SET generation = excluded.generation, "
+            "content_hash = excluded.content_hash",
+            list(rows),
+        )
 
     def add_agent_sites(self, rows: Iterable[tuple[str, str]]) -> None:
         self._conn.executemany("INSERT OR IGNORE INTO agent_sites (site, first_seen) VALUES (?,?)", rows)
@@ -326,6 +349,23 @@ class Store:
         rows = [(site, at.isoformat()) for site in sites]
         with self.transaction() as tx:
             tx.add_agent_sites(rows)
+
+    def epoch(self) -> str:
+        """This state's epoch: made once with the file, never reused by another state."""
+        with self._lock:
+            r = self._conn.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()
+        return str(r[0])
+
+    def site_generations(self) -> dict[str, tuple[int, str]]:
+        """site → (its last config generation, that config's content hash)."""
+        with self._lock:
+            rows = self._conn.execute("SELECT site, generation, content_hash FROM site_generations")
+            return {r[0]: (int(r[1]), str(r[2])) for r in rows}
+
+    def save_site_generations(self, rows: Iterable[tuple[str, int, str]]) -> None:
+        """Record (site, generation, content hash) rows in one transaction."""
+        with self.transaction() as tx:
+            tx.put_site_generations(rows)
 
     def maintenance(self) -> list[MaintenanceRow]:
         with self._lock:

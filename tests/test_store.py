@@ -88,7 +88,7 @@ def test_older_schema_is_migrated_and_newer_refused(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     sqlite3.connect(path).close()  # version 0: an empty file
     s = Store.open(path)
-    assert s.schema_version == 2
+    assert s.schema_version == 3
     s.close()
     conn = sqlite3.connect(path)
     conn.execute("PRAGMA user_version = 99")
@@ -112,9 +112,24 @@ def test_agent_sites_are_kept_across_reopening_and_added_by_migration(tmp_path: 
     conn.executescript(store_mod._MIGRATIONS[0] + "PRAGMA user_version = 1;")  # a version-1 file
     conn.close()
     s = Store.open(path)
-    assert s.schema_version == 2 and s.agent_sites() == set()
+    assert s.schema_version == 3 and s.agent_sites() == set()
     at = datetime(2026, 1, 1, tzinfo=UTC)
     s.add_agent_sites(["c1", "e1"], at)
     s.add_agent_sites(["c1"], at)  # known already: left as it is
     s.close()
     assert Store.open(path).agent_sites() == {"c1", "e1"}
+
+
+def test_site_generations_and_the_epoch_survive_reopening(tmp_path: Path) -> None:
+    path = tmp_path / "g.db"
+    s = Store.open(path)
+    epoch = s.epoch()
+    assert len(epoch) == 16 and s.site_generations() == {}
+    s.save_site_generations([("c1", 3, "h3"), ("e1", 1, "h1")])
+    s.save_site_generations([("c1", 4, "h4")])
+    s.close()
+    again = Store.open(path)
+    assert again.epoch() == epoch
+    assert again.site_generations() == {"c1": (4, "h4"), "e1": (1, "h1")}
+    other = Store.open(tmp_path / "other.db")
+    assert other.epoch() != epoch  # another state, another epoch
