@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from protos.edgeslice.agent.v1 import agent_pb2 as protos_dot_edgeslice_dot_agent_dot_v1_dot_agent__pb2
+from protos.edgeslice.agent.v1 import agent_pb2 as edgeslice_dot_agent_dot_v1_dot_agent__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in protos/edgeslice/agent/v1/agent_pb2_grpc.py depends on'
+        + ' but the generated code in edgeslice/agent/v1/agent_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -36,8 +36,8 @@ class SiteAgentStub:
         """
         self.Connect = channel.stream_stream(
                 '/edgeslice.agent.v1.SiteAgent/Connect',
-                request_serializer=protos_dot_edgeslice_dot_agent_dot_v1_dot_agent__pb2.AgentMessage.SerializeToString,
-                response_deserializer=protos_dot_edgeslice_dot_agent_dot_v1_dot_agent__pb2.ControllerMessage.FromString,
+                request_serializer=edgeslice_dot_agent_dot_v1_dot_agent__pb2.AgentMessage.SerializeToString,
+                response_deserializer=edgeslice_dot_agent_dot_v1_dot_agent__pb2.ControllerMessage.FromString,
                 _registered_method=True)
 
 
@@ -56,8 +56,8 @@ def add_SiteAgentServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Connect': grpc.stream_stream_rpc_method_handler(
                     servicer.Connect,
-                    request_deserializer=protos_dot_edgeslice_dot_agent_dot_v1_dot_agent__pb2.AgentMessage.FromString,
-                    response_serializer=protos_dot_edgeslice_dot_agent_dot_v1_dot_agent__pb2.ControllerMessage.SerializeToString,
+                    request_deserializer=edgeslice_dot_agent_dot_v1_dot_agent__pb2.AgentMessage.FromString,
+                    response_serializer=edgeslice_dot_agent_dot_v1_dot_agent__pb2.ControllerMessage.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -85,8 +85,8 @@ class SiteAgent:
             request_iterator,
             target,
             '/edgeslice.agent.v1.SiteAgent/Connect',
-            protos_dot_edgeslice_dot_agent_dot_v1_dot_agent__pb2.AgentMessage.SerializeToString,
-            protos_dot_edgeslice_dot_agent_dot_v1_dot_agent__pb2.ControllerMessage.FromString,
+            edgeslice_dot_agent_dot_v1_dot_agent__pb2.AgentMessage.SerializeToString,
+            edgeslice_dot_agent_dot_v1_dot_agent__pb2.ControllerMessage.FromString,
             options,
             channel_credentials,
             insecure,

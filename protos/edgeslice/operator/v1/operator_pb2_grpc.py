@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from protos.edgeslice.operator.v1 import operator_pb2 as protos_dot_edgeslice_dot_operator_dot_v1_dot_operator__pb2
+from protos.edgeslice.operator.v1 import operator_pb2 as edgeslice_dot_operator_dot_v1_dot_operator__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in protos/edgeslice/operator/v1/operator_pb2_grpc.py depends on'
+        + ' but the generated code in edgeslice/operator/v1/operator_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -36,58 +36,58 @@ class OperatorServiceStub:
         """
         self.ApplySlices = channel.unary_unary(
                 '/edgeslice.operator.v1.OperatorService/ApplySlices',
-                request_serializer=protos_dot_edgeslice_dot_operator_dot_v1_dot_operator__pb2.ApplySlicesRequest.SerializeToString,
-                response_deserializer=protos_dot_edgeslice_dot_operator_dot_v1_dot_operator__pb2.ApplySlicesResponse.FromString,
+                request_serializer=edgeslice_dot_operator_dot_v1_dot_operator__pb2.ApplySlicesRequest.SerializeToString,
+                response_deserializer=edgeslice_dot_operator_dot_v1_dot_operator__pb2.ApplySlicesResponse.FromString,
                 _registered_method=True)
         self.GetSlice = channel.unary_unary(
                 '/edgeslice.operator.v1.OperatorService/GetSlice',
-                request_serializer=protos_dot_edgeslice_dot_operator_dot_v1_dot_operator__pb2.GetSliceRequest.SerializeToString,
-                response_deserializer=protos_dot_edgeslice_dot_operator_dot_v1_dot_operator__pb2.Slice.FromString,
+                request_serializer=edgeslice_dot_operator_dot_v1_dot_operator__pb2.GetSliceRequest.SerializeToString,
+                response_deserializer=edgeslice_dot_operator_dot_v1_dot_operator__pb2.Slice.FromString,
                 _registered_method=True)
         self.ListSlices = channel.unary_unary(
                 '/edgeslice.operator.v1.OperatorService/ListSlices',
-                request_serializer=protos_dot_edgeslice_dot_operator_dot_v1_dot_operator__pb2.ListSlicesRequest.SerializeToString,
-                response_deserializer=protos_dot_edgeslice_dot_operator_dot_v1_dot_operator__pb2.ListSlicesResponse.FromString,
+                request_serializer=edgeslice_dot_operator_dot_v1_dot_operator__pb2.ListSlicesRequest.SerializeToString,
+                response_deserializer=edgeslice_dot_operator_dot_v1_dot_operator__pb2.ListSlicesResponse.FromString,
                 _registered_method=True)
         self.DeleteSlice = channel.unary_unary(
                 '/edgeslice.operator.v1.OperatorService/DeleteSlice',
-                request_serializer=protos_dot_edgeslice_dot_operator_dot_v1_dot_operator__pb2.DeleteSliceRequest.SerializeToString,
-                response_deserializer=protos_dot_edgeslice_dot_operator_dot_v1_dot_operator__pb2.DeleteSliceResponse.FromString,
+                request_serializer=edgeslice_dot_operator_dot_v1_dot_operator__pb2.DeleteSliceRequest.SerializeToString,
+                response_deserializer=edgeslice_dot_operator_dot_v1_dot_operator__pb2.DeleteSliceResponse.FromString,
                 _registered_method=True)
         self.ExplainSlice = channel.unary_unary(
                 '/edgeslice.operator.v1.OperatorService/ExplainSlice',
-                request_serializer=protos_dot_edgeslice_dot_operator_dot_v1_dot_operator__pb2.ExplainSliceRequest.SerializeToString,
-                response_deserializer=protos_dot_edgeslice_dot_operator_dot_v1_dot_operator__pb2.ExplainSliceResponse.FromString,
+                request_serializer=edgeslice_dot_operator_dot_v1_dot_operator__pb2.ExplainSliceRequest.SerializeToString,
+                response_deserializer=edgeslice_dot_operator_dot_v1_dot_operator__pb2.ExplainSliceResponse.FromString,
                 _registered_method=True)
         self.ListEvents = channel.unary_unary(
                 '/edgeslice.operator.v1.OperatorService/ListEvents',
-                request_serializer=protos_dot_edgeslice_dot_operator_dot_v1_dot_operator__pb2.ListEventsRequest.SerializeToString,
-                response_deserializer=protos_dot_edgeslice_dot_operator_dot_v1_dot_operator__pb2.ListEventsResponse.FromString,
+                request_serializer=edgeslice_dot_operator_dot_v1_dot_operator__pb2.ListEventsRequest.SerializeToString,
+                response_deserializer=edgeslice_dot_operator_dot_v1_dot_operator__pb2.ListEventsResponse.FromString,
                 _registered_method=True)
         self.WatchEvents = channel.unary_stream(
                 '/edgeslice.operator.v1.OperatorService/WatchEvents',
-                request_serializer=protos_dot_edgeslice_dot_operator_dot_v1_dot_operator__pb2.WatchEventsRequest.SerializeToString,
-                response_deserializer=protos_dot_edgeslice_dot_operator_dot_v1_dot_operator__pb2.Event.FromString,
+                request_serializer=edgeslice_dot_operator_dot_v1_dot_operator__pb2.WatchEventsRequest.SerializeToString,
+                response_deserializer=edgeslice_dot_operator_dot_v1_dot_operator__pb2.Event.FromString,
                 _registered_method=True)
         self.GetTopologyStatus = channel.unary_unary(
                 '/edgeslice.operator.v1.OperatorService/GetTopologyStatus',
-                request_serializer=protos_dot_edgeslice_dot_operator_dot_v1_dot_operator__pb2.GetTopologyStatusRequest.SerializeToString,
-                response_deserializer=protos_dot_edgeslice_dot_operator_dot_v1_dot_operator__pb2.TopologyStatus.FromString,
+                request_serializer=edgeslice_dot_operator_dot_v1_dot_operator__pb2.GetTopologyStatusRequest.SerializeToString,
+                response_deserializer=edgeslice_dot_operator_dot_v1_dot_operator__pb2.TopologyStatus.FromString,
                 _registered_method=True)
         self.DrainSite = channel.unary_unary(
                 '/edgeslice.operator.v1.OperatorService/DrainSite',
-                request_serializer=protos_dot_edgeslice_dot_operator_dot_v1_dot_operator__pb2.DrainSiteRequest.SerializeToString,
-                response_deserializer=protos_dot_edgeslice_dot_operator_dot_v1_dot_operator__pb2.DrainSiteResponse.FromString,
+                request_serializer=edgeslice_dot_operator_dot_v1_dot_operator__pb2.DrainSiteRequest.SerializeToString,
+                response_deserializer=edgeslice_dot_operator_dot_v1_dot_operator__pb2.DrainSiteResponse.FromString,
                 _registered_method=True)
         self.UndrainSite = channel.unary_unary(
                 '/edgeslice.operator.v1.OperatorService/UndrainSite',
-                request_serializer=protos_dot_edgeslice_dot_operator_dot_v1_dot_operator__pb2.UndrainSiteRequest.SerializeToString,
-                response_deserializer=protos_dot_edgeslice_dot_operator_dot_v1_dot_operator__pb2.UndrainSiteResponse.FromString,
+                request_serializer=edgeslice_dot_operator_dot_v1_dot_operator__pb2.UndrainSiteRequest.SerializeToString,
+                response_deserializer=edgeslice_dot_operator_dot_v1_dot_operator__pb2.UndrainSiteResponse.FromString,
                 _registered_method=True)
         self.WhatIf = channel.unary_unary(
                 '/edgeslice.operator.v1.OperatorService/WhatIf',
-                request_serializer=protos_dot_edgeslice_dot_operator_dot_v1_dot_operator__pb2.WhatIfRequest.SerializeToString,
-                response_deserializer=protos_dot_edgeslice_dot_operator_dot_v1_dot_operator__pb2.WhatIfResponse.FromString,
+                request_serializer=edgeslice_dot_operator_dot_v1_dot_operator__pb2.WhatIfRequest.SerializeToString,
+                response_deserializer=edgeslice_dot_operator_dot_v1_dot_operator__pb2.WhatIfResponse.FromString,
                 _registered_method=True)
 
 
@@ -180,58 +180,58 @@ def add_OperatorServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'ApplySlices': grpc.unary_unary_rpc_method_handler(
                     servicer.ApplySlices,
-                    request_deserializer=protos_dot_edgeslice_dot_operator_dot_v1_dot_operator__pb2.ApplySlicesRequest.FromString,
-                    response_serializer=protos_dot_edgeslice_dot_operator_dot_v1_dot_operator__pb2.ApplySlicesResponse.SerializeToString,
+                    request_deserializer=edgeslice_dot_operator_dot_v1_dot_operator__pb2.ApplySlicesRequest.FromString,
+                    response_serializer=edgeslice_dot_operator_dot_v1_dot_operator__pb2.ApplySlicesResponse.SerializeToString,
             ),
             'GetSlice': grpc.unary_unary_rpc_method_handler(
                     servicer.GetSlice,
-                    request_deserializer=protos_dot_edgeslice_dot_operator_dot_v1_dot_operator__pb2.GetSliceRequest.FromString,
-                    response_serializer=protos_dot_edgeslice_dot_operator_dot_v1_dot_operator__pb2.Slice.SerializeToString,
+                    request_deserializer=edgeslice_dot_operator_dot_v1_dot_operator__pb2.GetSliceRequest.FromString,
+                    response_serializer=edgeslice_dot_operator_dot_v1_dot_operator__pb2.Slice.SerializeToString,
             ),
             'ListSlices': grpc.unary_unary_rpc_method_handler(
                     servicer.ListSlices,
-                    request_deserializer=protos_dot_edgeslice_dot_operator_dot_v1_dot_operator__pb2.ListSlicesRequest.FromString,
-                    response_serializer=protos_dot_edgeslice_dot_operator_dot_v1_dot_operator__pb2.ListSlicesResponse.SerializeToString,
+                    request_deserializer=edgeslice_dot_operator_dot_v1_dot_operator__pb2.ListSlicesRequest.FromString,
+                    response_serializer=edgeslice_dot_operator_dot_v1_dot_operator__pb2.ListSlicesResponse.SerializeToString,
             ),
             'DeleteSlice': grpc.unary_unary_rpc_method_handler(
                     servicer.DeleteSlice,
-                    request_deserializer=protos_dot_edgeslice_dot_operator_dot_v1_dot_operator__pb2.DeleteSliceRequest.FromString,
-                    response_serializer=protos_dot_edgeslice_dot_operator_dot_v1_dot_operator__pb2.DeleteSliceResponse.SerializeToString,
+                    request_deserializer=edgeslice_dot_operator_dot_v1_dot_operator__pb2.DeleteSliceRequest.FromString,
+                    response_serializer=edgeslice_dot_operator_dot_v1_dot_operator__pb2.DeleteSliceResponse.SerializeToString,
             ),
             'ExplainSlice': grpc.unary_unary_rpc_method_handler(
                     servicer.ExplainSlice,
-                    request_deserializer=protos_dot_edgeslice_dot_operator_dot_v1_dot_operator__pb2.ExplainSliceRequest.FromString,
-                    response_serializer=protos_dot_edgeslice_dot_operator_dot_v1_dot_operator__pb2.ExplainSliceResponse.SerializeToString,
+                    request_deserializer=edgeslice_dot_operator_dot_v1_dot_operator__pb2.ExplainSliceRequest.FromString,
+                    response_serializer=edgeslice_dot_operator_dot_v1_dot_operator__pb2.ExplainSliceResponse.SerializeToString,
             ),
             'ListEvents': grpc.unary_unary_rpc_method_handler(
                     servicer.ListEvents,
-                    request_deserializer=protos_dot_edgeslice_dot_operator_dot_v1_dot_operator__pb2.ListEventsRequest.FromString,
-                    response_serializer=protos_dot_edgeslice_dot_operator_dot_v1_dot_operator__pb2.ListEventsResponse.SerializeToString,
+                    request_deserializer=edgeslice_dot_operator_dot_v1_dot_operator__pb2.ListEventsRequest.FromString,
+                    response_serializer=edgeslice_dot_operator_dot_v1_dot_operator__pb2.ListEventsResponse.SerializeToString,
             ),
             'WatchEvents': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchEvents,
-                    request_deserializer=protos_dot_edgeslice_dot_operator_dot_v1_dot_operator__pb2.WatchEventsRequest.FromString,
-                    response_serializer=protos_dot_edgeslice_dot_operator_dot_v1_dot_operator__pb2.Event.SerializeToString,
+                    request_deserializer=edgeslice_dot_operator_dot_v1_dot_operator__pb2.WatchEventsRequest.FromString,
+                    response_serializer=edgeslice_dot_operator_dot_v1_dot_operator__pb2.Event.SerializeToString,
             ),
             'GetTopologyStatus': grpc.unary_unary_rpc_method_handler(
                     servicer.GetTopologyStatus,
-                    request_deserializer=protos_dot_edgeslice_dot_operator_dot_v1_dot_operator__pb2.GetTopologyStatusRequest.FromString,
-                    response_serializer=protos_dot_edgeslice_dot_operator_dot_v1_dot_operator__pb2.TopologyStatus.SerializeToString,
+                    request_deserializer=edgeslice_dot_operator_dot_v1_dot_operator__pb2.GetTopologyStatusRequest.FromString,
+                    response_serializer=edgeslice_dot_operator_dot_v1_dot_operator__pb2.TopologyStatus.SerializeToString,
             ),
             'DrainSite': grpc.unary_unary_rpc_method_handler(
                     servicer.DrainSite,
-                    request_deserializer=protos_dot_edgeslice_dot_operator_dot_v1_dot_operator__pb2.DrainSiteRequest.FromString,
-                    response_serializer=protos_dot_edgeslice_dot_operator_dot_v1_dot_operator__pb2.DrainSiteResponse.SerializeToString,
+                    request_deserializer=edgeslice_dot_operator_dot_v1_dot_operator__pb2.DrainSiteRequest.FromString,
+                    response_serializer=edgeslice_dot_operator_dot_v1_dot_operator__pb2.DrainSiteResponse.SerializeToString,
             ),
             'UndrainSite': grpc.unary_unary_rpc_method_handler(
                     servicer.UndrainSite,
-                    request_deserializer=protos_dot_edgeslice_dot_operator_dot_v1_dot_operator__pb2.UndrainSiteRequest.FromString,
-                    response_serializer=protos_dot_edgeslice_dot_operator_dot_v1_dot_operator__pb2.UndrainSiteResponse.SerializeToString,
+                    request_deserializer=edgeslice_dot_operator_dot_v1_dot_operator__pb2.UndrainSiteRequest.FromString,
+                    response_serializer=edgeslice_dot_operator_dot_v1_dot_operator__pb2.UndrainSiteResponse.SerializeToString,
             ),
             'WhatIf': grpc.unary_unary_rpc_method_handler(
                     servicer.WhatIf,
-                    request_deserializer=protos_dot_edgeslice_dot_operator_dot_v1_dot_operator__pb2.WhatIfRequest.FromString,
-                    response_serializer=protos_dot_edgeslice_dot_operator_dot_v1_dot_operator__pb2.WhatIfResponse.SerializeToString,
+                    request_deserializer=edgeslice_dot_operator_dot_v1_dot_operator__pb2.WhatIfRequest.FromString,
+                    response_serializer=edgeslice_dot_operator_dot_v1_dot_operator__pb2.WhatIfResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -259,8 +259,8 @@ class OperatorService:
             request,
             target,
             '/edgeslice.operator.v1.OperatorService/ApplySlices',
-            protos_dot_edgeslice_dot_operator_dot_v1_dot_operator__pb2.ApplySlicesRequest.SerializeToString,
-            protos_dot_edgeslice_dot_operator_dot_v1_dot_operator__pb2.ApplySlicesResponse.FromString,
+            edgeslice_dot_operator_dot_v1_dot_operator__pb2.ApplySlicesRequest.SerializeToString,
+            edgeslice_dot_operator_dot_v1_dot_operator__pb2.ApplySlicesResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -286,8 +286,8 @@ class OperatorService:
             request,
             target,
             '/edgeslice.operator.v1.OperatorService/GetSlice',
-            protos_dot_edgeslice_dot_operator_dot_v1_dot_operator__pb2.GetSliceRequest.SerializeToString,
-            protos_dot_edgeslice_dot_operator_dot_v1_dot_operator__pb2.Slice.FromString,
+            edgeslice_dot_operator_dot_v1_dot_operator__pb2.GetSliceRequest.SerializeToString,
+            edgeslice_dot_operator_dot_v1_dot_operator__pb2.Slice.FromString,
             options,
             channel_credentials,
             insecure,
@@ -313,8 +313,8 @@ class OperatorService:
             request,
             target,
             '/edgeslice.operator.v1.OperatorService/ListSlices',
-            protos_dot_edgeslice_dot_operator_dot_v1_dot_operator__pb2.ListSlicesRequest.SerializeToString,
-            protos_dot_edgeslice_dot_operator_dot_v1_dot_operator__pb2.ListSlicesResponse.FromString,
+            edgeslice_dot_operator_dot_v1_dot_operator__pb2.ListSlicesRequest.SerializeToString,
+            edgeslice_dot_operator_dot_v1_dot_operator__pb2.ListSlicesResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -340,8 +340,8 @@ class OperatorService:
             request,
             target,
             '/edgeslice.operator.v1.OperatorService/DeleteSlice',
-            protos_dot_edgeslice_dot_operator_dot_v1_dot_operator__pb2.DeleteSliceRequest.SerializeToString,
-            protos_dot_edgeslice_dot_operator_dot_v1_dot_operator__pb2.DeleteSliceResponse.FromString,
+            edgeslice_dot_operator_dot_v1_dot_operator__pb2.DeleteSliceRequest.SerializeToString,
+            edgeslice_dot_operator_dot_v1_dot_operator__pb2.DeleteSliceResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -367,8 +367,8 @@ class OperatorService:
             request,
             target,
             '/edgeslice.operator.v1.OperatorService/ExplainSlice',
-            protos_dot_edgeslice_dot_operator_dot_v1_dot_operator__pb2.ExplainSliceRequest.SerializeToString,
-            protos_dot_edgeslice_dot_operator_dot_v1_dot_operator__pb2.ExplainSliceResponse.FromString,
+            edgeslice_dot_operator_dot_v1_dot_operator__pb2.ExplainSliceRequest.SerializeToString,
+            edgeslice_dot_operator_dot_v1_dot_operator__pb2.ExplainSliceResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -394,8 +394,8 @@ class OperatorService:
             request,
             target,
             '/edgeslice.operator.v1.OperatorService/ListEvents',
-            protos_dot_edgeslice_dot_operator_dot_v1_dot_operator__pb2.ListEventsRequest.SerializeToString,
-            protos_dot_edgeslice_dot_operator_dot_v1_dot_operator__pb2.ListEventsResponse.FromString,
+            edgeslice_dot_operator_dot_v1_dot_operator__pb2.ListEventsRequest.SerializeToString,
+            edgeslice_dot_operator_dot_v1_dot_operator__pb2.ListEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -421,8 +421,8 @@ class OperatorService:
             request,
             target,
             '/edgeslice.operator.v1.OperatorService/WatchEvents',
-            protos_dot_edgeslice_dot_operator_dot_v1_dot_operator__pb2.WatchEventsRequest.SerializeToString,
-            protos_dot_edgeslice_dot_operator_dot_v1_dot_operator__pb2.Event.FromString,
+            edgeslice_dot_operator_dot_v1_dot_operator__pb2.WatchEventsRequest.SerializeToString,
+            edgeslice_dot_operator_dot_v1_dot_operator__pb2.Event.FromString,
             options,
             channel_credentials,
             insecure,
@@ -448,8 +448,8 @@ class OperatorService:
             request,
             target,
             '/edgeslice.operator.v1.OperatorService/GetTopologyStatus',
-            protos_dot_edgeslice_dot_operator_dot_v1_dot_operator__pb2.GetTopologyStatusRequest.SerializeToString,
-            protos_dot_edgeslice_dot_operator_dot_v1_dot_operator__pb2.TopologyStatus.FromString,
+            edgeslice_dot_operator_dot_v1_dot_operator__pb2.GetTopologyStatusRequest.SerializeToString,
+            edgeslice_dot_operator_dot_v1_dot_operator__pb2.TopologyStatus.FromString,
             options,
             channel_credentials,
             insecure,
@@ -475,8 +475,8 @@ class OperatorService:
             request,
             target,
             '/edgeslice.operator.v1.OperatorService/DrainSite',
-            protos_dot_edgeslice_dot_operator_dot_v1_dot_operator__pb2.DrainSiteRequest.SerializeToString,
-            protos_dot_edgeslice_dot_operator_dot_v1_dot_operator__pb2.DrainSiteResponse.FromString,
+            edgeslice_dot_operator_dot_v1_dot_operator__pb2.DrainSiteRequest.SerializeToString,
+            edgeslice_dot_operator_dot_v1_dot_operator__pb2.DrainSiteResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -502,8 +502,8 @@ class OperatorService:
             request,
             target,
             '/edgeslice.operator.v1.OperatorService/UndrainSite',
-            protos_dot_edgeslice_dot_operator_dot_v1_dot_operator__pb2.UndrainSiteRequest.SerializeToString,
-            protos_dot_edgeslice_dot_operator_dot_v1_dot_operator__pb2.UndrainSiteResponse.FromString,
+            edgeslice_dot_operator_dot_v1_dot_operator__pb2.UndrainSiteRequest.SerializeToString,
+            edgeslice_dot_operator_dot_v1_dot_operator__pb2.UndrainSiteResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -529,8 +529,8 @@ class OperatorService:
             request,
             target,
             '/edgeslice.operator.v1.OperatorService/WhatIf',
-            protos_dot_edgeslice_dot_operator_dot_v1_dot_operator__pb2.WhatIfRequest.SerializeToString,
-            protos_dot_edgeslice_dot_operator_dot_v1_dot_operator__pb2.WhatIfResponse.FromString,
+            edgeslice_dot_operator_dot_v1_dot_operator__pb2.WhatIfRequest.SerializeToString,
+            edgeslice_dot_operator_dot_v1_dot_operator__pb2.WhatIfResponse.FromString,
             options,
             channel_credentials,
             insecure,
