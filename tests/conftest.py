@@ -1,0 +1,52 @@
+"""Session fixtures for the real-Kubernetes tests (see ``tests/envtest.py``).
+
+``kube_apiserver``: etcd + kube-apiserver, started once per session. ``kube_controller_manager``:
+the same server with kube-controller-manager running too (namespace deletion, garbage collection,
+ReplicaSets, quota usage). Tests using either are marked ``real_kube`` automatically. Without the
+binaries they skip with the reason, except under ``CI``, where they fail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.envtest import AssetsMissing, KubeApiServer, ci_requires_real_servers, find_assets
+
+_FIXTURES = {"kube_apiserver", "kube_controller_manager"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if _FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.real_kube)
+
+
+def _unavailable(reason: str) -> None:
+    if ci_requires_real_servers():
+        pytest.fail(f"real Kubernetes tests cannot run: {reason}; under CI they must run, not skip")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def kube_apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeApiServer]:
+    try:
+        assets = find_assets()
+    except AssetsMissing as missing:
+        _unavailable(str(missing))
+        raise  # unreachable: _unavailable skips or fails
+    server = KubeApiServer.start(tmp_path_factory.mktemp("envtest"), assets)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def kube_controller_manager(kube_apiserver: KubeApiServer) -> KubeApiServer:
+    try:
+        kube_apiserver.start_controller_manager()
+    except AssetsMissing as missing:
+        _unavailable(str(missing))
+    return kube_apiserver
