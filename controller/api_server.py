@@ -23,10 +23,9 @@ from typing import Any, NoReturn, TypeVar
 
 import grpc
 from google.protobuf import timestamp_pb2
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from controller import auth as auth_mod
+from controller import grpc_services
 from controller import service as service_mod
 from controller.placement_model import Placement
 from controller.topology import LinkKey, link_key
@@ -529,7 +528,7 @@ class ApiServer:
     server: grpc.Server
     address: str
     port: int
-    health: health.HealthServicer
+    health: grpc_services.HealthServicer
     stopping: threading.Event
     in_flight: InFlight
 
@@ -609,11 +608,7 @@ def serve(
         slice_writes_refused=slice_writes_refused,
     )
     pb_grpc.add_OperatorServiceServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
-    health_servicer = health.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    for name in ("", SERVICE_NAME):
-        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    health_servicer = grpc_services.add_health_and_reflection(server, (SERVICE_NAME,))
     port = bind(server, listen, tls)
     server.start()
     bound = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

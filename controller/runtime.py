@@ -239,9 +239,8 @@ def serve_standby(listen: str, tls: auth.TlsConfig | None, dev: bool, identity: 
     from concurrent import futures
 
     import grpc
-    from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-    from controller import api_server
+    from controller import api_server, grpc_services
 
     auth.check_listen(listen, tls, dev)
     host, _ = auth.split_address(listen)
@@ -260,10 +259,8 @@ def serve_standby(listen: str, tls: auth.TlsConfig | None, dev: bool, identity: 
         futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="standby"),
         options=[("grpc.so_reuseport", 0)],
     )
-    servicer = health.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
-    servicer.set("", health_pb2.HealthCheckResponse.SERVING)
-    servicer.set(api_server.SERVICE_NAME, health_pb2.HealthCheckResponse.NOT_SERVING)
+    # Health and reflection before the catch-all refusal; reflection lists what a standby serves.
+    grpc_services.add_health_and_reflection(server, (), not_serving=(api_server.SERVICE_NAME,))
     server.add_generic_rpc_handlers((_Refuse(),))
     port = api_server.bind(server, listen, tls)
     server.start()
@@ -280,12 +277,12 @@ class HealthPort:
         from concurrent import futures
 
         import grpc
-        from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-        from controller import api_server
+        from controller import api_server, grpc_services
 
         self._pb = health_pb2
-        self._servicer = health.HealthServicer()
+        self._servicer = grpc_services.HealthServicer()  # with List
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="health"),
             options=[("grpc.so_reuseport", 0)],

@@ -945,6 +945,11 @@ class AgentServer:
             options=server_options(self.registry.settings), interceptors=self._interceptors or None
         )
         server.add_generic_rpc_handlers((self.servicer.handler(),))
+        from controller import grpc_services  # health (Check, Watch, List) and reflection v1 + v1alpha
+
+        await grpc_services.add_health_and_reflection_aio(
+            server, (agent_pb2.DESCRIPTOR.services_by_name["SiteAgent"].full_name,)
+        )
         if self._tls is not None:
             self.port = server.add_secure_port(self._listen, self._tls.server_credentials())
         else:
