@@ -1,0 +1,494 @@
+"""A second agent implementation holds the controller to the contract in agent.proto.
+
+``tests/node_agent/agent.js`` is a minimal site agent written with Node's @grpc/grpc-js from
+``protos/edgeslice/agent/v1/agent.proto`` alone (loaded at run time by @grpc/proto-loader: no
+generated code, nothing of the Python side). Each test runs the real controller (the
+``ControllerService`` on a real SQLite store, ``serve_agents`` on a loopback port, short leases)
+and one or more ``node agent.js`` processes, and checks both sides: the events the agent prints
+(one JSON line each) and what the controller then says (conditions, the agent registry).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from controller.agent_view import SessionState
+from controller.clock import RealClock
+from controller.plan_recorder import PlanRecorder
+from controller.service import ControllerService
+from controller.store import Store
+from slices.status import ConditionStatus, ConditionType, get_condition
+from telemetry import agent_service, certs
+from telemetry.sla import KpiSample
+from tests.runtime_helpers import doc, small_city
+from tests.tls_certs import client_certificate
+
+NODE_AGENT = Path(__file__).parent / "node_agent"
+AGENT_JS = NODE_AGENT / "agent.js"
+SETTINGS = agent_service.AgentSettings(
+    lease_s=1.0,
+    heartbeat_interval_s=0.2,
+    telemetry_interval_s=0.2,
+    resend_after_s=0.5,
+    sla_window_s=0.5,
+    sla_sustain_windows=1_000,  # a violation sets the condition; no re-placement during a test
+)
+Event = dict[str, Any]
+
+# KPIs inside every SLA of the slices below: a cell's (radio) and an edge site's (processing).
+GOOD_CELL = {
+    "dl_throughput_mbps": 20.0,
+    "ul_throughput_mbps": 5.0,
+    "dl_demand_mbps": 20.0,
+    "ul_demand_mbps": 5.0,
+    "latency_p50_ms": 1.0,
+    "latency_p99_ms": 2.0,
+    "packet_loss": 0.000001,
+    "active_devices": 12,
+    "radio_utilisation": 0.4,
+}
+GOOD_EDGE = {**GOOD_CELL, "latency_p50_ms": 0.5, "latency_p99_ms": 1.0, "active_devices": 0}
+GOOD_EDGE["radio_utilisation"] = 0.0
+
+
+def node_binary() -> str:
+    """The node binary, or skip (fail in CI) when it or the agent's npm packages are missing."""
+    node = shutil.which("node")
+    missing = ""
+    if node is None:
+        missing = "node is not installed (Debian/Ubuntu: apt-get install nodejs npm)"
+    elif not (NODE_AGENT / "node_modules" / "@grpc" / "grpc-js").is_dir():
+        missing = "tests/node_agent/node_modules is missing (run `npm ci` in tests/node_agent)"
+    if missing:
+        if os.environ.get("CI", "").lower() not in ("", "0", "false"):
+            pytest.fail(f"{missing}; in CI this test must run, not skip")
+        pytest.skip(missing)
+    assert node is not None
+    return node
+
+
+def wait_for(what: str, cond: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout_s} s")
+        time.sleep(0.02)
+
+
+class NodeAgent:
+    """One ``node agent.js`` process; a thread collects the JSON lines it prints."""
+
+    def __init__(self, node: str, args: list[str], log: Path) -> None:
+        self.log = log
+        self._log = open(log, "wb")  # noqa: SIM115  (closed in close())
+        self.proc = subprocess.Popen(
+            [node, str(AGENT_JS), *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            text=True,
+        )
+        self.events: list[Event] = []
+        self._exited = False
+        self._cond = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            try:
+                ev = json.loads(line)
+            except json.JSONDecodeError:
+                ev = {"event": "unparsed", "line": line}
+            with self._cond:
+                ev["_i"] = len(self.events)
+                self.events.append(ev)
+                self._cond.notify_all()
+        with self._cond:
+            self._exited = True
+            self._cond.notify_all()
+
+    def wait(
+        self, name: str, where: Callable[[Event], bool] = lambda e: True, after: Event | None = None
+    ) -> Event:
+        """The first event ``name`` (after the event ``after``) for which ``where`` holds."""
+        start = after["_i"] + 1 if after is not None else 0
+        deadline = time.monotonic() + 10.0
+        with self._cond:
+            while True:
+                for ev in self.events[start:]:
+                    if ev["event"] == name and where(ev):
+                        return ev
+                left = deadline - time.monotonic()
+                if self._exited or left <= 0:
+                    why = "the agent exited" if self._exited else "timed out after 10 s"
+                    raise AssertionError(f"no {name!r} event ({why}); {self.describe()}")
+                self._cond.wait(left)
+
+    def of(self, name: str) -> list[Event]:
+        with self._cond:
+            return [e for e in self.events if e["event"] == name]
+
+    def kinds(self) -> list[str]:
+        with self._cond:
+            return [e["event"] for e in self.events]
+
+    def describe(self) -> str:
+        with self._cond:
+            lines = [json.dumps({k: v for k, v in e.items() if k != "_i"}) for e in self.events[-30:]]
+        return "events:\n  " + "\n  ".join(lines) + f"\nstderr: {self.log.read_text()[-2000:]}"
+
+    def close(self) -> None:
+        """Half-close the stream (stdin closed) and wait for the process to exit."""
+        assert self.proc.stdin is not None
+        if not self.proc.stdin.closed:
+            with contextlib.suppress(BrokenPipeError):  # the agent has exited already
+                self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        self._reader.join(10)
+        assert self.proc.stdout is not None
+        self.proc.stdout.close()
+        self._log.close()
+
+
+@dataclass
+class Rig:
+    tmp: Path
+    node: str
+    service: ControllerService
+    server: agent_service.AgentServer
+    target: str
+    agents: list[NodeAgent] = field(default_factory=list)
+
+    def agent(self, site: str, *flags: str, scenario: dict[str, Any] | None = None) -> NodeAgent:
+        n = len(self.agents)
+        args = ["--target", self.target, "--site", site, *flags]
+        if scenario is not None:
+            path = self.tmp / f"scenario-{n}.json"
+            path.write_text(json.dumps(scenario))
+            args += ["--scenario", str(path)]
+        if not any(f in flags for f in ("--cert", "--insecure")):
+            args.append("--insecure")
+        a = NodeAgent(self.node, args, self.tmp / f"agent-{n}-{site}.log")
+        self.agents.append(a)
+        return a
+
+    @property
+    def registry(self) -> agent_service.AgentRegistry:
+        return self.server.registry
+
+    def condition(self, slice_name: str, type_: ConditionType) -> tuple[str, str, str]:
+        c = get_condition(self.service.get(slice_name).conditions, type_)
+        return (c.status.value, c.reason, c.message) if c else (ConditionStatus.UNKNOWN.value, "", "")
+
+    def sites_of(self, slice_name: str) -> set[str]:
+        p = self.service.get(slice_name).placement
+        assert p is not None
+        return {n for a in p.assignments for n in a.nodes}
+
+    def latest(self, slice_name: str, site: str) -> KpiSample | None:
+        """The newest KPI record the controller kept for the slice at the site."""
+        samples = self.registry.kpis().get((slice_name, site), [])
+        return samples[-1] if samples else None
+
+    def edge_of(self, slice_name: str) -> str:
+        p = self.service.get(slice_name).placement
+        assert p is not None
+        [edge] = p.edge_sites
+        return edge
+
+
+def make_rig(tmp_path: Path, tls: agent_service.TlsFiles | None = None) -> Iterator[Rig]:
+    node = node_binary()
+    city = small_city()
+    store = Store.open(tmp_path / "state.db")
+    service = ControllerService(city, store, [PlanRecorder(tmp_path / "plans", city)], RealClock())
+    # cars: a vehicle slice at cell c1 (served from e1); meters: an IoT slice at c1 and c2.
+    service.apply([doc("cars", "vehicle", ["c1"]), doc("meters", "iot", ["c1", "c2"])], "operator:test")
+    server = agent_service.serve_agents(service, "127.0.0.1:0", tls=tls, dev=tls is None, settings=SETTINGS)
+    host = "localhost" if tls else "127.0.0.1"  # the controller's certificate names both; TLS wants a name
+    rig = Rig(tmp_path, node, service, server, f"{host}:{server.port}")
+    try:
+        yield rig
+    finally:
+        for a in rig.agents:
+            a.close()
+        server.stop()
+        store.close()
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Iterator[Rig]:
+    yield from make_rig(tmp_path)
+
+
+# -- connect, config, ack, refuse ---------------------------------------------------------------
+
+
+def test_welcome_comes_first_then_the_site_config_with_the_slices_placed_there(rig: Rig) -> None:
+    a = rig.agent("c1", "--no-ack")
+    welcome = a.wait("welcome")
+    config = a.wait("config")
+    assert a.kinds()[:2] == ["connecting", "welcome"] and not a.of("protocol-error")
+    assert welcome["site_id"] == "c1"
+    assert (welcome["lease_ms"], welcome["heartbeat_interval_ms"], welcome["telemetry_interval_ms"]) == (
+        1000,
+        200,
+        200,
+    )
+    assert welcome["max_message_bytes"] == SETTINGS.max_message_bytes
+    # The limits in force and the controller's identity are advertised (agent.proto: Limits).
+    assert welcome["epoch"], "Welcome.epoch is empty"
+    assert welcome["max_messages_per_s"] > 0 and welcome["max_message_burst"] > 0
+    assert welcome["hello_timeout_ms"] > 0
+    assert config["site_id"] == "c1" and config["site_kind"] == "cell" and config["generation"] >= 1
+    assert config["slices"] == ["cars", "meters"]  # the whole desired config, sorted by name
+    status = rig.registry.status("c1")
+    assert status.connected and status.desired_generation == config["generation"]
+    assert status.acked_generation == 0 and status.software_version == "edgeslice-node-agent/0.1.0"
+    info = rig.registry.agent("c1")
+    assert info is not None and info.state == SessionState.CONNECTED
+    assert info.instance_id == a.wait("connecting")["instance"] and info.lease_expires_in_s is not None
+    # An edge site is sent the slices whose workloads it runs, and only those.
+    edge = rig.agent(rig.edge_of("cars"), "--no-ack").wait("config")
+    assert edge["site_kind"] == "edge" and "cars" in edge["slices"]
+    assert all(rig.edge_of(s) == edge["site_id"] for s in edge["slices"])
+
+
+def test_an_acked_config_shows_as_acked_and_the_slice_is_realised_once_every_site_acked(rig: Rig) -> None:
+    sites = sorted(rig.sites_of("cars"))  # c1, its aggregation site and its edge site
+    first = rig.agent(sites[0])
+    ack = first.wait("ack")
+    config = first.wait("config")
+    assert ack["ok"] and ack["generation"] == config["generation"]
+    wait_for(
+        f"{sites[0]} shows its ack",
+        lambda: rig.registry.status(sites[0]).acked_generation == ack["generation"],
+    )
+    status = rig.registry.status(sites[0])
+    assert status.desired_generation == ack["generation"] and status.config_lag_s == 0.0
+    assert status.nack_reason == ""
+    # One site of several has acked: the slice is not realised yet.
+    assert rig.condition("cars", ConditionType.REALISED)[0] != "True"
+    for site in sites[1:]:
+        rig.agent(site).wait("ack")
+    wait_for("cars is realised", lambda: rig.condition("cars", ConditionType.REALISED)[0] == "True")
+    assert all(rig.registry.status(s).acked_generation >= 1 for s in sites)
+
+
+def test_a_refused_config_is_shown_with_the_site_and_the_agents_reason(rig: Rig) -> None:
+    edge = rig.edge_of("cars")
+    a = rig.agent(edge, "--refuse", "BackendUnavailable", "--refuse-message", "no GPU left")
+    ack = a.wait("ack")
+    assert ack == {**ack, "ok": False, "reason": "BackendUnavailable"}
+    wait_for("the refusal is recorded", lambda: rig.registry.status(edge).nack_reason == "BackendUnavailable")
+    status = rig.registry.status(edge)
+    assert status.nack_message == "no GPU left" and status.acked_generation == 0
+    info = rig.registry.agent(edge)
+    assert info is not None and info.last_refusal is not None
+    refusal = info.last_refusal
+    assert (refusal.generation, refusal.reason, refusal.message) == (
+        ack["generation"],
+        "BackendUnavailable",
+        "no GPU left",
+    )
+    wait_for(
+        "cars shows the refusal",
+        lambda: rig.condition("cars", ConditionType.REALISED)[:2] == ("False", "ConfigRefused"),
+    )
+    _, _, message = rig.condition("cars", ConditionType.REALISED)
+    assert edge in message and "BackendUnavailable" in message
+    assert rig.condition("cars", ConditionType.READY)[0] == "False"
+    # ... and as an event on the slice (agent.proto: "an event").
+    wait_for(
+        "an event on cars names the refusal",
+        lambda: any("BackendUnavailable" in e.message for e in rig.service.events(slice_name="cars")),
+    )
+    assert a.of("end") == []  # a refusal is no reason to end the session
+
+
+# -- telemetry ----------------------------------------------------------------------------------
+
+
+def test_good_kpis_from_a_cell_and_an_edge_site_are_kept_and_the_sla_is_met(rig: Rig) -> None:
+    edge = rig.edge_of("cars")
+    # The cell reports one slice as a row and the other as columns; the edge site column-wise.
+    cell_batch = {"rows": [{"slice": "cars", **GOOD_CELL}], "columns": [{"slice": "meters", **GOOD_CELL}]}
+    cell = rig.agent("c1", scenario={"telemetry": [cell_batch]})
+    edge_slices = [s for s in ("cars", "meters") if rig.edge_of(s) == edge]
+    edge_agent = rig.agent(
+        edge, scenario={"telemetry": [{"columns": [{"slice": s, **GOOD_EDGE} for s in edge_slices]}]}
+    )
+    others = [
+        rig.agent(s) for s in sorted(rig.sites_of("cars") | rig.sites_of("meters")) if s not in {"c1", edge}
+    ]
+    cell.wait("telemetry")
+    edge_agent.wait("telemetry")
+    wait_for("the cell's KPIs are kept", lambda: rig.latest("meters", "c1") is not None)
+    wait_for("the cell's rows are kept", lambda: rig.latest("cars", "c1") is not None)
+    wait_for("the edge's KPIs are kept", lambda: rig.latest("cars", edge) is not None)
+    at_cell, at_edge = rig.latest("cars", "c1"), rig.latest("cars", edge)
+    assert at_cell is not None and at_edge is not None
+    assert (at_cell.dl_mbps, at_cell.latency_p99_ms, at_cell.active_devices) == (20.0, 2.0, 12)
+    assert (at_cell.radio_utilisation, at_cell.packet_loss) == (0.4, 0.000001)
+    assert (at_edge.latency_p50_ms, at_edge.latency_p99_ms, at_edge.active_devices) == (0.5, 1.0, 0)
+    wait_for("cars meets its SLA", lambda: rig.condition("cars", ConditionType.SLA_MET)[0] == "True")
+    assert not cell.of("rejection") and not edge_agent.of("rejection")
+    assert all(not o.of("end") for o in (cell, edge_agent, *others))
+
+
+def test_bad_kpis_from_an_edge_site_fail_the_sla(rig: Rig) -> None:
+    edge = rig.edge_of("cars")
+    bad = {**GOOD_EDGE, "latency_p50_ms": 400.0, "latency_p99_ms": 900.0, "packet_loss": 0.5}
+    a = rig.agent(edge, scenario={"telemetry": [{"columns": [{"slice": "cars", **bad}]}]})
+    a.wait("telemetry")
+    wait_for("the edge's KPIs are kept", lambda: rig.latest("cars", edge) is not None)
+    kept = rig.latest("cars", edge)
+    assert kept is not None and (kept.latency_p99_ms, kept.packet_loss) == (900.0, 0.5)
+    wait_for("cars fails its SLA", lambda: rig.condition("cars", ConditionType.SLA_MET)[0] == "False")
+    _, reason, message = rig.condition("cars", ConditionType.SLA_MET)
+    assert reason in {"LatencyExceeded", "PacketLossExceeded"} and edge in message
+    assert not a.of("rejection") and not a.of("end")
+
+
+@pytest.mark.parametrize("form", ["rows", "columns"])
+def test_a_nan_is_rejected_in_band_and_the_stream_stays_open(rig: Rig, form: str) -> None:
+    edge = rig.edge_of("cars")
+    nan = {"slice": "cars", **GOOD_EDGE, "latency_p99_ms": "NaN"}
+    good = {"slice": "cars", **GOOD_EDGE, "latency_p99_ms": 3.0}
+    a = rig.agent(edge, scenario={"telemetry": [{form: [nan]}, {form: [good]}]})
+    sent = a.wait("telemetry", lambda e: e["batch"] == 1)
+    rejection = a.wait("rejection")
+    assert rejection["message_kind"] == "telemetry" and rejection["reason"] == "NotFinite"
+    assert "latency_p99_ms" in rejection["field"]
+    assert rejection["observed_at_unix_ms"] == sent["observed_at_unix_ms"]
+    # The stream stays open: later heartbeats and batches are accepted, the good batch is kept.
+    later = a.wait("telemetry", lambda e: e["batch"] >= 3, after=rejection)
+    a.wait("heartbeat", after=later)
+    messages = rig.registry.status(edge).messages
+    wait_for("a later message is accepted", lambda: rig.registry.status(edge).messages > messages)
+    wait_for("the good batch is kept", lambda: rig.latest("cars", edge) is not None)
+    kept = rig.latest("cars", edge)
+    assert kept is not None and kept.latency_p99_ms == 3.0
+    assert all(not math.isnan(s.latency_p99_ms) for s in rig.registry.kpis().get(("cars", edge), []))
+    assert rig.registry.status(edge).connected and a.of("end") == []
+    info = rig.registry.agent(edge)
+    assert info is not None and info.rejections >= 1
+
+
+# -- liveness -----------------------------------------------------------------------------------
+
+
+def test_a_silent_agent_loses_its_lease_the_stream_ends_unavailable_and_the_site_is_down(
+    rig: Rig,
+) -> None:
+    edge = rig.edge_of("cars")
+    a = rig.agent(edge, "--silent-after-ms", "600")
+    a.wait("ack")
+    a.wait("silent")
+    end = a.wait("end")
+    assert end["code"] == "UNAVAILABLE" and "lease" in end["details"].lower()
+    status = rig.registry.status(edge)
+    assert not status.connected and not status.up
+    info = rig.registry.agent(edge)
+    assert info is not None and info.state == SessionState.DISCONNECTED and info.lease_expires_in_s is None
+    wait_for("cars is moved off the silent site", lambda: rig.edge_of("cars") != edge)
+    downs = [e for e in rig.service.events() if e.action == "site-down" and e.site == edge]
+    assert len(downs) == 1 and "LeaseExpired" in downs[0].message
+    assert not rig.service.topology().is_up(edge)
+
+
+def test_a_second_instance_is_refused_and_the_same_instance_replaces_its_stream(rig: Rig) -> None:
+    edge = rig.edge_of("cars")
+    first = rig.agent(edge, "--instance", "instance-a")
+    first.wait("ack")
+    other = rig.agent(edge, "--instance", "instance-b")
+    assert other.wait("end")["code"] == "ALREADY_EXISTS" and not other.of("welcome")
+    # The session in place is kept: a message sent after the refusal still renews its lease.
+    beat = first.wait("heartbeat", after=first.wait("heartbeat"))
+    messages = rig.registry.status(edge).messages
+    wait_for("the first session is still served", lambda: rig.registry.status(edge).messages > messages)
+    assert first.of("end") == [] and beat
+    again = rig.agent(edge, "--instance", "instance-a")  # the same agent re-dialled
+    again.wait("welcome")
+    assert first.wait("end")["code"] == "ABORTED"
+    again.wait("heartbeat", after=again.wait("heartbeat"))
+    assert rig.registry.status(edge).connected and again.of("end") == []
+
+
+# -- mutual TLS ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def pki(tmp_path: Path) -> Path:
+    d = tmp_path / "pki"
+    certs.create_dev_pki(d, ["c1"])
+    ca = certs.load_pair(d, "ca")
+    two = client_certificate(ca.cert, ca.key, "c1", ["spiffe://edgeslice/site/c2"])
+    (d / "site-two.crt").write_bytes(two.cert_pem)
+    (d / "site-two.key").write_bytes(two.key_pem)
+    return d
+
+
+@pytest.fixture
+def tls_rig(tmp_path: Path, pki: Path) -> Iterator[Rig]:
+    tls = agent_service.TlsFiles(
+        str(pki / "controller.crt"), str(pki / "controller.key"), str(pki / "ca.crt")
+    )
+    yield from make_rig(tmp_path, tls)
+
+
+def _tls(pki: Path, stem: str) -> tuple[str, ...]:
+    return (
+        "--cert",
+        str(pki / f"{stem}.crt"),
+        "--key",
+        str(pki / f"{stem}.key"),
+        "--ca",
+        str(pki / "ca.crt"),
+    )
+
+
+def test_mtls_an_agent_with_its_own_site_certificate_is_served(tls_rig: Rig, pki: Path) -> None:
+    a = tls_rig.agent("c1", *_tls(pki, "site-c1"))
+    assert a.wait("welcome")["site_id"] == "c1"
+    wait_for("c1 acks over mTLS", lambda: tls_rig.registry.status("c1").acked_generation >= 1)
+
+
+@pytest.mark.parametrize(
+    ("stem", "claim"),
+    [
+        ("site-two", "c1"),  # CN=c1 with a SAN for c2: names two sites
+        ("site-two", "c2"),
+        ("site-c1", "c2"),  # another site
+        ("site-c1", "nowhere"),  # identity before existence: not NOT_FOUND
+    ],
+)
+def test_mtls_a_certificate_not_naming_exactly_the_claimed_site_is_permission_denied(
+    tls_rig: Rig, pki: Path, stem: str, claim: str
+) -> None:
+    a = tls_rig.agent(claim, *_tls(pki, stem))
+    end = a.wait("end")
+    assert end["code"] == "PERMISSION_DENIED", end
+    assert not a.of("welcome") and not a.of("config")
+    for site in ("c1", "c2"):
+        status = tls_rig.registry.status(site)
+        assert not status.connected and status.messages == 0
