@@ -43,6 +43,11 @@ KM_PER_DEG_LAT = 110.574
 KM_PER_DEG_LON_EQUATOR = 111.320
 CORRIDOR_HALF_WIDTH_KM = 0.35
 HOTSPOT_RADIUS_KM = 0.5
+# Bounds on the arguments: beyond them a city would exceed the topology file's physical bounds
+# (at 8x the core site has 8,192 vCPU, under 10,000) or take hours and gigabytes to build.
+MAX_CELLS = 200_000
+MIN_CAPACITY_SCALE = 1e-4
+MAX_CAPACITY_SCALE = 8.0
 
 
 def generate_city(
@@ -69,6 +74,7 @@ def generate_city(
     True
     """
     _check_arguments(cells, edge_sites, layout, capacity_scale, center)
+    check_seed(seed)
     from scipy.spatial import cKDTree  # here, not at the top: importing it costs a CLI a second
 
     rng = np.random.default_rng(seed)
@@ -194,16 +200,41 @@ def _check_arguments(
 ) -> None:
     if cells < 1:
         raise errors.InvalidSpec(f"cells: must be at least 1, got {cells}")
+    if cells > MAX_CELLS:
+        raise errors.InvalidSpec(f"cells: at most {MAX_CELLS:,} cells in a generated city, got {cells:,}")
     if edge_sites is not None and edge_sites < 1:
         raise errors.InvalidSpec(f"edgeSites: must be at least 1, got {edge_sites}")
     if layout not in LAYOUTS:
         raise errors.InvalidSpec(f"layout: unknown layout {layout!r}; expected one of {', '.join(LAYOUTS)}")
-    if not (capacity_scale > 0 and math.isfinite(capacity_scale)):
-        raise errors.InvalidSpec(f"capacityScale: must be a positive number, got {capacity_scale}")
+    check_capacity_scale(capacity_scale)
     if not (-80 <= center[0] <= 80 and -180 <= center[1] <= 180):
         raise errors.InvalidSpec(
             f"center: {center} is not a latitude in [-80, 80] and longitude in [-180, 180]"
         )
+
+
+def check_capacity_scale(scale: float) -> None:
+    """The capacity multiplier's bounds, shared with the GraphML import.
+
+    >>> check_capacity_scale(float("inf"))
+    Traceback (most recent call last):
+    ...
+    slices.errors.InvalidSpec: capacityScale: not a finite number (got inf)
+    """
+    if not math.isfinite(scale):
+        raise errors.InvalidSpec(f"capacityScale: not a finite number (got {scale})")
+    if not scale > 0:
+        raise errors.InvalidSpec(f"capacityScale: must be a positive number, got {scale}")
+    if not MIN_CAPACITY_SCALE <= scale <= MAX_CAPACITY_SCALE:
+        raise errors.InvalidSpec(
+            f"capacityScale: must be between {MIN_CAPACITY_SCALE:g} and {MAX_CAPACITY_SCALE:g} "
+            f"(capacities beyond the physical bounds otherwise), got {scale:g}"
+        )
+
+
+def check_seed(seed: int) -> None:
+    if seed < 0:
+        raise errors.InvalidSpec(f"seed: must be 0 or more, got {seed}")
 
 
 def _compute(vcpu: int, scale: float) -> dict[str, int]:

@@ -28,7 +28,13 @@ import numpy as np
 
 from controller import citygen
 from controller.topology import haversine_km
-from controller.topology_file import SiteKind, TopologyFile, parse_topology
+from controller.topology_file import (
+    MAX_LINK_LATENCY_MS,
+    MAX_LINK_MBPS,
+    SiteKind,
+    TopologyFile,
+    parse_topology,
+)
 from slices import errors
 
 EXPORT_FORMAT = "edgeslice-topology/v1"
@@ -37,6 +43,7 @@ CELL_RING_KM = (1.0, 4.0)  # cells sit this far from the node they hang off
 UNIT_BPS = {"": 1.0, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
 MAX_NAME = 48  # so "cell-NAME-K" stays within the 63 characters of a site id
 NODE_ID_ATTR = "id"  # mapping value meaning "use the GraphML node id"
+MAX_CELLS_PER_NODE = 1000
 
 
 @dataclass(frozen=True)
@@ -61,11 +68,15 @@ def read_graph(path: str | Path) -> nx.Graph:
     """Read a GraphML file as a simple undirected graph (parallel edges merged, loops dropped)."""
     path = Path(path)
     if not path.is_file():
-        raise errors.TopologyError(f"{path}: cannot read: no such file")
+        problem = "is a directory" if path.is_dir() else "no such file"
+        raise errors.TopologyError(f"{path}: cannot read: {problem}")
     try:
         raw = nx.read_graphml(path)
-    except (ET.ParseError, nx.NetworkXError, ValueError, KeyError) as exc:
-        raise errors.TopologyError(f"{path}: not valid GraphML: {exc}") from exc
+    except OSError as exc:
+        raise errors.TopologyError(f"{path}: cannot read: {exc.strerror}") from exc
+    except (ET.ParseError, nx.NetworkXError, ValueError, KeyError, TypeError) as exc:
+        problem = " ".join(str(exc).split()) or type(exc).__name__
+        raise errors.TopologyError(f"{path}: not valid GraphML: {problem}") from exc
     graph = nx.Graph()
     graph.graph.update(raw.graph)
     graph.add_nodes_from(raw.nodes(data=True))
@@ -99,14 +110,16 @@ def import_graphml(
     :func:`export_graphml` is read back as it was, ignoring the other arguments.
     """
     path = Path(path)
+    if cells_per_node < 0 or cells_per_node > MAX_CELLS_PER_NODE:
+        raise errors.InvalidSpec(
+            f"cellsPerNode: must be between 0 and {MAX_CELLS_PER_NODE}, got {cells_per_node}"
+        )
+    citygen.check_capacity_scale(capacity_scale)
+    citygen.check_seed(seed)
     graph = read_graph(path)
     if graph.graph.get("edgesliceFormat") is not None:
         return _read_export(graph, path)
     mapping = mapping or GraphmlMapping()
-    if cells_per_node < 0:
-        raise errors.InvalidSpec(f"cellsPerNode: must be 0 or more, got {cells_per_node}")
-    if not (capacity_scale > 0 and math.isfinite(capacity_scale)):
-        raise errors.InvalidSpec(f"capacityScale: must be a positive number, got {capacity_scale}")
     if graph.number_of_nodes() == 0:
         raise errors.TopologyError(f"{path}: the graph has no nodes")
     _check_attributes(graph, mapping, path)
@@ -128,6 +141,10 @@ def import_graphml(
             raise errors.TopologyError(
                 f"{path}: node {n!r} ({ids[n]}): {mapping.lat}/{mapping.lon} are not numbers"
             ) from None
+        if not (math.isfinite(coords[n][0]) and math.isfinite(coords[n][1])):
+            raise errors.TopologyError(
+                f"{path}: node {n!r} ({ids[n]}): {mapping.lat}/{mapping.lon} are not finite numbers"
+            )
 
     edges = _choose_edges(graph, nodes, ids, edge_sites, edge_nodes, path)
     core = _choose_core(graph, nodes, coords, edges)
@@ -166,9 +183,10 @@ def import_graphml(
         latency = data.get(mapping.latency) if mapping.latency else None
         if latency is not None:
             link["latency_ms"] = _number(latency, -1)
-            if link["latency_ms"] < 0:
+            if not 0 <= link["latency_ms"] <= MAX_LINK_LATENCY_MS:
                 raise errors.TopologyError(
-                    f"{path}: edge {u}-{v}: {mapping.latency}={latency!r} is not a latency in ms"
+                    f"{path}: edge {u}-{v}: {mapping.latency}={latency!r} is not a latency in ms "
+                    f"(a finite number from 0 to {MAX_LINK_LATENCY_MS:g})"
                 )
         else:
             km = haversine_km(*coords[u], *coords[v]) * citygen.ROUTE_FACTOR
@@ -269,6 +287,11 @@ def _speed_bps(
         if scale is None:
             raise errors.TopologyError(f"{path}: edge {edge[0]}-{edge[1]}: unknown speed unit {unit!r}")
         number *= scale
+    if number > MAX_LINK_MBPS * 1e6:
+        raise errors.TopologyError(
+            f"{path}: edge {edge[0]}-{edge[1]}: {attr}={value!r} is above the {MAX_LINK_MBPS / 1e6:g} Tbit/s "
+            "a link can carry"
+        )
     return number
 
 
@@ -373,11 +396,17 @@ def _read_export(graph: nx.Graph, path: Path) -> TopologyFile:
     sites = []
     for n, d in graph.nodes(data=True):
         cap = {k: d[k] for k in ("radioMbps", "cpuMillicores", "memoryMib") if k in d}
+        try:
+            zones = json.loads(str(d.get("zones", "[]")))
+        except ValueError:
+            raise errors.TopologyError(
+                f"{path}: node {n!r}: zones={d.get('zones')!r} is not a JSON list of zone tags"
+            ) from None
         site = {
             "id": n,
             "kind": d.get("kind"),
             "location": {"lat": d.get("Latitude"), "lon": d.get("Longitude")},
-            "zones": json.loads(d.get("zones", "[]")),
+            "zones": zones,
             "capacity": cap,
         }
         if "nodeLabel" in d:

@@ -15,14 +15,22 @@ import pydantic
 import yaml
 from pydantic import Field, model_validator
 
-from slices import errors
+from slices import documents, errors
 from slices.model import WireModel
 
 FIBRE_MS_PER_KM = 0.005  # light in fibre: about 5 µs per km
-# libyaml's C loader and dumper when PyYAML was built with it: ten times faster on a big city.
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# libyaml's C dumper when PyYAML was built with it: ten times faster on a big city.
 _YAML_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 SITE_ID = r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+
+# Physical bounds (docs/topology.md): a value beyond them is a typo or a unit mix-up, refused
+# here so nothing downstream (integer kbit/s, sums in the ledger, metrics) meets an absurd number.
+MAX_RADIO_MBPS = 100_000.0  # 100 Gbit/s per cell: beyond any 5G NR carrier aggregation
+MAX_LINK_MBPS = 10_000_000.0  # 10 Tbit/s per link: a fully lit fibre pair
+MAX_CPU_MILLICORES = 10_000_000  # 10,000 vCPU per site
+MAX_MEMORY_MIB = 100_000_000  # about 95 TiB per site
+MAX_LINK_LATENCY_MS = 1000.0  # one second one way: farther than a geostationary hop
+MAX_LINK_KM = 40_000.0  # once round the Earth
 
 
 class SiteKind(StrEnum):
@@ -33,14 +41,21 @@ class SiteKind(StrEnum):
 
 
 class Location(WireModel):
-    lat: Annotated[float, Field(ge=-90, le=90)]
-    lon: Annotated[float, Field(ge=-180, le=180)]
+    lat: Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]
+    lon: Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)]
 
 
 class Capacity(WireModel):
-    radio_mbps: Annotated[float | None, Field(ge=0, description="cells: radio capacity")] = None
-    cpu_millicores: Annotated[int | None, Field(ge=0, description="edge/core: allocatable CPU")] = None
-    memory_mib: Annotated[int | None, Field(ge=0, description="edge/core: allocatable memory")] = None
+    radio_mbps: Annotated[
+        float | None,
+        Field(gt=0, le=MAX_RADIO_MBPS, allow_inf_nan=False, description="cells: radio capacity"),
+    ] = None
+    cpu_millicores: Annotated[
+        int | None, Field(ge=0, le=MAX_CPU_MILLICORES, description="edge/core: allocatable CPU")
+    ] = None
+    memory_mib: Annotated[
+        int | None, Field(ge=0, le=MAX_MEMORY_MIB, description="edge/core: allocatable memory")
+    ] = None
 
 
 class SiteSpec(WireModel):
@@ -71,9 +86,9 @@ class SiteSpec(WireModel):
 class LinkSpec(WireModel):
     a: str
     b: str
-    bandwidth_mbps: Annotated[float, Field(gt=0)]
-    latency_ms: Annotated[float | None, Field(ge=0)] = None
-    length_km: Annotated[float | None, Field(ge=0)] = None
+    bandwidth_mbps: Annotated[float, Field(gt=0, le=MAX_LINK_MBPS, allow_inf_nan=False)]
+    latency_ms: Annotated[float | None, Field(ge=0, le=MAX_LINK_LATENCY_MS, allow_inf_nan=False)] = None
+    length_km: Annotated[float | None, Field(ge=0, le=MAX_LINK_KM, allow_inf_nan=False)] = None
 
     @model_validator(mode="after")
     def _one_latency(self) -> LinkSpec:
@@ -88,7 +103,9 @@ class TopologyFile(WireModel):
     """A whole city: sites, links and the per-hop cost added to links given by fibre length."""
 
     name: Annotated[str, Field(min_length=1, max_length=120)] = "city"
-    hop_latency_ms: Annotated[float, Field(ge=0, le=10, description="switching cost per fibre hop")] = 0.05
+    hop_latency_ms: Annotated[
+        float, Field(ge=0, le=10, allow_inf_nan=False, description="switching cost per fibre hop")
+    ] = 0.05
     sites: tuple[SiteSpec, ...]
     links: tuple[LinkSpec, ...]
 
@@ -113,32 +130,26 @@ def read_topology_file(path: str | Path) -> TopologyFile:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise errors.TopologyError(f"{path}: cannot read: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise errors.TopologyError(
+            f"{path}: not a topology file: byte {exc.start} is not UTF-8 text (a binary file?)"
+        ) from exc
     try:
         document = _load_document(text, is_json=path.suffix == ".json")
-    except (yaml.YAMLError, json.JSONDecodeError) as exc:
-        raise errors.TopologyError(
-            f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}"
-        ) from exc
+    except documents.DocumentError as exc:
+        raise errors.TopologyError(f"{path}: {exc}") from exc
     if not isinstance(document, dict):
         raise errors.TopologyError(f"{path}: expected a mapping with sites and links")
     return parse_topology(document, str(path))
 
 
 def _load_document(text: str, is_json: bool) -> object:
-    """JSON or YAML. JSON is YAML too and reads a hundred times faster, so try it first on what
-    looks like JSON.
+    """JSON or YAML, strictly (:mod:`slices.documents`: no duplicate keys, no over-long integers).
 
     >>> _load_document('{"a": [1, 2]}', is_json=False), _load_document("a: [1, 2]", is_json=False)
     ({'a': [1, 2]}, {'a': [1, 2]})
     """
-    if is_json:
-        return json.loads(text)
-    if text.lstrip().startswith("{"):
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError:
-            pass  # flow-style YAML
-    return yaml.load(text, Loader=_YAML_LOADER)  # a safe loader
+    return documents.load_document(text, is_json)
 
 
 def write_topology_file(topology: TopologyFile, path: str | Path) -> None:

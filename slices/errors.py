@@ -99,5 +99,9 @@ def describe_validation_error(exc: pydantic.ValidationError, where: str = "") ->
             msg = msg[len("Value error, ") :]
         if err["type"] == "extra_forbidden":
             msg = "unknown field"
+        elif err["type"] == "finite_number":
+            msg = f"not a finite number (got {err['input']!r})"
+        elif err["type"] == "int_parsing_size":
+            msg = "too large for an integer"
         lines.append(f"{prefix}{_location(err['loc'])}: {msg}")
     return "\n".join(lines)

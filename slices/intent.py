@@ -13,10 +13,9 @@ from enum import StrEnum
 from typing import Annotated, Literal
 
 import pydantic
-import yaml
-from pydantic import Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from slices import errors
+from slices import documents, errors
 from slices.model import WireModel
 
 API_VERSION = "edgeslice.io/v1alpha1"
@@ -49,6 +48,8 @@ class Snssai(WireModel):
 
 
 class Circle(WireModel):
+    model_config = ConfigDict(allow_inf_nan=False)  # NaN and infinity: "not a finite number"
+
     lat: Annotated[float, Field(ge=-90, le=90)]
     lon: Annotated[float, Field(ge=-180, le=180)]
     radius_km: Annotated[float, Field(gt=0, le=500)]
@@ -70,6 +71,8 @@ class Coverage(WireModel):
 
 class Sla(WireModel):
     """Service level asked for; unset fields take the profile's default (GSMA NG.116 names in docs)."""
+
+    model_config = ConfigDict(allow_inf_nan=False)  # NaN and infinity: "not a finite number"
 
     latency_ms: Annotated[
         float | None, Field(gt=0, le=1000, description="one-way cell-to-edge latency bound (NG.116 latency)")
@@ -127,6 +130,15 @@ class ObjectMeta(WireModel):
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
 
+    @field_validator("namespace")
+    @classmethod
+    def _cluster_scoped(cls, value: str | None) -> str | None:
+        if value is not None:
+            raise ValueError(
+                f"a NetworkSlice is cluster-scoped and has no namespace; remove namespace: {value}"
+            )
+        return value
+
 
 class NetworkSlice(WireModel):
     """A whole intent document, Kubernetes-shaped so the same file works with ``kubectl apply``."""
@@ -149,18 +161,12 @@ def parse_slice(document: object, where: str = "") -> NetworkSlice:
         raise errors.InvalidSpec(errors.describe_validation_error(exc, where)) from exc
 
 
-# libyaml's C loader is ~100x faster than the pure-Python one; both are safe loaders.
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
 def _documents(text: str, where: str) -> Iterator[object]:
+    """Strictly (:mod:`slices.documents`): a key given twice is an error naming its line."""
     try:
-        yield from yaml.load_all(text, Loader=_YAML_LOADER)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise errors.InvalidSpec(f"{where}: not valid YAML{at}: {problem}") from exc
+        yield from documents.load_yaml_all(text)
+    except documents.DocumentError as exc:
+        raise errors.InvalidSpec(f"{where}: {exc}") from exc
 
 
 def load_slices(text: str, where: str = "<input>") -> list[NetworkSlice]:
@@ -201,6 +207,8 @@ def load_slice_files(paths: list[str]) -> list[NetworkSlice]:
                 text = fh.read()
         except OSError as exc:
             raise errors.InvalidSpec(f"{path}: cannot read: {exc.strerror}") from exc
+        except UnicodeDecodeError as exc:
+            raise errors.InvalidSpec(f"{path}: not UTF-8 text (byte {exc.start}; a binary file?)") from exc
         for item in load_slices(text, path):
             if item.name in names:
                 raise errors.InvalidSpec(

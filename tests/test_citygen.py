@@ -185,7 +185,7 @@ def test_options() -> None:
         ({"cells": 5, "edge_sites": 0}, "edgeSites: must be at least 1, got 0"),
         ({"cells": 5, "layout": "grid"}, "layout: unknown layout 'grid'; expected one of hex, poisson"),
         ({"cells": 5, "capacity_scale": 0}, "capacityScale: must be a positive number, got 0"),
-        ({"cells": 5, "capacity_scale": math.nan}, "capacityScale: must be a positive number, got nan"),
+        ({"cells": 5, "capacity_scale": math.nan}, "capacityScale: not a finite number (got nan)"),
         ({"cells": 5, "center": (95.0, 0.0)}, "center: (95.0, 0.0) is not a latitude"),
     ],
 )

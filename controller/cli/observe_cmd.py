@@ -100,6 +100,9 @@ def render(
     from telemetry import render as picture
 
     picture.output_format(out)  # a bad --out fails before any work
+    if not out.parent.is_dir():  # no `mkdir -p` outside what the user named
+        problem = "is not a directory" if out.parent.exists() else "does not exist"
+        raise errors.InvalidSpec(f"--out: directory {str(out.parent)!r} {problem}")
     if (topology_file is None) == (cells is None):
         raise errors.InvalidSpec("give exactly one of --topology FILE or --cells N")
     if slice_names and not live:

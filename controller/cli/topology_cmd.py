@@ -322,8 +322,16 @@ def _atomic_write(path: Path, write: Callable[[Path], None], suffix: str = "") -
     """Write beside the target and rename, so a failure never leaves half a file."""
     directory = path.parent
     if not directory.is_dir():
-        raise errors.InvalidSpec(f"--out: directory {str(directory)!r} does not exist")
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=directory)
+        problem = "is not a directory" if directory.exists() else "does not exist"
+        raise errors.InvalidSpec(f"--out: directory {str(directory)!r} {problem}")
+    if path.is_dir():
+        raise errors.InvalidSpec(f"--out: {str(path)!r} is a directory")
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=directory)
+    except OSError as exc:
+        raise errors.InvalidSpec(
+            f"--out: cannot create a file in {str(directory)!r} ({exc.strerror})"
+        ) from exc
     os.close(fd)
     tmp = Path(name)
     umask = os.umask(0)
