@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from slices.intent import API_VERSION, NetworkSliceSpec
+from slices.profiles import PROFILES, SST_NAMES
 from slices.status import Condition
 
 GROUP, VERSION = API_VERSION.split("/")
@@ -74,27 +75,91 @@ def structural(schema: dict[str, Any], defs: dict[str, Any] | None = None) -> di
     return out
 
 
+#: Slice names the CRD accepts: the namespace ``slice-<name>`` (kube_manifests.namespace_name with
+#: the default prefix) must fit a 63-character DNS label.
+NAMESPACE_PREFIX = "slice-"
+MAX_SLICE_NAME = 63 - len(NAMESPACE_PREFIX)
+
+
+def name_validations() -> list[dict[str, str]]:
+    """CEL rules on ``metadata.name`` (the API server checks them before the object is stored)."""
+    return [
+        {
+            "rule": f"size(self.metadata.name) <= {MAX_SLICE_NAME}",
+            "message": f"metadata.name: at most {MAX_SLICE_NAME} characters, so that the slice's "
+            f"namespace {NAMESPACE_PREFIX}<name> fits 63",
+        },
+        {
+            "rule": "self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",
+            "message": "metadata.name: must be a DNS label (lower-case letters, digits and '-', no dots)",
+        },
+    ]
+
+
+def spec_validations() -> list[dict[str, str]]:
+    """CEL rules on ``spec`` that mirror :func:`slices.profiles.resolve` (SST fits the kind)."""
+    fits = " || ".join(
+        f"(self.kind == '{kind.value}' && self.snssai.sst in {list(profile.allowed_sst)})"
+        for kind, profile in PROFILES.items()
+    )
+    allowed = "; ".join(
+        f"{kind.value} takes "
+        + " or ".join(f"{sst} ({SST_NAMES.get(sst, '?')})" for sst in profile.allowed_sst)
+        for kind, profile in PROFILES.items()
+    )
+    return [
+        {
+            "rule": f"!has(self.snssai) || {fits}",
+            "message": f"spec.snssai.sst does not fit spec.kind: {allowed}",
+        },
+        {
+            "rule": "(has(self.coverage.sites) && size(self.coverage.sites) > 0)"
+            " || (has(self.coverage.zones) && size(self.coverage.zones) > 0)"
+            " || has(self.coverage.circle)",
+            "message": "spec.coverage: give at least one of sites, zones or circle",
+        },
+    ]
+
+
 def spec_schema() -> dict[str, Any]:
-    return structural(NetworkSliceSpec.model_json_schema(by_alias=True, mode="validation"))
+    schema = structural(NetworkSliceSpec.model_json_schema(by_alias=True, mode="validation"))
+    schema["x-kubernetes-validations"] = spec_validations()
+    return schema
 
 
 def status_schema() -> dict[str, Any]:
     condition = structural(Condition.model_json_schema(by_alias=True, mode="serialization"))
     return {
         "type": "object",
+        "description": "What the controller observed and decided (written by edgeslice only).",
         "properties": {
             "state": {
                 "type": "string",
                 "description": "Pending, Admitted, Ready, Degraded, Rejected or Preempted",
             },
-            "reason": {"type": "string"},
-            "message": {"type": "string"},
-            "observedGeneration": {"type": "integer"},
+            "reason": {"type": "string", "description": "CamelCase reason for the state"},
+            "message": {"type": "string", "description": "the state explained for a person"},
+            "observedGeneration": {
+                "type": "integer",
+                "description": "the metadata.generation this status was computed for",
+            },
             "sst": {"type": "integer", "description": "the SST in force (the profile's when unset)"},
-            "snssai": {"type": "string"},
-            "edgeSites": {"type": "array", "items": {"type": "string"}},
+            "snssai": {
+                "type": "string",
+                "description": "the S-NSSAI in force, SST-SD (SD in lower-case hex)",
+            },
+            "edgeSites": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "the edge sites the slice is placed on",
+            },
+            "edgeSitesText": {
+                "type": "string",
+                "description": "edgeSites as one comma-separated string (the Edge-Sites column)",
+            },
             "conditions": {
                 "type": "array",
+                "description": "Admitted, Placed, Realised, SLAMet and Ready, one of each at most",
                 "items": condition,
                 "x-kubernetes-list-type": "map",
                 "x-kubernetes-list-map-keys": ["type"],
@@ -130,7 +195,17 @@ def crd() -> dict[str, Any]:
                         {"name": "Kind", "type": "string", "jsonPath": ".spec.kind"},
                         {"name": "SST", "type": "integer", "jsonPath": ".status.sst"},
                         {"name": "State", "type": "string", "jsonPath": ".status.state"},
-                        {"name": "Edge-Sites", "type": "string", "jsonPath": ".status.edgeSites"},
+                        {
+                            "name": "Ready",
+                            "type": "string",
+                            "jsonPath": '.status.conditions[?(@.type=="Ready")].status',
+                        },
+                        {
+                            "name": "Reason",
+                            "type": "string",
+                            "jsonPath": '.status.conditions[?(@.type=="Ready")].reason',
+                        },
+                        {"name": "Edge-Sites", "type": "string", "jsonPath": ".status.edgeSitesText"},
                         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
                     ],
                     "schema": {
@@ -138,9 +213,14 @@ def crd() -> dict[str, Any]:
                             "type": "object",
                             "description": "A 5G network slice served from edge sites (edgeslice intent).",
                             "required": ["spec"],
+                            "x-kubernetes-validations": name_validations(),
                             "properties": {
-                                "apiVersion": {"type": "string"},
-                                "kind": {"type": "string"},
+                                "apiVersion": {
+                                    "type": "string",
+                                    "description": f"{API_VERSION} (versioned schema of this object)",
+                                },
+                                "kind": {"type": "string", "description": f"{KIND}"},
+                                # The server allows nothing else here (its own ObjectMeta docs apply).
                                 "metadata": {"type": "object"},
                                 "spec": spec_schema(),
                                 "status": status_schema(),

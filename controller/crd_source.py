@@ -70,6 +70,7 @@ def status_of(record: SliceRecord, generation: int) -> dict[str, Any]:
         "sst": intent.sst,
         "snssai": intent.snssai,
         "edgeSites": list(placement.edge_sites) if placement is not None else [],
+        "edgeSitesText": ",".join(placement.edge_sites) if placement is not None else "",
         "conditions": [c.model_dump(mode="json", by_alias=True) for c in record.conditions],
     }
 
@@ -81,6 +82,7 @@ def _rejected_status(reason: str, message: str, generation: int) -> dict[str, An
         "message": message,
         "observedGeneration": generation,
         "edgeSites": [],
+        "edgeSitesText": "",
         "conditions": [],
     }
 

@@ -48,19 +48,25 @@ class Snssai(WireModel):
 
 
 class Circle(WireModel):
+    """A disc on the map: every cell whose location lies inside it is covered."""
+
     model_config = ConfigDict(allow_inf_nan=False)  # NaN and infinity: "not a finite number"
 
-    lat: Annotated[float, Field(ge=-90, le=90)]
-    lon: Annotated[float, Field(ge=-180, le=180)]
-    radius_km: Annotated[float, Field(gt=0, le=500)]
+    lat: Annotated[float, Field(ge=-90, le=90, description="latitude of the centre, degrees (WGS 84)")]
+    lon: Annotated[float, Field(ge=-180, le=180, description="longitude of the centre, degrees (WGS 84)")]
+    radius_km: Annotated[float, Field(gt=0, le=500, description="radius in kilometres")]
 
 
 class Coverage(WireModel):
     """Which cells the slice covers: the union of explicit cells, zone tags and a circle."""
 
-    sites: tuple[str, ...] = ()
-    zones: tuple[str, ...] = ()
-    circle: Circle | None = None
+    sites: Annotated[
+        tuple[str, ...], Field(description="cell site ids from the topology, covered as listed")
+    ] = ()
+    zones: Annotated[
+        tuple[str, ...], Field(description="zone tags: every cell tagged with one of them is covered")
+    ] = ()
+    circle: Annotated[Circle | None, Field(description="every cell inside this circle is covered")] = None
 
     @model_validator(mode="after")
     def _not_empty(self) -> Coverage:
@@ -94,23 +100,63 @@ class Sla(WireModel):
 class Workload(WireModel):
     """An application the slice runs at its edge sites (one Deployment per edge site)."""
 
-    name: Annotated[str, Field(pattern=DNS_LABEL, max_length=40)]
-    image: Annotated[str, Field(min_length=1, max_length=255)]
-    cpu_millicores: Annotated[int, Field(ge=1, le=1_000_000)]
-    memory_mib: Annotated[int, Field(ge=1, le=4_194_304)]
-    replicas: Annotated[int, Field(ge=1, le=1000)] = 1
-    port: Annotated[int | None, Field(ge=1, le=65535)] = None
+    name: Annotated[
+        str,
+        Field(
+            pattern=DNS_LABEL,
+            max_length=40,
+            description="DNS label, unique in the slice; the Deployment at each edge site is <name>-<site>",
+        ),
+    ]
+    image: Annotated[str, Field(min_length=1, max_length=255, description="container image reference")]
+    cpu_millicores: Annotated[
+        int, Field(ge=1, le=1_000_000, description="CPU per replica in millicores (request = limit)")
+    ]
+    memory_mib: Annotated[
+        int, Field(ge=1, le=4_194_304, description="memory per replica in MiB (request = limit)")
+    ]
+    replicas: Annotated[int, Field(ge=1, le=1000, description="replicas at each edge site (default 1)")] = 1
+    port: Annotated[
+        int | None, Field(ge=1, le=65535, description="TCP port to expose with a Service, if any")
+    ] = None
 
 
 class NetworkSliceSpec(WireModel):
-    kind: SliceKind
-    snssai: Snssai | None = None
-    coverage: Coverage
-    sla: Sla = Sla()
-    priority: Annotated[int | None, Field(ge=0, le=1000, description="higher wins; may preempt lower")] = None
-    preemptible: bool | None = None
-    isolation: Isolation | None = None
-    workloads: tuple[Workload, ...] | None = None
+    """What the slice needs; unset fields take the defaults of its kind's profile."""
+
+    kind: Annotated[
+        SliceKind,
+        Field(
+            description="iot (SST 3, MIoT), vehicle (SST 4 V2X or 2 URLLC) or wifi (SST 1, eMBB); "
+            "sets the profile that fills every unset field"
+        ),
+    ]
+    snssai: Annotated[
+        Snssai | None, Field(description="S-NSSAI; the SST must fit the kind (default: the kind's SST)")
+    ] = None
+    coverage: Annotated[
+        Coverage, Field(description="the cells to serve: union of sites, zones and circle (at least one)")
+    ]
+    sla: Annotated[Sla, Field(description="service level; unset fields take the profile's values")] = Sla()
+    priority: Annotated[
+        int | None,
+        Field(ge=0, le=1000, description="0-1000, higher wins; may preempt lower (default: profile)"),
+    ] = None
+    preemptible: Annotated[
+        bool | None,
+        Field(description="whether a higher-priority slice may take its capacity (default: profile)"),
+    ] = None
+    isolation: Annotated[
+        Isolation | None,
+        Field(description="shared or dedicated (recorded; every slice has its own namespace either way)"),
+    ] = None
+    workloads: Annotated[
+        tuple[Workload, ...] | None,
+        Field(
+            description="applications run at every edge site that serves the slice (default: the profile's)",
+            json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+        ),
+    ] = None
 
     @field_validator("workloads")
     @classmethod

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Annotated
+
+from pydantic import Field
 
 from slices.model import WireModel
 
@@ -23,12 +26,18 @@ class ConditionStatus(StrEnum):
 
 
 class Condition(WireModel):
-    type: ConditionType
-    status: ConditionStatus
-    reason: str
-    message: str = ""
-    observed_generation: int = 0
-    last_transition_time: datetime
+    """One observation about the slice (Kubernetes condition conventions)."""
+
+    type: Annotated[ConditionType, Field(description="Admitted, Placed, Realised, SLAMet or Ready")]
+    status: Annotated[ConditionStatus, Field(description="True, False or Unknown (no evidence yet)")]
+    reason: Annotated[str, Field(description="CamelCase reason a program can match on")]
+    message: Annotated[str, Field(description="what happened and what to do, for a person")] = ""
+    observed_generation: Annotated[
+        int, Field(description="the metadata.generation of the spec this condition was computed for")
+    ] = 0
+    last_transition_time: Annotated[
+        datetime, Field(description="when status last changed (not when the condition was last written)")
+    ]
 
 
 def now() -> datetime:

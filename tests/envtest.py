@@ -548,7 +548,9 @@ class KubeApiServer:
     ) -> subprocess.CompletedProcess[str]:
         """Run kubectl against this server (as the admin by default); ``check`` raises on failure."""
         who = identity or self.admin
-        argv = [str(self.assets.kubectl), f"--kubeconfig={who.kubeconfig}", *args]
+        # Its own discovery cache: never ~/.kube, never stale across sessions (ports are reused).
+        cache = self.folder / "kubectl-cache"
+        argv = [str(self.assets.kubectl), f"--kubeconfig={who.kubeconfig}", f"--cache-dir={cache}", *args]
         result = subprocess.run(
             argv, input=input, capture_output=True, text=True, timeout=timeout, check=False
         )

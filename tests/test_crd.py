@@ -70,9 +70,14 @@ def test_status_subresource_and_printer_columns() -> None:
         "Kind",
         "SST",
         "State",
+        "Ready",
+        "Reason",
         "Edge-Sites",
         "Age",
     ]
+    columns = {c["name"]: c["jsonPath"] for c in version["additionalPrinterColumns"]}
+    assert columns["Ready"] == '.status.conditions[?(@.type=="Ready")].status'
+    assert columns["Edge-Sites"] == ".status.edgeSitesText"  # text, not a JSON array
     conditions = _schema()["properties"]["status"]["properties"]["conditions"]
     assert set(conditions["items"]["properties"]) >= {"type", "status", "reason", "lastTransitionTime"}
     assert crd.crd()["spec"]["scope"] == "Cluster"
