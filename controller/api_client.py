@@ -5,6 +5,9 @@ UNAUTHENTICATED → :class:`NotAuthenticated`, UNAVAILABLE → :class:`errors.Un
 the server, INVALID_ARGUMENT → :class:`errors.InvalidSpec` with the server's message,
 NOT_FOUND → :class:`errors.NotFound`. The server also names the exact exception in trailing
 metadata, which wins when present (a TopologyError stays a TopologyError).
+
+Lists come in pages (AIP-158, see operator.proto); the list methods here read every page, so
+callers get whole lists and no answer needs more than gRPC's default 4 MiB receive limit.
 """
 
 from __future__ import annotations
@@ -23,10 +26,12 @@ from protos.edgeslice.operator.v1 import operator_pb2_grpc as pb_grpc
 from slices import errors
 
 DEFAULT_SERVER = "127.0.0.1:50051"
-MAX_RECEIVE_BYTES = 64 * 1024 * 1024
 ERROR_KIND_KEY = "edgeslice-error"  # same key as controller.api_server.ERROR_KIND_KEY
 
 _Resp = TypeVar("_Resp")
+PAGE_SIZE = 10_000  # asked for; the server serves at most its maximum and 2 MiB per page
+SLICE_PAGE_SIZE = 1000  # ListSlices' maximum
+STATUS_ATTEMPTS = 5  # reads of a topology status the controller's changes cut short, at most
 
 
 class NotAuthenticated(errors.EdgesliceError):
@@ -113,14 +118,13 @@ class ApiClient:
         self.address = address
         self.timeout_s = timeout_s
         self._metadata: tuple[tuple[str, str], ...] = (("authorization", f"Bearer {token}"),) if token else ()
-        options = [("grpc.max_receive_message_length", MAX_RECEIVE_BYTES)]
         if ca is not None:
             creds = grpc.ssl_channel_credentials(
                 root_certificates=ca, private_key=client_key, certificate_chain=client_cert
             )
-            self._channel = grpc.secure_channel(address, creds, options=options)
+            self._channel = grpc.secure_channel(address, creds)
         else:
-            self._channel = grpc.insecure_channel(address, options=options)
+            self._channel = grpc.insecure_channel(address)
         self._stub = pb_grpc.OperatorServiceStub(self._channel)  # type: ignore[no-untyped-call]
         self._health = health_pb2_grpc.HealthStub(self._channel)
 
@@ -155,7 +159,16 @@ class ApiClient:
         return result
 
     def list_slices(self) -> list[pb.Slice]:
-        return list(self._call(self._stub.ListSlices, pb.ListSlicesRequest()).slices)
+        """Every slice, ordered by name (every page)."""
+        out: list[pb.Slice] = []
+        token = ""
+        while True:
+            request = pb.ListSlicesRequest(page_size=SLICE_PAGE_SIZE, page_token=token)
+            page: pb.ListSlicesResponse = self._call(self._stub.ListSlices, request)
+            out += page.slices
+            token = page.next_page_token
+            if not token:
+                return out
 
     def delete(self, name: str) -> None:
         self._call(self._stub.DeleteSlice, pb.DeleteSliceRequest(name=name))
@@ -169,8 +182,24 @@ class ApiClient:
     # -- events -----------------------------------------------------------------------------------
 
     def events(self, after_seq: int = 0, limit: int = 1000, slice_name: str | None = None) -> list[pb.Event]:
-        request = pb.ListEventsRequest(after_seq=after_seq, limit=limit, slice=slice_name or "")
-        return list(self._call(self._stub.ListEvents, request).events)
+        """The first ``limit`` events after ``after_seq``, oldest first (as many pages as needed)."""
+        if limit < 1:
+            raise errors.InvalidSpec(f"limit: {limit} must be at least 1")
+        out: list[pb.Event] = []
+        token = ""
+        while len(out) < limit:
+            request = pb.ListEventsRequest(
+                after_seq=after_seq,
+                slice=slice_name or "",
+                page_size=min(limit - len(out), PAGE_SIZE),
+                page_token=token,
+            )
+            page: pb.ListEventsResponse = self._call(self._stub.ListEvents, request)
+            out += page.events
+            token = page.next_page_token
+            if not token:
+                break
+        return out
 
     def watch(self, after_seq: int = 0, slice_name: str | None = None) -> Iterator[pb.Event]:
         """Events after ``after_seq``, then each new one as it happens; close the iterator to stop."""
@@ -189,8 +218,31 @@ class ApiClient:
     # -- topology ---------------------------------------------------------------------------------
 
     def topology_status(self) -> pb.TopologyStatus:
-        result: pb.TopologyStatus = self._call(self._stub.GetTopologyStatus, pb.GetTopologyStatusRequest())
-        return result
+        """The whole status, its pages joined; read again from the first page when the
+        controller's state changed while it was being read (the pages are one snapshot)."""
+        for _ in range(STATUS_ATTEMPTS):
+            whole = pb.TopologyStatus()
+            token = ""
+            try:
+                while True:
+                    request = pb.GetTopologyStatusRequest(page_size=PAGE_SIZE, page_token=token)
+                    page = self._stub.GetTopologyStatus(
+                        request, timeout=self.timeout_s, metadata=self._metadata
+                    )
+                    whole.name = page.name
+                    whole.sites.extend(page.sites)
+                    whole.down_links.extend(page.down_links)
+                    whole.link_utilisation.extend(page.link_utilisation)
+                    token = page.next_page_token
+                    if not token:
+                        return whole
+            except grpc.RpcError as exc:
+                if isinstance(exc, grpc.Call) and exc.code() == grpc.StatusCode.ABORTED:
+                    continue
+                raise translate(exc, self.address) from exc
+        raise errors.Unavailable(
+            f"the topology status at {self.address} changed during each of {STATUS_ATTEMPTS} reads; try again"
+        )
 
     def drain(self, site: str, timeout_s: float | None = None) -> list[str]:
         response: pb.DrainSiteResponse = self._call(
@@ -210,6 +262,26 @@ class ApiClient:
         )
         response: pb.WhatIfResponse = self._call(self._stub.WhatIf, request)
         return json_object(response.report_json, "what-if report")
+
+    # -- agents -----------------------------------------------------------------------------------
+
+    def agents(self, state: str | None = None) -> list[pb.Agent]:
+        """Every site's agent, ordered by site (every page); ``state`` keeps only Connected,
+        Disconnected or Never ones."""
+        out: list[pb.Agent] = []
+        token = ""
+        while True:
+            request = pb.ListAgentsRequest(page_size=PAGE_SIZE, page_token=token, state=state or "")
+            page: pb.ListAgentsResponse = self._call(self._stub.ListAgents, request)
+            out += page.agents
+            token = page.next_page_token
+            if not token:
+                return out
+
+    def agent(self, site: str) -> pb.Agent:
+        """One site's agent (NotFound when the site is not in the topology)."""
+        result: pb.Agent = self._call(self._stub.GetAgent, pb.GetAgentRequest(site=site))
+        return result
 
     # -- health -----------------------------------------------------------------------------------
 

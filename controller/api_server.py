@@ -10,6 +10,7 @@ the message naming the field, NotFound → NOT_FOUND, ...) plus trailing metadat
 
 from __future__ import annotations
 
+import bisect
 import functools
 import json
 import logging
@@ -25,8 +26,9 @@ import grpc
 from google.protobuf import timestamp_pb2
 
 from controller import auth as auth_mod
-from controller import grpc_services
+from controller import grpc_services, paging
 from controller import service as service_mod
+from controller.agent_view import AgentDirectory, AgentInfo, SessionState
 from controller.placement_model import Placement
 from controller.topology import LinkKey, link_key
 from protos.edgeslice.operator.v1 import operator_pb2 as pb
@@ -38,12 +40,18 @@ log = logging.getLogger(__name__)
 
 SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["OperatorService"].full_name
 MAX_RECEIVE_BYTES = 4 * 1024 * 1024  # a request bigger than this is refused (RESOURCE_EXHAUSTED)
-MAX_SEND_BYTES = 64 * 1024 * 1024  # a 20,000-cell topology status is a few MiB
 ERROR_KIND_KEY = "edgeslice-error"
 # Probes and discovery work without a token; everything else needs one.
 OPEN_METHOD_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 EVENT_PAGE = 1000
 MAX_EVENT_LIMIT = 10_000
+# Page sizes (AIP-158), as documented in operator.proto; every page also ends at paging.PAGE_BYTES.
+SLICE_PAGES = paging.Limits(default=100, maximum=1000)
+EVENT_PAGES = paging.Limits(default=EVENT_PAGE, maximum=MAX_EVENT_LIMIT)
+AGENT_PAGES = paging.Limits(default=1000, maximum=10_000)
+TOPOLOGY_PAGES = paging.Limits(default=1000, maximum=10_000)
+NO_AGENTS = "this controller runs no agent server (it was started with --no-agents)"
+AGENT_STATES = tuple(s.value for s in SessionState)
 
 _CODES: tuple[tuple[type[errors.EdgesliceError], grpc.StatusCode], ...] = (
     (errors.InvalidSpec, grpc.StatusCode.INVALID_ARGUMENT),
@@ -262,32 +270,73 @@ def link_message(key: LinkKey) -> pb.Link:
     return pb.Link(a=key[0], b=key[1])
 
 
+def site_status_message(x: service_mod.SiteStatus) -> pb.SiteStatus:
+    return pb.SiteStatus(
+        site=x.site,
+        kind=x.kind,
+        up=x.up,
+        drained=x.drained,
+        reason=x.reason,
+        cpu_reserved_millicores=x.cpu_reserved,
+        cpu_capacity_millicores=x.cpu_capacity,
+        memory_reserved_mib=x.memory_reserved,
+        memory_capacity_mib=x.memory_capacity,
+        radio_reserved_kbps=x.radio_reserved_kbps,
+        radio_capacity_kbps=x.radio_capacity_kbps,
+        slices=x.slices,
+    )
+
+
+def link_utilisation_message(entry: tuple[LinkKey, int, int]) -> pb.LinkUtilisation:
+    key, used, cap = entry
+    return pb.LinkUtilisation(link=link_message(key), reserved_kbps=used, capacity_kbps=cap)
+
+
 def topology_status_message(s: service_mod.TopologyStatus) -> pb.TopologyStatus:
+    """The whole status in one message (unpaged; the API serves it page by page)."""
     return pb.TopologyStatus(
         name=s.name,
-        sites=[
-            pb.SiteStatus(
-                site=x.site,
-                kind=x.kind,
-                up=x.up,
-                drained=x.drained,
-                reason=x.reason,
-                cpu_reserved_millicores=x.cpu_reserved,
-                cpu_capacity_millicores=x.cpu_capacity,
-                memory_reserved_mib=x.memory_reserved,
-                memory_capacity_mib=x.memory_capacity,
-                radio_reserved_kbps=x.radio_reserved_kbps,
-                radio_capacity_kbps=x.radio_capacity_kbps,
-                slices=x.slices,
-            )
-            for x in s.sites
-        ],
+        sites=[site_status_message(x) for x in s.sites],
         down_links=[link_message(k) for k in s.down_links],
-        link_utilisation=[
-            pb.LinkUtilisation(link=link_message(k), reserved_kbps=used, capacity_kbps=cap)
-            for k, used, cap in s.link_utilisation
-        ],
+        link_utilisation=[link_utilisation_message(u) for u in s.link_utilisation],
     )
+
+
+def agent_message(a: AgentInfo) -> pb.Agent:
+    out = pb.Agent(
+        site=a.site,
+        kind=a.kind,
+        state=a.state.value,
+        software_version=a.software_version,
+        instance_id=a.instance_id,
+        desired_generation=a.desired_generation,
+        acked_generation=a.acked_generation,
+        messages_per_s=a.messages_per_s,
+        rejections=a.rejections,
+        epoch=a.epoch,
+    )
+    if a.lease_expires_in_s is not None:
+        out.lease_expires_in_s = a.lease_expires_in_s
+    if a.last_seen_s_ago is not None:
+        out.last_seen_s_ago = a.last_seen_s_ago
+    if a.last_refusal is not None:
+        r = a.last_refusal
+        out.last_refusal.CopyFrom(
+            pb.AgentRefusal(
+                generation=r.generation,
+                reason=r.reason,
+                message=r.message,
+                at=timestamp(r.at),
+            )
+        )
+    return out
+
+
+_Msg = TypeVar("_Msg", pb.Slice, pb.Event, pb.Agent)
+
+
+def _byte_size(message: _Msg) -> int:
+    return message.ByteSize()
 
 
 def _jsonable(value: object) -> object:
@@ -348,8 +397,10 @@ class OperatorServicer(pb_grpc.OperatorServiceServicer):
         max_watches: int,
         poll_s: float = 1.0,
         slice_writes_refused: str | None = None,
+        agents: AgentDirectory | None = None,
     ) -> None:
         self._service = service
+        self._agents = agents
         # Set where intents come from elsewhere (NetworkSlice objects): a write here would be
         # overwritten by the next sync, so it is refused rather than silently lost.
         self._slice_writes_refused = slice_writes_refused
@@ -388,8 +439,13 @@ class OperatorServicer(pb_grpc.OperatorServiceServicer):
     def ListSlices(
         self, request: pb.ListSlicesRequest, context: grpc.ServicerContext
     ) -> pb.ListSlicesResponse:
+        size = SLICE_PAGES.size(request.page_size)
+        after = str(paging.decode(request.page_token, "ListSlices", {})) if request.page_token else None
         records = sorted(self._service.list_slices(), key=lambda r: r.name)
-        return pb.ListSlicesResponse(slices=[slice_message(r) for r in records])
+        start = 0 if after is None else bisect.bisect_right([r.name for r in records], after)
+        page = paging.fill((slice_message(r) for r in records[start:]), size, _byte_size)
+        token = paging.encode("ListSlices", {}, page.items[-1].name) if page.more else ""
+        return pb.ListSlicesResponse(slices=page.items, next_page_token=token)
 
     @_unary
     def DeleteSlice(
@@ -410,14 +466,27 @@ class OperatorServicer(pb_grpc.OperatorServiceServicer):
     def ListEvents(
         self, request: pb.ListEventsRequest, context: grpc.ServicerContext
     ) -> pb.ListEventsResponse:
-        limit = request.limit or EVENT_PAGE
-        if not 1 <= limit <= MAX_EVENT_LIMIT:
-            raise errors.InvalidSpec(f"limit: {limit} is out of range (1..{MAX_EVENT_LIMIT})")
+        if request.page_size:
+            size = EVENT_PAGES.size(request.page_size)
+        else:  # the older `limit`, with its own range check
+            size = request.limit or EVENT_PAGE
+            if not 1 <= size <= MAX_EVENT_LIMIT:
+                raise errors.InvalidSpec(f"limit: {size} is out of range (1..{MAX_EVENT_LIMIT})")
         if request.after_seq < 0:
             raise errors.InvalidSpec(f"after_seq: {request.after_seq} is negative")
         slice_name = _slice_name(request.slice) if request.slice else None
-        events = self._service.events(after_seq=request.after_seq, limit=limit, slice_name=slice_name)
-        return pb.ListEventsResponse(events=[event_message(e) for e in events])
+        filters: dict[str, paging.Scalar] = {"after_seq": request.after_seq, "slice": request.slice}
+        after = request.after_seq
+        if request.page_token:
+            cursor = paging.decode(request.page_token, "ListEvents", filters)
+            if not isinstance(cursor, int) or cursor < after:
+                raise errors.InvalidSpec("page_token: not a page token of ListEvents for this after_seq")
+            after = cursor
+        # One more than a page: whether it exists says if there is a next page.
+        events = self._service.events(after_seq=after, limit=size + 1, slice_name=slice_name)
+        page = paging.fill((event_message(e) for e in events), size, _byte_size)
+        token = paging.encode("ListEvents", filters, page.items[-1].seq) if page.more else ""
+        return pb.ListEventsResponse(events=page.items, next_page_token=token)
 
     @_streaming
     def WatchEvents(
@@ -457,7 +526,31 @@ class OperatorServicer(pb_grpc.OperatorServiceServicer):
     def GetTopologyStatus(
         self, request: pb.GetTopologyStatusRequest, context: grpc.ServicerContext
     ) -> pb.TopologyStatus:
-        return topology_status_message(self._service.topology_status())
+        size = TOPOLOGY_PAGES.size(request.page_size)
+        status, revision = self._status_snapshot()
+        start = 0
+        if request.page_token:
+            cursor = paging.decode(request.page_token, "GetTopologyStatus", {})
+            if not isinstance(cursor, str) or not cursor.partition(":")[2].isdigit():
+                raise errors.InvalidSpec("page_token: not a page token of GetTopologyStatus")
+            issued, _, offset = cursor.partition(":")
+            if issued != str(revision):
+                raise _Refused(
+                    grpc.StatusCode.ABORTED,
+                    "page_token: the controller's state changed since the first page; "
+                    "read the topology status again from the first page",
+                )
+            start = int(offset)
+        return _status_page(status, revision, start, size)
+
+    def _status_snapshot(self) -> tuple[service_mod.TopologyStatus, int]:
+        """The status with the revision it belongs to (read again if a commit came between)."""
+        for _ in range(5):
+            before = self._service.revision
+            status = self._service.topology_status()
+            if self._service.revision == before:
+                return status, before
+        raise _Refused(grpc.StatusCode.UNAVAILABLE, "the controller's state keeps changing; try again")
 
     @_unary
     def DrainSite(self, request: pb.DrainSiteRequest, context: grpc.ServicerContext) -> pb.DrainSiteResponse:
@@ -471,6 +564,42 @@ class OperatorServicer(pb_grpc.OperatorServiceServicer):
         moved = self._service.undrain(_required(request.site, "site"), self._actor(context))
         return pb.UndrainSiteResponse(moved_slices=moved)
 
+    # -- agents ---------------------------------------------------------------------------------
+
+    def _directory(self) -> AgentDirectory:
+        if self._agents is None:
+            raise _Refused(grpc.StatusCode.FAILED_PRECONDITION, NO_AGENTS)
+        return self._agents
+
+    @_unary
+    def ListAgents(
+        self, request: pb.ListAgentsRequest, context: grpc.ServicerContext
+    ) -> pb.ListAgentsResponse:
+        directory = self._directory()
+        size = AGENT_PAGES.size(request.page_size)
+        if request.state and request.state not in AGENT_STATES:
+            raise errors.InvalidSpec(
+                f"state: {request.state[:40]!r} is not a session state ({', '.join(AGENT_STATES)}, or empty)"
+            )
+        filters: dict[str, paging.Scalar] = {"state": request.state}
+        after = str(paging.decode(request.page_token, "ListAgents", filters)) if request.page_token else None
+        found = sorted(directory.agents(), key=lambda a: a.site)
+        if request.state:
+            found = [a for a in found if a.state.value == request.state]
+        start = 0 if after is None else bisect.bisect_right([a.site for a in found], after)
+        page = paging.fill((agent_message(a) for a in found[start:]), size, _byte_size)
+        token = paging.encode("ListAgents", filters, page.items[-1].site) if page.more else ""
+        return pb.ListAgentsResponse(agents=page.items, next_page_token=token)
+
+    @_unary
+    def GetAgent(self, request: pb.GetAgentRequest, context: grpc.ServicerContext) -> pb.Agent:
+        directory = self._directory()
+        site = _required(request.site, "site")
+        found = directory.agent(site)
+        if found is None:
+            raise errors.NotFound(f"site {site[:80]!r} is not in the topology")
+        return agent_message(found)
+
     @_unary
     def WhatIf(self, request: pb.WhatIfRequest, context: grpc.ServicerContext) -> pb.WhatIfResponse:
         sites = [_required(s, f"fail_sites[{i}]") for i, s in enumerate(request.fail_sites)]
@@ -482,6 +611,38 @@ class OperatorServicer(pb_grpc.OperatorServiceServicer):
         if not sites and not links:
             raise errors.InvalidSpec("fail_sites, fail_links: give at least one site or link to fail")
         return pb.WhatIfResponse(report_json=json_text(self._service.what_if(sites, links)))
+
+
+def _status_page(
+    status: service_mod.TopologyStatus, revision: int, start: int, size: int
+) -> pb.TopologyStatus:
+    """Entries ``start``.. of the sequence sites, down links, link utilisation (one page)."""
+    sites, down, loaded = status.sites, status.down_links, status.link_utilisation
+    total = len(sites) + len(down) + len(loaded)
+    if start > total:
+        raise errors.InvalidSpec("page_token: not a page token of GetTopologyStatus")
+
+    def entries() -> Iterator[pb.SiteStatus | pb.Link | pb.LinkUtilisation]:
+        for i in range(start, total):
+            if i < len(sites):
+                yield site_status_message(sites[i])
+            elif i < len(sites) + len(down):
+                yield link_message(down[i - len(sites)])
+            else:
+                yield link_utilisation_message(loaded[i - len(sites) - len(down)])
+
+    page = paging.fill(entries(), size, lambda m: m.ByteSize())
+    out = pb.TopologyStatus(name=status.name)
+    for m in page.items:
+        if isinstance(m, pb.SiteStatus):
+            out.sites.append(m)
+        elif isinstance(m, pb.Link):
+            out.down_links.append(m)
+        else:
+            out.link_utilisation.append(m)
+    if page.more:
+        out.next_page_token = paging.encode("GetTopologyStatus", {}, f"{revision}:{start + len(page.items)}")
+    return out
 
 
 def _load_manifest(content: str, where: str) -> list[intent.NetworkSlice]:
@@ -579,6 +740,7 @@ def serve(
     poll_s: float = 1.0,
     interceptors: Sequence[grpc.ServerInterceptor] = (),
     slice_writes_refused: str | None = None,
+    agents: AgentDirectory | None = None,
 ) -> ApiServer:
     """Start the operator API on ``listen`` (``HOST:PORT``; port 0 picks a free one).
 
@@ -586,6 +748,8 @@ def serve(
     ``interceptors`` run before authentication (metrics count refused calls too).
     ``slice_writes_refused``: apply and delete answer FAILED_PRECONDITION with this message
     (intents come from NetworkSlice objects).
+    ``agents``: what ListAgents and GetAgent serve (the agent server's registry); without it
+    they answer FAILED_PRECONDITION.
     """
     auth_mod.check_listen(listen, tls, dev)
     host, _ = auth_mod.split_address(listen)
@@ -595,7 +759,6 @@ def serve(
         interceptors=[*interceptors, BearerAuthInterceptor(authenticator)],
         options=[
             ("grpc.max_receive_message_length", max_receive_bytes),
-            ("grpc.max_send_message_length", MAX_SEND_BYTES),
             ("grpc.so_reuseport", 0),
         ],
     )
@@ -606,6 +769,7 @@ def serve(
         max_watches=max(1, max_workers // 2),
         poll_s=poll_s,
         slice_writes_refused=slice_writes_refused,
+        agents=agents,
     )
     pb_grpc.add_OperatorServiceServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
     health_servicer = grpc_services.add_health_and_reflection(server, (SERVICE_NAME,))

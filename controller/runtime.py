@@ -28,6 +28,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from controller import auth, citygen
+from controller.agent_view import AgentDirectory
 from controller.clock import Clock, RealClock
 from controller.kube_manifests import KubeSettings
 from controller.manifest_folder import build_manifest_folder_realiser
@@ -75,6 +76,16 @@ class Serving(Protocol):
 
     @property
     def endpoints(self) -> Mapping[str, str]: ...
+
+
+@runtime_checkable
+class ServesAgents(Protocol):
+    """An attachment that runs the agent server: the operator API serves its agents directory."""
+
+    def close(self) -> None: ...
+
+    @property
+    def agent_directory(self) -> AgentDirectory: ...
 
 
 #: Something started beside the service once it exists (the CLI attaches the agent server and
@@ -514,6 +525,7 @@ class Controller:
                 config.tls,
                 config.dev,
                 interceptors=self._interceptors,
+                agents=next((a.agent_directory for a in self._attached if isinstance(a, ServesAgents)), None),
                 slice_writes_refused=(
                     "intents come from NetworkSlice objects in this cluster (--intents crd): "
                     "use kubectl apply/delete"

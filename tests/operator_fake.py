@@ -28,6 +28,11 @@ class FakeService:
         self.drained: set[str] = set()
         self.calls: list[tuple[str, str]] = []  # (operation, actor) of every change
 
+    @property
+    def revision(self) -> int:
+        """Bumps with every change (each one is an event here)."""
+        return len(self.log)
+
     def _event(self, actor: str, action: str, slice_name: str | None, site: str | None, message: str) -> None:
         with self._lock:
             self.log.append(

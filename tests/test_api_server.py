@@ -94,6 +94,8 @@ def test_every_method_refuses_calls_without_a_known_token(
         "DrainSite": pb.DrainSiteRequest(site="edge-1"),
         "UndrainSite": pb.UndrainSiteRequest(site="edge-1"),
         "WhatIf": pb.WhatIfRequest(fail_sites=["edge-1"]),
+        "ListAgents": pb.ListAgentsRequest(),
+        "GetAgent": pb.GetAgentRequest(site="edge-1"),
     }
     service = pb.DESCRIPTOR.services_by_name["OperatorService"]
     assert set(calls) | {"WatchEvents"} == {m.name for m in service.methods}  # none left out

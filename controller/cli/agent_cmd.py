@@ -1,4 +1,5 @@
-"""``slicectl agent``: run a site agent, simulate many, create dev certificates. Wiring only."""
+"""``slicectl agent``: the agents as the controller sees them (``list``, ``get``), run a site
+agent, simulate many, create dev certificates. Wiring only."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import click
 import grpc
 
 from controller import citygen
+from controller.cli import agent_views, output
+from controller.cli.connect import Connection, connection_options
 from controller.topology import Topology, load_topology, parse_link_key
 from controller.topology_file import SiteKind
 from slices import errors
@@ -61,7 +64,42 @@ def _tls_files(
 
 @click.group()
 def agent() -> None:
-    """Site agents: the reference agent, a many-site simulator, dev certificates."""
+    """Site agents: their status on a running controller, the reference agent, a many-site
+    simulator, dev certificates."""
+
+
+AGENT_STATES = ("Connected", "Disconnected", "Never")  # controller.agent_view.SessionState
+
+
+@agent.command("list")
+@click.option("--state", type=click.Choice(AGENT_STATES), help="Only agents in this session state.")
+@output.output_option
+@connection_options
+def list_cmd(state: str | None, fmt: str, conn: Connection) -> None:
+    """Every site's agent: session state, lease, version, generations, last refusal, rate.
+
+    Connected means the agent's lease is valid (as in the metrics and alerts).
+    """
+    with conn.client() as client:
+        found = client.agents(state=state)
+    if fmt == "table":
+        click.echo(agent_views.agents_table(found) if found else "no agents" + (f" {state}" if state else ""))
+    else:
+        output.emit_data([agent_views.agent_data(a) for a in found], fmt)
+
+
+@agent.command("get")
+@click.argument("site")
+@output.output_option
+@connection_options
+def get_cmd(site: str, fmt: str, conn: Connection) -> None:
+    """One site's agent in full, with the reason, message and time of its last refusal."""
+    with conn.client() as client:
+        found = client.agent(site)
+    if fmt == "table":
+        click.echo(agent_views.agent_text(found))
+    else:
+        output.emit_data(agent_views.agent_data(found), fmt)
 
 
 @agent.command("run")

@@ -52,14 +52,20 @@ class GetSliceRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class ListSlicesRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("page_size", "page_token")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ListSlicesResponse(_message.Message):
-    __slots__ = ("slices",)
+    __slots__ = ("slices", "next_page_token")
     SLICES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     slices: _containers.RepeatedCompositeFieldContainer[Slice]
-    def __init__(self, slices: _Optional[_Iterable[_Union[Slice, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, slices: _Optional[_Iterable[_Union[Slice, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class DeleteSliceRequest(_message.Message):
     __slots__ = ("name",)
@@ -174,20 +180,26 @@ class Event(_message.Message):
     def __init__(self, seq: _Optional[int] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., actor: _Optional[str] = ..., action: _Optional[str] = ..., slice: _Optional[str] = ..., site: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class ListEventsRequest(_message.Message):
-    __slots__ = ("after_seq", "limit", "slice")
+    __slots__ = ("after_seq", "limit", "slice", "page_size", "page_token")
     AFTER_SEQ_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     SLICE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     after_seq: int
     limit: int
     slice: str
-    def __init__(self, after_seq: _Optional[int] = ..., limit: _Optional[int] = ..., slice: _Optional[str] = ...) -> None: ...
+    page_size: int
+    page_token: str
+    def __init__(self, after_seq: _Optional[int] = ..., limit: _Optional[int] = ..., slice: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ListEventsResponse(_message.Message):
-    __slots__ = ("events",)
+    __slots__ = ("events", "next_page_token")
     EVENTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     events: _containers.RepeatedCompositeFieldContainer[Event]
-    def __init__(self, events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class WatchEventsRequest(_message.Message):
     __slots__ = ("after_seq", "slice")
@@ -244,20 +256,26 @@ class LinkUtilisation(_message.Message):
     def __init__(self, link: _Optional[_Union[Link, _Mapping]] = ..., reserved_kbps: _Optional[int] = ..., capacity_kbps: _Optional[int] = ...) -> None: ...
 
 class GetTopologyStatusRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("page_size", "page_token")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class TopologyStatus(_message.Message):
-    __slots__ = ("name", "sites", "down_links", "link_utilisation")
+    __slots__ = ("name", "sites", "down_links", "link_utilisation", "next_page_token")
     NAME_FIELD_NUMBER: _ClassVar[int]
     SITES_FIELD_NUMBER: _ClassVar[int]
     DOWN_LINKS_FIELD_NUMBER: _ClassVar[int]
     LINK_UTILISATION_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     name: str
     sites: _containers.RepeatedCompositeFieldContainer[SiteStatus]
     down_links: _containers.RepeatedCompositeFieldContainer[Link]
     link_utilisation: _containers.RepeatedCompositeFieldContainer[LinkUtilisation]
-    def __init__(self, name: _Optional[str] = ..., sites: _Optional[_Iterable[_Union[SiteStatus, _Mapping]]] = ..., down_links: _Optional[_Iterable[_Union[Link, _Mapping]]] = ..., link_utilisation: _Optional[_Iterable[_Union[LinkUtilisation, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, name: _Optional[str] = ..., sites: _Optional[_Iterable[_Union[SiteStatus, _Mapping]]] = ..., down_links: _Optional[_Iterable[_Union[Link, _Mapping]]] = ..., link_utilisation: _Optional[_Iterable[_Union[LinkUtilisation, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class DrainSiteRequest(_message.Message):
     __slots__ = ("site",)
@@ -296,3 +314,69 @@ class WhatIfResponse(_message.Message):
     REPORT_JSON_FIELD_NUMBER: _ClassVar[int]
     report_json: str
     def __init__(self, report_json: _Optional[str] = ...) -> None: ...
+
+class AgentRefusal(_message.Message):
+    __slots__ = ("generation", "reason", "message", "at")
+    GENERATION_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    generation: int
+    reason: str
+    message: str
+    at: _timestamp_pb2.Timestamp
+    def __init__(self, generation: _Optional[int] = ..., reason: _Optional[str] = ..., message: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class Agent(_message.Message):
+    __slots__ = ("site", "kind", "state", "lease_expires_in_s", "last_seen_s_ago", "software_version", "instance_id", "desired_generation", "acked_generation", "last_refusal", "messages_per_s", "rejections", "epoch")
+    SITE_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    LEASE_EXPIRES_IN_S_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEEN_S_AGO_FIELD_NUMBER: _ClassVar[int]
+    SOFTWARE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    INSTANCE_ID_FIELD_NUMBER: _ClassVar[int]
+    DESIRED_GENERATION_FIELD_NUMBER: _ClassVar[int]
+    ACKED_GENERATION_FIELD_NUMBER: _ClassVar[int]
+    LAST_REFUSAL_FIELD_NUMBER: _ClassVar[int]
+    MESSAGES_PER_S_FIELD_NUMBER: _ClassVar[int]
+    REJECTIONS_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    site: str
+    kind: str
+    state: str
+    lease_expires_in_s: float
+    last_seen_s_ago: float
+    software_version: str
+    instance_id: str
+    desired_generation: int
+    acked_generation: int
+    last_refusal: AgentRefusal
+    messages_per_s: float
+    rejections: int
+    epoch: str
+    def __init__(self, site: _Optional[str] = ..., kind: _Optional[str] = ..., state: _Optional[str] = ..., lease_expires_in_s: _Optional[float] = ..., last_seen_s_ago: _Optional[float] = ..., software_version: _Optional[str] = ..., instance_id: _Optional[str] = ..., desired_generation: _Optional[int] = ..., acked_generation: _Optional[int] = ..., last_refusal: _Optional[_Union[AgentRefusal, _Mapping]] = ..., messages_per_s: _Optional[float] = ..., rejections: _Optional[int] = ..., epoch: _Optional[str] = ...) -> None: ...
+
+class ListAgentsRequest(_message.Message):
+    __slots__ = ("page_size", "page_token", "state")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    state: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., state: _Optional[str] = ...) -> None: ...
+
+class ListAgentsResponse(_message.Message):
+    __slots__ = ("agents", "next_page_token")
+    AGENTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    agents: _containers.RepeatedCompositeFieldContainer[Agent]
+    next_page_token: str
+    def __init__(self, agents: _Optional[_Iterable[_Union[Agent, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class GetAgentRequest(_message.Message):
+    __slots__ = ("site",)
+    SITE_FIELD_NUMBER: _ClassVar[int]
+    site: str
+    def __init__(self, site: _Optional[str] = ...) -> None: ...

@@ -89,6 +89,16 @@ class OperatorServiceStub:
                 request_serializer=edgeslice_dot_operator_dot_v1_dot_operator__pb2.WhatIfRequest.SerializeToString,
                 response_deserializer=edgeslice_dot_operator_dot_v1_dot_operator__pb2.WhatIfResponse.FromString,
                 _registered_method=True)
+        self.ListAgents = channel.unary_unary(
+                '/edgeslice.operator.v1.OperatorService/ListAgents',
+                request_serializer=edgeslice_dot_operator_dot_v1_dot_operator__pb2.ListAgentsRequest.SerializeToString,
+                response_deserializer=edgeslice_dot_operator_dot_v1_dot_operator__pb2.ListAgentsResponse.FromString,
+                _registered_method=True)
+        self.GetAgent = channel.unary_unary(
+                '/edgeslice.operator.v1.OperatorService/GetAgent',
+                request_serializer=edgeslice_dot_operator_dot_v1_dot_operator__pb2.GetAgentRequest.SerializeToString,
+                response_deserializer=edgeslice_dot_operator_dot_v1_dot_operator__pb2.Agent.FromString,
+                _registered_method=True)
 
 
 class OperatorServiceServicer:
@@ -112,7 +122,7 @@ class OperatorServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListSlices(self, request, context):
-        """Every slice, ordered by name.
+        """Every slice, ordered by name, a page at a time.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -133,7 +143,7 @@ class OperatorServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListEvents(self, request, context):
-        """Audit-trail events after a sequence number, oldest first (a page of at most `limit`).
+        """Audit-trail events after a sequence number, oldest first, a page at a time.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -148,7 +158,8 @@ class OperatorServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetTopologyStatus(self, request, context):
-        """Sites with their reserved and total capacity, down links and the busiest links.
+        """Sites with their reserved and total capacity, down links and the busiest links, a page at a
+        time (see GetTopologyStatusRequest).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -170,6 +181,23 @@ class OperatorServiceServicer:
 
     def WhatIf(self, request, context):
         """What would happen if these sites and links failed; changes nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAgents(self, request, context):
+        """The agent of every site of the topology as the controller sees it, ordered by site id, a page
+        at a time. FAILED_PRECONDITION when this controller runs no agent server (--no-agents).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAgent(self, request, context):
+        """The agent of one site: NOT_FOUND when the site is not in the topology (a site in the topology
+        whose agent never connected is an Agent with state "Never"). FAILED_PRECONDITION when this
+        controller runs no agent server.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -232,6 +260,16 @@ def add_OperatorServiceServicer_to_server(servicer, server):
                     servicer.WhatIf,
                     request_deserializer=edgeslice_dot_operator_dot_v1_dot_operator__pb2.WhatIfRequest.FromString,
                     response_serializer=edgeslice_dot_operator_dot_v1_dot_operator__pb2.WhatIfResponse.SerializeToString,
+            ),
+            'ListAgents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAgents,
+                    request_deserializer=edgeslice_dot_operator_dot_v1_dot_operator__pb2.ListAgentsRequest.FromString,
+                    response_serializer=edgeslice_dot_operator_dot_v1_dot_operator__pb2.ListAgentsResponse.SerializeToString,
+            ),
+            'GetAgent': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAgent,
+                    request_deserializer=edgeslice_dot_operator_dot_v1_dot_operator__pb2.GetAgentRequest.FromString,
+                    response_serializer=edgeslice_dot_operator_dot_v1_dot_operator__pb2.Agent.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -531,6 +569,60 @@ class OperatorService:
             '/edgeslice.operator.v1.OperatorService/WhatIf',
             edgeslice_dot_operator_dot_v1_dot_operator__pb2.WhatIfRequest.SerializeToString,
             edgeslice_dot_operator_dot_v1_dot_operator__pb2.WhatIfResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAgents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/edgeslice.operator.v1.OperatorService/ListAgents',
+            edgeslice_dot_operator_dot_v1_dot_operator__pb2.ListAgentsRequest.SerializeToString,
+            edgeslice_dot_operator_dot_v1_dot_operator__pb2.ListAgentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAgent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/edgeslice.operator.v1.OperatorService/GetAgent',
+            edgeslice_dot_operator_dot_v1_dot_operator__pb2.GetAgentRequest.SerializeToString,
+            edgeslice_dot_operator_dot_v1_dot_operator__pb2.Agent.FromString,
             options,
             channel_credentials,
             insecure,
