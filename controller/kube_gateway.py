@@ -13,9 +13,12 @@ are retried with exponential backoff; whatever is left becomes a :class:`KubeApi
 from __future__ import annotations
 
 import json
+import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -24,6 +27,8 @@ from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 
 from slices import errors
+
+log = logging.getLogger(__name__)
 
 FIELD_MANAGER = "edgeslice"
 Obj = dict[str, Any]
@@ -66,6 +71,10 @@ RESOURCES: dict[str, ResourceType] = {
         ResourceType("apps/v1", "Deployment", "deployments", True),
         ResourceType("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets", True),
         ResourceType("coordination.k8s.io/v1", "Lease", "leases", True),
+        ResourceType("v1", "ConfigMap", "configmaps", True),
+        ResourceType("v1", "Pod", "pods", True),
+        ResourceType("apps/v1", "ReplicaSet", "replicasets", True),
+        ResourceType("events.k8s.io/v1", "Event", "events", True),
         ResourceType("edgeslice.io/v1alpha1", "NetworkSlice", "networkslices", False),
     )
 }
@@ -82,6 +91,57 @@ _REASONS = {
     429: "Throttled",
 }
 _RETRYABLE = frozenset({409, 429, 500, 502, 503, 504})
+
+
+class RequestMetrics:
+    """Kubernetes client requests counted by verb, resource and HTTP code (``0``: no answer).
+
+    One instance is shared by every gateway of a process; :meth:`register` exposes it on a
+    prometheus_client registry as ``edgeslice_kube_client_requests_total``.
+
+    >>> m = RequestMetrics()
+    >>> m.count("get", "deployments", 200); m.count("get", "deployments", 200)
+    >>> m.snapshot()
+    {('get', 'deployments', '200'): 2}
+    """
+
+    NAME = "edgeslice_kube_client_requests"
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[tuple[str, str, str], int] = {}
+
+    def count(self, verb: str, resource: str, code: int) -> None:
+        key = (verb, resource, str(code))
+        with self._lock:
+            self._counts[key] = self._counts.get(key, 0) + 1
+
+    def snapshot(self) -> dict[tuple[str, str, str], int]:
+        with self._lock:
+            return dict(self._counts)
+
+    def register(self, registry: Any) -> None:
+        """Expose the counts on ``registry`` (a prometheus_client CollectorRegistry)."""
+        from prometheus_client.core import CounterMetricFamily
+
+        metrics = self
+
+        class _Collector:
+            def collect(self) -> Iterator[CounterMetricFamily]:
+                family = CounterMetricFamily(
+                    metrics.NAME,
+                    "Requests this controller sent to the Kubernetes API server, by verb, resource "
+                    "and HTTP status code (0: no answer).",
+                    labels=["verb", "resource", "code"],
+                )
+                for (verb, resource, code), n in sorted(metrics.snapshot().items()):
+                    family.add_metric([verb, resource, code], n)
+                yield family
+
+            def describe(self) -> list[CounterMetricFamily]:
+                return []
+
+        registry.register(_Collector())
 
 
 class KubeApiError(errors.RealisationError):
@@ -114,6 +174,37 @@ def _server_message(status: int, body: bytes) -> str:
         return str(doc["message"])
     text = body.decode("utf-8", "replace").strip()
     return text[:300] or f"HTTP {status}"
+
+
+def _resource_of(path: str) -> str:
+    """The resource (and subresource) a REST path names.
+
+    >>> _resource_of("/apis/apps/v1/namespaces/a/deployments/web")
+    'deployments'
+    >>> _resource_of("/apis/edgeslice.io/v1alpha1/networkslices/cars/status")
+    'networkslices/status'
+    >>> _resource_of("/api/v1/namespaces")
+    'namespaces'
+    """
+    parts = [p for p in path.split("/") if p]
+    rest = parts[2:] if parts[:1] == ["api"] else parts[3:]
+    if len(rest) >= 3 and rest[0] == "namespaces" and rest[2] != "finalize":
+        rest = rest[2:]
+    if len(rest) >= 3:
+        return f"{rest[0]}/{rest[2]}"
+    return rest[0] if rest else ""
+
+
+def _verb_of(method: str, path: str, query: dict[str, str] | None) -> str:
+    if method == "GET":
+        if (query or {}).get("watch") == "true":
+            return "watch"
+        parts = [p for p in path.split("/") if p]
+        rest = parts[2:] if parts[:1] == ["api"] else parts[3:]
+        return "get" if len(rest) % 2 == 0 else "list"
+    if method == "PATCH" and (query or {}).get("force") == "true":
+        return "apply"
+    return {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}.get(method, method)
 
 
 def api_client_for(
@@ -156,8 +247,10 @@ class KubeGateway:
         max_backoff_s: float = 5.0,
         timeout_s: float = 15.0,
         sleep: Callable[[float], None] = time.sleep,
+        metrics: RequestMetrics | None = None,
     ) -> None:
         self.api = api
+        self.metrics = metrics if metrics is not None else RequestMetrics()
         self.field_manager = field_manager
         self.attempts = attempts
         self.backoff_s = backoff_s
@@ -176,9 +269,10 @@ class KubeGateway:
         method: str,
         path: str,
         query: dict[str, str] | None = None,
-        body: Obj | None = None,
+        body: Any = None,
         content_type: str = "application/json",
         timeout_s: float | None = None,
+        verb: str = "",
     ) -> Any:
         headers = {"Accept": "application/json", "Content-Type": content_type}
         # param_serialize adds the configured credentials (bearer token, exec plugin output).
@@ -191,12 +285,14 @@ class KubeGateway:
         )
         # The client JSON-encodes bodies of JSON content types itself; apply-patch+yaml goes as text
         # (JSON is YAML).
-        data: Obj | str | None = body
+        data: Any = body
         if body is not None and not content_type.endswith("json"):
             data = json.dumps(body)
         self.requests += 1
+        resource = _resource_of(path)
+        verb = verb or _verb_of(method, path, query)
         try:
-            return self.api.call_api(
+            resp = self.api.call_api(
                 method,
                 url,
                 header_params=headers,
@@ -204,16 +300,20 @@ class KubeGateway:
                 _request_timeout=timeout_s or self.timeout_s,
             )
         except (urllib3.exceptions.HTTPError, OSError) as exc:
+            self.metrics.count(verb, resource, 0)
             raise KubeApiError(0, "Unreachable", f"{self.api.configuration.host}: {exc}") from exc
         except k8s_client.ApiException as exc:  # TLS failures surface as status 0
+            self.metrics.count(verb, resource, exc.status or 0)
             raise KubeApiError(exc.status or 0, reason_for(exc.status or 0), str(exc.reason)) from exc
+        self.metrics.count(verb, resource, int(resp.status))
+        return resp
 
     def _request(
         self,
         method: str,
         path: str,
         query: dict[str, str] | None = None,
-        body: Obj | None = None,
+        body: Any = None,
         content_type: str = "application/json",
         retry_conflicts: bool = True,
     ) -> Obj:
@@ -320,8 +420,36 @@ class KubeGateway:
             "application/merge-patch+json",
         )
 
+    def patch(
+        self,
+        kind: str,
+        name: str,
+        body: Any,
+        namespace: str | None = None,
+        content_type: str = "application/merge-patch+json",
+        sub: str | None = None,
+    ) -> Obj:
+        """A merge patch (or a JSON patch, ``application/json-patch+json``, with a list body).
+
+        Not retried on conflict: a patch carrying a resourceVersion or a ``test`` operation means
+        "only if nobody wrote meanwhile", and the caller decides again from a fresh read.
+        """
+        return self._request(
+            "PATCH",
+            RESOURCES[kind].path(namespace, name, sub),
+            {"fieldManager": self.field_manager},
+            body,
+            content_type,
+            retry_conflicts=False,
+        )
+
     def watch(
-        self, kind: str, resource_version: str, timeout_s: int = 60, namespace: str | None = None
+        self,
+        kind: str,
+        resource_version: str,
+        timeout_s: int = 60,
+        namespace: str | None = None,
+        selector: str | None = None,
     ) -> Iterator[tuple[str, Obj]]:
         """(event type, object) pairs until the server ends the stream after ``timeout_s``.
 
@@ -330,6 +458,8 @@ class KubeGateway:
         query = {"watch": "true", "timeoutSeconds": str(timeout_s), "allowWatchBookmarks": "false"}
         if resource_version:
             query["resourceVersion"] = resource_version
+        if selector:
+            query["labelSelector"] = selector
         resp = self._send("GET", RESOURCES[kind].path(namespace), query, timeout_s=timeout_s + 5)
         status = int(resp.status)
         if status != 200:
@@ -350,3 +480,56 @@ class KubeGateway:
             raise KubeApiError(0, "Unreachable", f"watch {kind}: {exc}") from exc
         finally:
             raw_response.release_conn()
+
+
+def micro_time(at: datetime) -> str:
+    """A Kubernetes MicroTime (RFC 3339 with microseconds, UTC).
+
+    >>> micro_time(datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC))
+    '2026-01-02T03:04:05.000006Z'
+    """
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class EventRecorder:
+    """Kubernetes Events (``events.k8s.io/v1``) about the objects edgeslice manages.
+
+    Events about a cluster-scoped object (a NetworkSlice) go to namespace ``default``, as
+    kubectl expects (``kubectl describe networkslice`` and ``kubectl events --for``). A failure to
+    record is logged, never raised: an Event is a report, not a decision.
+    """
+
+    CONTROLLER = "edgeslice.io/controller"
+
+    def __init__(
+        self, gateway: KubeGateway, instance: str, now: Callable[[], datetime] | None = None
+    ) -> None:
+        self.gateway = gateway
+        self.instance = instance
+        self.now = now or (lambda: datetime.now(UTC))
+        self.emitted = 0
+
+    def emit(self, regarding: Obj, type_: str, reason: str, action: str, note: str) -> bool:
+        namespace = str(regarding.get("namespace") or "default")
+        at = self.now()
+        name = f"{regarding.get('name', 'object')}.{int(at.timestamp() * 1e9):x}"
+        body = {
+            "apiVersion": "events.k8s.io/v1",
+            "kind": "Event",
+            "metadata": {"name": name[:253], "namespace": namespace},
+            "eventTime": micro_time(at),
+            "reportingController": self.CONTROLLER,
+            "reportingInstance": self.instance[:128],
+            "action": action[:128],
+            "reason": reason[:128],
+            "type": type_,
+            "regarding": {k: v for k, v in regarding.items() if v},
+            "note": note[:1024],
+        }
+        try:
+            self.gateway.create(body)
+        except KubeApiError as exc:
+            log.warning("could not record event %s on %s: %s", reason, regarding.get("name"), exc)
+            return False
+        self.emitted += 1
+        return True

@@ -8,6 +8,17 @@ by node affinity; a PodDisruptionBudget per Deployment for vehicle slices.
 
 Names are deterministic, so applying the same placement twice yields identical manifests and a
 re-placement yields new Deployment names the realiser can prune the old ones by.
+
+Ownership: every object carries an ownerReference so Kubernetes' garbage collector removes what
+edgeslice made. With NetworkSlice intents the owner of everything (the Namespace included) is the
+slice's cluster-scoped NetworkSlice; with SQLite intents there is no such object, so the slice's
+Namespace (created by edgeslice, never adopted) owns the objects in it and is itself removed by
+the controller from its durable store's tombstone.
+
+Rollouts: each Deployment rolls out with ``maxSurge: 1, maxUnavailable: 0`` (a slice never runs
+below its granted replicas during an update) and the ResourceQuota leaves room for exactly that
+surge: the placement's pods, CPU and memory plus one pod of each Deployment. The ledger reserves
+the steady state; the surge is transient and bounded by the quota.
 """
 
 from __future__ import annotations
@@ -110,6 +121,11 @@ def workload_name(workload: Workload, site: str) -> str:
     return dns_name(workload.name, site)
 
 
+def owner_reference(api_version: str, kind: str, name: str, uid: str) -> dict[str, Any]:
+    """An ownerReference marking edgeslice's owner as the controller of the object."""
+    return {"apiVersion": api_version, "kind": kind, "name": name, "uid": uid, "controller": True}
+
+
 def _deployment(
     intent: SliceIntent,
     namespace: str,
@@ -152,6 +168,7 @@ def _deployment(
         "spec": {
             "replicas": replicas,
             "selector": {"matchLabels": selector},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
             "template": {
                 "metadata": {"labels": labels},
                 "spec": {"affinity": affinity, "containers": [container]},
@@ -161,9 +178,18 @@ def _deployment(
 
 
 def render(
-    intent: SliceIntent, placement: Placement, topology: Topology, settings: KubeSettings, generation: int
+    intent: SliceIntent,
+    placement: Placement,
+    topology: Topology,
+    settings: KubeSettings,
+    generation: int,
+    slice_owner: dict[str, Any] | None = None,
+    namespace_owner: dict[str, Any] | None = None,
 ) -> list[Manifest]:
     """Every object the slice needs, in apply order.
+
+    ``slice_owner`` (the NetworkSlice's ownerReference) goes on every object; without it,
+    ``namespace_owner`` (the slice Namespace's) goes on every namespaced object.
 
     >>> from controller.placement_model import EdgeShare, Placement
     >>> from controller.topology_file import TopologyFile
@@ -193,9 +219,12 @@ def render(
             "annotations": {GENERATION_ANNOTATION: str(generation), SPEC_HASH_ANNOTATION: intent.spec_hash},
         },
     }
-    cpu = sum(e.cpu_millicores for e in placement.edges)
-    mem = sum(e.memory_mib for e in placement.edges)
-    pods = sum(n for e in placement.edges for _, n in e.replicas)
+    by_name = {w.name: w for w in intent.workloads}
+    # The steady state the placement granted, plus one surge pod per Deployment for rollouts.
+    surge = [by_name[w] for e in placement.edges for w, n in e.replicas if n > 0 and w in by_name]
+    cpu = sum(e.cpu_millicores for e in placement.edges) + sum(w.cpu_millicores for w in surge)
+    mem = sum(e.memory_mib for e in placement.edges) + sum(w.memory_mib for w in surge)
+    pods = sum(n for e in placement.edges for _, n in e.replicas) + len(surge)
     quota: Manifest = {
         "apiVersion": "v1",
         "kind": "ResourceQuota",
@@ -210,7 +239,6 @@ def render(
             }
         },
     }
-    by_name = {w.name: w for w in intent.workloads}
     smallest = min(intent.workloads, key=lambda w: (w.cpu_millicores, w.memory_mib))
     limits: Manifest = {
         "apiVersion": "v1",
@@ -291,7 +319,12 @@ def render(
                         "spec": {"minAvailable": max(1, replicas - 1), "selector": {"matchLabels": selector}},
                     }
                 )
-    return [namespace, quota, limits, policy, *deployments, *services, *budgets]
+    out = [namespace, quota, limits, policy, *deployments, *services, *budgets]
+    for manifest in out:
+        owner = slice_owner if slice_owner is not None or manifest is namespace else namespace_owner
+        if owner is not None:
+            manifest["metadata"]["ownerReferences"] = [dict(owner)]
+    return out
 
 
 def object_key(manifest: Manifest) -> tuple[str, str, str]:

@@ -578,4 +578,8 @@ def load_topology(path: str) -> Topology:
     """Read, validate and build a topology from a YAML or JSON file."""
     from controller.topology_file import read_topology_file
 
-    return Topology.from_file(read_topology_file(path))
+    source = read_topology_file(path)
+    try:
+        return Topology.from_file(source)
+    except errors.TopologyError as exc:  # name the file on every problem line
+        raise errors.TopologyError("\n".join(f"{path}: {line}" for line in str(exc).splitlines())) from exc

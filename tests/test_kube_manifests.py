@@ -47,14 +47,26 @@ def test_every_rendered_manifest_is_valid_for_a_current_kubernetes() -> None:
             kubernetes_validate.validate(m, K8S_VERSION, strict=True)
 
 
-def test_quota_matches_the_granted_compute_and_pods_are_pinned() -> None:
+def test_quota_is_the_granted_compute_plus_one_surge_pod_per_deployment_and_pods_are_pinned() -> None:
     s = intent()
     placed = placement(s, "e1", "e2")
     kinds = _by_kind(render(s, placed, city(), KubeSettings(node_label_key="example.com/rack"), 1))
     hard = kinds["ResourceQuota"][0]["spec"]["hard"]
-    assert hard["requests.cpu"] == f"{sum(e.cpu_millicores for e in placed.edges)}m"
-    assert hard["requests.memory"] == f"{sum(e.memory_mib for e in placed.edges)}Mi"
-    assert hard["pods"] == "2"
+    # Issue 12: an exact-sum quota refused the rolling update's surge pod forever. Each Deployment
+    # surges by one pod and never drops below its replicas; the quota leaves room for that pod.
+    (workload,) = s.workloads
+    deployments = kinds["Deployment"]
+    assert len(deployments) == 2
+    for dep in deployments:
+        assert dep["spec"]["strategy"] == {
+            "type": "RollingUpdate",
+            "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+        }
+    granted_cpu = sum(e.cpu_millicores for e in placed.edges)
+    granted_mem = sum(e.memory_mib for e in placed.edges)
+    assert hard["requests.cpu"] == f"{granted_cpu + 2 * workload.cpu_millicores}m"
+    assert hard["requests.memory"] == f"{granted_mem + 2 * workload.memory_mib}Mi"
+    assert hard["pods"] == "4"  # two replicas granted, one surge pod for each of the two Deployments
     pins = {}
     for dep in kinds["Deployment"]:
         term = dep["spec"]["template"]["spec"]["affinity"]["nodeAffinity"][

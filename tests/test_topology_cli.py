@@ -86,8 +86,8 @@ def test_validate_reports_each_problem(tmp_path: Path, city_file: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.dump(doc, Dumper=yaml.CSafeDumper))
     assert one_line_error(run("validate", bad)).splitlines() == [
-        f"error: sites[{len(doc['sites']) - 1}].id: duplicate site id 'cell-001'",
-        "links[0]: unknown endpoint 'agg-99'",
+        f"error: {bad}: sites[{len(doc['sites']) - 1}].id: duplicate site id 'cell-001'",
+        f"{bad}: links[0]: unknown endpoint 'agg-99'",
     ]
 
 

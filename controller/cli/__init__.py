@@ -5,14 +5,53 @@ module and calls into the controller, slices and telemetry packages.
 from __future__ import annotations
 
 import sys
+from typing import Any, NoReturn
 
 import click
 
 from controller.cli import output
 
+EXIT_CODES = """\b
+Exit codes:
+  0  done
+  1  any other error
+  2  invalid input: a file, document, field, flag or path (nothing was changed)
+  3  a slice was rejected (apply stored every slice, at least one was rejected)
+  4  no such slice, site or link
+  5  Kubernetes or a site agent failed to realise a slice
+  6  the state (store) cannot be read or written
+  7  the controller or another server cannot be reached
+  8  not authenticated
+  130  interrupted
+Every error is reported as one line on stderr starting with "error: "; --debug adds the traceback.
+"""
+
+
+def _usage_line(exc: click.ClickException) -> NoReturn:
+    """A bad flag or argument as one line (click prints usage, a hint and the error on three)."""
+    message = " ".join(exc.format_message().split())
+    ctx = getattr(exc, "ctx", None)
+    hint = f" (see '{ctx.command_path} -h')" if isinstance(exc, click.UsageError) and ctx else ""
+    output.fail(f"{message}{hint}", exc.exit_code)
+
 
 class _Main(click.Group):
-    """Turns every :class:`slices.errors.EdgesliceError` into one line on stderr and its exit code."""
+    """Turns every :class:`slices.errors.EdgesliceError` into one line on stderr and its exit code;
+    click's usage errors (unknown flags, bad values) into one line too, with click's exit code 2."""
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.exceptions.NoArgsIsHelpError:
+            raise  # click prints the help
+        except click.ClickException as exc:
+            _usage_line(exc)
 
     def invoke(self, ctx: click.Context) -> object:
         from slices import errors
@@ -23,12 +62,20 @@ class _Main(click.Group):
             if ctx.obj and ctx.obj.get("debug"):
                 raise
             output.fail(str(exc), exc.exit_code)
+        except click.exceptions.NoArgsIsHelpError:
+            raise  # click prints the help
+        except click.ClickException as exc:
+            _usage_line(exc)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
 
 
-@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.group(
+    cls=_Main,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110},
+    epilog=EXIT_CODES,
+)
 @click.option("--debug", is_flag=True, envvar="EDGESLICE_DEBUG", help="Show tracebacks for errors.")
 @click.version_option(package_name="edgeslice", prog_name="slicectl")
 @click.pass_context

@@ -68,7 +68,7 @@ def generate(
 @click.argument("file", type=click.Path())
 def validate(file: str) -> None:
     """Check a topology file; print a summary, or every problem found (exit code 2)."""
-    built = topo.Topology.from_file(tf.read_topology_file(file))
+    built = topo.load_topology(file)
     click.echo(f"{file}: valid: {_one_line(built)}")
 
 
@@ -77,7 +77,7 @@ def validate(file: str) -> None:
 @output.output_option
 def show(file: str, fmt: str) -> None:
     """Counts per kind, edge sites, zones, link classes and cell-to-edge latency."""
-    built = topo.Topology.from_file(tf.read_topology_file(file))
+    built = topo.load_topology(file)
     data = summary(built)
     if fmt != "table":
         output.emit_data(data, fmt)
@@ -198,7 +198,10 @@ def import_graphml(
 def export(file: str, fmt: str, out: str) -> None:
     """Write a valid topology file as YAML, JSON or GraphML."""
     city = tf.read_topology_file(file)
-    topo.Topology.from_file(city)  # never export an invalid city
+    try:
+        topo.Topology.from_file(city)  # never export an invalid city
+    except errors.TopologyError as exc:
+        raise errors.TopologyError("\n".join(f"{file}: {line}" for line in str(exc).splitlines())) from exc
     _write(city, out, fmt)
     click.echo(f"wrote {out}")
 
