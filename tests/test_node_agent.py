@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import shutil
 import subprocess
@@ -149,7 +148,10 @@ class NodeAgent:
 
     def describe(self) -> str:
         with self._cond:
-            lines = [json.dumps({k: v for k, v in e.items() if k != "_i"}) for e in self.events[-30:]]
+            # Heartbeats are many and alike: the last one stands for them all.
+            shown = [e for e in self.events if e["event"] != "heartbeat"][-30:]
+            shown += [e for e in self.events if e["event"] == "heartbeat"][-1:]
+            lines = [json.dumps({k: v for k, v in e.items() if k != "_i"}) for e in shown]
         return "events:\n  " + "\n  ".join(lines) + f"\nstderr: {self.log.read_text()[-2000:]}"
 
     def close(self) -> None:
@@ -176,10 +178,11 @@ class Rig:
     service: ControllerService
     server: agent_service.AgentServer
     target: str
+    tag: str = ""  # names this controller's agent files (a test may run several controllers)
     agents: list[NodeAgent] = field(default_factory=list)
 
     def agent(self, site: str, *flags: str, scenario: dict[str, Any] | None = None) -> NodeAgent:
-        n = len(self.agents)
+        n = f"{self.tag}{len(self.agents)}"
         args = ["--target", self.target, "--site", site, *flags]
         if scenario is not None:
             path = self.tmp / f"scenario-{n}.json"
@@ -216,16 +219,20 @@ class Rig:
         return edge
 
 
-def make_rig(tmp_path: Path, tls: agent_service.TlsFiles | None = None) -> Iterator[Rig]:
+@contextlib.contextmanager
+def controller(
+    tmp_path: Path, tls: agent_service.TlsFiles | None = None, state: str = "state.db", tag: str = ""
+) -> Iterator[Rig]:
+    """A controller on the state file ``state`` serving agents on a loopback port."""
     node = node_binary()
     city = small_city()
-    store = Store.open(tmp_path / "state.db")
-    service = ControllerService(city, store, [PlanRecorder(tmp_path / "plans", city)], RealClock())
+    store = Store.open(tmp_path / state)
+    service = ControllerService(city, store, [PlanRecorder(tmp_path / f"plans{tag}", city)], RealClock())
     # cars: a vehicle slice at cell c1 (served from e1); meters: an IoT slice at c1 and c2.
     service.apply([doc("cars", "vehicle", ["c1"]), doc("meters", "iot", ["c1", "c2"])], "operator:test")
     server = agent_service.serve_agents(service, "127.0.0.1:0", tls=tls, dev=tls is None, settings=SETTINGS)
     host = "localhost" if tls else "127.0.0.1"  # the controller's certificate names both; TLS wants a name
-    rig = Rig(tmp_path, node, service, server, f"{host}:{server.port}")
+    rig = Rig(tmp_path, node, service, server, f"{host}:{server.port}", tag)
     try:
         yield rig
     finally:
@@ -237,7 +244,8 @@ def make_rig(tmp_path: Path, tls: agent_service.TlsFiles | None = None) -> Itera
 
 @pytest.fixture
 def rig(tmp_path: Path) -> Iterator[Rig]:
-    yield from make_rig(tmp_path)
+    with controller(tmp_path) as r:
+        yield r
 
 
 # -- connect, config, ack, refuse ---------------------------------------------------------------
@@ -369,16 +377,82 @@ def test_bad_kpis_from_an_edge_site_fail_the_sla(rig: Rig) -> None:
     assert not a.of("rejection") and not a.of("end")
 
 
-@pytest.mark.parametrize("form", ["rows", "columns"])
-def test_a_nan_is_rejected_in_band_and_the_stream_stays_open(rig: Rig, form: str) -> None:
+def _marked(**bad: Any) -> dict[str, Any]:
+    """The edge site's cars record in a bad batch: p99 7 ms (the good batches say 3 ms), so a
+    record kept from a bad batch would show."""
+    return {"slice": "cars", **GOOD_EDGE, "latency_p99_ms": 7.0, **bad}
+
+
+def _row_field(name: str) -> Callable[[str], bool]:
+    return lambda f: f.startswith("slices") and f.endswith(name)
+
+
+@pytest.mark.parametrize(
+    ("batch", "reason", "field_ok"),
+    [
+        pytest.param(
+            {"rows": [_marked(latency_p99_ms="NaN")]}, "NotFinite", _row_field("latency_p99_ms"), id="nan-row"
+        ),
+        pytest.param(
+            {"columns": [_marked(latency_p99_ms="NaN")]},
+            "NotFinite",
+            lambda f: f == "columns.latency_p99_ms[0]",
+            id="nan-column",
+        ),
+        pytest.param(
+            {"columns": [_marked(latency_p50_ms="Infinity")]},
+            "NotFinite",
+            lambda f: f == "columns.latency_p50_ms[0]",
+            id="infinity",
+        ),
+        pytest.param(
+            {"columns": [_marked(packet_loss=1.5)]},
+            "OutOfRange",
+            lambda f: f == "columns.packet_loss[0]",
+            id="loss-above-1",
+        ),
+        pytest.param(
+            {"rows": [_marked(dl_throughput_mbps=-1.0)]},
+            "OutOfRange",
+            _row_field("dl_throughput_mbps"),
+            id="negative-rate",
+        ),
+        pytest.param(
+            {"columns": [_marked()], "cpu": 11.0},
+            "OutOfRange",
+            lambda f: f == "health.cpu_utilisation",
+            id="cpu-above-10",
+        ),
+        pytest.param(
+            {"columns": [_marked()], "links": [{"peer": "a2", "up": True, "utilisation": 0.1}]},
+            "UnknownPeer",
+            lambda f: f.startswith("health.links") and f.endswith("peer"),
+            id="unknown-peer",
+        ),
+        pytest.param(
+            {"columns": [_marked()], "links": [{"peer": "a1", "up": True, "utilisation": 11.0}]},
+            "OutOfRange",
+            lambda f: f.startswith("health.links") and f.endswith("utilisation"),
+            id="link-utilisation-above-10",
+        ),
+        pytest.param(
+            {"rows": [_marked()], "columns": [_marked()]},
+            "Duplicate",
+            lambda f: "slice" in f,
+            id="slice-twice",
+        ),
+    ],
+)
+def test_bad_data_is_rejected_in_band_naming_the_field_and_the_stream_stays_open(
+    rig: Rig, batch: dict[str, Any], reason: str, field_ok: Callable[[str], bool]
+) -> None:
     edge = rig.edge_of("cars")
-    nan = {"slice": "cars", **GOOD_EDGE, "latency_p99_ms": "NaN"}
-    good = {"slice": "cars", **GOOD_EDGE, "latency_p99_ms": 3.0}
-    a = rig.agent(edge, scenario={"telemetry": [{form: [nan]}, {form: [good]}]})
+    good = {"columns": [{"slice": "cars", **GOOD_EDGE, "latency_p99_ms": 3.0}]}
+    a = rig.agent(edge, scenario={"telemetry": [batch, good]})
     sent = a.wait("telemetry", lambda e: e["batch"] == 1)
     rejection = a.wait("rejection")
-    assert rejection["message_kind"] == "telemetry" and rejection["reason"] == "NotFinite"
-    assert "latency_p99_ms" in rejection["field"]
+    assert (rejection["message_kind"], rejection["reason"]) == ("telemetry", reason), rejection
+    assert field_ok(rejection["field"]), rejection
     assert rejection["observed_at_unix_ms"] == sent["observed_at_unix_ms"]
     # The stream stays open: later heartbeats and batches are accepted, the good batch is kept.
     later = a.wait("telemetry", lambda e: e["batch"] >= 3, after=rejection)
@@ -386,12 +460,44 @@ def test_a_nan_is_rejected_in_band_and_the_stream_stays_open(rig: Rig, form: str
     messages = rig.registry.status(edge).messages
     wait_for("a later message is accepted", lambda: rig.registry.status(edge).messages > messages)
     wait_for("the good batch is kept", lambda: rig.latest("cars", edge) is not None)
-    kept = rig.latest("cars", edge)
-    assert kept is not None and kept.latency_p99_ms == 3.0
-    assert all(not math.isnan(s.latency_p99_ms) for s in rig.registry.kpis().get(("cars", edge), []))
+    # Nothing of the bad batch was kept (its record says 7 ms, or the bad value).
+    assert {s.latency_p99_ms for s in rig.registry.kpis()[("cars", edge)]} == {3.0}
     assert rig.registry.status(edge).connected and a.of("end") == []
     info = rig.registry.agent(edge)
     assert info is not None and info.rejections >= 1
+
+
+def test_a_slice_not_configured_at_the_site_is_dropped_alone(rig: Rig) -> None:
+    edge = rig.edge_of("cars")
+    batch = {"columns": [{"slice": "cars", **GOOD_EDGE}, {"slice": "ghost", **GOOD_EDGE}]}
+    a = rig.agent(edge, scenario={"telemetry": [batch]})
+    rejection = a.wait("rejection")
+    assert (rejection["message_kind"], rejection["reason"]) == ("telemetry", "UnknownSlice"), rejection
+    sent = {e["observed_at_unix_ms"] for e in a.of("telemetry")}
+    assert rejection["observed_at_unix_ms"] in sent
+    # The rest of the batch is kept; nothing is kept for the slice the site does not carry.
+    wait_for("cars is kept", lambda: rig.latest("cars", edge) is not None)
+    assert ("ghost", edge) not in rig.registry.kpis()
+    a.wait("heartbeat", after=a.wait("telemetry", after=rejection))
+    assert rig.registry.status(edge).connected and a.of("end") == []
+
+
+def test_messages_over_the_advertised_rate_are_throttled_in_band(rig: Rig) -> None:
+    a = rig.agent("c1", "--flood-bursts", "2")  # twice Welcome.max_message_burst, at once
+    welcome = a.wait("welcome")
+    assert a.wait("flood")["count"] == 2 * welcome["max_message_burst"] > 0
+    rejection = a.wait("rejection", lambda e: e["reason"] == "Throttled")
+    assert rejection["retry_after_ms"] > 0
+    # Back under the rate, the session goes on.
+    beat = a.wait("heartbeat", after=a.wait("heartbeat", after=rejection))
+    messages = rig.registry.status("c1").messages
+    wait_for("a later heartbeat is accepted", lambda: rig.registry.status("c1").messages > messages)
+    assert beat and rig.registry.status("c1").connected and a.of("end") == []
+
+
+def test_an_agent_that_ignores_the_throttling_is_ended_resource_exhausted(rig: Rig) -> None:
+    a = rig.agent("c1", "--flood-bursts", "6")
+    assert a.wait("end")["code"] == "RESOURCE_EXHAUSTED"
 
 
 # -- liveness -----------------------------------------------------------------------------------
@@ -434,6 +540,46 @@ def test_a_second_instance_is_refused_and_the_same_instance_replaces_its_stream(
     assert rig.registry.status(edge).connected and again.of("end") == []
 
 
+# -- the controller's state and city --------------------------------------------------------------
+
+
+def test_generations_only_increase_across_a_restart_and_the_epoch_names_the_state(tmp_path: Path) -> None:
+    with controller(tmp_path, tag="first-") as first:
+        edge = first.edge_of("cars")
+        a = first.agent(edge)
+        epoch = a.wait("welcome")["epoch"]
+        before = a.wait("config")
+        a.wait("ack")
+        wait_for("the ack", lambda: first.registry.status(edge).acked_generation == before["generation"])
+    # A restart on the same state file: the same state (epoch), generations carry on.
+    with controller(tmp_path, tag="again-") as again:
+        b = again.agent(edge)  # a fresh agent: nothing applied
+        assert b.wait("welcome")["epoch"] == epoch
+        config = b.wait("config")
+        assert config["generation"] >= before["generation"]
+        if config["generation"] == before["generation"]:  # same epoch, same generation: same content
+            assert config["slices"] == before["slices"]
+        # A change at the site is a higher generation than any before.
+        again.service.apply([doc("cams", "vehicle", ["c2"])], "operator:test")
+        assert again.edge_of("cams") == edge
+        changed = b.wait("config", lambda e: "cams" in e["slices"], after=config)
+        assert changed["generation"] > config["generation"]
+    # Another state (another controller): another epoch.
+    with controller(tmp_path, state="other.db", tag="other-") as other:
+        assert other.agent(edge).wait("welcome")["epoch"] not in ("", epoch)
+
+
+def test_an_agent_built_for_another_city_is_refused_failed_precondition(rig: Rig) -> None:
+    fingerprint = rig.agent("c1").wait("welcome")["topology_fingerprint"]
+    assert fingerprint
+    same = rig.agent("c2", "--topology-fingerprint", fingerprint)
+    assert same.wait("welcome")["site_id"] == "c2"
+    other = rig.agent("c3", "--topology-fingerprint", "sha256:another-city")
+    assert other.wait("end")["code"] == "FAILED_PRECONDITION" and not other.of("welcome")
+    status = rig.registry.status("c3")
+    assert not status.connected and status.messages == 0 and status.up
+
+
 # -- mutual TLS ---------------------------------------------------------------------------------
 
 
@@ -453,7 +599,8 @@ def tls_rig(tmp_path: Path, pki: Path) -> Iterator[Rig]:
     tls = agent_service.TlsFiles(
         str(pki / "controller.crt"), str(pki / "controller.key"), str(pki / "ca.crt")
     )
-    yield from make_rig(tmp_path, tls)
+    with controller(tmp_path, tls) as r:
+        yield r
 
 
 def _tls(pki: Path, stem: str) -> tuple[str, ...]:

@@ -13,6 +13,7 @@
 //   --refuse REASON [--refuse-message TEXT]   answer every config with ok=false
 //   --no-ack                never answer a config
 //   --silent-after-ms N     stop sending anything N ms after Welcome (the stream stays open)
+//   --flood-bursts K        right after Welcome, send K * Welcome.max_message_burst heartbeats at once
 // Scenario-only: "telemetry": a list of batches sent one per telemetry interval once a config has
 // arrived (the last one is repeated). A batch is {"rows": [KPI], "columns": [KPI], "cpu": 0.1,
 // "links": [{"peer", "up", "utilisation"}]}; a KPI is {"slice": NAME, <SliceKpi field>: value};
@@ -20,7 +21,8 @@
 // LinkReservations name as up.
 //
 // Output: one JSON line per event on stdout: connecting, welcome, config, ack (sent), heartbeat
-// (sent), telemetry (sent), rejection, silent, end (the stream's gRPC status), protocol-error.
+// (sent), flood (sent), telemetry (sent), rejection, silent, end (the stream's gRPC status),
+// protocol-error.
 // The agent exits when the stream has ended. Closing stdin (or SIGTERM) half-closes the stream.
 'use strict';
 
@@ -132,6 +134,15 @@ function main() {
     if (!silent) emit('heartbeat', { sequence });
   }
 
+  function flood(count) {
+    if (count === 0) emit('protocol-error', { message: 'Welcome.max_message_burst is 0' });
+    for (let i = 0; i < count; i++) {
+      sequence += 1;
+      send({ heartbeat: { sequence, applied_generation: 0, sent_at_unix_ms: Date.now() } });
+    }
+    emit('flood', { count });
+  }
+
   function telemetry() {
     if (!config || o.telemetry.length === 0 || silent) return;
     const spec = o.telemetry[Math.min(batchIndex, o.telemetry.length - 1)];
@@ -158,6 +169,7 @@ function main() {
     emit('welcome', w);
     timers.push(setInterval(heartbeat, w.heartbeat_interval_ms || 1000));
     timers.push(setInterval(telemetry, w.telemetry_interval_ms || 1000));
+    if (o['flood-bursts'] !== undefined) flood(Math.round(Number(o['flood-bursts']) * w.max_message_burst));
     if (o['silent-after-ms'] !== undefined) {
       timers.push(setTimeout(() => { silent = true; emit('silent'); }, Number(o['silent-after-ms'])));
     }
