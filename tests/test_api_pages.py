@@ -11,17 +11,20 @@ import base64
 import json
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, cast
 
 import grpc
 import pytest
 
-from controller import api_client, api_server, auth, paging
+from controller import api_client, api_server, auth, citygen, paging
 from controller.agent_view import AgentDirectory, AgentInfo, Refusal, SessionState
+from controller.topology import Topology
 from protos.edgeslice.operator.v1 import operator_pb2 as pb
 from protos.edgeslice.operator.v1 import operator_pb2_grpc as pb_grpc
 from slices import errors
-from tests import operator_fake
+from slices.intent import load_slices
+from tests import operator_fake, runtime_helpers
 
 TOKEN = "alice-token-0123456789"
 AUTH = (("authorization", f"Bearer {TOKEN}"),)
@@ -455,3 +458,33 @@ def test_the_client_reads_every_slice_page(rig: Rig, monkeypatch: pytest.MonkeyP
     rig.stub.ApplySlices(pb.ApplySlicesRequest(manifests=manifests), metadata=AUTH, timeout=10)
     with rig.client() as client:
         assert [s.name for s in client.list_slices()] == ["a", "b", "c", "d", "e"]
+
+
+# ---- the real service -----------------------------------------------------------------------
+
+
+def test_a_city_status_read_in_pages_is_the_whole_status(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real service on a real SQLite store, a 600-cell city with loaded links: the client's
+    joined pages equal the status in one message, and no page needed a raised message limit."""
+    topology = Topology.from_file(citygen.generate_city(600, seed=3))
+    service, store = runtime_helpers.make_service(tmp_path, topology)
+    documents = load_slices(
+        "\n---\n".join(
+            f"metadata: {{name: s{i}}}\nspec: {{kind: iot, coverage: {{zones: [{z}]}}}}"
+            for i, z in enumerate(topology.zones()[:4])
+        )
+    )
+    service.apply(documents, "test")
+    server = api_server.serve(service, "127.0.0.1:0", auth.Authenticator({"alice": TOKEN}), None, dev=True)
+    try:
+        whole = api_server.topology_status_message(service.topology_status())
+        assert len(whole.link_utilisation) > 0 and len(whole.sites) > 5 * 97  # many pages
+        monkeypatch.setattr(api_client, "PAGE_SIZE", 97)
+        with api_client.ApiClient(server.address, TOKEN, timeout_s=20) as client:
+            assert client.topology_status() == whole
+            assert [s.name for s in client.list_slices()] == ["s0", "s1", "s2", "s3"]
+    finally:
+        server.stop(0)
+        store.close()
