@@ -188,7 +188,7 @@ class Rig:
             path = self.tmp / f"scenario-{n}.json"
             path.write_text(json.dumps(scenario))
             args += ["--scenario", str(path)]
-        if not any(f in flags for f in ("--cert", "--insecure")):
+        if not any(f in flags for f in ("--ca", "--insecure")):
             args.append("--insecure")
         a = NodeAgent(self.node, args, self.tmp / f"agent-{n}-{site}.log")
         self.agents.append(a)
@@ -639,3 +639,10 @@ def test_mtls_a_certificate_not_naming_exactly_the_claimed_site_is_permission_de
     for site in ("c1", "c2"):
         status = tls_rig.registry.status(site)
         assert not status.connected and status.messages == 0
+
+
+def test_mtls_an_agent_without_a_client_certificate_is_unauthenticated(tls_rig: Rig, pki: Path) -> None:
+    a = tls_rig.agent("c1", "--ca", str(pki / "ca.crt"))
+    end = a.wait("end")
+    assert end["code"] == "UNAUTHENTICATED", end
+    assert not a.of("welcome") and not tls_rig.registry.status("c1").connected

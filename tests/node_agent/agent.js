@@ -9,6 +9,7 @@
 //   --instance ID           Hello.instance_id (default: a random UUID, chosen once per process)
 //   --insecure              plaintext (the controller's dev mode); otherwise mutual TLS with
 //   --cert F --key F --ca F the client certificate, its key and the CA that signed the controller
+//                           (--ca alone: TLS without a client certificate)
 //   --applied-generation N, --controller-epoch E, --topology-fingerprint F   sent in Hello
 //   --refuse REASON [--refuse-message TEXT]   answer every config with ok=false
 //   --no-ack                never answer a config
@@ -63,7 +64,8 @@ function options(argv) {
   const scenario = flags.scenario ? JSON.parse(fs.readFileSync(flags.scenario, 'utf8')) : {};
   const o = { ...scenario, ...flags };
   for (const key of ['target', 'site']) if (!o[key]) fail(`--${key} is required`);
-  if (!o.insecure && !(o.cert && o.key && o.ca)) fail('give --insecure or all of --cert, --key, --ca');
+  if (!o.insecure && !o.ca) fail('give --insecure, or --ca (with --cert and --key for mutual TLS)');
+  if (!o.cert !== !o.key) fail('give both --cert and --key, or neither');
   o.instance = o.instance || crypto.randomUUID();
   o.telemetry = o.telemetry || [];
   return o;
@@ -97,7 +99,11 @@ function main() {
   const v1 = grpc.loadPackageDefinition(definition).edgeslice.agent.v1;
   const credentials = o.insecure
     ? grpc.credentials.createInsecure()
-    : grpc.credentials.createSsl(fs.readFileSync(o.ca), fs.readFileSync(o.key), fs.readFileSync(o.cert));
+    : grpc.credentials.createSsl(
+        fs.readFileSync(o.ca),
+        o.key ? fs.readFileSync(o.key) : null,
+        o.cert ? fs.readFileSync(o.cert) : null,
+      );
   const client = new v1.SiteAgent(o.target, credentials);
 
   let welcome = null;
