@@ -62,6 +62,48 @@ def _tls_files(
     return cert, key, ca
 
 
+def _site_file(flag: str, path: str | None, site: str) -> str | None:
+    """``path`` with ``{site}`` replaced; it must exist (one line naming the flag otherwise)."""
+    if path is None:
+        return None
+    resolved = path.replace("{site}", site)
+    if not Path(resolved).is_file():
+        raise errors.InvalidSpec(f"{flag}: {resolved}: no such file")
+    return resolved
+
+
+def site_from_node(node: str, label_key: str, kubeconfig: str | None, topology_path: str | None) -> str:
+    """The site of Kubernetes node ``node``: its ``label_key`` label, mapped through the city's
+    edge-site nodeLabels when ``topology_path`` is given."""
+    from controller import kube_gateway
+
+    try:
+        api = kube_gateway.api_client_for(kubeconfig, in_cluster=kubeconfig is None)
+    except errors.InvalidSpec as exc:
+        raise errors.InvalidSpec(f"--site-from-node: {exc}".replace(": --kube:", ":")) from exc
+    gateway = kube_gateway.KubeGateway(api, attempts=3)
+    try:
+        found = gateway.get("Node", node)
+    except kube_gateway.KubeApiError as exc:
+        raise errors.InvalidSpec(f"--site-from-node: cannot read node {node!r}: {exc}") from exc
+    finally:
+        gateway.close()
+    if found is None:
+        raise errors.InvalidSpec(f"--site-from-node: node {node!r} does not exist")
+    value = ((found.get("metadata") or {}).get("labels") or {}).get(label_key)
+    if not value:
+        raise errors.InvalidSpec(f"--site-from-node: node {node!r} has no label {label_key}")
+    if topology_path is None:
+        return str(value)
+    city = load_topology(topology_path)
+    for site in city.sites.values():
+        if site.kind == SiteKind.EDGE and site.node_label == value:
+            return site.id
+    raise errors.InvalidSpec(
+        f"--site-from-node: node {node!r} has {label_key}={value}, the nodeLabel of no edge site in {topology_path}"
+    )
+
+
 @click.group()
 def agent() -> None:
     """Site agents: their status on a running controller, the reference agent, a many-site
@@ -83,7 +125,11 @@ def list_cmd(state: str | None, fmt: str, conn: Connection) -> None:
     with conn.client() as client:
         found = client.agents(state=state)
     if fmt == "table":
-        click.echo(agent_views.agents_table(found) if found else "no agents" + (f" {state}" if state else ""))
+        click.echo(
+            agent_views.agents_table(found)
+            if found
+            else "no agents" + (f" in state {state}" if state else "")
+        )
     else:
         output.emit_data([agent_views.agent_data(a) for a in found], fmt)
 
@@ -103,12 +149,43 @@ def get_cmd(site: str, fmt: str, conn: Connection) -> None:
 
 
 @agent.command("run")
-@click.option("--site", required=True, help="The site this agent runs at (its topology id).")
+@click.option("--site", help="The site this agent runs at (its topology id).")
+@click.option(
+    "--site-from-node",
+    "node_name",
+    metavar="NODE",
+    help="Instead of --site: read node NODE's --site-label-key label through the Kubernetes API "
+    "(in a pod: --site-from-node=$(NODE_NAME) from the downward API; needs get on nodes).",
+)
+@click.option(
+    "--site-label-key",
+    default="edgeslice.io/site",
+    show_default=True,
+    help="With --site-from-node: the node label whose value is the site's nodeLabel.",
+)
+@click.option(
+    "--topology",
+    "topology_path",
+    type=click.Path(dir_okay=False),
+    help="With --site-from-node: the city, to map the label (an edge site's nodeLabel) to its site id; "
+    "without it the label's value is the site id.",
+)
+@click.option(
+    "--kubeconfig",
+    type=click.Path(dir_okay=False),
+    help="With --site-from-node: kubeconfig to use (default: the pod's in-cluster config).",
+)
 @click.option("--controller", "target", required=True, help="Controller agent address, HOST:PORT.")
 @click.option(
-    "--tls-cert", type=click.Path(exists=True, dir_okay=False), help="This site's certificate (PEM)."
+    "--tls-cert",
+    type=click.Path(dir_okay=False),
+    help="This site's certificate (PEM); {site} in the path is replaced by the site id.",
 )
-@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), help="This site's key (PEM).")
+@click.option(
+    "--tls-key",
+    type=click.Path(dir_okay=False),
+    help="This site's key (PEM); {site} in the path is replaced by the site id.",
+)
 @click.option("--tls-ca", type=click.Path(exists=True, dir_okay=False), help="CA that signed the controller.")
 @click.option("--server-name", help="Expected name in the controller's certificate (default: the host).")
 @click.option("--insecure", is_flag=True, help="Dev mode: plaintext to a loopback controller.")
@@ -120,7 +197,11 @@ def get_cmd(site: str, fmt: str, conn: Connection) -> None:
     help="Where the default backend records what it would configure.",
 )
 def run_cmd(
-    site: str,
+    site: str | None,
+    node_name: str | None,
+    site_label_key: str,
+    topology_path: str | None,
+    kubeconfig: str | None,
     target: str,
     tls_cert: str | None,
     tls_key: str | None,
@@ -132,6 +213,14 @@ def run_cmd(
     """Run the agent of one site until interrupted (applies config, reports KPIs)."""
     from telemetry import agent as agent_mod
 
+    if (site is None) == (node_name is None):
+        raise errors.InvalidSpec("give exactly one of --site SITE or --site-from-node NODE")
+    if site is None:
+        assert node_name is not None
+        site = site_from_node(node_name, site_label_key, kubeconfig, topology_path)
+    tls_cert, tls_key = (
+        _site_file(flag, path, site) for flag, path in (("--tls-cert", tls_cert), ("--tls-key", tls_key))
+    )
     files = _tls_files(tls_cert, tls_key, tls_ca, insecure)
     if files is None and target.rsplit(":", 1)[0] not in ("127.0.0.1", "localhost", "[::1]"):
         raise errors.InvalidSpec(f"--insecure: only to a loopback controller, not {target!r}")
@@ -315,6 +404,19 @@ def _inject(runner: object, fault: _Fault) -> None:
     help="Names agents dial the controller by (its certificate's SANs).",
 )
 @click.option("--days", type=click.IntRange(1, 3650), default=365, show_default=True)
+@click.option(
+    "--secrets",
+    "secrets_path",
+    type=click.Path(dir_okay=False),
+    help="Also write the Kubernetes Secrets deploy/ mounts (edgeslice-tls for the controller, "
+    "edgeslice-agent-tls with every site's pair) to this YAML file, for kubectl apply -f.",
+)
+@click.option(
+    "--namespace",
+    default="edgeslice-system",
+    show_default=True,
+    help="With --secrets: the namespace of the Secrets.",
+)
 def certs_cmd(
     directory: str,
     site_ids: tuple[str, ...],
@@ -324,6 +426,8 @@ def certs_cmd(
     seed: int,
     hosts: tuple[str, ...],
     days: int,
+    secrets_path: str | None,
+    namespace: str,
 ) -> None:
     """Create a dev CA (or reuse the one in --dir), the controller's and per-site certificates."""
     from telemetry import certs
@@ -343,3 +447,42 @@ def certs_cmd(
         f"controller: certificate {directory}/controller.crt, key {directory}/controller.key, "
         f"client CA {directory}/ca.crt; site X: {directory}/site-X.crt and .key"
     )
+    if secrets_path is not None:
+        text = tls_secrets_yaml(Path(directory), sites, namespace)
+        try:
+            Path(secrets_path).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise errors.InvalidSpec(f"--secrets: cannot write {secrets_path}: {exc.strerror}") from exc
+        click.echo(f"wrote Secrets edgeslice-tls and edgeslice-agent-tls ({namespace}) to {secrets_path}")
+
+
+def tls_secrets_yaml(directory: Path, sites: list[str], namespace: str) -> str:
+    """The two Secrets deploy/ mounts, from the files ``create_dev_pki`` wrote in ``directory``:
+    ``edgeslice-tls`` (controller: tls.crt, tls.key, ca.crt) and ``edgeslice-agent-tls`` (agents:
+    ca.crt and site-<id>.crt/.key for every site; each agent picks its own by its site)."""
+    import base64
+
+    import yaml
+
+    def data(files: dict[str, str]) -> dict[str, str]:
+        return {
+            key: base64.b64encode((directory / name).read_bytes()).decode() for key, name in files.items()
+        }
+
+    labels = {"app.kubernetes.io/part-of": "edgeslice"}
+    controller = {"tls.crt": "controller.crt", "tls.key": "controller.key", "ca.crt": "ca.crt"}
+    agents = {"ca.crt": "ca.crt"}
+    for site in sites:
+        agents[f"site-{site}.crt"] = f"site-{site}.crt"
+        agents[f"site-{site}.key"] = f"site-{site}.key"
+    docs = [
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name, "namespace": namespace, "labels": labels},
+            "type": "Opaque",
+            "data": data(files),
+        }
+        for name, files in (("edgeslice-tls", controller), ("edgeslice-agent-tls", agents))
+    ]
+    return yaml.safe_dump_all(docs, sort_keys=False)
