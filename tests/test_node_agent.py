@@ -569,6 +569,31 @@ def test_generations_only_increase_across_a_restart_and_the_epoch_names_the_stat
         assert other.agent(edge).wait("welcome")["epoch"] not in ("", epoch)
 
 
+def test_hello_applied_generation_skips_the_resend_in_one_epoch_and_raises_generations_from_another(
+    rig: Rig,
+) -> None:
+    edge = rig.edge_of("cars")
+    first = rig.agent(edge)
+    epoch = first.wait("welcome")["epoch"]
+    generation = first.wait("ack")["generation"]
+    wait_for("the ack", lambda: rig.registry.status(edge).acked_generation == generation)
+    first.close()
+    wait_for("the first session ends", lambda: not rig.registry.status(edge).connected)
+    # The agent comes back with what it applied, from this controller: nothing to send again.
+    back = rig.agent(edge, "--no-ack", "--applied-generation", str(generation), "--controller-epoch", epoch)
+    back.wait("welcome")
+    back.wait("heartbeat", lambda e: e["sequence"] >= 6)  # well past "at once" and a resend interval
+    assert back.of("config") == [] and rig.registry.status(edge).acked_generation == generation
+    back.close()
+    wait_for("the second session ends", lambda: not rig.registry.status(edge).connected)
+    # An agent ahead of us, from another controller: our next config is numbered above it.
+    ahead = rig.agent(
+        edge, "--no-ack", "--applied-generation", str(generation + 100), "--controller-epoch", "elsewhere"
+    )
+    config = ahead.wait("config")
+    assert config["generation"] > generation + 100 and config["slices"] == first.wait("config")["slices"]
+
+
 def test_an_agent_built_for_another_city_is_refused_failed_precondition(rig: Rig) -> None:
     fingerprint = rig.agent("c1").wait("welcome")["topology_fingerprint"]
     assert fingerprint
