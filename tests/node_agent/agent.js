@@ -15,8 +15,8 @@
 //   --no-ack                never answer a config
 //   --silent-after-ms N     stop sending anything N ms after Welcome (the stream stays open)
 //   --flood-bursts K        right after Welcome, send K * Welcome.max_message_burst heartbeats at once
-// Scenario-only: "telemetry": a list of batches sent one per telemetry interval once a config has
-// arrived (the last one is repeated). A batch is {"rows": [KPI], "columns": [KPI], "cpu": 0.1,
+// Scenario-only: "telemetry": a list of batches sent one per telemetry interval once a config is
+// applied (the last one is repeated). A batch is {"rows": [KPI], "columns": [KPI], "cpu": 0.1,
 // "links": [{"peer", "up", "utilisation"}]}; a KPI is {"slice": NAME, <SliceKpi field>: value};
 // a value may be "NaN" or "Infinity". Without "links", the batch reports every peer the config's
 // LinkReservations name as up.
@@ -132,20 +132,20 @@ function main() {
     },
   });
 
-  function heartbeat() {
+  function sendHeartbeat() {
     sequence += 1;
-    send({
-      heartbeat: { sequence, applied_generation: config ? config.generation : 0, sent_at_unix_ms: Date.now() },
-    });
+    const applied = config ? config.generation : 0;
+    send({ heartbeat: { sequence, applied_generation: applied, sent_at_unix_ms: Date.now() } });
+  }
+
+  function heartbeat() {
+    sendHeartbeat();
     if (!silent) emit('heartbeat', { sequence });
   }
 
   function flood(count) {
     if (count === 0) emit('protocol-error', { message: 'Welcome.max_message_burst is 0' });
-    for (let i = 0; i < count; i++) {
-      sequence += 1;
-      send({ heartbeat: { sequence, applied_generation: 0, sent_at_unix_ms: Date.now() } });
-    }
+    for (let i = 0; i < count; i++) sendHeartbeat();
     emit('flood', { count });
   }
 
@@ -158,7 +158,10 @@ function main() {
     const batch = {
       observed_at_unix_ms: Date.now(),
       slices: (spec.rows || []).map(kpiRow),
-      health: { cpu_utilisation: number(spec.cpu ?? 0.1), links: links.map((l) => ({ ...l, utilisation: number(l.utilisation ?? 0) })) },
+      health: {
+        cpu_utilisation: number(spec.cpu ?? 0.1),
+        links: links.map((l) => ({ ...l, utilisation: number(l.utilisation ?? 0) })),
+      },
     };
     if (spec.columns) batch.columns = kpiColumns(spec.columns);
     send({ telemetry: batch });
