@@ -64,6 +64,7 @@ RESOURCES: dict[str, ResourceType] = {
     r.kind: r
     for r in (
         ResourceType("v1", "Namespace", "namespaces", False),
+        ResourceType("v1", "Node", "nodes", False),  # read by the agent (--site-from-node)
         ResourceType("v1", "ResourceQuota", "resourcequotas", True),
         ResourceType("v1", "LimitRange", "limitranges", True),
         ResourceType("v1", "Service", "services", True),

@@ -30,6 +30,7 @@ RENDERINGS: tuple[tuple[str, ...], ...] = (
         "replicas=1",
         "intents=sqlite",
         "leaderElection=false",
+        "admissionPolicy.enabled=false",
     ),
 )
 
