@@ -2,9 +2,11 @@
 operator API, run the periodic reconcile pass, and stop cleanly on SIGTERM or SIGINT.
 
 Everything has an embedded default so ``slicectl controller run`` works with no flags: a
-generated sample city, ``edgeslice.db`` in the working folder, the API on loopback in dev mode
-(with a generated token in the state folder), plans recorded under ``<state-dir>/realisation``
-and each placed slice's Kubernetes manifests rendered under ``<state-dir>/manifests/<slice>/``.
+generated sample city, the state folder holding everything (``<state-dir>/edgeslice.db``, the
+dev token, the address and endpoints files, plans under ``<state-dir>/realisation`` and each
+placed slice's Kubernetes manifests under ``<state-dir>/manifests/<slice>/``), the API on loopback
+in dev mode. One controller per state: the folder and the state file are each locked
+(``<state-dir>/controller.lock``, ``<state file>.lock``) for the life of the process.
 
 Cluster mode is three independent choices: ``kube`` realises in the cluster instead of rendering
 files; ``intents="crd"`` takes intents from NetworkSlice objects and writes their status back
@@ -15,6 +17,7 @@ health until it leads (see :class:`Controller`).
 
 from __future__ import annotations
 
+import errno
 import gc
 import logging
 import os
@@ -37,7 +40,7 @@ from controller.placement_model import Placement
 from controller.plan_recorder import PlanRecorder
 from controller.realisation import RealisationResult, Realiser
 from controller.service import ApplyResult, ControllerService, SliceRecord
-from controller.store import Store
+from controller.store import StateLock, Store, lock_path
 from controller.topology import Topology, load_topology
 from slices import errors
 from slices.intent import NetworkSlice
@@ -57,6 +60,7 @@ DEFAULT_SAMPLE_CELLS = 60
 RECONCILE_BATCH = 100  # slices per locked batch of the periodic pass
 ADDRESS_FILE = "controller.addr"  # where a started controller writes the address it bound
 ENDPOINTS_FILE = "controller.endpoints"  # "NAME ADDRESS" lines: operator, agents, metrics
+FOLDER_LOCK_FILE = "controller.lock"  # <state-dir>/controller.lock: the controller using the folder
 MANIFESTS_DIR = "manifests"  # <state-dir>/manifests/<slice>/: what --kube would apply
 INTENT_SOURCES = ("sqlite", "crd")
 DEFAULT_LEASE_NAMESPACE = "edgeslice-system"
@@ -116,8 +120,12 @@ class RuntimeConfig:
     topology: str | None = None  # file path; None: a generated sample city
     sample_cells: int = DEFAULT_SAMPLE_CELLS
     sample_seed: int = 0
-    state_file: Path = field(default_factory=lambda: Path(DEFAULT_STATE_FILE))
-    state_dir: Path | None = None  # token, address file, realisation plans; default auth.default_state_dir()
+    state_file: Path | None = None  # the SQLite state; default <state dir>/edgeslice.db
+    state_dir: Path | None = None  # token, address file, plans...; default auth.default_state_dir()
+    init: bool = False  # start a new state over a 0-byte state file (never over one with data)
+    #: Addresses the caller will serve beside the operator API, as (what to name, HOST:PORT),
+    #: e.g. ("--metrics-port 9464", "127.0.0.1:9464"): refused in one line each when in use.
+    other_ports: Sequence[tuple[str, str]] = ()
     listen: str = DEFAULT_LISTEN
     reconcile_interval_s: float = 5.0
     dev: bool = True
@@ -143,6 +151,11 @@ class RuntimeConfig:
 
     def resolved_state_dir(self) -> Path:
         return self.state_dir if self.state_dir is not None else auth.default_state_dir(self.environ)
+
+    def resolved_state_file(self) -> Path:
+        if self.state_file is not None:
+            return self.state_file
+        return self.resolved_state_dir() / DEFAULT_STATE_FILE
 
     def resolved_identity(self) -> str:
         return self.identity or self.environ.get("POD_NAME") or socket.gethostname()
@@ -179,6 +192,38 @@ class RuntimeConfig:
 
         api = kube_gateway.api_client_for(self.kubeconfig, self.kube_context, self.in_cluster, self.kube_host)
         return kube_gateway.KubeGateway(api)
+
+
+def port_problem(listen: str) -> str | None:
+    """Why ``listen`` cannot be bound now (``"address already in use"``...), or ``None``.
+
+    A plain bind without SO_REUSEPORT, as the servers bind: gRPC's default would otherwise let
+    two processes share a port.
+    """
+    host, port = auth.split_address(listen)
+    if port == 0:
+        return None
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        return f"cannot resolve {host!r}: {exc.strerror}"
+    family, kind, proto, _, where = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(where)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return "address already in use"
+            return (exc.strerror or str(exc)).lower()
+    return None
+
+
+def refuse_port(what: str, listen: str) -> None:
+    """Raise :class:`errors.Unavailable` ``"<what>: address already in use"`` if it is."""
+    problem = port_problem(listen)
+    if problem:
+        raise errors.Unavailable(f"{what}: {problem}")
 
 
 def load_city(config: RuntimeConfig) -> Topology:
@@ -339,6 +384,7 @@ class Controller:
         interceptors: Sequence[Any] = (),
     ) -> None:
         self.config = config
+        self._locks: list[StateLock] = []  # the state folder's and the state file's, while running
         self._attachments = list(attachments)
         self._interceptors = list(interceptors)  # grpc.ServerInterceptor for the operator API
         self._attached: list[Closeable] = []
@@ -374,20 +420,43 @@ class Controller:
         t0 = self.clock.monotonic()
         config = self.config
         config.check()
-        if config.health_listen is not None:
-            self._health = HealthPort(config.health_listen)
         try:
+            self._lock_state()
+            ports = [(f"--listen {config.listen}", config.listen), *config.other_ports]
+            if config.health_listen is not None:
+                ports.append((f"--health-listen {config.health_listen}", config.health_listen))
+            for what, where in ports:
+                refuse_port(what, where)
+            if config.health_listen is not None:
+                self._health = HealthPort(config.health_listen)
             self._start(t0)
         except BaseException:
             if self._health is not None:
                 self._health.stop()
                 self._health = None
+            self._unlock_state()
             raise
+
+    def _lock_state(self) -> None:
+        """One controller per state: the folder (address file, token, manifests, plans) and the
+        state file, each an exclusive lock held until :meth:`stop` (or the process's end)."""
+        config = self.config
+        state_dir = config.resolved_state_dir()
+        try:
+            state_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise errors.StoreError(f"state folder {state_dir}: cannot create: {exc.strerror}") from exc
+        self._locks.append(StateLock.acquire(state_dir / FOLDER_LOCK_FILE, f"state folder {state_dir}"))
+        state_file = config.resolved_state_file()
+        self._locks.append(StateLock.acquire(lock_path(state_file), f"state file {state_file}"))
+
+    def _unlock_state(self) -> None:
+        while self._locks:
+            self._locks.pop().release()
 
     def _start(self, t0: float) -> None:
         config = self.config
         state_dir = config.resolved_state_dir()
-        state_dir.mkdir(parents=True, exist_ok=True)
         self._topology = load_city(config)
         self.topology_s = self.clock.monotonic() - t0
         self._authenticator = auth.build_authenticator(
@@ -490,7 +559,7 @@ class Controller:
         # With NetworkSlice intents the SQLite file is this replica's cache. A stale one (from an
         # earlier term) would realise slices deleted meanwhile before the first list removes
         # them; starting empty rebuilds placements and the ledger from the objects alone.
-        state = self.config.state_file
+        state = self.config.resolved_state_file()
         if state.exists():
             log.info("intents from NetworkSlice objects: discarding the local cache %s", state)
         for suffix in ("", "-wal", "-shm"):
@@ -503,7 +572,7 @@ class Controller:
         state_dir = config.resolved_state_dir()
         if config.intents == "crd":
             self._discard_cache()
-        self.store = Store.open(config.state_file)
+        self.store = Store.open(config.resolved_state_file(), init=config.init)
         try:
             realisers: list[Realiser] = [
                 LeaderGate(r, self._is_leading)
@@ -518,6 +587,7 @@ class Controller:
                 self._attached.append(attach(self.service))
             from controller import api_server
 
+            refuse_port(f"--listen {listen}", listen)
             self.api = api_server.serve(
                 self.service,
                 listen,
@@ -566,7 +636,7 @@ class Controller:
             "controller serving on %s: topology %s, state %s, intents %s, realising %s, %d slices",
             self.address,
             topology.name,
-            config.state_file,
+            config.resolved_state_file(),
             config.intents,
             "in the cluster" if config.kube else f"into {state_dir / MANIFESTS_DIR}",
             len(self.service.list_slices()),
@@ -632,6 +702,7 @@ class Controller:
         for gateway in self._gateways:
             gateway.close()
         self._gateways.clear()
+        self._unlock_state()  # last: the state is ours until everything above has let go
 
     def _detach(self) -> None:
         while self._attached:
@@ -665,7 +736,7 @@ def run(
     announce(
         f"edgeslice controller {'up' if config.leader_elect else 'serving'} on {controller.address} "
         f"({role}topology {controller._topology.name if controller._topology else '?'}, "
-        f"intents {config.intents}, state {config.state_file}, plans in {state_dir / 'realisation'}, "
+        f"intents {config.intents}, state {config.resolved_state_file()}, plans in {state_dir / 'realisation'}, "
         f"{realising}"
         f"{', dev mode: token in ' + str(state_dir / auth.DEV_TOKEN_FILE) if config.dev else ''})"
         + "".join(

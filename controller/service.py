@@ -31,7 +31,7 @@ from controller.observer import NullObserver, ServiceObserver
 from controller.placement_model import Placement
 from controller.realisation import Realiser
 from controller.reconciler import Reconciler, placement_uses, refresh_readiness, set_cond, summary
-from controller.store import Store
+from controller.store import Store, bad_row
 from controller.topology import LinkKey, Site, Topology, parse_link_key
 from controller.world import SliceState, Slot, World
 from slices import errors
@@ -196,10 +196,8 @@ class ControllerService:
                 continue
             try:
                 slots.append(Slot.from_row(row))
-            except (errors.EdgesliceError, pydantic.ValidationError, KeyError, ValueError) as exc:
-                raise errors.StoreError(
-                    f"state file {self._store.path}: slice {row.name!r} cannot be read: {exc}"
-                ) from exc
+            except (errors.EdgesliceError, pydantic.ValidationError, KeyError, ValueError, TypeError) as exc:
+                raise bad_row(self._store.path, row.name, exc) from exc  # one line, names the slice
         # Rebuild reservations, most important first; a placement that no longer fits the
         # topology (a changed file) is dropped and decided again, never double-booked.
         at = self._clock.now()

@@ -5,23 +5,38 @@ WAL journal, one transaction per decision (:meth:`Store.transaction`): a control
 moment restarts with either all or none of a decision. Reservations are not stored; the ledger
 is rebuilt from the placements at start. The schema is versioned with ``PRAGMA user_version`` and
 upgraded step by step when an older file is opened.
+
+A state is never started over lost data: :meth:`Store.open` refuses an empty (0-byte), truncated,
+foreign or damaged file (``PRAGMA quick_check``) with one line naming the problem, and a row that
+cannot be decoded names its slice. Only a missing file, or ``init=True`` over a 0-byte one, makes
+a new state. :class:`StateLock` keeps a second controller off a state; :func:`check_state`,
+:func:`backup_state` and :func:`restore_state` are ``slicectl state check|backup|restore``.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import pydantic
+
 from slices import errors
 
 SCHEMA_VERSION = 3
+#: ``PRAGMA application_id`` of an edgeslice state ("ESLC"): a SQLite file of something else is
+#: refused rather than having our tables added to it.
+APPLICATION_ID = 0x45534C43
+SQLITE_MAGIC = b"SQLite format 3\x00"
+LOCK_SUFFIX = ".lock"  # <state file>.lock: held (flock) by the controller using that file
 
 # Each entry upgrades the schema from version i to i + 1.
 _MIGRATIONS: tuple[str, ...] = (
@@ -84,6 +99,30 @@ _MIGRATIONS: tuple[str, ...] = (
 )
 
 
+#: The tables a state of each schema version has (version 0 has none: a new file).
+_TABLES: tuple[frozenset[str], ...] = (
+    frozenset(),
+    frozenset({"slices", "events", "maintenance"}),
+    frozenset({"slices", "events", "maintenance", "agent_sites"}),
+    frozenset({"slices", "events", "maintenance", "agent_sites", "site_generations", "meta"}),
+)
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one line: pydantic's per-field lines joined with "; ".
+
+    >>> one_line(ValueError("a\\nb"))
+    'a; b'
+    """
+    text = errors.describe_validation_error(exc) if isinstance(exc, pydantic.ValidationError) else str(exc)
+    return "; ".join(part.strip() for part in text.splitlines() if part.strip()) or type(exc).__name__
+
+
+def bad_row(path: str, name: str, exc: BaseException) -> errors.StoreError:
+    """The error for a stored slice that cannot be read: names the file and the slice."""
+    return errors.StoreError(f"state file {path}: slice {name!r} cannot be read: {one_line(exc)}")
+
+
 @dataclass(frozen=True)
 class SliceRow:
     """One slice as stored; JSON columns decoded."""
@@ -130,22 +169,55 @@ def _opt_dumps(value: object | None) -> str | None:
     return None if value is None else _dumps(value)
 
 
-def _row_to_slice(r: sqlite3.Row) -> SliceRow:
-    return SliceRow(
-        name=r["name"],
-        generation=r["generation"],
-        document=json.loads(r["document"]),
-        spec_hash=r["spec_hash"],
-        state=r["state"],
-        reason=r["reason"],
-        message=r["message"],
-        placement=json.loads(r["placement"]) if r["placement"] is not None else None,
-        placed_document=json.loads(r["placed_document"]) if r["placed_document"] is not None else None,
-        conditions=json.loads(r["conditions"]),
-        created_at=datetime.fromisoformat(r["created_at"]),
-        updated_at=datetime.fromisoformat(r["updated_at"]),
-        deleted_at=datetime.fromisoformat(r["deleted_at"]) if r["deleted_at"] is not None else None,
-    )
+def _json(r: sqlite3.Row, column: str, kind: type) -> Any:
+    text = r[column]
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except (json.JSONDecodeError, TypeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{column} is not JSON ({exc})") from exc
+    if not isinstance(value, kind):
+        raise ValueError(f"{column} is JSON {type(value).__name__}, not {kind.__name__}")
+    return value
+
+
+def _time(r: sqlite3.Row, column: str) -> datetime | None:
+    text = r[column]
+    if text is None:
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{column} is not a time ({text!r})") from exc
+
+
+def _row_to_slice(r: sqlite3.Row, path: str = "") -> SliceRow:
+    """Decode one stored slice; a column that is not what it should be is a
+    :class:`errors.StoreError` naming the slice."""
+    try:
+        document = _json(r, "document", dict)
+        conditions = _json(r, "conditions", list)
+        created_at, updated_at = _time(r, "created_at"), _time(r, "updated_at")
+        if document is None or conditions is None or created_at is None or updated_at is None:
+            raise ValueError("a required column is NULL")
+        return SliceRow(
+            name=r["name"],
+            generation=int(r["generation"]),
+            document=document,
+            spec_hash=r["spec_hash"],
+            state=r["state"],
+            reason=r["reason"],
+            message=r["message"],
+            placement=_json(r, "placement", dict),
+            placed_document=_json(r, "placed_document", dict),
+            conditions=conditions,
+            created_at=created_at,
+            updated_at=updated_at,
+            deleted_at=_time(r, "deleted_at"),
+        )
+    except (ValueError, TypeError) as exc:
+        raise bad_row(path, str(r["name"]), exc) from exc
 
 
 class Transaction:
@@ -233,16 +305,29 @@ class Store:
         self.path = path
 
     @classmethod
-    def open(cls, path: str | Path) -> Store:
-        """Open (creating if needed) and migrate the store; raise :class:`errors.StoreError`."""
+    def open(cls, path: str | Path, init: bool = False) -> Store:
+        """Open (creating if missing) and migrate the store; raise :class:`errors.StoreError`.
+
+        An existing file must be an edgeslice state in good order (:func:`inspect_file`, then
+        ``PRAGMA quick_check`` and the tables of its schema version); a 0-byte file is refused
+        unless ``init`` (it is more likely lost data than a new state), and ``init`` over a file
+        that holds anything is refused too.
+        """
         path = str(path)
-        if path != ":memory:":
+        new = path == ":memory:"
+        if not new:
             parent = Path(path).resolve().parent
             if not parent.is_dir():
                 raise errors.StoreError(f"state file {path}: folder {parent} does not exist")
+            new = _admit_file(Path(path), init)
         try:
             conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
+        except sqlite3.Error as exc:
+            raise errors.StoreError(f"state file {path}: cannot open: {exc}") from exc
+        try:
             conn.row_factory = sqlite3.Row
+            if not new:
+                _check_contents(conn, path, quick=True)
             mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if path != ":memory:" and str(mode).lower() != "wal":
                 raise errors.StoreError(f"state file {path}: cannot switch to WAL journal (got {mode})")
@@ -253,7 +338,11 @@ class Store:
             store = cls(conn, path)
             store._migrate()
         except sqlite3.DatabaseError as exc:
+            conn.close()
             raise errors.StoreError(f"state file {path}: {exc}") from exc
+        except BaseException:
+            conn.close()
+            raise
         return store
 
     def _migrate(self) -> None:
@@ -266,7 +355,8 @@ class Store:
         while version < SCHEMA_VERSION:
             # executescript commits first, so run each step inside an explicit transaction.
             self._conn.executescript(
-                f"BEGIN IMMEDIATE; {_MIGRATIONS[version]} PRAGMA user_version = {version + 1}; COMMIT;"
+                f"BEGIN IMMEDIATE; {_MIGRATIONS[version]} PRAGMA user_version = {version + 1}; "
+                f"PRAGMA application_id = {APPLICATION_ID}; COMMIT;"
             )
             version += 1
 
@@ -304,12 +394,12 @@ class Store:
     def load_slices(self) -> list[SliceRow]:
         with self._lock:
             rows = self._conn.execute("SELECT * FROM slices ORDER BY created_at, name").fetchall()
-        return [_row_to_slice(r) for r in rows]
+        return [_row_to_slice(r, self.path) for r in rows]
 
     def get_slice(self, name: str) -> SliceRow | None:
         with self._lock:
             r = self._conn.execute("SELECT * FROM slices WHERE name = ?", (name,)).fetchone()
-        return _row_to_slice(r) if r is not None else None
+        return _row_to_slice(r, self.path) if r is not None else None
 
     def events(self, after_seq: int = 0, limit: int = 1000, slice_name: str | None = None) -> list[EventRow]:
         sql = "SELECT * FROM events WHERE seq > ?"
@@ -373,3 +463,333 @@ class Store:
         return [
             MaintenanceRow(r["kind"], r["name"], datetime.fromisoformat(r["at"]), r["actor"]) for r in rows
         ]
+
+
+# -- the file before SQLite reads it ----------------------------------------------------------
+
+
+def inspect_file(path: Path) -> str | None:
+    """What is wrong with an existing non-empty state file's header, or ``None``.
+
+    Catches what SQLite would take for a new or a shorter database: a file that is not SQLite at
+    all, a damaged header, a file shorter than its header says (cut by a failed copy; checked
+    only when there is no write-ahead log, which may hold the rest).
+    """
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        header = fh.read(100)
+    if len(header) < 100 or not header.startswith(SQLITE_MAGIC):
+        return "file is not a database (no SQLite header): not an edgeslice state"
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    if page_size < 512 or page_size & (page_size - 1):
+        return f"damaged header (page size {page_size})"
+    wal = Path(f"{path}-wal")
+    if wal.exists() and wal.stat().st_size > 0:
+        return None
+    pages = int.from_bytes(header[28:32], "big")
+    valid = header[24:28] == header[92:96]  # the in-header size is current
+    if size % page_size or (valid and pages and size < pages * page_size):
+        return f"truncated ({size} bytes; its header says {pages} pages of {page_size} bytes)"
+    return None
+
+
+def _admit_file(path: Path, init: bool) -> bool:
+    """Whether ``path`` is to become a new state; refuse what must not be opened or overwritten."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        if Path(f"{path}-wal").exists():
+            raise errors.StoreError(
+                f"state file {path}: missing, but its write-ahead log {path}-wal is there "
+                "(the file was moved or deleted?); refusing to start a new state beside it"
+            ) from None
+        return True
+    except OSError as exc:
+        raise errors.StoreError(f"state file {path}: cannot read: {exc.strerror}") from exc
+    if size == 0:
+        if not init:
+            raise errors.StoreError(
+                f"state file {path}: is empty (0 bytes), which is lost data more often than a new "
+                "state; restore a backup (slicectl state restore) or give --init to start empty"
+            )
+        return True
+    if init:
+        raise errors.StoreError(
+            f"state file {path}: --init starts a new state only where there is none, and this file "
+            f"holds {size} bytes; move it away first"
+        )
+    try:
+        problem = inspect_file(path)
+    except OSError as exc:
+        raise errors.StoreError(f"state file {path}: cannot read: {exc.strerror}") from exc
+    if problem:
+        raise errors.StoreError(f"state file {path}: {problem}")
+    return False
+
+
+def _check_contents(conn: sqlite3.Connection, path: str, quick: bool) -> int:
+    """Refuse a foreign or damaged database; its schema version otherwise."""
+    app_id = int(conn.execute("PRAGMA application_id").fetchone()[0])
+    if app_id not in (0, APPLICATION_ID):
+        raise errors.StoreError(
+            f"state file {path}: a SQLite database of another application (application_id "
+            f"{app_id:#x}), not an edgeslice state"
+        )
+    check = "quick_check" if quick else "integrity_check"
+    problems = [str(r[0]) for r in conn.execute(f"PRAGMA {check}(20)").fetchall()]
+    if problems != ["ok"]:
+        more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+        raise errors.StoreError(
+            f"state file {path}: damaged ({check}: {problems[0]}){more}; restore a backup "
+            "(slicectl state restore)"
+        )
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    tables = {
+        str(r[0])
+        for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        if not str(r[0]).startswith("sqlite_")
+    }
+    if version == 0 and tables:
+        raise errors.StoreError(
+            f"state file {path}: a SQLite database of something else (tables "
+            f"{', '.join(sorted(tables))}), not an edgeslice state"
+        )
+    if version < len(_TABLES) and not _TABLES[version] <= tables:
+        missing = ", ".join(sorted(_TABLES[version] - tables))
+        raise errors.StoreError(
+            f"state file {path}: not an edgeslice state of schema version {version} (no table {missing})"
+        )
+    return version
+
+
+# -- one controller per state -------------------------------------------------------------------
+
+
+class StateLock:
+    """An exclusive ``flock`` on a lock file, held for the life of the process (the kernel
+    releases it when the process dies, however it dies). The holder's PID is written inside,
+    so a refused second controller can name it."""
+
+    def __init__(self, path: Path, fd: int) -> None:
+        self.path = path
+        self._fd: int | None = fd
+
+    @classmethod
+    def acquire(
+        cls, path: Path, subject: str, hint: str = "stop it first, or give this one its own --state-dir"
+    ) -> StateLock:
+        """Take the lock or raise :class:`errors.StoreError` naming ``subject`` and the holder."""
+        if not path.parent.is_dir():
+            raise errors.StoreError(f"{subject}: folder {path.parent} does not exist")
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise errors.StoreError(f"{subject}: cannot create the lock file {path}: {exc.strerror}") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            pid = holder_pid(path)
+            raise errors.StoreError(
+                f"{subject}: in use by another controller (PID {pid if pid else 'unknown'}, lock {path}); {hint}"
+            ) from None
+        except OSError as exc:
+            os.close(fd)
+            raise errors.StoreError(f"{subject}: cannot lock {path}: {exc.strerror}") from exc
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        return cls(path, fd)
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            with suppress(OSError):
+                os.ftruncate(fd, 0)
+            os.close(fd)  # closing the descriptor drops the flock
+
+
+def holder_pid(path: Path) -> int | None:
+    """The PID written in a lock file (the last holder's; it may have ended)."""
+    try:
+        text = path.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def lock_path(state_file: Path) -> Path:
+    return Path(f"{state_file}{LOCK_SUFFIX}")
+
+
+# -- check, backup, restore -------------------------------------------------------------------
+
+
+@dataclass
+class CheckReport:
+    """What :func:`check_state` found: counts, and every problem as one line."""
+
+    path: Path
+    schema_version: int = 0
+    slices: int = 0
+    events: int = 0
+    epoch: str = ""
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _connect_existing(path: Path) -> sqlite3.Connection:
+    """A connection to an existing, non-empty state file whose header is sound (no migration)."""
+    if not path.exists():
+        raise errors.StoreError(f"state file {path}: does not exist")
+    if path.stat().st_size == 0:
+        raise errors.StoreError(f"state file {path}: is empty (0 bytes)")
+    problem = inspect_file(path)
+    if problem:
+        raise errors.StoreError(f"state file {path}: {problem}")
+    conn = sqlite3.connect(path, isolation_level=None, timeout=10.0)
+    conn.row_factory = sqlite3.Row
+    return conn
+
+
+def check_state(path: Path, max_problems: int = 20) -> CheckReport:
+    """``PRAGMA integrity_check``, the tables of the schema version, and every stored slice
+    decoded and parsed as the controller parses it at start (document as a NetworkSlice,
+    placement, conditions). Only reads: safe while a controller runs. A file that cannot be
+    checked at all raises :class:`errors.StoreError`."""
+    from controller.world import Slot  # the controller's own parse (world imports this module)
+
+    report = CheckReport(path)
+    try:
+        conn = _connect_existing(path)
+        try:
+            conn.execute("BEGIN")  # one read snapshot, whatever a running controller writes
+            report.schema_version = _check_contents(conn, str(path), quick=False)
+            if report.schema_version > SCHEMA_VERSION:
+                raise errors.StoreError(
+                    f"state file {path}: schema version {report.schema_version} is newer than this "
+                    f"edgeslice understands ({SCHEMA_VERSION})"
+                )
+            if report.schema_version == 0:
+                raise errors.StoreError(f"state file {path}: holds no edgeslice state yet (schema 0)")
+            report.events = int(conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+            if report.schema_version >= 3:
+                r = conn.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()
+                report.epoch = str(r[0]) if r is not None else ""
+                if not report.epoch:
+                    report.problems.append(f"state file {path}: table meta has no epoch")
+            for r in conn.execute("SELECT * FROM slices ORDER BY name"):
+                report.slices += 1
+                try:
+                    row = _row_to_slice(r, str(path))
+                    if row.deleted_at is None:
+                        Slot.from_row(row)
+                except errors.StoreError as exc:
+                    report.problems.append(str(exc))
+                except (
+                    errors.EdgesliceError,
+                    pydantic.ValidationError,
+                    KeyError,
+                    ValueError,
+                    TypeError,
+                ) as exc:
+                    report.problems.append(str(bad_row(str(path), str(r["name"]), exc)))
+                if len(report.problems) >= max_problems:
+                    report.problems.append(f"state file {path}: stopped after {max_problems} problems")
+                    break
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        raise errors.StoreError(f"state file {path}: {exc}") from exc
+    return report
+
+
+def _copy(source: sqlite3.Connection, target: Path) -> None:
+    """The whole of ``source`` into a new file ``target`` in one step of the online backup API
+    (one consistent snapshot; a running controller keeps writing meanwhile), left in WAL mode."""
+    dest = sqlite3.connect(target, isolation_level=None)
+    try:
+        source.backup(dest)
+        dest.execute("PRAGMA journal_mode=WAL")
+    finally:
+        dest.close()
+
+
+def _remove_db(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+def backup_state(source: Path, target: Path, overwrite: bool = False) -> CheckReport:
+    """Copy the state ``source`` to ``target`` with SQLite's online backup API (safe while the
+    controller runs), then check the copy; ``target`` appears only once it is complete and sound."""
+    if target.exists() and not overwrite:
+        raise errors.StoreError(f"backup file {target}: exists already (give --force to replace it)")
+    if not target.parent.is_dir():
+        raise errors.StoreError(f"backup file {target}: folder {target.parent} does not exist")
+    if target.exists() and target.resolve() == source.resolve():
+        raise errors.StoreError(f"backup file {target}: is the state file itself")
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        conn = _connect_existing(source)
+        try:
+            _check_contents(conn, str(source), quick=True)
+            _copy(conn, tmp)
+        finally:
+            conn.close()
+        report = check_state(tmp)
+        report.path = target
+        if not report.ok:
+            raise errors.StoreError(f"backup of {source}: the copy does not check: {report.problems[0]}")
+        os.replace(tmp, target)
+    except sqlite3.DatabaseError as exc:
+        raise errors.StoreError(f"state file {source}: {exc}") from exc
+    except OSError as exc:
+        raise errors.StoreError(f"backup file {target}: cannot write: {exc.strerror}") from exc
+    finally:
+        _remove_db(tmp)
+    return report
+
+
+def restore_state(backup: Path, state_file: Path) -> tuple[CheckReport, Path | None]:
+    """Replace ``state_file`` with the checked contents of ``backup``, refused while a
+    controller holds the state. The replaced state (with its log) is kept beside it as
+    ``<state>.pre-restore``; returns the backup's report and that path (``None`` if there was none).
+    """
+    report = check_state(backup)
+    if not report.ok:
+        raise errors.StoreError(f"backup file {backup}: does not check: {report.problems[0]}")
+    if not state_file.parent.is_dir():
+        raise errors.StoreError(f"state file {state_file}: folder {state_file.parent} does not exist")
+    lock = StateLock.acquire(lock_path(state_file), f"state file {state_file}", "stop it before restoring")
+    try:
+        tmp = state_file.with_name(f".{state_file.name}.restore.{os.getpid()}.tmp")
+        kept: Path | None = None
+        try:
+            conn = _connect_existing(backup)
+            try:
+                _copy(conn, tmp)
+            finally:
+                conn.close()
+            if state_file.exists():
+                kept = Path(f"{state_file}.pre-restore")
+                _remove_db(kept)
+                Path(f"{state_file}-shm").unlink(missing_ok=True)
+                wal = Path(f"{state_file}-wal")
+                if wal.exists():  # the pair stays one database under its new name
+                    os.replace(wal, f"{kept}-wal")
+                os.replace(state_file, kept)
+            os.replace(tmp, state_file)
+        except sqlite3.DatabaseError as exc:
+            raise errors.StoreError(f"backup file {backup}: {exc}") from exc
+        except OSError as exc:
+            raise errors.StoreError(f"state file {state_file}: cannot write: {exc.strerror}") from exc
+        finally:
+            _remove_db(tmp)
+    finally:
+        lock.release()
+    return report, kept

@@ -884,6 +884,7 @@ def server_options(settings: AgentSettings) -> list[tuple[str, int]]:
         ("grpc.server.max_pending_requests", settings.max_pending_streams),
         ("grpc.server.max_pending_requests_hard_limit", settings.max_pending_streams),
         ("grpc.server_max_unrequested_time_in_server", settings.max_unrequested_s),
+        ("grpc.so_reuseport", 0),  # a second server on a port in use fails instead of sharing it
     ]
 
 

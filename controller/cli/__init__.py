@@ -111,6 +111,9 @@ def _register() -> None:
 
     main.add_command(observe_cmd.top)
     topology_cmd.topology.add_command(observe_cmd.render)
+    from controller.cli import state_cmd
+
+    main.add_command(state_cmd.state)
 
 
 _register()

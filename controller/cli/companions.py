@@ -8,6 +8,7 @@ and attachments; ``slicectl controller run`` and ``slicectl demo`` share this mo
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -123,15 +124,19 @@ class Companions:
         options = self.agents
         assert options is not None
         interceptors = [self.metrics.aio_interceptor("agent")] if self.metrics is not None else []
-        server = agent_service.serve_agents(
-            service,
-            options.listen,
-            options.tls,
-            options.dev,
-            settings=options.settings,
-            sla=options.sla,
-            interceptors=interceptors,
-        )
+        try:
+            server = agent_service.serve_agents(
+                service,
+                options.listen,
+                options.tls,
+                options.dev,
+                settings=options.settings,
+                sla=options.sla,
+                interceptors=interceptors,
+            )
+        except RuntimeError as exc:  # gRPC's "Failed to bind": taken since the check at start
+            why = runtime.port_problem(options.listen) or "cannot listen"
+            raise errors.Unavailable(f"--agents-listen {options.listen}: {why}") from exc
         self.agent_server = server
 
         def close() -> None:
@@ -149,7 +154,11 @@ class Companions:
             metrics.AgentRegistryView(self.agent_server.registry) if self.agent_server is not None else None
         )
         state = observer.state if observer.state is not None else observer.watch(service, agents=agents)
-        server = metrics.serve_metrics(observer.registry, self.metrics_port, self.metrics_host)
+        try:
+            server = metrics.serve_metrics(observer.registry, self.metrics_port, self.metrics_host)
+        except OSError as exc:
+            why = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
+            raise errors.Unavailable(f"--metrics-port {self.metrics_port}: {why}") from exc
         self.metrics_server = server
         stop_following = state.follow_changes()
 

@@ -39,15 +39,19 @@ def controller() -> None:
     "--state",
     "state_file",
     type=click.Path(dir_okay=False, path_type=Path),
-    default=Path(runtime.DEFAULT_STATE_FILE),
-    show_default=True,
-    help="SQLite state file.",
+    default=None,
+    help=f"SQLite state file (default: <state-dir>/{runtime.DEFAULT_STATE_FILE}).",
 )
 @click.option(
     "--state-dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help=f"Folder for the dev token, the address file and realisation plans (default: ${auth.STATE_DIR_ENV} or ~/.local/state/edgeslice).",
+    help=f"The state folder: state file, dev token, address and endpoints files, manifests, plans (default: ${auth.STATE_DIR_ENV} or ~/.local/state/edgeslice).",
+)
+@click.option(
+    "--init",
+    is_flag=True,
+    help="Start a new, empty state over a 0-byte state file (refused over one that holds data; a missing file needs no --init).",
 )
 @click.option(
     "--listen", default=runtime.DEFAULT_LISTEN, show_default=True, help="Operator API address HOST:PORT."
@@ -210,8 +214,9 @@ def run(
     topology_path: str | None,
     cells: int,
     seed: int,
-    state_file: Path,
+    state_file: Path | None,
     state_dir: Path | None,
+    init: bool,
     listen: str,
     health_listen: str | None,
     metrics_port: int | None,
@@ -253,6 +258,7 @@ def run(
         sample_seed=seed,
         state_file=state_file,
         state_dir=state_dir,
+        init=init,
         listen=listen,
         health_listen=health_listen,
         reconcile_interval_s=reconcile_interval,
@@ -285,7 +291,13 @@ def run(
         )
     elif agents_listen or agents_tls_cert or agents_tls_key or agents_client_ca:
         raise errors.InvalidSpec("--no-agents: do not combine with --agents-listen or --agents-tls-*")
-    parts = companions.Companions(agents, metrics_port, auth.split_address(listen)[0])
+    host = auth.split_address(listen)[0]
+    parts = companions.Companions(agents, metrics_port, host)
+    # Refused in one line each, after the state's lock (a second controller is named as such).
+    config.other_ports = [
+        *([(f"--agents-listen {agents.listen}", agents.listen)] if agents is not None else []),
+        *([(f"--metrics-port {metrics_port}", f"{host}:{metrics_port}")] if metrics_port else []),
+    ]
     code = runtime.run(
         config,
         announce=click.echo,
