@@ -11,6 +11,7 @@ and one or more ``node agent.js`` processes, and checks both sides: the events t
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -221,7 +222,11 @@ class Rig:
 
 @contextlib.contextmanager
 def controller(
-    tmp_path: Path, tls: agent_service.TlsFiles | None = None, state: str = "state.db", tag: str = ""
+    tmp_path: Path,
+    tls: agent_service.TlsFiles | None = None,
+    state: str = "state.db",
+    tag: str = "",
+    settings: agent_service.AgentSettings = SETTINGS,
 ) -> Iterator[Rig]:
     """A controller on the state file ``state`` serving agents on a loopback port."""
     node = node_binary()
@@ -230,7 +235,7 @@ def controller(
     service = ControllerService(city, store, [PlanRecorder(tmp_path / f"plans{tag}", city)], RealClock())
     # cars: a vehicle slice at cell c1 (served from e1); meters: an IoT slice at c1 and c2.
     service.apply([doc("cars", "vehicle", ["c1"]), doc("meters", "iot", ["c1", "c2"])], "operator:test")
-    server = agent_service.serve_agents(service, "127.0.0.1:0", tls=tls, dev=tls is None, settings=SETTINGS)
+    server = agent_service.serve_agents(service, "127.0.0.1:0", tls=tls, dev=tls is None, settings=settings)
     host = "localhost" if tls else "127.0.0.1"  # the controller's certificate names both; TLS wants a name
     rig = Rig(tmp_path, node, service, server, f"{host}:{server.port}", tag)
     try:
@@ -335,6 +340,18 @@ def test_a_refused_config_is_shown_with_the_site_and_the_agents_reason(rig: Rig)
         lambda: any("BackendUnavailable" in e.message for e in rig.service.events(slice_name="cars")),
     )
     assert a.of("end") == []  # a refusal is no reason to end the session
+
+
+def test_a_long_refusal_message_is_cut_not_refused(rig: Rig) -> None:
+    edge = rig.edge_of("cars")
+    a = rig.agent(edge, "--refuse", "Unsupported", "--refuse-message", "x" * 3000)
+    ack = a.wait("ack")
+    wait_for("the refusal is recorded", lambda: rig.registry.status(edge).nack_reason == "Unsupported")
+    info = rig.registry.agent(edge)
+    assert info is not None and info.last_refusal is not None
+    assert info.last_refusal.message == "x" * 2000  # agent.proto: at most 2,000, longer is cut
+    a.wait("heartbeat", after=a.wait("heartbeat", after=ack))
+    assert rig.registry.status(edge).connected and a.of("end") == []
 
 
 # -- telemetry ----------------------------------------------------------------------------------
@@ -542,6 +559,33 @@ def test_a_second_instance_is_refused_and_the_same_instance_replaces_its_stream(
     assert first.wait("end")["code"] == "ABORTED"
     again.wait("heartbeat", after=again.wait("heartbeat"))
     assert rig.registry.status(edge).connected and again.of("end") == []
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        pytest.param(("--no-hello",), id="first-message-not-hello"),
+        pytest.param(("--instance", ""), id="no-instance-id"),
+        pytest.param(("--software-version", "v" * 201), id="software-version-too-long"),
+        pytest.param(("--software-version", ""), id="no-software-version"),
+    ],
+)
+def test_a_protocol_violation_ends_the_stream_invalid_argument(rig: Rig, flags: tuple[str, ...]) -> None:
+    a = rig.agent("c1", *flags)
+    end = a.wait("end")
+    assert end["code"] == "INVALID_ARGUMENT", end
+    assert not a.of("welcome")
+    status = rig.registry.status("c1")
+    assert not status.connected and status.messages == 0
+
+
+def test_no_hello_in_time_is_deadline_exceeded(tmp_path: Path) -> None:
+    short = dataclasses.replace(SETTINGS, hello_timeout_s=0.3)
+    with controller(tmp_path, settings=short) as rig:
+        welcome = rig.agent("c2").wait("welcome")
+        assert welcome["hello_timeout_ms"] == 300
+        late = rig.agent("c1", "--hello-delay-ms", "3000")
+        assert late.wait("end")["code"] == "DEADLINE_EXCEEDED" and not late.of("welcome")
 
 
 # -- the controller's state and city --------------------------------------------------------------

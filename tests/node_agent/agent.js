@@ -7,6 +7,7 @@
 //
 // Options (flags, or the same keys in the JSON scenario; flags win):
 //   --instance ID           Hello.instance_id (default: a random UUID, chosen once per process)
+//   --software-version V    Hello.software_version (default: edgeslice-node-agent/0.1.0)
 //   --insecure              plaintext (the controller's dev mode); otherwise mutual TLS with
 //   --cert F --key F --ca F the client certificate, its key and the CA that signed the controller
 //                           (--ca alone: TLS without a client certificate)
@@ -15,6 +16,8 @@
 //   --no-ack                never answer a config
 //   --silent-after-ms N     stop sending anything N ms after Welcome (the stream stays open)
 //   --flood-bursts K        right after Welcome, send K * Welcome.max_message_burst heartbeats at once
+//   --hello-delay-ms N      wait N ms before sending Hello
+//   --no-hello              send a Heartbeat first instead of Hello (a protocol violation)
 // Scenario-only: "telemetry": a list of batches sent one per telemetry interval once a config is
 // applied (the last one is repeated). A batch is {"rows": [KPI], "columns": [KPI], "cpu": 0.1,
 // "links": [{"peer", "up", "utilisation"}]}; a KPI is {"slice": NAME, <SliceKpi field>: value};
@@ -36,7 +39,7 @@ const protoLoader = require('@grpc/proto-loader');
 const PROTOS = path.resolve(__dirname, '..', '..', 'protos');
 const PROTO = 'edgeslice/agent/v1/agent.proto';
 const VERSION = 'edgeslice-node-agent/0.1.0';
-const FLAGS = new Set(['insecure', 'no-ack']);
+const FLAGS = new Set(['insecure', 'no-ack', 'no-hello']);
 const KPI_FIELDS = [
   'dl_throughput_mbps', 'ul_throughput_mbps', 'dl_demand_mbps', 'ul_demand_mbps',
   'latency_p50_ms', 'latency_p99_ms', 'packet_loss', 'active_devices', 'radio_utilisation',
@@ -66,7 +69,7 @@ function options(argv) {
   for (const key of ['target', 'site']) if (!o[key]) fail(`--${key} is required`);
   if (!o.insecure && !o.ca) fail('give --insecure, or --ca (with --cert and --key for mutual TLS)');
   if (!o.cert !== !o.key) fail('give both --cert and --key, or neither');
-  o.instance = o.instance || crypto.randomUUID();
+  o.instance = o.instance ?? crypto.randomUUID();
   o.telemetry = o.telemetry || [];
   return o;
 }
@@ -120,17 +123,17 @@ function main() {
     if (!silent && !ended) call.write(message);
   };
 
-  send({
-    hello: {
-      site_id: o.site,
-      software_version: VERSION,
-      applied_generation: Number(o['applied-generation'] ?? 0),
-      backend: 'node-memory',
-      instance_id: o.instance,
-      controller_epoch: o['controller-epoch'] ?? '',
-      topology_fingerprint: o['topology-fingerprint'] ?? '',
-    },
-  });
+  const hello = {
+    site_id: o.site,
+    software_version: o['software-version'] ?? VERSION,
+    applied_generation: Number(o['applied-generation'] ?? 0),
+    backend: 'node-memory',
+    instance_id: o.instance,
+    controller_epoch: o['controller-epoch'] ?? '',
+    topology_fingerprint: o['topology-fingerprint'] ?? '',
+  };
+  const first = o['no-hello'] ? { heartbeat: { sequence: 0 } } : { hello };
+  setTimeout(() => send(first), Number(o['hello-delay-ms'] ?? 0));
 
   function sendHeartbeat() {
     sequence += 1;
