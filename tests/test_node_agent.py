@@ -408,6 +408,15 @@ def _row_field(name: str) -> Callable[[str], bool]:
     return lambda f: f.startswith("slices") and f.endswith(name)
 
 
+def test_connected_agents_without_kpis_leave_the_sla_unknown(rig: Rig) -> None:
+    agents = [rig.agent(s) for s in sorted(rig.sites_of("cars"))]  # they ack and heartbeat, no KPIs
+    for a in agents:
+        a.wait("ack")
+    # Several SLA windows (0.5 s) pass while they heartbeat.
+    agents[0].wait("heartbeat", lambda e: e["sequence"] >= 6)
+    assert rig.condition("cars", ConditionType.SLA_MET)[:2] == ("Unknown", "NoTelemetry")
+
+
 @pytest.mark.parametrize(
     ("batch", "reason", "field_ok"),
     [
