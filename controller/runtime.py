@@ -587,7 +587,6 @@ class Controller:
                 self._attached.append(attach(self.service))
             from controller import api_server
 
-            refuse_port(f"--listen {listen}", listen)
             self.api = api_server.serve(
                 self.service,
                 listen,
