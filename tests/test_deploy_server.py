@@ -372,3 +372,44 @@ def test_the_policy_leaves_other_users_alone(installed: KubeApiServer, policy_ac
     with pytest.raises(ControlPlaneError, match="forbidden"):
         # And the controller's ServiceAccount has no RBAC for what it does not manage at all.
         installed.kubectl("get", "secrets", "-n", "team-a", identity=policy_active)
+
+
+def test_the_realiser_works_as_the_deployed_service_account_with_no_403(
+    installed: KubeApiServer, policy_active: Identity
+) -> None:
+    """What deploy/ grants is enough: realise, repair drift through the watch, and remove a slice
+    as the controller's ServiceAccount, under the admission policy, without one refusal."""
+    import threading
+
+    from controller import kube_gateway
+    from controller.kube_realiser import KubeRealiser
+    from tests import kube_real
+
+    gw = kube_gateway.KubeGateway(installed.api_client(policy_active), timeout_s=10)
+    realiser = KubeRealiser(
+        gw, kube_fixtures.city(), events=kube_gateway.EventRecorder(gw, "test"), resync_s=5
+    )
+    stop = threading.Event()
+    realiser.start(stop)
+    try:
+        slice_ = kube_fixtures.intent("vap-run")
+        result = realiser.realise(slice_, kube_fixtures.placement(slice_, "e1"), 1)
+        assert result.ok, result
+        ns = "slice-vap-run"
+        admin = kube_real.gateway(installed, "someone-else")
+        before = admin.get("Deployment", "v2x-edge-e1", ns)
+        assert before is not None
+        installed.kubectl("delete", "deployment", "v2x-edge-e1", "-n", ns)
+        kube_real.wait(
+            lambda: (
+                (d := admin.get("Deployment", "v2x-edge-e1", ns)) is not None
+                and d["metadata"]["uid"] != before["metadata"]["uid"]
+            ),
+            "the Deployment recreated by the controller's ServiceAccount",
+        )
+        assert realiser.remove(slice_.name).ok
+    finally:
+        stop.set()
+        realiser.stop()
+    codes = {code for (_verb, _resource, code) in gw.metrics.snapshot()}
+    assert gw.metrics.snapshot() and "403" not in codes, gw.metrics.snapshot()
