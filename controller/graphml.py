@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 import unicodedata
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
@@ -76,6 +77,8 @@ def read_graph(path: str | Path) -> nx.Graph:
         raise errors.TopologyError(f"{path}: cannot read: {exc.strerror}") from exc
     except (ET.ParseError, nx.NetworkXError, ValueError, KeyError, TypeError) as exc:
         problem = " ".join(str(exc).split()) or type(exc).__name__
+        if "integer string conversion" in problem:  # Python's int() limit, not the user's words
+            problem = f"an integer attribute has more than {sys.get_int_max_str_digits()} digits"
         raise errors.TopologyError(f"{path}: not valid GraphML: {problem}") from exc
     graph = nx.Graph()
     graph.graph.update(raw.graph)
@@ -144,6 +147,11 @@ def import_graphml(
         if not (math.isfinite(coords[n][0]) and math.isfinite(coords[n][1])):
             raise errors.TopologyError(
                 f"{path}: node {n!r} ({ids[n]}): {mapping.lat}/{mapping.lon} are not finite numbers"
+            )
+        if not (-90 <= coords[n][0] <= 90 and -180 <= coords[n][1] <= 180):
+            raise errors.TopologyError(
+                f"{path}: node {n!r} ({ids[n]}): {mapping.lat}={lat}, {mapping.lon}={lon} is not a latitude "
+                "in [-90, 90] and a longitude in [-180, 180]"
             )
 
     edges = _choose_edges(graph, nodes, ids, edge_sites, edge_nodes, path)
@@ -276,6 +284,10 @@ def _speed_bps(
     value = data.get(attr)
     if value is None:
         return None
+    if _is_number(value) and not math.isfinite(float(value)):
+        raise errors.TopologyError(
+            f"{path}: edge {edge[0]}-{edge[1]}: {attr}={value!r} is not a finite number"
+        )
     number = _number(value, -1)
     if number <= 0:
         raise errors.TopologyError(
@@ -441,6 +453,14 @@ def _slug(text: str) -> str:
 def _natural(text: str) -> tuple[Any, ...]:
     """Sort key putting ``n2`` before ``n10`` (GraphML ids are usually ``n0, n1, ...``)."""
     return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", str(text)))
+
+
+def _is_number(value: Any) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def _number(value: Any, default: float) -> float:

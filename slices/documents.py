@@ -73,6 +73,9 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
     mark = getattr(exc, "problem_mark", None)
     at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
     problem = getattr(exc, "problem", None) or " ".join(str(exc).split())
+    context = getattr(exc, "context", None)
+    if context and problem.startswith("but "):  # "expected a single document ..., but found another"
+        problem = f"{context}, {problem}"
     return f"not valid YAML{at}: {problem}"
 
 

@@ -4,6 +4,7 @@ module and calls into the controller, slices and telemetry packages.
 
 from __future__ import annotations
 
+import math
 import sys
 from typing import Any, NoReturn
 
@@ -33,6 +34,40 @@ def _usage_line(exc: click.ClickException) -> NoReturn:
     ctx = getattr(exc, "ctx", None)
     hint = f" (see '{ctx.command_path} -h')" if isinstance(exc, click.UsageError) and ctx else ""
     output.fail(f"{message}{hint}", exc.exit_code)
+
+
+class _FiniteFloat(click.types.FloatParamType):
+    """A float flag that refuses NaN and infinity (one line naming the flag, exit code 2)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        out = super().convert(value, param, ctx)
+        if not math.isfinite(out):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return out
+
+
+class _FiniteFloatRange(click.FloatRange):
+    """:class:`click.FloatRange` without NaN: NaN compares false with every bound, so click lets it
+    through ``--lease nan`` to fail later with a wrong message."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        out = super().convert(value, param, ctx)
+        if not math.isfinite(out):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return out
+
+
+def _finite_floats(command: click.Command) -> None:
+    """Every float option and argument of every command takes finite numbers only."""
+    for param in command.params:
+        kind = param.type
+        if isinstance(kind, click.FloatRange) and not isinstance(kind, _FiniteFloatRange):
+            param.type = _FiniteFloatRange(kind.min, kind.max, kind.min_open, kind.max_open, kind.clamp)
+        elif type(kind) is click.types.FloatParamType:
+            param.type = _FiniteFloat()
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _finite_floats(sub)
 
 
 class _Main(click.Group):
@@ -117,3 +152,4 @@ def _register() -> None:
 
 
 _register()
+_finite_floats(main)
