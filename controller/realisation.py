@@ -32,3 +32,22 @@ class Realiser(Protocol):
     def remove(self, name: str) -> RealisationResult:
         """Remove exactly what this backend created for the slice."""
         ...
+
+
+@dataclass(frozen=True)
+class AgentProgress:
+    """What the site agents have confirmed of one slice's current configuration.
+
+    A site "acked" the slice when its agent acknowledged a generation that carries the slice's
+    current config at that site; ``refused`` names sites whose agent refused such a generation
+    (site, generation, reason, message) and have not acked one since. Only the sites the agent
+    policy requires count (``exempt``: sites carrying the slice that the policy leaves out).
+    """
+
+    required: int
+    acked: int
+    refused: tuple[tuple[str, int, str, str], ...] = ()
+    waiting: tuple[str, ...] = ()  # the first few required sites not acked yet
+    exempt: int = 0
+    policy: str = "all"
+    revision: int = 0  # the service revision whose placements this was computed against

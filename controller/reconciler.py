@@ -140,6 +140,76 @@ def set_cond(
     slot.conditions = set_condition(slot.conditions, type_, status, reason, message, slot.generation, at)
 
 
+@dataclass(frozen=True)
+class RealisationPolicy:
+    """What evidence makes a slice Realised, besides its realisation backends' results.
+
+    ``agents``: None when no agent server runs (site configs are not pushed; said in the
+    message), else the agent policy ("all", "edge" or "none", see telemetry.agent_service).
+    ``workloads``: in Kubernetes mode, the slice's Deployments must be Available."""
+
+    agents: str | None = None
+    workloads: bool = False
+
+
+def realised_condition(slot: Slot, policy: RealisationPolicy) -> tuple[ConditionStatus, str, str]:
+    """(status, reason, message) of the Realised condition of a placed slice, from its evidence:
+    True only when every backend applied the placement, its workloads are Available (Kubernetes
+    mode) and every site agent the policy requires acked a generation carrying it."""
+    b = slot.backends
+    if b is None:
+        return ConditionStatus.FALSE, "Realising", "waiting for the realisation backends"
+    ok, reason, message = b
+    if not ok:
+        return ConditionStatus.FALSE, reason, message
+    parts = [message]
+    if policy.workloads:
+        w = slot.workloads
+        if w is None:
+            return ConditionStatus.FALSE, "WorkloadsUnavailable", "no workload availability observed yet"
+        if w[0] != ConditionStatus.TRUE:
+            return ConditionStatus.FALSE, w[1] or "WorkloadsUnavailable", w[2]
+        parts.append(w[2])
+    if policy.agents is None:
+        parts.append("no agent server runs: site configs are not pushed to agents")
+    elif policy.agents == "none":
+        parts.append("agent policy none: no site agent confirms the configuration")
+    else:
+        a = slot.agents
+        if a is None:
+            return (
+                ConditionStatus.FALSE,
+                "AwaitingAcks",
+                "no site agent has acked the slice's configuration yet",
+            )
+        if a.refused:
+            site, generation, why, text = a.refused[0]
+            more = f" (and {len(a.refused) - 1} more sites)" if len(a.refused) > 1 else ""
+            return (
+                ConditionStatus.FALSE,
+                "ConfigRefused",
+                f"site {site} refused config generation {generation}: {why}: {text}{more}",
+            )
+        if a.acked < a.required:
+            shown = ", ".join(a.waiting) + (" ..." if a.required - a.acked > len(a.waiting) else "")
+            return (
+                ConditionStatus.FALSE,
+                "AwaitingAcks",
+                f"at least {a.acked} of {a.required} sites acked the slice's configuration; waiting for {shown}",
+            )
+        exempt = f" ({a.exempt} sites without agents by policy {a.policy})" if a.exempt else ""
+        parts.append(f"all {a.required} sites acked the configuration{exempt}")
+    return ConditionStatus.TRUE, "Applied", "; ".join(p for p in parts if p)
+
+
+def refresh_realised(slot: Slot, policy: RealisationPolicy, at: datetime) -> None:
+    """Set a placed slice's Realised condition from its evidence, then its state and Ready."""
+    if slot.placement is not None:
+        status, reason, message = realised_condition(slot, policy)
+        set_cond(slot, ConditionType.REALISED, status, reason, message, at)
+    refresh_readiness(slot, at)
+
+
 def refresh_readiness(slot: Slot, at: datetime) -> None:
     """Derive the state and the Ready condition of a placed slice from its other conditions."""
     p = slot.placement
@@ -210,6 +280,7 @@ class Reconciler:
         self.observer = observer
         self.on_commit = on_commit
         self.revision = 0
+        self.policy = RealisationPolicy()
         self._scanned_epoch = -1
         self.lock = threading.RLock()
 
@@ -340,14 +411,12 @@ class Reconciler:
             new._placed_doc = slot._placed_doc
             new.placed_generation = slot.placed_generation
         new.realised = None
+        new.backends = new.agents = new.workloads = None  # evidence of the old placement
         if new.reason == HEALING_FAILED:
             new.reason = ""
         set_cond(new, ConditionType.ADMITTED, ConditionStatus.TRUE, decision.reason, decision.message, at)
         set_cond(new, ConditionType.PLACED, ConditionStatus.TRUE, "Placed", summary(placement), at)
-        set_cond(
-            new, ConditionType.REALISED, ConditionStatus.UNKNOWN, "Realising", "waiting for realisation", at
-        )
-        refresh_readiness(new, at)
+        refresh_realised(new, self.policy, at)
         victims = [self._preempted(world.slots[v], slot, at) for v in decision.preempts if v in world.slots]
         action = {
             Work.ADMIT: "admit",
@@ -366,6 +435,7 @@ class Reconciler:
         for v in victims:
             events.append(("preempt", v.name, None, v.message))
         self.commit([new, *victims], events, actor)
+        new.placed_revision = self.revision
         # Memory follows the commit: release the old and the victims, then hold the new.
         world.release(slot.name)
         for v in victims:
@@ -387,6 +457,7 @@ class Reconciler:
         new = dataclasses.replace(victim)
         new.set_placed(None, None, None)
         new.realised = None
+        new.backends = new.agents = new.workloads = None
         new.tried_epoch = -1
         new.state = SliceState.PREEMPTED
         new.reason = "Preempted"
@@ -494,13 +565,11 @@ class Reconciler:
         bad = [(name, res) for name, res in results if not res.ok]
         if bad:
             name, res = bad[0]
-            set_cond(
-                new, ConditionType.REALISED, ConditionStatus.FALSE, res.reason, f"{name}: {res.message}", at
-            )
+            new.backends = (False, res.reason, f"{name}: {res.message}")
         else:
             msg = "; ".join(f"{name}: {res.message}" for name, res in results) or "no realisation backend"
-            set_cond(new, ConditionType.REALISED, ConditionStatus.TRUE, "Applied", msg, at)
-        refresh_readiness(new, at)
+            new.backends = (True, "Applied", msg)
+        refresh_realised(new, self.policy, at)
         if not bad:
             new.realised = (slot.placed_generation, p.spec_hash)
         changed = _status_key(new) != _status_key(slot)

@@ -18,7 +18,7 @@ import gc
 import operator
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -29,8 +29,17 @@ from controller import admission, whatif
 from controller.clock import Clock
 from controller.observer import NullObserver, ServiceObserver
 from controller.placement_model import Placement
-from controller.realisation import Realiser
-from controller.reconciler import Reconciler, placement_uses, refresh_readiness, set_cond, summary
+from controller.realisation import AgentProgress, Realiser
+from controller.reconciler import (
+    RealisationPolicy,
+    Reconciler,
+    placement_uses,
+    realised_condition,
+    refresh_readiness,
+    refresh_realised,
+    set_cond,
+    summary,
+)
 from controller.store import Store, bad_row
 from controller.topology import LinkKey, Site, Topology, parse_link_key
 from controller.world import SliceState, Slot, World
@@ -141,8 +150,12 @@ class ControllerService:
         realisers: Sequence[Realiser],
         clock: Clock,
         observer: ServiceObserver | None = None,
+        workloads_evidence: bool = False,
     ) -> None:
-        """Load the stored slices and maintenance, rebuild the ledger from the placements."""
+        """Load the stored slices and maintenance, rebuild the ledger from the placements.
+
+        ``workloads_evidence``: a realiser reports workload availability (Kubernetes mode), and a
+        slice is Realised only once it says Available (:meth:`record_workloads`)."""
         self._lock = threading.RLock()
         self._events_cond = threading.Condition()
         self._store = store
@@ -162,6 +175,10 @@ class ControllerService:
         self._reconciler = Reconciler(
             store, realisers, clock.now, clock.monotonic, self._observer, self._notify
         )
+        #: Called as (kind, name, drained, actor) before a drain or undrain is committed; raising
+        #: refuses it. The runtime keeps the cluster's copy of the operator state this way.
+        self.maintenance_hook: Callable[[str, str, bool, str], None] | None = None
+        self._reconciler.policy = RealisationPolicy(None, workloads_evidence)
         self._load()
 
     # -- start-up -----------------------------------------------------------------------------
@@ -598,6 +615,8 @@ class ControllerService:
                 return []
             affected = self._affected(site=site)
             at = self._clock.now()
+            if self.maintenance_hook is not None:
+                self.maintenance_hook("site", site, True, actor)
             self._reconciler.commit(
                 [],
                 [
@@ -626,6 +645,8 @@ class ControllerService:
             world.base.site(site)
             if site not in world.drained_sites:
                 return []
+            if self.maintenance_hook is not None:
+                self.maintenance_hook("site", site, False, actor)
             self._reconciler.commit(
                 [],
                 [("undrain", None, site, f"site {site} back in service")],
@@ -751,39 +772,136 @@ class ControllerService:
             world.retopologise()
             self._reconciler.run(world)
 
-    def set_sla(self, name: str, met: bool, reason: str, message: str, actor: str) -> None:
-        """Record the SLAMet condition (agents' KPIs evaluated by telemetry.sla)."""
+    def set_sla(self, name: str, met: bool | None, reason: str, message: str, actor: str) -> None:
+        """Record the SLAMet condition (agents' KPIs evaluated by telemetry.sla); ``met`` None is
+        Unknown: no evidence either way."""
         with self._lock:
             slot = self._slot(name)
             at = self._clock.now()
             old = get_condition(slot.conditions, ConditionType.SLA_MET)
-            status = ConditionStatus.TRUE if met else ConditionStatus.FALSE
-            reason = reason or ("SLAMet" if met else "SLAViolated")
+            status = {
+                True: ConditionStatus.TRUE,
+                False: ConditionStatus.FALSE,
+                None: ConditionStatus.UNKNOWN,
+            }[met]
+            reason = reason or {True: "SLAMet", False: "SLAViolated", None: "NoTelemetry"}[met]
             if old is not None and (old.status, old.reason, old.message) == (status, reason, message):
                 return
             new = dataclasses.replace(slot)
             set_cond(new, ConditionType.SLA_MET, status, reason, message, at)
             refresh_readiness(new, at)
             events: list[tuple[str, str | None, str | None, str]] = []
-            if not met and (old is None or old.status != ConditionStatus.FALSE):
+            if met is False and (old is None or old.status != ConditionStatus.FALSE):
                 events.append(("sla-violation", name, None, f"{reason}: {message}"))
-            elif met and old is not None and old.status == ConditionStatus.FALSE:
+            elif met is True and old is not None and old.status == ConditionStatus.FALSE:
                 events.append(("sla-met", name, None, f"SLA met again: {message}"))
+            elif met is None and (old is None or old.status != ConditionStatus.UNKNOWN):
+                events.append(("sla-unknown", name, None, f"{reason}: {message}"))
             self._reconciler.commit([new], events, actor)
             self._world.slots[name] = new
 
-    def replace_slice(self, name: str, reason: str, actor: str) -> bool:
-        """Try to move a slice elsewhere (sustained SLA violation); True if it moved."""
+    # -- what realises a slice: agents and workloads -------------------------------------------
+
+    def require_agents(self, policy: str) -> None:
+        """An agent server runs: from now on a slice is Realised only when the site agents the
+        ``policy`` requires have acked it (telemetry.agent_service.AGENT_POLICIES)."""
+        with self._lock:
+            rec = self._reconciler
+            rec.policy = dataclasses.replace(rec.policy, agents=policy)
+            self._refresh_realised(list(self._world.slots), "controller")
+
+    def record_agent_progress(self, progress: Mapping[str, AgentProgress], actor: str) -> None:
+        """What the site agents confirmed of each slice. A change of status or reason is stored at
+        once; a count that only grew is stored at most every few seconds (the message says "at
+        least", so it stays true meanwhile)."""
+        with self._lock:
+            now = self._clock.monotonic()
+            changed = []
+            for name, p in progress.items():
+                slot = self._world.slots.get(name)
+                if slot is None or slot.placement is None or p.revision < slot.placed_revision:
+                    continue  # gone, or computed for a placement it no longer has
+                new = dataclasses.replace(slot, agents=p)
+                before = get_condition(slot.conditions, ConditionType.REALISED)
+                status, reason, _ = realised_condition(new, self._reconciler.policy)
+                same_kind = before is not None and (before.status, before.reason) == (status, reason)
+                if (
+                    same_kind
+                    and reason == "AwaitingAcks"
+                    and now - slot.progress_written_at < PROGRESS_WRITE_S
+                ):
+                    slot.agents = p  # runtime only; the stored message still says "at least" the old count
+                    continue
+                new.progress_written_at = now
+                changed.append(new)
+            self._commit_realised(changed, actor)
+
+    def record_workloads(self, name: str, status: ConditionStatus, reason: str, message: str) -> None:
+        """Whether the slice's workloads are available (a Kubernetes realiser's watch reports it)."""
+        with self._lock:
+            slot = self._world.slots.get(name)
+            if slot is None or slot.placement is None or slot.workloads == (status, reason, message):
+                return
+            self._commit_realised(
+                [dataclasses.replace(slot, workloads=(status, reason, message))], "kubernetes"
+            )
+
+    def config_refused(
+        self, site: str, generation: int, reason: str, message: str, slices: Sequence[str]
+    ) -> None:
+        """A site agent refused a config generation: an event on every slice it carried."""
+        with self._lock:
+            text = f"site {site} refused config generation {generation}: {reason}: {message}"
+            events = [("config-refused", name, site, text) for name in slices if name in self._world.slots]
+            if events:
+                self._reconciler.commit([], events, f"agent:{site}")
+
+    def _refresh_realised(self, names: Iterable[str], actor: str) -> None:
+        self._commit_realised([dataclasses.replace(self._world.slots[n]) for n in names], actor)
+
+    def _commit_realised(self, slots: Sequence[Slot], actor: str) -> None:
+        """Recompute Realised (and the state and Ready) of ``slots``; commit those that changed."""
+        at = self._clock.now()
+        out = []
+        for new in slots:
+            old = self._world.slots[new.name]
+            refresh_realised(new, self._reconciler.policy, at)
+            if _status_key(new) != _status_key(old):
+                out.append(new)
+            else:
+                self._world.slots[new.name] = new  # runtime evidence only
+        if not out:
+            return
+        events = []
+        for new in out:
+            old_ready = get_condition(self._world.slots[new.name].conditions, ConditionType.READY)
+            ready = get_condition(new.conditions, ConditionType.READY)
+            if (
+                ready is not None
+                and ready.status == ConditionStatus.TRUE
+                and (old_ready is None or old_ready.status != ConditionStatus.TRUE)
+            ):
+                events.append(("ready", new.name, None, "realised and serving"))
+        self._reconciler.commit(out, events, actor)
+        for new in out:
+            self._world.slots[new.name] = new
+
+    def replace_slice(self, name: str, reason: str, actor: str, avoid: Collection[str] = ()) -> bool:
+        """Try to move a slice away from its edge sites and ``avoid`` (sustained SLA violation);
+        True if it moved."""
         with self._lock:
             world = self._world
             slot = self._slot(name)
             p, intent = slot.placement, slot.placed_intent
             if p is None or intent is None:
                 return False
-            avoid = world.topology.with_down(
-                sites=[s for s in p.edge_sites if s not in world.topology.down_sites]
+            away = {*p.edge_sites, *(s for s in avoid if s in world.topology.sites)}
+            elsewhere = world.topology.with_down(
+                sites=[s for s in sorted(away) if s not in world.topology.down_sites]
             )
-            decision = admission.admit(intent, avoid, world.ledger, world.admitted, allow_preemption=False)
+            decision = admission.admit(
+                intent, elsewhere, world.ledger, world.admitted, allow_preemption=False
+            )
             if decision.outcome != admission.Outcome.ADMITTED or decision.placement is None:
                 self._reconciler.commit(
                     [],
@@ -799,21 +917,13 @@ class ControllerService:
                 )
                 return False
             at = self._clock.now()
-            new = dataclasses.replace(slot, realised=None)
+            new = dataclasses.replace(slot, realised=None, backends=None, agents=None, workloads=None)
             new.set_placed(decision.placement, intent, None)
             new._placed_doc, new.placed_generation = slot._placed_doc, slot.placed_generation
             set_cond(
                 new, ConditionType.PLACED, ConditionStatus.TRUE, "Replaced", summary(decision.placement), at
             )
-            set_cond(
-                new,
-                ConditionType.REALISED,
-                ConditionStatus.UNKNOWN,
-                "Realising",
-                "waiting for realisation",
-                at,
-            )
-            refresh_readiness(new, at)
+            refresh_realised(new, self._reconciler.policy, at)
             self._reconciler.commit(
                 [new],
                 [
@@ -826,6 +936,7 @@ class ControllerService:
                 ],
                 actor,
             )
+            new.placed_revision = self._reconciler.revision
             world.release(name)
             world.hold(new, decision.placement, intent)
             world.slots[name] = new
@@ -852,6 +963,17 @@ class ControllerService:
         with self._lock:
             return sorted(self._world.drained_sites)
 
+    def state_epoch(self) -> str:
+        """Identifies this controller's state (agents tell two controllers apart by it)."""
+        return self._store.epoch()
+
+    def site_generations(self) -> dict[str, tuple[int, str]]:
+        """site → (its last config generation, that config's content hash), as stored."""
+        return self._store.site_generations()
+
+    def save_site_generations(self, rows: Sequence[tuple[str, int, str]]) -> None:
+        self._store.save_site_generations(rows)
+
     def agent_sites(self) -> frozenset[str]:
         """Sites whose agent has connected at some time (kept across restarts): after a restart
         their leases run from the start, so an agent that never returns is noticed."""
@@ -859,6 +981,14 @@ class ControllerService:
 
     def remember_agent_sites(self, sites: Iterable[str]) -> None:
         self._store.add_agent_sites(sites, self._clock.now())
+
+
+PROGRESS_WRITE_S = 5.0  # at most this often is a slice's growing ack count stored
+
+
+def _status_key(slot: Slot) -> tuple[object, ...]:
+    conds = tuple((c.type, c.status, c.reason, c.message) for c in slot.conditions)
+    return (slot.state, slot.reason, slot.message, conds)
 
 
 def _mark_pending(slot: Slot, at: datetime) -> None:

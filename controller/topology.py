@@ -11,6 +11,7 @@ to), so the candidates for a cell are ``homes × edge sites``, each a single dic
 from __future__ import annotations
 
 import functools
+import hashlib
 import itertools
 import math
 from collections.abc import Callable, Iterable, Mapping
@@ -151,6 +152,30 @@ class Topology:
         # homes and route trees are reused, so a failure recomputes only what it touches.
         self._root: Topology = self if not (down_sites or down_links) else Topology(source, sites, links)
         self._site_links: dict[str, list[int]] | None = None  # site → indices of its links (lazy)
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """Identifies the city: its sites (id, kind) and links (ends), not capacities or what is
+        down. An agent or simulator built for another topology is refused by it.
+
+        >>> from controller.topology_file import TopologyFile
+        >>> t = Topology.from_file(TopologyFile.model_validate({"sites": [
+        ...     {"id": "c1", "kind": "cell", "location": {"lat": 0, "lon": 0}, "capacity": {"radioMbps": 100}},
+        ...     {"id": "e1", "kind": "edge", "location": {"lat": 0, "lon": 0.01},
+        ...      "capacity": {"cpuMillicores": 8000, "memoryMib": 16384}}],
+        ...   "links": [{"a": "c1", "b": "e1", "bandwidthMbps": 1000, "latencyMs": 0.5}]}))
+        >>> len(t.fingerprint), t.fingerprint == t.with_down(["e1"]).fingerprint
+        (16, True)
+        """
+        if self._root is not self:
+            return self._root.fingerprint
+        text = repr(
+            (
+                sorted((s.id, s.kind.value) for s in self.sites.values()),
+                sorted((ln.a, ln.b) for ln in self.links),
+            )
+        )
+        return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
     @functools.cached_property
     def graph(self) -> nx.Graph:

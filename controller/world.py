@@ -15,11 +15,12 @@ from typing import Any
 from controller import admission
 from controller.ledger import Ledger
 from controller.placement_model import Placement
+from controller.realisation import AgentProgress
 from controller.store import SliceRow
 from controller.topology import LinkKey, Topology
 from slices.intent import NetworkSlice
 from slices.profiles import SliceIntent, resolve
-from slices.status import Condition
+from slices.status import Condition, ConditionStatus
 
 
 class SliceState(StrEnum):
@@ -55,6 +56,16 @@ class Slot:
     # pass re-realises everything (backends are idempotent).
     tried_epoch: int = -1
     realised: tuple[int, str] | None = None
+    # Runtime only: the evidence the Realised condition is derived from (see
+    # controller.reconciler.realised_condition): what the realisation backends said of the current
+    # placement, what the site agents confirmed of it, whether its workloads are available (in
+    # Kubernetes mode), and the service revision its placement was committed at (agent progress
+    # computed against an older revision is about another placement and is ignored).
+    backends: tuple[bool, str, str] | None = None
+    agents: AgentProgress | None = None
+    workloads: tuple[ConditionStatus, str, str] | None = None
+    placed_revision: int = 0
+    progress_written_at: float = -1e18  # monotonic time the agent-progress message was last stored
 
     def to_row(self) -> SliceRow:
         placement: dict[str, Any] | None = None

@@ -15,6 +15,7 @@ import json
 import logging
 import random
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,8 +32,14 @@ from slices import errors
 log = logging.getLogger(__name__)
 AGENT_VERSION = "edgeslice-agent/0.1.0"
 METHOD = "/edgeslice.agent.v1.SiteAgent/Connect"
-# A refusal no retry can fix: the site is unknown or the certificate is for another site.
-FATAL_CODES = (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED)
+# A refusal no retry can fix (agent.proto, "Stream ends"): the site is unknown, the certificate
+# is for another site, or the agent was built for another city. The reference agent stops.
+FATAL_CODES = (
+    grpc.StatusCode.NOT_FOUND,
+    grpc.StatusCode.PERMISSION_DENIED,
+    grpc.StatusCode.UNAUTHENTICATED,
+    grpc.StatusCode.FAILED_PRECONDITION,
+)
 
 
 @dataclass(frozen=True)
@@ -122,6 +129,8 @@ class AgentStats:
     messages_sent: int = 0
     last_error: str = ""
     last_code: grpc.StatusCode | None = None
+    rejections: int = 0  # in-band Rejections received
+    last_rejection: str = ""
 
 
 class SiteAgent:
@@ -137,8 +146,12 @@ class SiteAgent:
         backoff_initial_s: float = 0.2,
         backoff_max_s: float = 10.0,
         seed: int | None = None,
+        topology_fingerprint: str = "",
     ) -> None:
         self.site = site
+        self.instance_id = uuid.uuid4().hex  # one per agent start (agent.proto, "One session per site")
+        self.topology_fingerprint = topology_fingerprint
+        self.applied_epoch = ""  # the controller epoch applied_generation belongs to
         self._channel = channel
         self.backend = backend
         self.kpis = kpis
@@ -184,6 +197,10 @@ class SiteAgent:
                     raise errors.Unavailable(
                         f"controller refused site {self.site!r}: {self.stats.last_error}"
                     ) from exc
+                if exc.code() == grpc.StatusCode.ALREADY_EXISTS:
+                    # Another instance holds the site: its lease may run out; never flap it.
+                    lease_s = (self.welcome.lease_ms / 1000) if self.welcome is not None else 3.0
+                    delay = max(delay, lease_s)
                 if self.welcome is not None and exc.code() != grpc.StatusCode.UNAVAILABLE:
                     log.info("site %s: stream ended: %s", self.site, self.stats.last_error)
             except asyncio.CancelledError:
@@ -231,6 +248,9 @@ class SiteAgent:
         hello.hello.software_version = self.version
         hello.hello.applied_generation = self.applied_generation
         hello.hello.backend = self.backend.name
+        hello.hello.instance_id = self.instance_id
+        hello.hello.controller_epoch = self.applied_epoch
+        hello.hello.topology_fingerprint = self.topology_fingerprint
         await send(hello)
         first = await call.read()
         if first is grpc.aio.EOF:
@@ -251,8 +271,19 @@ class SiteAgent:
                 if msg is grpc.aio.EOF:
                     break
                 assert isinstance(msg, agent_pb2.ControllerMessage)
-                if msg.WhichOneof("body") == "config" and not self.paused:
+                body = msg.WhichOneof("body")
+                if body == "config" and not self.paused:
                     await send(self._apply(msg.config))
+                elif body == "rejection":
+                    r = msg.rejection
+                    self.stats.rejections += 1
+                    self.stats.last_rejection = f"{r.reason} {r.field}: {r.message}"
+                    log.info(
+                        "site %s: controller rejected %s: %s",
+                        self.site,
+                        r.message_kind,
+                        self.stats.last_rejection,
+                    )
         finally:
             for t in tasks:
                 t.cancel()
@@ -271,6 +302,7 @@ class SiteAgent:
         if result.ok:
             self.applied = config
             self.applied_generation = config.generation
+            self.applied_epoch = self.welcome.epoch if self.welcome is not None else ""
             self.stats.configs_applied += 1
             self.applied_event.set()
         else:

@@ -27,9 +27,10 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 import grpc
@@ -37,7 +38,9 @@ import grpc.aio
 from google.protobuf.message import DecodeError
 from grpc.aio import EOF
 
+from controller.agent_view import AgentInfo, Refusal, SessionState
 from controller.placement_model import Placement
+from controller.realisation import AgentProgress
 from controller.topology import LinkKey, Topology, link_key
 from protos.edgeslice.agent.v1 import agent_ingest_pb2, agent_pb2
 from slices import errors
@@ -70,15 +73,35 @@ class ControllerPort(Protocol):
 
     def site_down(self, site: str, reason: str, actor: str) -> list[str]: ...
 
+    def sites_down(self, downs: Sequence[tuple[str, str]], actor: str) -> list[str]: ...
+
     def site_up(self, site: str, actor: str) -> None: ...
 
     def link_down(self, key: LinkKey, reason: str, actor: str) -> list[str]: ...
 
     def link_up(self, key: LinkKey, actor: str) -> None: ...
 
-    def set_sla(self, name: str, met: bool, reason: str, message: str, actor: str) -> None: ...
+    def set_sla(self, name: str, met: bool | None, reason: str, message: str, actor: str) -> None: ...
 
-    def replace_slice(self, name: str, reason: str, actor: str) -> bool: ...
+    def replace_slice(self, name: str, reason: str, actor: str, avoid: Collection[str] = ()) -> bool: ...
+
+    def require_agents(self, policy: str) -> None: ...
+
+    def record_agent_progress(self, progress: Mapping[str, AgentProgress], actor: str) -> None: ...
+
+    def config_refused(
+        self, site: str, generation: int, reason: str, message: str, slices: Sequence[str]
+    ) -> None: ...
+
+    def agent_sites(self) -> frozenset[str]: ...
+
+    def remember_agent_sites(self, sites: Iterable[str]) -> None: ...
+
+    def state_epoch(self) -> str: ...
+
+    def site_generations(self) -> dict[str, tuple[int, str]]: ...
+
+    def save_site_generations(self, rows: Sequence[tuple[str, int, str]]) -> None: ...
 
 
 class _RecordLike(Protocol):
@@ -92,12 +115,32 @@ class _RecordLike(Protocol):
     def state(self) -> str: ...
 
 
+#: Which sites' acks make a slice Realised: "all" (every site its config goes to), "edge" (its edge
+#: sites only: cells and aggregation run no agent, e.g. the RAN is managed elsewhere), "none" (no
+#: agent confirms anything; Realised says so).
+AGENT_POLICIES = ("all", "edge", "none")
+#: Refusal reasons counted by name in metrics; anything else counts as "Other" (bounded labels).
+KNOWN_REFUSALS = (
+    "ApplyFailed",
+    "BackendUnavailable",
+    "InsufficientResources",
+    "InvalidConfig",
+    "Timeout",
+    "Unsupported",
+)
+REFUSAL_BACKOFF_MAX_S = 60.0
+MAX_NAME = 253
+MAX_SHORT = 200
+MAX_ACK_MESSAGE = 2000
+MAX_SLICE_RECORDS = 4096
+
+
 @dataclass(frozen=True)
 class AgentSettings:
     lease_s: float = 3.0
     heartbeat_interval_s: float = 1.0
     telemetry_interval_s: float = 1.0
-    resend_after_s: float = 2.0  # an unacked config is pushed again this often
+    resend_after_s: float = 2.0  # an unacked config is pushed again this often; a refused one backs off
     hello_timeout_s: float = 30.0  # generous: a busy agent host must not be turned into a reconnect storm
     max_message_bytes: int = 256 * 1024
     rate_per_s: float = 20.0  # messages per agent, sustained
@@ -112,11 +155,19 @@ class AgentSettings:
     max_unrequested_s: int = 120
     max_link_reports: int = 256
     # After a controller restart, how long a site whose agent had connected before may take to
-    # come back before it is marked down: a whole city reconnecting took ~60-70 s in the
-    # sustained benchmark, and marking sites down early would heal slices away from live sites.
+    # come back before it is marked down: a whole city reconnecting takes about a minute (see
+    # bench/README.md), and marking sites down early would heal slices away from live sites.
     reconnect_grace_s: float = 120.0
     sla_window_s: float = 10.0  # KPIs are judged over this rolling window, once per window
     sla_sustain_windows: int = 3  # violating windows in a row before a re-placement attempt
+    sla_hold_down_s: float = 600.0  # a slice moved away from an edge for its SLA does not go back sooner
+    agent_policy: str = "all"  # see AGENT_POLICIES
+
+    def __post_init__(self) -> None:
+        if self.agent_policy not in AGENT_POLICIES:
+            raise errors.InvalidSpec(
+                f"agent policy {self.agent_policy!r}: must be one of {', '.join(AGENT_POLICIES)}"
+            )
 
 
 class SiteSessionStatus(NamedTuple):
@@ -124,7 +175,7 @@ class SiteSessionStatus(NamedTuple):
     21,677 in a city, and a frozen dataclass costs several times more to build)."""
 
     site: str
-    connected: bool
+    connected: bool  # a session whose lease is valid
     up: bool
     software_version: str
     desired_generation: int
@@ -148,7 +199,9 @@ class StreamError(Exception):
 
 @dataclass
 class _Bucket:
-    """Token bucket: ``rate`` messages/s sustained, ``burst`` at once."""
+    """Token bucket: ``rate`` messages/s sustained, ``burst`` at once. A message over the rate
+    costs half a token of debt; an agent that drives the debt down to ``-burst`` (sending at more
+    than twice the rate for another burst) has ignored the in-band throttling."""
 
     rate: float
     burst: float
@@ -161,7 +214,12 @@ class _Bucket:
         if self.tokens >= 1.0:
             self.tokens -= 1.0
             return True
+        self.tokens -= 0.5
         return False
+
+    @property
+    def exhausted(self) -> bool:
+        return self.tokens <= -self.burst
 
 
 @dataclass
@@ -169,11 +227,16 @@ class _Session:
     site: str
     serial: int
     version: str
+    instance_id: str
     wake: Callable[[], None]
     bucket: _Bucket
     sent_generation: int = 0
     sent_at: float = -math.inf
+    resend_after: float = 0.0  # 0: the settings' interval; grows after refusals
     replaced: bool = False
+    expired: bool = False
+    outbox: deque[agent_pb2.ControllerMessage] = field(default_factory=deque)
+    last_throttle_notice: float = -math.inf
 
 
 @dataclass
@@ -188,23 +251,29 @@ class _SiteState:
     up: bool = True
     last_seen: float = -math.inf
     version: str = ""
+    instance_id: str = ""
     acked_generation: int = 0
-    nack_reason: str = ""
-    nack_message: str = ""
+    refusal: Refusal | None = None  # the last refused generation (cleared by a good ack of a later one)
+    refusals_in_row: int = 0
     desired_since: float = 0.0
     messages: int = 0
     kpi_records: int = 0
+    rejections: int = 0
     health_cpu: float = 0.0
+    rate: deque[tuple[float, int]] = field(default_factory=deque)  # (minute start, messages)
 
 
 @dataclass(frozen=True)
 class Effect:
     """Something the agents' reports mean for the controller, carried out by the lease monitor."""
 
-    action: str  # "site-up" | "link-down" | "link-up" | "hello"
+    action: str  # "site-up" | "link-down" | "link-up" | "hello" | "refused"
     site: str
     link: LinkKey | None = None
     reason: str = ""
+    generation: int = 0
+    message: str = ""
+    slices: tuple[str, ...] = ()  # "refused": the slices whose config the refused generation carried
 
 
 @dataclass
@@ -213,24 +282,31 @@ class _Desired:
     generation: int
     wire: agent_pb2.ControllerMessage = field(default_factory=agent_pb2.ControllerMessage)
     names: frozenset[str] = frozenset()
+    # slice → the first generation of this site that carries the slice's current config here
+    since: dict[str, int] = field(default_factory=dict)
 
 
 class AgentRegistry:
-    """Every site's session, lease, config generation and KPIs. All methods are thread-safe."""
+    """Every site's session, lease, config generation and KPIs. All methods are thread-safe.
+
+    Implements :class:`controller.agent_view.AgentDirectory` (what operators see of agents)."""
 
     def __init__(
         self,
         service: ControllerPort,
         settings: AgentSettings | None = None,
         clock: Clock = time.monotonic,
+        wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.service = service
         self.settings = settings or AgentSettings()
         self.clock = clock
+        self.wall_clock = wall_clock
         self._lock = threading.Lock()
         topology = service.topology()
+        self.fingerprint = topology.fingerprint
+        self.epoch = service.state_epoch()
         self._kinds = {sid: s.kind.value for sid, s in topology.sites.items()}
-        self._neighbours: dict[str, frozenset[str]] = {sid: frozenset() for sid in topology.sites}
         nb: dict[str, set[str]] = {sid: set() for sid in topology.sites}
         for ln in topology.links:
             nb[ln.a].add(ln.b)
@@ -240,9 +316,14 @@ class AgentRegistry:
         self._sites: dict[str, _SiteState] = {
             sid: _SiteState(sid, row=row) for sid, row in self._table.row.items()
         }
-        self._generations = site_config.Generations()
+        self._generations = site_config.Generations(service.site_generations())
+        self._unsaved: set[str] = set()  # sites whose generation moved since the last save
         self._desired: dict[str, _Desired] = {}
         self._intents: dict[str, SliceIntent] = {}
+        self._carriers: dict[str, tuple[str, ...]] = {}  # slice → the sites its config goes to
+        self._reporters: dict[str, frozenset[str]] = {}  # slice → the sites that report its KPIs
+        self._dirty: set[str] = set()  # slices whose agent progress may have changed
+        self._refusal_counts: dict[str, int] = {}
         # Each site's recent telemetry batches, column-wise as they arrived (see kpi_store).
         self._kpis = kpi_store.KpiStore(self.settings.kpi_window)
         self._slice_counts: dict[str, int] = {}  # site → how many slices are configured there
@@ -255,14 +336,11 @@ class AgentRegistry:
         self.effects_ready = threading.Event()
 
     def _expect_returning_agents(self, service: ControllerPort) -> None:
-        """Sites whose agent connected before this controller started (the service remembers
-        them, when it can) are agents from the start: disconnected until they say hello, and
-        marked down if they have not within ``reconnect_grace_s``."""
-        known: Callable[[], frozenset[str]] | None = getattr(service, "agent_sites", None)
-        if known is None:
-            return
+        """Sites whose agent connected before this controller started are agents from the start:
+        disconnected until they say hello, and marked down if they have not within
+        ``reconnect_grace_s``."""
         lease_from = self.clock() + self.settings.reconnect_grace_s - self.settings.lease_s
-        for site in known():
+        for site in service.agent_sites():
             state = self._sites.get(site)
             if state is not None:  # a site no longer in the topology is no one's business
                 state.ever_connected = True
@@ -284,22 +362,47 @@ class AgentRegistry:
             if r.placement is not None and str(r.state) not in _INACTIVE_STATES
         ]
         configs = site_config.site_configs(self.service.topology(), placed)
+        carriers: dict[str, list[str]] = {}
+        reporters: dict[str, set[str]] = {}
+        for site, config in configs.items():
+            for s in config.slices:
+                carriers.setdefault(s.name, []).append(site)
+                if s.radio is not None or s.compute is not None:
+                    reporters.setdefault(s.name, set()).add(site)
         now = self.clock()
         wakes: list[Callable[[], None]] = []
         with self._lock:
             self._revision = revision
             self._intents = {intent.name: intent for intent, _ in placed}
+            new_carriers = {name: tuple(sites) for name, sites in carriers.items()}
+            self._dirty.update(n for n in new_carriers if self._carriers.get(n) != new_carriers[n])
+            self._carriers = new_carriers
+            self._reporters = {name: frozenset(sites) for name, sites in reporters.items()}
             moved = self._generations.update(configs)
             for site, generation in moved.items():
                 config = configs[site]
+                old = self._desired.get(site)
+                before = {s.name: s for s in old.config.slices} if old is not None else {}
+                since = {
+                    s.name: (old.since[s.name] if old is not None and before.get(s.name) == s else generation)
+                    for s in config.slices
+                }
                 self._desired[site] = _Desired(
-                    config, generation, _to_wire(config, generation), frozenset(config.slice_names())
+                    config,
+                    generation,
+                    _to_wire(config, generation),
+                    frozenset(config.slice_names()),
+                    since,
                 )
+                self._dirty.update(since)
+                self._unsaved.add(site)
                 state = self._sites.get(site)
                 if state is not None:
                     state.desired_since = now
+                    state.refusals_in_row = 0
                     self._table.desired[state.row] = generation
                     if state.session is not None:
+                        state.session.resend_after = 0.0
                         wakes.append(state.session.wake)
             # KPIs of a slice that left a site are no longer about anything.
             for site in moved:
@@ -310,6 +413,13 @@ class AgentRegistry:
             wake()
         return sorted(moved)
 
+    def take_unsaved_generations(self) -> list[tuple[str, int, str]]:
+        """(site, generation, content hash) of the sites whose generation moved since the last call."""
+        with self._lock:
+            rows = self._generations.rows(sorted(self._unsaved))
+            self._unsaved.clear()
+        return rows
+
     def desired(self, site: str) -> tuple[site_config.SiteConfig, int] | None:
         with self._lock:
             d = self._desired.get(site)
@@ -319,39 +429,128 @@ class AgentRegistry:
         with self._lock:
             return dict(self._intents)
 
+    def reporters(self) -> dict[str, frozenset[str]]:
+        """slice → the sites expected to report its KPIs (its cells and its edge sites)."""
+        with self._lock:
+            return dict(self._reporters)
+
+    # -- agent progress (what makes a slice Realised) -------------------------------------------
+
+    def take_progress(self) -> dict[str, AgentProgress]:
+        """The agent progress of every slice whose progress may have changed since the last call."""
+        policy = self.settings.agent_policy
+        with self._lock:
+            dirty, self._dirty = self._dirty, set()
+            return {name: self._progress(name, policy) for name in sorted(dirty) if name in self._carriers}
+
+    def progress(self, name: str) -> AgentProgress | None:
+        with self._lock:
+            return self._progress(name, self.settings.agent_policy) if name in self._carriers else None
+
+    def _progress(self, name: str, policy: str) -> AgentProgress:
+        acked = 0
+        required = 0
+        exempt = 0
+        waiting: list[str] = []
+        refused: list[tuple[str, int, str, str]] = []
+        for site in self._carriers[name]:
+            if policy == "none" or (policy == "edge" and self._kinds[site] not in ("edge", "core")):
+                exempt += 1
+                continue
+            required += 1
+            state = self._sites[site]
+            since = self._desired[site].since.get(name, 0)
+            if state.acked_generation >= since:
+                acked += 1
+                continue
+            r = state.refusal
+            if r is not None and r.generation >= since:
+                refused.append((site, r.generation, r.reason, r.message))
+            elif len(waiting) < 5:
+                waiting.append(site)
+        return AgentProgress(
+            required, acked, tuple(refused[:5]), tuple(waiting), exempt, policy, self._revision
+        )
+
     # -- sessions -------------------------------------------------------------------------------
 
     def knows(self, site: str) -> bool:
         return site in self._sites
 
-    def open(self, site: str, version: str, wake: Callable[[], None]) -> _Session:
-        """Start a session; a previous session of the site is told it was replaced."""
+    def open(
+        self,
+        site: str,
+        version: str,
+        wake: Callable[[], None],
+        instance_id: str = "",
+        applied_generation: int = 0,
+        epoch: str = "",
+    ) -> _Session:
+        """Start a session. While another instance's session holds a valid lease the Hello is
+        refused (ALREADY_EXISTS); the same instance re-dialling replaces its older stream."""
         s = self.settings
         now = self.clock()
         with self._lock:
             state = self._sites[site]
+            old = state.session
+            if old is not None and not old.expired:
+                valid = now - state.last_seen <= s.lease_s
+                if valid and (not instance_id or old.instance_id != instance_id):
+                    raise StreamError(
+                        grpc.StatusCode.ALREADY_EXISTS,
+                        f"site {site!r} already has an agent session (instance {old.instance_id!r}, "
+                        f"lease valid for {s.lease_s - (now - state.last_seen):.1f} s); retry after lease_ms",
+                    )
             self._serial += 1
             session = _Session(
-                site, self._serial, version, wake, _Bucket(s.rate_per_s, s.rate_burst, s.rate_burst, now)
+                site,
+                self._serial,
+                version,
+                instance_id,
+                wake,
+                _Bucket(s.rate_per_s, s.rate_burst, s.rate_burst, now),
             )
-            old = state.session
             state.session = session
             state.version = version
+            state.instance_id = instance_id
             state.ever_connected = True
             state.last_seen = now
             state.lease_from = -math.inf  # back: its lease is an ordinary one from now on
             table = self._table
             table.ever[state.row] = table.connected[state.row] = 1
             table.last_seen[state.row] = now
-            self._effects.append(Effect("hello", site))
-            if not state.up:
+            self._resume(state, session, applied_generation, epoch)
+            if not state.up:  # first: the hello effect then finds the site up already
                 state.up = True
                 self._effects.append(Effect("site-up", site))
+            self._effects.append(Effect("hello", site))
         if old is not None:
             old.replaced = True
             old.wake()
         self.effects_ready.set()
         return session
+
+    def _resume(self, state: _SiteState, session: _Session, applied: int, epoch: str) -> None:
+        """What the agent says it has applied (Hello): the current generation of this epoch needs
+        no resend; a generation at or above ours from elsewhere (another controller, a restored
+        state) makes us number the current config above it, so generations never go back."""
+        d = self._desired.get(state.site)
+        if d is None or applied == 0:
+            return
+        if epoch == self.epoch and applied == d.generation:
+            session.sent_generation, session.sent_at = d.generation, self.clock()
+            if state.acked_generation != applied:
+                state.acked_generation = self._table.acked[state.row] = applied
+                self._dirty.update(d.since)
+        elif applied >= d.generation:
+            generation = self._generations.raise_above(state.site, applied)
+            since = {name: generation for name in d.since}
+            self._desired[state.site] = _Desired(
+                d.config, generation, _to_wire(d.config, generation), d.names, since
+            )
+            self._table.desired[state.row] = generation
+            self._unsaved.add(state.site)
+            self._dirty.update(since)
 
     def close(self, session: _Session) -> None:
         with self._lock:
@@ -360,52 +559,110 @@ class AgentRegistry:
                 state.session = None
                 self._table.connected[state.row] = 0
 
-    def admit_message(self, session: _Session) -> None:
-        """Count one message against the rate limit and renew the lease."""
+    def admit_message(self, session: _Session) -> bool:
+        """Count one message against the rate limit and renew the lease. False: the message is
+        over the rate and dropped (a Throttled rejection is queued at most once a second).
+        Raises StreamError when the session expired or the agent ignored the throttling."""
         now = self.clock()
         with self._lock:
-            if not session.bucket.take(now):
+            if session.expired or session.replaced:
                 raise StreamError(
-                    grpc.StatusCode.RESOURCE_EXHAUSTED,
-                    f"site {session.site!r} exceeded {self.settings.rate_per_s:g} messages/s "
-                    f"(burst {self.settings.rate_burst:g})",
+                    grpc.StatusCode.UNAVAILABLE, f"site {session.site!r}: the session has ended"
                 )
             state = self._sites[session.site]
             state.last_seen = self._table.last_seen[state.row] = now
+            bucket = session.bucket
+            if not bucket.take(now):
+                s = self.settings
+                if bucket.exhausted:
+                    raise StreamError(
+                        grpc.StatusCode.RESOURCE_EXHAUSTED,
+                        f"site {session.site!r} kept sending above {s.rate_per_s:g} messages/s "
+                        f"(burst {s.rate_burst:g}) after being throttled",
+                    )
+                if now - session.last_throttle_notice >= 1.0:
+                    session.last_throttle_notice = now
+                    wait_ms = math.ceil((1.0 - bucket.tokens) / s.rate_per_s * 1000)
+                    self._reject(
+                        state,
+                        session,
+                        "",
+                        "",
+                        "Throttled",
+                        f"over {s.rate_per_s:g} messages/s (burst {s.rate_burst:g}): message dropped",
+                        retry_after_ms=wait_ms,
+                    )
+                return False
             state.messages += 1
-            if not state.up and state.session is session:
-                state.up = True
-                self._effects.append(Effect("site-up", session.site))
-                self.effects_ready.set()
+            minute = now // 60
+            if state.rate and state.rate[-1][0] == minute:
+                state.rate[-1] = (minute, state.rate[-1][1] + 1)
+            else:
+                state.rate.append((minute, 1))
+                while len(state.rate) > 2:
+                    state.rate.popleft()
+            return True
+
+    def _reject(
+        self,
+        state: _SiteState,
+        session: _Session,
+        kind: str,
+        where: str,
+        reason: str,
+        message: str,
+        retry_after_ms: int = 0,
+        observed_at: int = 0,
+    ) -> None:
+        """Queue an in-band Rejection for the session (call under the lock)."""
+        out = agent_pb2.ControllerMessage()
+        r = out.rejection
+        r.message_kind, r.field, r.reason, r.message = kind, where, reason, message[:MAX_ACK_MESSAGE]
+        r.retry_after_ms, r.observed_at_unix_ms = retry_after_ms, observed_at
+        session.outbox.append(out)
+        state.rejections += 1
+
+    def take_outbox(self, session: _Session) -> list[agent_pb2.ControllerMessage]:
+        with self._lock:
+            out = list(session.outbox)
+            session.outbox.clear()
+            return out
 
     def next_config(self, session: _Session) -> agent_pb2.ControllerMessage | None:
         """The config to push now: the current generation if this session has not been sent it,
-        or again when it is still unacked ``resend_after_s`` after the last push."""
+        or again while it is unacked (every ``resend_after_s``; after refusals with a doubling
+        backoff up to REFUSAL_BACKOFF_MAX_S)."""
         now = self.clock()
         with self._lock:
             d = self._desired.get(session.site)
-            if d is None or session.replaced:
+            if d is None or session.replaced or session.expired:
                 return None
             state = self._sites[session.site]
-            # Every session gets the current config once (that is how a reconnecting agent
-            # resumes); after that it is resent only while unacked.
             if session.sent_generation == d.generation and (
-                (state.acked_generation == d.generation and not state.nack_reason)
-                or now - session.sent_at < self.settings.resend_after_s
+                state.acked_generation == d.generation or now - session.sent_at < self._resend_interval(state)
             ):
                 return None
             session.sent_generation = d.generation
             session.sent_at = now
             return d.wire
 
-    def awaiting_ack(self, session: _Session) -> bool:
-        """Whether the site's current config still waits for a good ack (so it may be resent)."""
+    def _resend_interval(self, state: _SiteState) -> float:
+        base = self.settings.resend_after_s
+        if not state.refusals_in_row:
+            return base
+        return min(REFUSAL_BACKOFF_MAX_S, base * 2.0 ** (state.refusals_in_row - 1))
+
+    def wait_before_resend(self, session: _Session) -> float | None:
+        """How long the writer may sleep before the config is due again (None: nothing due)."""
+        now = self.clock()
         with self._lock:
             d = self._desired.get(session.site)
-            if d is None or session.replaced:
-                return False
+            if d is None or session.replaced or session.expired:
+                return None
             state = self._sites[session.site]
-            return state.acked_generation != d.generation or bool(state.nack_reason)
+            if state.acked_generation == d.generation:
+                return None
+            return max(0.01, session.sent_at + self._resend_interval(state) - now)
 
     def ack(self, session: _Session, ack: agent_pb2.ConfigAck) -> None:
         with self._lock:
@@ -414,11 +671,31 @@ class AgentRegistry:
             if d is None or ack.generation != d.generation:
                 return  # an ack of a superseded generation: the current one is (re)sent anyway
             if ack.ok:
-                state.acked_generation = self._table.acked[state.row] = ack.generation
-                state.nack_reason = state.nack_message = ""
-            else:
-                state.nack_reason = ack.reason or "ApplyFailed"
-                state.nack_message = ack.message[:500]
+                if state.acked_generation != ack.generation:
+                    state.acked_generation = self._table.acked[state.row] = ack.generation
+                    self._dirty.update(d.since)
+                state.refusal = None
+                state.refusals_in_row = 0
+                return
+            reason = (ack.reason or "ApplyFailed")[:MAX_SHORT]
+            message = ack.message[:MAX_ACK_MESSAGE]
+            first = state.refusal is None or state.refusal.generation != ack.generation
+            state.refusal = Refusal(ack.generation, reason, message, self.wall_clock())
+            state.refusals_in_row += 1
+            label = reason if reason in KNOWN_REFUSALS else "Other"
+            self._refusal_counts[label] = self._refusal_counts.get(label, 0) + 1
+            self._dirty.update(d.since)
+            if first:  # one event per refused generation, not per resend
+                slices = tuple(sorted(n for n, g in d.since.items() if g <= ack.generation))
+                self._effects.append(
+                    Effect("refused", session.site, None, reason, ack.generation, message, slices)
+                )
+        self.effects_ready.set()
+
+    def refusal_counts(self) -> dict[str, int]:
+        """Config refusals since start by reason (KNOWN_REFUSALS, else "Other")."""
+        with self._lock:
+            return dict(self._refusal_counts)
 
     def record_telemetry(
         self,
@@ -426,8 +703,9 @@ class AgentRegistry:
         batch: agent_pb2.TelemetryBatch | agent_ingest_pb2.IngestTelemetryBatch,
         raw: bytes | None = None,
     ) -> int:
-        """Check the whole batch, then store it (nothing is stored from a batch with a bad value);
-        returns the KPI records kept. Raises StreamError.
+        """Check the whole batch, then store it; returns the KPI records kept. A batch with a bad
+        value keeps nothing and queues an in-band Rejection naming the field; records of slices
+        not configured at the site are dropped alone (one UnknownSlice rejection per batch).
 
         ``batch`` is usually the ingest view (see ``agent_ingest.proto``), whose KPI columns are
         checked and kept as the bytes they arrived in; ``raw``, the whole ``AgentMessage`` as
@@ -444,6 +722,12 @@ class AgentRegistry:
         try:
             if columns is None:
                 assert isinstance(batch, agent_pb2.TelemetryBatch)
+                if len(batch.slices) + len(batch.columns.slice) > MAX_SLICE_RECORDS:
+                    raise kpi_store.KpiError(
+                        f"slices: more than {MAX_SLICE_RECORDS} slice records in one batch",
+                        "slices",
+                        "TooMany",
+                    )
                 columns = kpi_store.checked_columns(batch)
             health = batch.health
             cpu = health.cpu_utilisation
@@ -453,10 +737,23 @@ class AgentRegistry:
             reported = self._link_states(site, links) if links else None
             with self._lock:
                 desired = self._desired.get(site)
-                kept = self._kpis.add(site, now, columns, desired.names if desired else frozenset())
+                configured = desired.names if desired else frozenset()
+                kept = self._kpis.add(site, now, columns, configured)
                 state = self._sites[site]
                 state.kpi_records += kept
                 state.health_cpu = cpu
+                if kept < len(columns.names):
+                    unknown = next(n for n in columns.names if n not in configured)
+                    self._reject(
+                        state,
+                        session,
+                        "telemetry",
+                        "slices",
+                        "UnknownSlice",
+                        f"slice {unknown!r} is not configured at site {site!r} "
+                        f"({len(columns.names) - kept} records dropped; the rest kept)",
+                        observed_at=batch.observed_at_unix_ms,
+                    )
                 # Most reports repeat the last one: only a change costs more than one comparison.
                 if reported and reported != self._link_state.get(site):
                     states = dict(self._link_state.get(site) or ())
@@ -466,7 +763,17 @@ class AgentRegistry:
                             self._link_report(site, link_key(site, peer), up)
                     self._link_state[site] = list(states.items())
         except kpi_store.KpiError as exc:
-            raise StreamError(grpc.StatusCode.INVALID_ARGUMENT, f"site {site!r}: {exc}") from None
+            with self._lock:
+                self._reject(
+                    self._sites[site],
+                    session,
+                    "telemetry",
+                    exc.field,
+                    exc.reason,
+                    f"batch rejected, nothing kept: {exc}",
+                    observed_at=batch.observed_at_unix_ms,
+                )
+            return 0
         return kept
 
     @property
@@ -478,15 +785,23 @@ class AgentRegistry:
         """The batch's (peer, up) link reports, checked (a NaN fails the chained comparison).
         Raises :class:`kpi_store.KpiError` naming the first bad one."""
         if len(links) > self.settings.max_link_reports:
-            raise kpi_store.KpiError("too many link states")
+            raise kpi_store.KpiError(
+                f"health.links: {len(links)} link states, more than {self.settings.max_link_reports}",
+                "health.links",
+                "TooMany",
+            )
         neighbours = self._neighbours[site]
         reported = []
-        for link in links:
+        for i, link in enumerate(links):
             peer, value = link.peer, link.utilisation
             if peer not in neighbours:
-                raise kpi_store.KpiError(f"health.links: {peer!r} is not linked to this site")
+                raise kpi_store.KpiError(
+                    f"health.links[{i}].peer: {peer[:MAX_NAME]!r} is not linked to this site",
+                    f"health.links[{i}].peer",
+                    "UnknownPeer",
+                )
             if not 0.0 <= value <= 10.0:
-                kpi_store.check_fraction("health.links.utilisation", value, 10.0)
+                kpi_store.check_fraction(f"health.links[{i}].utilisation", value, 10.0)
             reported.append((peer, link.up))
         return reported
 
@@ -505,15 +820,25 @@ class AgentRegistry:
     # -- leases and effects ---------------------------------------------------------------------
 
     def expire_leases(self) -> list[str]:
-        """Mark down every site whose lease ran out; returns them (each only once per outage)."""
+        """Mark down every site whose lease ran out and end its session (the agent must Hello
+        again); returns those sites (each only once per outage)."""
         now = self.clock()
         lease = self.settings.lease_s
         out = []
+        wakes = []
         with self._lock:
             for state in self._sites.values():
                 if state.ever_connected and state.up and now - max(state.last_seen, state.lease_from) > lease:
                     state.up = False
                     out.append(state.site)
+                    session = state.session
+                    if session is not None:
+                        session.expired = True
+                        state.session = None
+                        self._table.connected[state.row] = 0
+                        wakes.append(session.wake)
+        for wake in wakes:
+            wake()
         return out
 
     def take_effects(self) -> list[Effect]:
@@ -529,12 +854,6 @@ class AgentRegistry:
         """A snapshot: (slice, site) → samples taken after ``since``, oldest first."""
         with self._lock:
             return self._kpis.samples(since)
-
-    def latest_kpis(self, since: float = -math.inf) -> dict[tuple[str, str], KpiSample]:
-        """(slice, site) → its newest sample taken after ``since``: the last of what :meth:`kpis`
-        gives, without decoding older batches."""
-        with self._lock:
-            return self._kpis.latest(since, self._slice_counts)
 
     def latest_kpi_columns(self, since: float, sites: AbstractSet[str]) -> kpi_store.KpiColumns:
         """The newest record of every (slice, site) of ``sites`` taken after ``since``, as arrays:
@@ -561,29 +880,77 @@ class AgentRegistry:
             ]
 
     def session_columns(self) -> SessionColumns:
-        """Every site whose agent has connected (in this run or before a restart): site, connected, seconds
-        since its last message, desired and acked generation, as arrays (what a scrape lists)."""
+        """Every site whose agent has connected (in this run or before a restart): site, connected
+        (a session whose lease is valid), seconds since its last message, desired and acked
+        generation, as arrays (what a scrape lists)."""
         now = self.clock()
         with self._lock:
-            return self._table.columns(now)
+            return self._table.columns(now, self.settings.lease_s)
+
+    def _connected(self, state: _SiteState, now: float) -> bool:
+        return state.session is not None and now - state.last_seen <= self.settings.lease_s
 
     def _status(self, state: _SiteState, now: float) -> SiteSessionStatus:
         d = self._desired.get(state.site)
         desired = d.generation if d else 0
         lag = 0.0 if state.acked_generation == desired else max(0.0, now - state.desired_since)
+        r = state.refusal
         return SiteSessionStatus(  # positional: the fields' order (a scrape makes one per agent)
             state.site,
-            state.session is not None,
+            self._connected(state, now),
             state.up,
             state.version,
             desired,
             state.acked_generation,
             lag,
             now - state.last_seen,
-            state.nack_reason,
-            state.nack_message,
+            r.reason if r is not None else "",
+            r.message if r is not None else "",
             state.messages,
             state.kpi_records,
+        )
+
+    # -- AgentDirectory (controller.agent_view) -------------------------------------------------
+
+    def agents(self) -> list[AgentInfo]:
+        now = self.clock()
+        with self._lock:
+            return [self._info(self._sites[site], now) for site in sorted(self._sites)]
+
+    def agent(self, site: str) -> AgentInfo | None:
+        now = self.clock()
+        with self._lock:
+            state = self._sites.get(site)
+            return self._info(state, now) if state is not None else None
+
+    def _info(self, state: _SiteState, now: float) -> AgentInfo:
+        connected = self._connected(state, now)
+        d = self._desired.get(state.site)
+        if connected:
+            session_state = SessionState.CONNECTED
+        elif state.ever_connected:
+            session_state = SessionState.DISCONNECTED
+        else:
+            session_state = SessionState.NEVER
+        minute = now // 60
+        recent = sum(n for m, n in state.rate if m >= minute - 1)
+        span = max(1.0, min(120.0, now - (minute - 1) * 60))
+        return AgentInfo(
+            site=state.site,
+            kind=self._kinds[state.site],
+            state=session_state,
+            lease_expires_in_s=max(0.0, self.settings.lease_s - (now - state.last_seen))
+            if connected
+            else None,
+            last_seen_s_ago=(now - state.last_seen) if state.last_seen > -math.inf else None,
+            software_version=state.version,
+            instance_id=state.instance_id,
+            desired_generation=d.generation if d else 0,
+            acked_generation=state.acked_generation,
+            last_refusal=state.refusal,
+            messages_per_s=round(recent / span, 3),
+            rejections=state.rejections,
+            epoch=self.epoch,
         )
 
 
@@ -641,14 +1008,38 @@ def _to_wire(config: site_config.SiteConfig, generation: int) -> agent_pb2.Contr
 
 
 def peer_site_identities(context: grpc.aio.ServicerContext[bytes, agent_pb2.ControllerMessage]) -> set[str]:
-    """Site ids the client certificate vouches for: its CN and any ``spiffe://edgeslice/site/`` URI SAN."""
+    """Site ids the client certificate names: its CN and every ``spiffe://edgeslice/site/`` URI SAN
+    (a certificate is good for a site only when this is exactly one id)."""
     auth = context.auth_context()
-    out = {v.decode() for v in auth.get("x509_common_name", [])}
+    out = {v.decode(errors="replace") for v in auth.get("x509_common_name", [])}
     for v in auth.get("x509_subject_alternative_name", []):
-        text = v.decode()
+        text = v.decode(errors="replace")
         if text.startswith(SPIFFE_PREFIX):
             out.add(text[len(SPIFFE_PREFIX) :])
     return out
+
+
+def check_identity(site: str, ids: set[str]) -> None:
+    """Refuse unless the certificate names exactly one site and it is ``site`` (PERMISSION_DENIED,
+    whether or not ``site`` exists: a stranger learns nothing of the topology).
+
+    >>> check_identity("edge-1", {"edge-1"})
+    >>> check_identity("edge-1", {"edge-1", "edge-2"})
+    Traceback (most recent call last):
+    ...
+    telemetry.agent_service.StreamError: the client certificate names 2 sites (edge-1, edge-2); a site's certificate must name exactly one
+    """
+    if len(ids) != 1:
+        named = f"{len(ids)} sites ({', '.join(sorted(ids))})" if ids else "no site"
+        raise StreamError(
+            grpc.StatusCode.PERMISSION_DENIED,
+            f"the client certificate names {named}; a site's certificate must name exactly one",
+        )
+    if site not in ids:
+        raise StreamError(
+            grpc.StatusCode.PERMISSION_DENIED,
+            f"hello.site_id: the client certificate is for {next(iter(ids))}, not site {site[:MAX_NAME]!r}",
+        )
 
 
 class AgentServicer:
@@ -659,8 +1050,8 @@ class AgentServicer:
     pass of the event loop are then handled together, in arrival order, by :meth:`_handle_queued`.
     One tight loop over many messages costs less CPU per message than the same work done a
     message at a time between gRPC's own callbacks (measured: bench/README.md, telemetry ingest).
-    A message after a bad one on the same stream is never handled: the stream ends with the first
-    error."""
+    Bad data inside a message is answered in-band (a Rejection) and the stream goes on; a protocol
+    violation ends the stream, and the stream's later messages are never handled."""
 
     def __init__(self, registry: AgentRegistry, require_identity: bool) -> None:
         self.registry = registry
@@ -706,11 +1097,17 @@ class AgentServicer:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await reader
             self.registry.close(session)
+        if session.expired:
+            await context.abort(
+                grpc.StatusCode.UNAVAILABLE,
+                f"site {session.site!r}: lease expired (no message for "
+                f"{self.registry.settings.lease_s * 1000:.0f} ms); reconnect and send Hello again",
+            )
         if failure:
             await context.abort(failure[0].code, failure[0].message)
         if session.replaced:
             await context.abort(
-                grpc.StatusCode.ABORTED, f"site {session.site!r}: replaced by a newer session"
+                grpc.StatusCode.ABORTED, f"site {session.site!r}: replaced by a newer stream of this agent"
             )
 
     async def _hello(self, context: grpc.aio.ServicerContext[bytes, agent_pb2.ControllerMessage]) -> _Session:
@@ -731,31 +1128,55 @@ class AgentServicer:
             )
         hello = msg.hello
         site = hello.site_id
-        if not site:
-            raise StreamError(grpc.StatusCode.INVALID_ARGUMENT, "hello.site_id: must not be empty")
-        if len(hello.software_version) > 200:
-            raise StreamError(grpc.StatusCode.INVALID_ARGUMENT, "hello.software_version: longer than 200")
+        for name, value, limit in (
+            ("site_id", site, MAX_NAME),
+            ("instance_id", hello.instance_id, MAX_NAME),
+            ("software_version", hello.software_version, MAX_SHORT),
+        ):
+            if not value:
+                raise StreamError(grpc.StatusCode.INVALID_ARGUMENT, f"hello.{name}: must not be empty")
+            if len(value.encode()) > limit:
+                raise StreamError(
+                    grpc.StatusCode.INVALID_ARGUMENT, f"hello.{name}: longer than {limit} bytes"
+                )
+        if len(hello.backend.encode()) > MAX_SHORT:
+            raise StreamError(
+                grpc.StatusCode.INVALID_ARGUMENT, f"hello.backend: longer than {MAX_SHORT} bytes"
+            )
+        if self.require_identity:  # identity before existence
+            check_identity(site, peer_site_identities(context))
         if not registry.knows(site):
             raise StreamError(
                 grpc.StatusCode.NOT_FOUND, f"hello.site_id: site {site!r} is not in the topology"
             )
-        if self.require_identity:
-            ids = peer_site_identities(context)
-            if site not in ids:
-                who = ", ".join(sorted(ids)) or "no site identity"
-                raise StreamError(
-                    grpc.StatusCode.PERMISSION_DENIED,
-                    f"hello.site_id: the client certificate is for {who}, not site {site!r}",
-                )
-        session = registry.open(site, hello.software_version, lambda: None)
+        if hello.topology_fingerprint and hello.topology_fingerprint != registry.fingerprint:
+            raise StreamError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"hello.topology_fingerprint: the agent was built for topology {hello.topology_fingerprint}, "
+                f"this controller runs {registry.fingerprint}: another city",
+            )
+        session = registry.open(
+            site,
+            hello.software_version,
+            lambda: None,
+            hello.instance_id,
+            hello.applied_generation,
+            hello.controller_epoch,
+        )
         s = registry.settings
         welcome = agent_pb2.ControllerMessage()
-        welcome.welcome.site_id = site
-        welcome.welcome.lease_ms = round(s.lease_s * 1000)
-        welcome.welcome.heartbeat_interval_ms = round(s.heartbeat_interval_s * 1000)
-        welcome.welcome.telemetry_interval_ms = round(s.telemetry_interval_s * 1000)
-        welcome.welcome.max_message_bytes = s.max_message_bytes
-        welcome.welcome.controller_version = CONTROLLER_VERSION
+        w = welcome.welcome
+        w.site_id = site
+        w.lease_ms = round(s.lease_s * 1000)
+        w.heartbeat_interval_ms = round(s.heartbeat_interval_s * 1000)
+        w.telemetry_interval_ms = round(s.telemetry_interval_s * 1000)
+        w.max_message_bytes = s.max_message_bytes
+        w.controller_version = CONTROLLER_VERSION
+        w.epoch = registry.epoch
+        w.max_messages_per_s = math.floor(s.rate_per_s)
+        w.max_message_burst = math.floor(s.rate_burst)
+        w.hello_timeout_ms = round(s.hello_timeout_s * 1000)
+        w.topology_fingerprint = registry.fingerprint
         await context.write(welcome)
         return session
 
@@ -768,19 +1189,28 @@ class AgentServicer:
         failure: list[StreamError],
     ) -> None:
         registry = self.registry
-        resend = registry.settings.resend_after_s
-        while not reader.done() and not session.replaced and not failure:
+        while not reader.done() and not session.replaced and not session.expired and not failure:
             wake.clear()
+            if session.outbox:
+                for out in registry.take_outbox(session):
+                    await context.write(out)
             msg = registry.next_config(session)
             if msg is not None:
                 await context.write(msg)
             # Only an unacked config needs a timer; otherwise sleep until woken (a new config, an
-            # ack, a replacement) or the stream ends. 20,000 idle sessions waking every second
-            # each would keep the loop busy enough to leave new streams unaccepted.
-            timeout = resend / 2 if registry.awaiting_ack(session) else None
+            # ack, a rejection to send, a replacement, an expiry) or the stream ends. 20,000 idle
+            # sessions waking every second each would keep the loop busy enough to leave new
+            # streams unaccepted.
+            timeout = registry.wait_before_resend(session)
+            if wake.is_set() or session.outbox:
+                continue
             waiter = asyncio.ensure_future(wake.wait())
             await asyncio.wait({waiter, reader}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
             waiter.cancel()
+        if not failure and not session.replaced and not session.expired:
+            # The agent closed its side: what it is owed (rejections of its last messages) still goes.
+            for out in registry.take_outbox(session):
+                await context.write(out)
 
     async def _read(
         self,
@@ -814,20 +1244,23 @@ class AgentServicer:
             if failure:
                 continue
             try:
-                registry.admit_message(session)
                 msg = parse_agent_message(raw)
                 kind = msg.WhichOneof("body")
+                if kind == "hello":
+                    raise StreamError(grpc.StatusCode.INVALID_ARGUMENT, "hello: sent twice on one stream")
+                if kind is None:
+                    raise StreamError(grpc.StatusCode.INVALID_ARGUMENT, "message: empty body")
+                if not registry.admit_message(session):
+                    if session.outbox:
+                        wake.set()
+                    continue
                 if kind == "telemetry":
                     registry.record_telemetry(session, msg.telemetry, raw)
-                elif kind == "heartbeat":
-                    pass
                 elif kind == "ack":
                     registry.ack(session, msg.ack)
                     wake.set()
-                elif kind == "hello":
-                    raise StreamError(grpc.StatusCode.INVALID_ARGUMENT, "hello: sent twice on one stream")
-                else:
-                    raise StreamError(grpc.StatusCode.INVALID_ARGUMENT, "message: empty body")
+                if session.outbox:
+                    wake.set()
                 accepted += 1
             except StreamError as exc:
                 failure.append(exc)
@@ -1006,13 +1439,17 @@ def serve_agents(
     from telemetry import sla as sla_mod
 
     registry = AgentRegistry(service, settings, clock)
+    # From now on a slice is Realised only when the agents the policy requires have acked it.
+    service.require_agents(registry.settings.agent_policy)
     registry.refresh(force=True)
     monitor = lease.LeaseMonitor(registry, service)
     background: list[_Stoppable] = [monitor]
     sla_monitor = None
     if sla:
         s = registry.settings
-        evaluator = sla_mod.SlaEvaluator(registry, service, s.sla_window_s, s.sla_sustain_windows)
+        evaluator = sla_mod.SlaEvaluator(
+            registry, service, s.sla_window_s, s.sla_sustain_windows, hold_down_s=s.sla_hold_down_s
+        )
         sla_monitor = sla_mod.SlaMonitor(evaluator)
         background.append(sla_monitor)
     server = AgentServer(registry, listen, tls, dev, background, interceptors)

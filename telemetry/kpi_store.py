@@ -56,7 +56,15 @@ _SAMPLE_BLOCKS = tuple(_BLOCKS.index(c) for c in COLUMNS)
 
 
 class KpiError(ValueError):
-    """A telemetry batch that cannot be kept; the message names the field and the value."""
+    """A telemetry batch that cannot be kept; the message names the field and the value.
+
+    ``field`` is the first bad field as agent.proto names it and ``reason`` one of the CamelCase
+    words of agent.proto's ``Rejection.reason``, so the agent can be told in-band."""
+
+    def __init__(self, message: str, field: str = "", reason: str = "Invalid") -> None:
+        super().__init__(message)
+        self.field = field
+        self.reason = reason
 
 
 class Columns(NamedTuple):
@@ -179,11 +187,13 @@ def _column_records(c: agent_pb2.SliceKpiColumns) -> tuple[list[str], dict[str, 
     for name in COLUMNS:
         values = getattr(c, name)[:]
         if len(values) != n:
-            raise KpiError(f"columns.{name}: {len(values)} values for {n} slices")
+            raise KpiError(
+                f"columns.{name}: {len(values)} values for {n} slices", f"columns.{name}", "LengthMismatch"
+            )
         columns[name] = values
     for i, slice_name in enumerate(names):
         for name, column in columns.items():
-            _check(f"columns.{name}[{i}] (slice {slice_name!r})", name, column[i])
+            _check(f"columns.{name}[{i}]", name, column[i], f" (slice {slice_name!r})")
     return names, columns
 
 
@@ -206,26 +216,36 @@ def _row_records(rows: Iterable[agent_pb2.SliceKpi]) -> tuple[list[str], dict[st
             and 0.0 <= radio <= 10.0
         ):
             for name in COLUMNS:
-                _check(f"slices[{k.slice!r}].{name}", name, getattr(k, name))
+                _check(f"slices[{len(names) - 1}].{name}", name, getattr(k, name), f" (slice {k.slice!r})")
         values.append((dl, ul, dld, uld, p50, p99, loss, k.active_devices, radio))
     columns = zip(*values, strict=True) if values else ([] for _ in COLUMNS)
     return names, {name: list(column) for name, column in zip(COLUMNS, columns, strict=True)}
 
 
-def _check(where: str, name: str, value: float) -> None:
+def _check(where: str, name: str, value: float, about: str = "") -> None:
     if name == "active_devices":
         return
     upper = {"packet_loss": 1.0, "radio_utilisation": 10.0}.get(name)
     if upper is not None:
-        check_fraction(where, value, upper)
-    elif not (math.isfinite(value) and value >= 0.0):
-        raise KpiError(f"{where}: {value!r} must be a finite number >= 0")
+        check_fraction(where, value, upper, about)
+    elif not math.isfinite(value):
+        raise KpiError(f"{where}{about}: {value!r} is not a finite number", where, "NotFinite")
+    elif value < 0.0:
+        raise KpiError(f"{where}{about}: {value!r} is negative (must be >= 0)", where, "OutOfRange")
 
 
-def check_fraction(where: str, value: float, upper: float) -> None:
-    """Raise :class:`KpiError` unless ``value`` is a finite number in ``0..upper``."""
-    if not (math.isfinite(value) and 0.0 <= value <= upper):
-        raise KpiError(f"{where}: {value!r} is not in 0..{upper:g}")
+def check_fraction(where: str, value: float, upper: float, about: str = "") -> None:
+    """Raise :class:`KpiError` unless ``value`` is a finite number in ``0..upper``.
+
+    >>> check_fraction("columns.packet_loss[0]", float("nan"), 1.0)
+    Traceback (most recent call last):
+    ...
+    telemetry.kpi_store.KpiError: columns.packet_loss[0]: nan is not a finite number
+    """
+    if not math.isfinite(value):
+        raise KpiError(f"{where}{about}: {value!r} is not a finite number", where, "NotFinite")
+    if not 0.0 <= value <= upper:
+        raise KpiError(f"{where}{about}: {value!r} is not in 0..{upper:g}", where, "OutOfRange")
 
 
 # -- keeping batches -------------------------------------------------------------------------------
@@ -260,7 +280,11 @@ class KpiStore:
         else:
             if len(set(names)) != len(names):
                 twice = sorted({n for n in names if names.count(n) > 1})
-                raise KpiError(f"slices: {', '.join(map(repr, twice))} reported more than once in one batch")
+                raise KpiError(
+                    f"slices: {', '.join(map(repr, twice))} reported more than once in one batch",
+                    "slices",
+                    "Duplicate",
+                )
             data = b"".join((bytes(8 * len(names)), batch.doubles, batch.devices))
             if configured.issuperset(names):
                 kept = tuple(names)

@@ -13,38 +13,35 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
-from typing import Protocol
+from collections import deque
 
-from controller.topology import Topology
 from telemetry import agent_service
 
 log = logging.getLogger(__name__)
-
-
-class _Actions(Protocol):
-    def site_down(self, site: str, reason: str, actor: str) -> list[str]: ...
-    def site_up(self, site: str, actor: str) -> None: ...
-    def link_down(self, key: tuple[str, str], reason: str, actor: str) -> list[str]: ...
-    def link_up(self, key: tuple[str, str], actor: str) -> None: ...
-    def topology(self) -> Topology: ...
+MAX_DOWNS_KEPT = 10_000  # detections kept for benchmarks and tests (bounded: a long run must not grow)
 
 
 class LeaseMonitor:
-    """Runs :meth:`tick` every ``lease_s / 10`` (and as soon as an agent report queues an effect)."""
+    """Runs :meth:`tick` every ``lease_s / 10`` (and as soon as an agent report queues an effect).
+
+    Each tick also hands the controller what the agents confirmed (per-slice agent progress, so
+    ``Realised`` follows the acks), the config refusals (events on the slices) and the sites whose
+    config generation moved (stored, so generations keep rising across restarts)."""
 
     def __init__(
-        self, registry: agent_service.AgentRegistry, service: _Actions, interval_s: float | None = None
+        self,
+        registry: agent_service.AgentRegistry,
+        service: agent_service.ControllerPort,
+        interval_s: float | None = None,
     ) -> None:
         self.registry = registry
         self.service = service
         self.interval_s = interval_s if interval_s is not None else max(0.01, registry.settings.lease_s / 10)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="lease-monitor", daemon=True)
-        self.downs: list[tuple[str, float]] = []  # (site, clock at detection): for benchmarks and tests
+        self.downs: deque[tuple[str, float]] = deque(maxlen=MAX_DOWNS_KEPT)  # (site, clock at detection)
         # Sites the controller remembers as having an agent (so a restart expects them back).
-        known: Callable[[], frozenset[str]] | None = getattr(service, "agent_sites", None)
-        self._remembered: set[str] = set(known()) if known is not None else set()
+        self._remembered: set[str] = set(service.agent_sites())
 
     def start(self) -> None:
         self._thread.start()
@@ -78,8 +75,17 @@ class LeaseMonitor:
         effects = registry.take_effects()
         for effect in effects:
             self._apply(effect)
-        self._remember({e.site for e in effects if e.action == "hello"} - self._remembered)
+        new = {e.site for e in effects if e.action == "hello"} - self._remembered
+        if new:
+            self.service.remember_agent_sites(new)
+            self._remembered |= new
         registry.refresh()
+        generations = registry.take_unsaved_generations()
+        if generations:
+            self.service.save_site_generations(generations)
+        progress = registry.take_progress()
+        if progress:
+            self.service.record_agent_progress(progress, "controller:agents")
 
     def _sites_down(self, expired: list[str]) -> None:
         """One site: ``site_down`` by its agent. Several in one check (a power cut, a backhaul
@@ -89,21 +95,10 @@ class LeaseMonitor:
         at = registry.clock()
         self.downs.extend((site, at) for site in expired)
         reason = f"LeaseExpired: no message from the agent for {registry.settings.lease_s:g} s"
-        several: Callable[[list[tuple[str, str]], str], list[str]] | None = getattr(
-            self.service, "sites_down", None
-        )
-        if len(expired) > 1 and several is not None:
-            several([(site, reason) for site in expired], "controller")
-        else:  # a controller without the batch call is told site by site
-            for site in expired:
-                self.service.site_down(site, reason, f"agent:{site}")
-
-    def _remember(self, sites: set[str]) -> None:
-        """New agent sites, written down in one go (when the controller keeps them)."""
-        remember: Callable[[set[str]], None] | None = getattr(self.service, "remember_agent_sites", None)
-        if sites and remember is not None:
-            remember(sites)
-            self._remembered |= sites
+        if len(expired) > 1:
+            self.service.sites_down([(site, reason) for site in expired], "controller")
+        else:
+            self.service.site_down(expired[0], reason, f"agent:{expired[0]}")
 
     def _apply(self, effect: agent_service.Effect) -> None:
         actor = f"agent:{effect.site}"
@@ -118,3 +113,7 @@ class LeaseMonitor:
             self.service.link_down(effect.link, f"{effect.reason}: reported down by {actor}", actor)
         elif effect.action == "link-up" and effect.link is not None:
             self.service.link_up(effect.link, actor)
+        elif effect.action == "refused":
+            self.service.config_refused(
+                effect.site, effect.generation, effect.reason, effect.message, effect.slices
+            )

@@ -33,9 +33,11 @@ class SessionTable:
     >>> t = SessionTable(["a", "b", "c"])
     >>> t.ever[1] = t.connected[1] = 1; t.last_seen[1] = 7.0; t.desired[1] = 3
     >>> t.ever[2] = 1
-    >>> c = t.columns(now=10.0)
+    >>> c = t.columns(now=10.0, lease_s=5.0)
     >>> c.sites, c.connected.tolist(), c.seconds_since_seen.tolist(), c.desired_generation.tolist()
     (('b', 'c'), [True, False], [3.0, inf], [3, 0])
+    >>> t.columns(now=13.0, lease_s=5.0).connected.tolist()  # a session whose lease ran out
+    [False, False]
     """
 
     def __init__(self, sites: Sequence[str]) -> None:
@@ -43,19 +45,20 @@ class SessionTable:
         self.sites = tuple(sites)
         self.row = {site: i for i, site in enumerate(self.sites)}
         self.ever = bytearray(n)  # 1: its agent has connected (in this run or before a restart)
-        self.connected = bytearray(n)  # 1: has a session now
+        self.connected = bytearray(n)  # 1: has a session now (connected when its lease is valid too)
         self.last_seen = array("d", [-math.inf]) * n  # registry clock of the last message
         self.desired = array("q", [0]) * n
         self.acked = array("q", [0]) * n
 
-    def columns(self, now: float) -> SessionColumns:
-        """Copies of the rows of the sites that have connected (call under the owner's lock)."""
+    def columns(self, now: float, lease_s: float) -> SessionColumns:
+        """Copies of the rows of the sites that have connected (call under the owner's lock);
+        ``connected`` is true for a session whose lease (``lease_s`` from its last message) is valid."""
         ever = np.frombuffer(self.ever, np.uint8).astype(np.bool_)
         with np.errstate(invalid="ignore"):  # never seen: inf seconds
             seen = now - np.frombuffer(self.last_seen, np.float64)[ever]
         return SessionColumns(
             tuple(compress(self.sites, self.ever)),
-            np.frombuffer(self.connected, np.uint8)[ever].astype(np.bool_),
+            np.frombuffer(self.connected, np.uint8)[ever].astype(np.bool_) & (seen <= lease_s),
             seen,
             np.frombuffer(self.desired, np.int64)[ever],
             np.frombuffer(self.acked, np.int64)[ever],

@@ -33,6 +33,7 @@ RADIO_BASE_MS = 0.5  # scheduling delay of an idle cell
 HOP_SERVICE_MS = 0.02  # per-hop serialisation/switching delay at zero load
 TAIL_FACTOR = math.log(100)  # p99 of an exponential queueing delay is ln(100) × its mean
 LOSS_KNEE = 0.85  # utilisation above which queues start to drop
+EDGE_SERVICE_MS = 0.3  # an edge site's processing time per request at zero load
 
 
 class LoadModel:
@@ -112,13 +113,22 @@ class LoadModel:
         batch = agent_pb2.TelemetryBatch(observed_at_unix_ms=int(time.time() * 1000))
         topo = self.topology
         info = topo.sites.get(site)
+        cpu = 0.0
+        if config is not None and info is not None and info.cpu_millicores:
+            used = sum(
+                s.compute.cpu_millicores * self.load(s.name) for s in config.slices if s.HasField("compute")
+            )
+            cpu = min(1.0, used / info.cpu_millicores)
         if config is not None:
             capacity = info.radio_kbps if info is not None else 0
             radio_util = self.background + (self._radio_demand.get(site, 0.0) / capacity if capacity else 0.0)
+            # Cells report what users experience; edge sites their processing (agent.proto, "Telemetry").
             rows = [
                 self._slice_kpi(agent_pb2.SliceKpi(), s, radio_util)
-                for s in config.slices
                 if s.HasField("radio")
+                else self._edge_kpi(agent_pb2.SliceKpi(), s, site, cpu)
+                for s in config.slices
+                if s.HasField("radio") or s.HasField("compute")
             ]
             if not self.columnar:
                 batch.slices.extend(rows)
@@ -126,12 +136,6 @@ class LoadModel:
                 columns = batch.columns
                 for field in _KPI_FIELDS:
                     getattr(columns, field).extend(getattr(k, field) for k in rows)
-        cpu = 0.0
-        if config is not None and info is not None and info.cpu_millicores:
-            used = sum(
-                s.compute.cpu_millicores * self.load(s.name) for s in config.slices if s.HasField("compute")
-            )
-            cpu = min(1.0, used / info.cpu_millicores)
         batch.health.cpu_utilisation = cpu
         for peer, key in self._site_links.get(site, ()):
             util = min(1.0, self.link_utilisation(key))
@@ -177,6 +181,27 @@ class LoadModel:
         out.packet_loss = loss
         out.active_devices = round(load * 100)
         out.radio_utilisation = min(1.0, radio_util)
+        return out
+
+    def _edge_kpi(
+        self, out: agent_pb2.SliceKpi, s: agent_pb2.SliceConfig, site: str, cpu: float
+    ) -> agent_pb2.SliceKpi:
+        """An edge site's view of a slice it serves: processing latency that queues with CPU use,
+        the aggregate of its cells' demand, no radio and no devices."""
+        load = self.load(s.name)
+        cells = max(1, s.compute.cells)
+        dl_demand = s.qos.guaranteed_dl_kbps / 1000 * load * cells
+        ul_demand = s.qos.guaranteed_ul_kbps / 1000 * load * cells
+        busy = min(cpu, 0.98)
+        queue = EDGE_SERVICE_MS * busy / (1 - busy)
+        base = EDGE_SERVICE_MS + self.degraded_ms.get(site, 0.0)
+        loss = _loss(cpu)
+        out.slice = s.name
+        out.dl_demand_mbps, out.ul_demand_mbps = dl_demand, ul_demand
+        out.dl_throughput_mbps, out.ul_throughput_mbps = dl_demand * (1 - loss), ul_demand * (1 - loss)
+        out.latency_p50_ms = base + queue * math.log(2)
+        out.latency_p99_ms = base + queue * TAIL_FACTOR
+        out.packet_loss = loss
         return out
 
 
@@ -268,6 +293,7 @@ class Simulator:
                 version="edgeslice-simulator/0.1.0",
                 backoff_max_s=self._backoff_max_s,
                 seed=i,
+                topology_fingerprint=self.model.topology.fingerprint,
             )
             self._start(site)
 
@@ -305,6 +331,7 @@ class Simulator:
             self.model,
             version=old.version,
             backoff_max_s=self._backoff_max_s,
+            topology_fingerprint=old.topology_fingerprint,
         )
         self._start(site)
 

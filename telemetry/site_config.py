@@ -208,17 +208,22 @@ def _capacity(topology: Topology, a: str, b: str) -> int:
 class Generations:
     """A generation number per site that bumps only when the site's config content changes.
 
+    Seeded with what was stored (site → (generation, content hash)), so generations keep rising
+    across controller restarts and an unchanged config keeps its number.
+
     >>> g = Generations()
     >>> empty = SiteConfig("c1", "cell", ())
     >>> g.update({"c1": empty}), g.update({"c1": empty})
     ({'c1': 1}, {})
-    >>> g.generation("c1")
-    1
+    >>> g.generation("c1"), g.raise_above("c1", 7), g.rows(["c1"])
+    (1, 8, [('c1', 8, '...')])
+    >>> Generations({"c1": (8, empty.content_hash)}).update({"c1": empty})
+    {}
     """
 
-    def __init__(self) -> None:
-        self._hash: dict[str, str] = {}
-        self._gen: dict[str, int] = {}
+    def __init__(self, stored: Mapping[str, tuple[int, str]] | None = None) -> None:
+        self._gen: dict[str, int] = {site: gen for site, (gen, _) in (stored or {}).items()}
+        self._hash: dict[str, str] = {site: digest for site, (_, digest) in (stored or {}).items()}
 
     def update(self, configs: Mapping[str, SiteConfig]) -> dict[str, int]:
         """Record the new desired configs; return the sites whose generation moved (and to what)."""
@@ -231,5 +236,16 @@ class Generations:
                 moved[site] = self._gen[site]
         return moved
 
+    def raise_above(self, site: str, generation: int) -> int:
+        """Number the site's current config above ``generation`` (an agent that applied a newer
+        generation of another controller's); returns the site's generation."""
+        if self._gen.get(site, 0) <= generation:
+            self._gen[site] = generation + 1
+        return self._gen[site]
+
     def generation(self, site: str) -> int:
         return self._gen.get(site, 0)
+
+    def rows(self, sites: Iterable[str]) -> list[tuple[str, int, str]]:
+        """(site, generation, content hash) of ``sites``, for the store."""
+        return [(s, self._gen[s], self._hash.get(s, "")) for s in sites if s in self._gen]

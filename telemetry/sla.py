@@ -1,20 +1,27 @@
 """SLA evaluation: do the KPIs agents report over a rolling window meet each slice's SLA?
 
 :func:`evaluate` is pure: one slice's intent and its recent samples per site in, violations out.
-:class:`SlaEvaluator` keeps the little state that needs (the verdict last recorded and how many
-windows in a row a slice has been violating) and tells the controller: a changed verdict sets the
-``SLAMet`` condition; a violation sustained for ``sustain_windows`` windows asks the controller to
-re-place the slice (which it records in the audit trail).
+:func:`verdict` adds the evidence rule: a slice is judged met only when every site expected to
+report its KPIs did so in the window. :class:`SlaEvaluator` keeps the little state that needs (the
+verdict last recorded, how many windows in a row a slice has been violating, the edge sites it was
+moved away from) and tells the controller: a changed verdict sets the ``SLAMet`` condition
+(``True``, ``False`` or ``Unknown``); a violation that a move can fix, sustained for
+``sustain_windows`` windows, asks the controller to re-place the slice.
 
-The checks, each against the resolved intent (``slices.profiles.SliceIntent``):
+What each site kind reports and what is judged there (agent.proto, "Telemetry"):
 
-* latency: the mean of the window's p99 samples at a site above ``latency_ms``;
-* packet loss: the mean loss at a site above ``1 - reliability``;
-* throughput: only when there is demand: delivered below 95 % of
-  ``min(demand, guaranteed per cell)`` (an idle cell delivering little is not a violation);
-* devices: active devices summed over the sites above ``max_devices``.
+* cells (the radio access, where users experience the slice): latency (the window's mean p99,
+  UE to the serving edge) above ``latency_ms``; packet loss above ``1 - reliability``;
+  throughput, only when there is demand: delivered below 95 % of ``min(demand, guaranteed per
+  cell)``; active devices, summed over the cells, above ``max_devices``;
+* edge sites (the slice's processing): latency (mean p99 processing time) above ``latency_ms``
+  and packet loss above ``1 - reliability``; their throughput is the cells' aggregate, already
+  judged at the cells;
+* aggregation and core sites report no slice KPIs (link health only): nothing to judge.
 
-Only KPIs from cells are judged: the radio access is where users experience the slice.
+Which violations a move can fix: latency, loss and throughput at a site (a different edge site
+or path changes them). Too many devices is the tenant's own load: the condition says so and the
+alert fires, but the slice is not moved.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
@@ -30,6 +37,10 @@ from slices.profiles import SliceIntent
 
 log = logging.getLogger(__name__)
 THROUGHPUT_TOLERANCE = 0.95
+#: Violations a re-placement can fix (the others only set the condition).
+MOVABLE = frozenset({"LatencyExceeded", "PacketLossExceeded", "ThroughputBelowGuarantee"})
+NO_TELEMETRY = "NoTelemetry"
+PARTIAL_TELEMETRY = "PartialTelemetry"
 
 
 class KpiSample(NamedTuple):
@@ -59,6 +70,11 @@ class Violation:
     bound: float
     message: str
 
+    @property
+    def movable(self) -> bool:
+        """Whether moving the slice to other sites can fix it."""
+        return self.reason in MOVABLE
+
 
 def _mean(values: Sequence[float]) -> float:
     return sum(values) / len(values)
@@ -67,11 +83,11 @@ def _mean(values: Sequence[float]) -> float:
 def evaluate(
     intent: SliceIntent,
     samples: Mapping[str, Sequence[KpiSample]],
-    cells: frozenset[str] | set[str] = frozenset(),
+    kinds: Mapping[str, str],
 ) -> list[Violation]:
     """Violations of ``intent``'s SLA in ``samples`` (site → the window's samples), worst first
-    within each KPI. When ``cells`` is given only samples from those sites are judged: the radio
-    access is where users experience the slice (other sites' KPIs describe one segment of it).
+    within each KPI. ``kinds`` gives each site's kind: cells are judged on every KPI, edge sites
+    on latency and loss; samples from other sites are not judged.
 
     >>> from slices.intent import NetworkSlice
     >>> from slices.profiles import resolve
@@ -79,17 +95,22 @@ def evaluate(
     ...     "spec": {"kind": "vehicle", "coverage": {"zones": ["ring"]}}}))
     >>> ok = KpiSample(0, 50, 25, 50, 25, 2.0, 4.0, 0.0, 10, 0.5)
     >>> slow = KpiSample(0, 50, 25, 50, 25, 4.0, 9.5, 0.0, 10, 0.9)
-    >>> [v.message for v in evaluate(cars, {"cell-1": [ok], "cell-2": [slow]}, {"cell-1", "cell-2"})]
+    >>> lossy_edge = KpiSample(0, 0, 0, 0, 0, 300.0, 900.0, 0.5, 0, 0.0)
+    >>> kinds = {"cell-1": "cell", "cell-2": "cell", "edge-1": "edge"}
+    >>> [v.message for v in evaluate(cars, {"cell-1": [ok], "cell-2": [slow]}, kinds)]
     ['latency p99 at site cell-2 is 9.5 ms, above the 5 ms bound']
+    >>> [v.reason for v in evaluate(cars, {"cell-1": [ok], "edge-1": [lossy_edge]}, kinds)]
+    ['LatencyExceeded', 'PacketLossExceeded']
     """
-    if cells:
-        samples = {site: w for site, w in samples.items() if site in cells}
+    judged = {site: w for site, w in samples.items() if w and kinds.get(site) in ("cell", "edge")}
+    cells = {site: w for site, w in judged.items() if kinds[site] == "cell"}
     out: list[Violation] = []
     latency = sorted(
-        ((_mean([s.latency_p99_ms for s in w]), site) for site, w in samples.items() if w), reverse=True
+        ((_mean([s.latency_p99_ms for s in w]), site) for site, w in judged.items()), reverse=True
     )
     for value, site in latency:
         if value > intent.latency_ms:
+            what = "latency p99" if kinds[site] == "cell" else "processing latency p99"
             out.append(
                 Violation(
                     "LatencyExceeded",
@@ -97,13 +118,11 @@ def evaluate(
                     site,
                     value,
                     intent.latency_ms,
-                    f"latency p99 at site {site} is {value:.3g} ms, above the {intent.latency_ms:g} ms bound",
+                    f"{what} at site {site} is {value:.3g} ms, above the {intent.latency_ms:g} ms bound",
                 )
             )
     max_loss = 1.0 - intent.reliability
-    losses = sorted(
-        ((_mean([s.packet_loss for s in w]), site) for site, w in samples.items() if w), reverse=True
-    )
+    losses = sorted(((_mean([s.packet_loss for s in w]), site) for site, w in judged.items()), reverse=True)
     for value, site in losses:
         if value > max_loss * (1 + 1e-9):
             out.append(
@@ -120,8 +139,8 @@ def evaluate(
     for direction, guaranteed_kbps in (("dl", intent.dl_kbps), ("ul", intent.ul_kbps)):
         guaranteed = guaranteed_kbps / 1000
         shortfalls = []
-        for site, w in samples.items():
-            if not w or guaranteed <= 0:
+        for site, w in cells.items():
+            if guaranteed <= 0:
                 continue
             demand = [getattr(s, f"{direction}_demand_mbps") for s in w]
             if max(demand) <= 0:
@@ -142,7 +161,7 @@ def evaluate(
                     f"{expected:.3g} Mbps demanded within the {guaranteed:g} Mbps guarantee",
                 )
             )
-    latest = {site: w[-1].active_devices for site, w in samples.items() if w}
+    latest = {site: w[-1].active_devices for site, w in cells.items()}
     devices = sum(latest.values())
     if devices > intent.max_devices:
         busiest = max(latest, key=lambda s: (latest[s], s))
@@ -160,11 +179,61 @@ def evaluate(
     return out
 
 
-def summarise(violations: Sequence[Violation], window_s: float) -> tuple[str, str]:
-    """(reason, message) for the SLAMet condition: the first violation, and how many more."""
-    first = violations[0]
-    more = f" (and {len(violations) - 1} more violations)" if len(violations) > 1 else ""
-    return first.reason, f"{first.message} over the last {window_s:g} s{more}"
+@dataclass(frozen=True)
+class Verdict:
+    """The SLAMet condition a window's evidence supports: ``met`` None is Unknown."""
+
+    met: bool | None
+    reason: str
+    message: str
+    violations: tuple[Violation, ...] = ()
+
+
+def verdict(
+    intent: SliceIntent,
+    samples: Mapping[str, Sequence[KpiSample]],
+    kinds: Mapping[str, str],
+    expected: Collection[str],
+    window_s: float,
+) -> Verdict:
+    """Met only when every site in ``expected`` (the slice's cells and edge sites) reported in the
+    window and nothing violates the SLA; violated as soon as any evidence shows a violation;
+    Unknown otherwise (no samples, or sites missing), naming what is missing.
+
+    >>> from slices.intent import NetworkSlice
+    >>> from slices.profiles import resolve
+    >>> cars = resolve(NetworkSlice.model_validate({"metadata": {"name": "cars"},
+    ...     "spec": {"kind": "vehicle", "coverage": {"zones": ["ring"]}}}))
+    >>> ok = KpiSample(0, 50, 25, 50, 25, 2.0, 4.0, 0.0, 10, 0.5)
+    >>> kinds = {"c1": "cell", "c2": "cell"}
+    >>> verdict(cars, {}, kinds, {"c1", "c2"}, 10).reason
+    'NoTelemetry'
+    >>> verdict(cars, {"c1": [ok]}, kinds, {"c1", "c2"}, 10).message
+    'no KPIs over the last 10 s from 1 of 2 sites: c2'
+    >>> verdict(cars, {"c1": [ok], "c2": [ok]}, kinds, {"c1", "c2"}, 10).met
+    True
+    """
+    violations = evaluate(intent, samples, kinds)
+    if violations:
+        first = violations[0]
+        more = f" (and {len(violations) - 1} more violations)" if len(violations) > 1 else ""
+        return Verdict(
+            False, first.reason, f"{first.message} over the last {window_s:g} s{more}", tuple(violations)
+        )
+    reported = {site for site, w in samples.items() if w}
+    missing = sorted(set(expected) - reported)
+    if not expected or len(missing) == len(expected):
+        return Verdict(None, NO_TELEMETRY, f"no KPIs reported for this slice over the last {window_s:g} s")
+    if missing:
+        shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+        return Verdict(
+            None,
+            PARTIAL_TELEMETRY,
+            f"no KPIs over the last {window_s:g} s from {len(missing)} of {len(expected)} sites: {shown}",
+        )
+    return Verdict(
+        True, "SLAMet", f"every KPI of all {len(expected)} sites within the SLA over the last {window_s:g} s"
+    )
 
 
 class KpiSource(Protocol):
@@ -173,77 +242,84 @@ class KpiSource(Protocol):
     def kpis(self, since: float = ...) -> dict[tuple[str, str], list[KpiSample]]: ...
     def intents(self) -> dict[str, SliceIntent]: ...
     def site_kinds(self) -> dict[str, str]: ...
+    def reporters(self) -> dict[str, frozenset[str]]: ...
 
 
 class SlaSink(Protocol):
-    def set_sla(self, name: str, met: bool, reason: str, message: str, actor: str) -> None: ...
-    def replace_slice(self, name: str, reason: str, actor: str) -> bool: ...
+    def set_sla(self, name: str, met: bool | None, reason: str, message: str, actor: str) -> None: ...
+    def replace_slice(self, name: str, reason: str, actor: str, avoid: Collection[str] = ()) -> bool: ...
 
 
 @dataclass
-class _Verdict:
-    met: bool
+class _Recorded:
+    met: bool | None
     reason: str
+    message: str
     site: str
     violating_windows: int = 0
 
 
 @dataclass
 class SlaEvaluator:
-    """Evaluates every slice with fresh KPIs once per window and tells the controller."""
+    """Evaluates every placed slice once per window and tells the controller."""
 
     source: KpiSource
     sink: SlaSink
     window_s: float = 10.0
     sustain_windows: int = 3
     actor: str = "controller:sla"
-    _verdicts: dict[str, _Verdict] = field(default_factory=dict)
+    hold_down_s: float = 600.0
+    _recorded: dict[str, _Recorded] = field(default_factory=dict)
+    _left: dict[str, dict[str, float]] = field(default_factory=dict)  # slice → edge site → held until
     replacements: list[str] = field(default_factory=list)
 
-    def evaluate_once(self) -> dict[str, list[Violation]]:
+    def evaluate_once(self) -> dict[str, Verdict]:
         now = self.source.clock()
         by_slice: dict[str, dict[str, list[KpiSample]]] = {}
         for (name, site), window in self.source.kpis(since=now - self.window_s).items():
             by_slice.setdefault(name, {})[site] = window
         intents = self.source.intents()
-        cells = {site for site, kind in self.source.site_kinds().items() if kind == "cell"}
-        results: dict[str, list[Violation]] = {}
-        for name, samples in sorted(by_slice.items()):
-            intent = intents.get(name)
-            if intent is None:
-                continue
-            violations = evaluate(intent, samples, cells)
-            results[name] = violations
-            self._record(name, violations)
+        kinds = self.source.site_kinds()
+        reporters = self.source.reporters()
+        results: dict[str, Verdict] = {}
+        for name in sorted(intents):
+            v = verdict(
+                intents[name], by_slice.get(name, {}), kinds, reporters.get(name, frozenset()), self.window_s
+            )
+            results[name] = v
+            self._record(name, v, reporters.get(name, frozenset()), kinds, now)
+        for name in set(self._recorded) - set(intents):
+            del self._recorded[name]  # no longer placed: its next verdict starts afresh
         return results
 
-    def _record(self, name: str, violations: list[Violation]) -> None:
-        old = self._verdicts.get(name)
-        if not violations:
-            if old is None or not old.met:
-                self.sink.set_sla(
-                    name,
-                    True,
-                    "SLAMet",
-                    f"every KPI within the SLA over the last {self.window_s:g} s",
-                    self.actor,
-                )
-            self._verdicts[name] = _Verdict(True, "SLAMet", "")
-            return
-        reason, message = summarise(violations, self.window_s)
-        site = violations[0].site
-        windows = (old.violating_windows if old is not None and not old.met else 0) + 1
-        if old is None or old.met or old.reason != reason or old.site != site:
-            self.sink.set_sla(name, False, reason, message, self.actor)
-        if windows >= self.sustain_windows:
+    def _record(
+        self, name: str, v: Verdict, sites: frozenset[str], kinds: Mapping[str, str], now: float
+    ) -> None:
+        old = self._recorded.get(name)
+        site = v.violations[0].site if v.violations else ""
+        windows = (old.violating_windows if old is not None and old.met is False else 0) + (v.met is False)
+        if (
+            old is None
+            or (old.met, old.reason, old.site) != (v.met, v.reason, site)
+            or (v.met is None and old.message != v.message)
+        ):
+            self.sink.set_sla(name, v.met, v.reason, v.message, self.actor)
+        movable = [x for x in v.violations if x.movable]
+        if v.met is False and movable and windows >= self.sustain_windows:
             windows = 0  # the next attempt waits for another sustained stretch
+            held = {s: t for s, t in self._left.get(name, {}).items() if t > now}
+            edges = sorted(s for s in sites if kinds.get(s) == "edge")
             self.replacements.append(name)
-            self.sink.replace_slice(
+            moved = self.sink.replace_slice(
                 name,
-                f"{reason}: sustained for {self.sustain_windows} windows: {violations[0].message}",
+                f"{movable[0].reason}: sustained for {self.sustain_windows} windows: {movable[0].message}",
                 self.actor,
+                avoid=sorted(held),
             )
-        self._verdicts[name] = _Verdict(False, reason, site, windows)
+            if moved:
+                held.update({s: now + self.hold_down_s for s in edges})
+            self._left[name] = held
+        self._recorded[name] = _Recorded(v.met, v.reason, v.message, site, windows)
 
 
 class SlaMonitor:

@@ -4,9 +4,11 @@ unit tests (the end-to-end tests use the real :class:`controller.service.Control
 from __future__ import annotations
 
 import threading
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from controller.placement_model import CellAssignment, EdgeShare, Placement
+from controller.realisation import AgentProgress
 from controller.topology import LinkKey, Topology, link_key
 from controller.topology_file import TopologyFile
 from slices.intent import NetworkSlice
@@ -91,6 +93,11 @@ class FakeService:
     calls: list[tuple[object, ...]] = field(default_factory=list)
     _revision: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    replace_result: bool = False  # what replace_slice answers
+    progress: dict[str, AgentProgress] = field(default_factory=dict)  # the last agent progress per slice
+    known_agent_sites: set[str] = field(default_factory=set)
+    epoch: str = "fake-epoch"
+    generations: dict[str, tuple[int, str]] = field(default_factory=dict)
 
     @property
     def revision(self) -> int:
@@ -160,14 +167,50 @@ class FakeService:
             self.down_links.discard(link_key(*key))
             self._revision += 1
 
-    def set_sla(self, name: str, met: bool, reason: str, message: str, actor: str) -> None:
+    def set_sla(self, name: str, met: bool | None, reason: str, message: str, actor: str) -> None:
         with self.lock:
             self.calls.append(("set_sla", name, met, reason, message, actor))
 
-    def replace_slice(self, name: str, reason: str, actor: str) -> bool:
+    def replace_slice(self, name: str, reason: str, actor: str, avoid: Collection[str] = ()) -> bool:
         with self.lock:
-            self.calls.append(("replace_slice", name, reason, actor))
-            return False
+            self.calls.append(("replace_slice", name, reason, actor, list(avoid)))
+            return self.replace_result
+
+    def sites_down(self, downs: Sequence[tuple[str, str]], actor: str) -> list[str]:
+        moved = []
+        for site, reason in downs:
+            moved += self.site_down(site, reason, actor)
+        return moved
+
+    def require_agents(self, policy: str) -> None:
+        with self.lock:
+            self.calls.append(("require_agents", policy))
+
+    def record_agent_progress(self, progress: Mapping[str, AgentProgress], actor: str) -> None:
+        with self.lock:
+            self.progress.update(progress)
+
+    def config_refused(
+        self, site: str, generation: int, reason: str, message: str, slices: Sequence[str]
+    ) -> None:
+        with self.lock:
+            self.calls.append(("config_refused", site, generation, reason, message, tuple(slices)))
+
+    def agent_sites(self) -> frozenset[str]:
+        return frozenset(self.known_agent_sites)
+
+    def remember_agent_sites(self, sites: Iterable[str]) -> None:
+        self.known_agent_sites |= set(sites)
+
+    def state_epoch(self) -> str:
+        return self.epoch
+
+    def site_generations(self) -> dict[str, tuple[int, str]]:
+        return dict(self.generations)
+
+    def save_site_generations(self, rows: Sequence[tuple[str, int, str]]) -> None:
+        with self.lock:
+            self.generations.update({site: (gen, digest) for site, gen, digest in rows})
 
     def calls_of(self, kind: str) -> list[tuple[object, ...]]:
         with self.lock:

@@ -123,7 +123,7 @@ def test_sigkill_mid_run_then_restart_keeps_slices_placements_and_ledger(tmp_pat
     before: dict[str, SliceRow] = {}
     acknowledged: dict[str, str] = {}
     for round_ in range(2):
-        proc = start_controller(tmp_path, topo_file)
+        proc = start_controller(tmp_path, topo_file, ("--agent-policy", "none"))  # no agents run here
         try:
             if round_:
                 # Nothing a restart decides may move what was placed before the kill.
@@ -161,7 +161,7 @@ def test_sigkill_mid_run_then_restart_keeps_slices_placements_and_ledger(tmp_pat
         finally:
             if proc.proc.poll() is None:
                 proc.kill()
-    proc = start_controller(tmp_path, topo_file)
+    proc = start_controller(tmp_path, topo_file, ("--agent-policy", "none"))  # no agents run here
     try:
         rows = check_consistent(proc, db, city)
         for name, what in acknowledged.items():

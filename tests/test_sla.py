@@ -9,7 +9,7 @@ from telemetry import sla
 from tests.telemetry_fakes import FakeClock, FakeService, intent
 
 CARS = intent("cars", "vehicle")  # 5 ms, 50/25 Mbps per cell, 0.99999, 5000 devices
-CELLS = frozenset({"c1", "c2"})
+CELLS = {"c1": "cell", "c2": "cell", "a1": "aggregation", "e1": "edge"}
 
 
 def kpi(
@@ -65,9 +65,23 @@ def test_devices_are_summed_over_cells() -> None:
     assert (v.reason, v.site, v.measured, v.bound) == ("TooManyDevices", "c1", 5500.0, 5000.0)
 
 
-def test_only_cells_are_judged_when_cells_are_given() -> None:
+def test_edge_sites_are_judged_on_latency_and_loss_aggregation_sites_not_at_all() -> None:
     assert sla.evaluate(CARS, {"a1": [kpi(p99=50.0)]}, CELLS) == []
-    assert [v.site for v in sla.evaluate(CARS, {"a1": [kpi(p99=50.0)]})] == ["a1"]
+    edge = sla.evaluate(CARS, {"e1": [kpi(p99=900.0, loss=0.5, dl=0.0, dl_demand=80.0, devices=9999)]}, CELLS)
+    # Throughput and devices are the cells' business (an edge reports the aggregate, 0 devices).
+    assert [(v.reason, v.site) for v in edge] == [("LatencyExceeded", "e1"), ("PacketLossExceeded", "e1")]
+    assert "processing latency p99 at site e1 is 900 ms" in edge[0].message
+
+
+def test_no_evidence_is_unknown_and_missing_sites_are_named() -> None:
+    none = sla.verdict(CARS, {}, CELLS, {"c1", "e1"}, 10.0)
+    assert (none.met, none.reason) == (None, "NoTelemetry")
+    partial = sla.verdict(CARS, {"c1": [kpi()]}, CELLS, {"c1", "e1"}, 10.0)
+    assert (partial.met, partial.reason) == (None, "PartialTelemetry") and "e1" in partial.message
+    bad = sla.verdict(CARS, {"e1": [kpi(p99=900.0)]}, CELLS, {"c1", "e1"}, 10.0)
+    assert (bad.met, bad.reason) == (False, "LatencyExceeded")  # evidence of a violation is enough
+    ok = sla.verdict(CARS, {"c1": [kpi()], "e1": [kpi()]}, CELLS, {"c1", "e1"}, 10.0)
+    assert (ok.met, ok.reason) == (True, "SLAMet")
 
 
 @dataclass
@@ -83,7 +97,10 @@ class _Source:
         return self.intents_
 
     def site_kinds(self) -> dict[str, str]:
-        return {"c1": "cell", "c2": "cell", "a1": "aggregation"}
+        return {"c1": "cell", "c2": "cell", "a1": "aggregation", "e1": "edge"}
+
+    def reporters(self) -> dict[str, frozenset[str]]:
+        return {name: frozenset({"c1"}) for name in self.intents_}
 
 
 def test_evaluator_sets_condition_on_change_and_replaces_when_sustained() -> None:
@@ -107,14 +124,55 @@ def test_evaluator_sets_condition_on_change_and_replaces_when_sustained() -> Non
     _, name, met, reason, message, actor = service.calls_of("set_sla")[1]
     assert (name, met, reason, actor) == ("cars", False, "LatencyExceeded", "controller:sla")
     assert "site c1" in str(message) and "12 ms" in str(message)
-    [(_, name, why, _)] = service.calls_of("replace_slice")
+    [(_, name, why, _, avoid)] = service.calls_of("replace_slice")
     assert name == "cars" and str(why).startswith("LatencyExceeded: sustained for 3 windows")
+    assert avoid == []  # nothing held down yet
 
     # Old samples leave the window; a good one brings the SLA back.
     clock.advance(10.0)
     source.samples[("cars", "c1")].append(kpi(at=clock()))
     ev.evaluate_once()
     assert service.calls_of("set_sla")[-1][1:4] == ("cars", True, "SLAMet")
+
+
+def test_no_samples_is_unknown_not_met() -> None:
+    clock = FakeClock()
+    source = _Source(clock, {"cars": CARS})
+    service = FakeService()
+    sla.SlaEvaluator(source, service).evaluate_once()
+    [(_, name, met, reason, message, _)] = service.calls_of("set_sla")
+    assert (name, met, reason) == ("cars", None, "NoTelemetry") and "no KPIs" in str(message)
+
+
+def test_too_many_devices_sets_the_condition_but_never_moves_the_slice() -> None:
+    clock = FakeClock()
+    source = _Source(clock, {"cars": CARS})
+    service = FakeService()
+    ev = sla.SlaEvaluator(source, service, window_s=10.0, sustain_windows=2)
+    for _ in range(6):
+        source.samples[("cars", "c1")] = [kpi(at=clock(), devices=9000)]
+        ev.evaluate_once()
+        clock.advance(10.0)
+    assert [c[1:4] for c in service.calls_of("set_sla")] == [("cars", False, "TooManyDevices")]
+    assert service.calls_of("replace_slice") == []
+
+
+def test_a_slice_moved_for_its_sla_is_not_moved_back_within_the_hold_down() -> None:
+    clock = FakeClock()
+    source = _Source(clock, {"cars": CARS})
+    source.reporters = lambda: {"cars": frozenset({"c1", "e1"})}  # type: ignore[method-assign]
+    service = FakeService()
+    service.replace_result = True
+    ev = sla.SlaEvaluator(source, service, window_s=10.0, sustain_windows=1, hold_down_s=100.0)
+    source.samples[("cars", "c1")] = [kpi(at=clock(), p99=12.0)]
+    ev.evaluate_once()  # moved away from e1
+    clock.advance(10.0)
+    source.samples[("cars", "c1")] = [kpi(at=clock(), p99=12.0)]
+    ev.evaluate_once()  # still bad where it is now: e1 is held down
+    clock.advance(200.0)
+    source.samples[("cars", "c1")] = [kpi(at=clock(), p99=12.0)]
+    ev.evaluate_once()  # the hold-down is over
+    assert [c[4] for c in service.calls_of("replace_slice")] == [[], ["e1"], []]
 
 
 def test_evaluator_ignores_slices_it_has_no_intent_for() -> None:

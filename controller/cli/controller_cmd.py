@@ -111,6 +111,15 @@ def controller() -> None:
     "before it is marked down (a whole city reconnecting takes about a minute).",
 )
 @click.option(
+    "--agent-policy",
+    type=click.Choice(["all", "edge", "none"]),
+    default="all",
+    show_default=True,
+    help="Which sites' agents must ack a slice's config before it is Realised: all (every site its "
+    "config goes to), edge (edge sites only: cells and aggregation have no agent), none (no agent "
+    "confirms anything; Realised says so).",
+)
+@click.option(
     "--agent-heartbeat",
     type=click.FloatRange(0.05, 600),
     default=1.0,
@@ -227,6 +236,7 @@ def run(
     agents_client_ca: str | None,
     agent_lease: float,
     agent_reconnect_grace: float,
+    agent_policy: str,
     agent_heartbeat: float,
     sla_window: float,
     reconcile_interval: float,
@@ -288,6 +298,7 @@ def run(
             agent_heartbeat,
             sla_window,
             agent_reconnect_grace,
+            agent_policy,
         )
     elif agents_listen or agents_tls_cert or agents_tls_key or agents_client_ca:
         raise errors.InvalidSpec("--no-agents: do not combine with --agents-listen or --agents-tls-*")
@@ -317,6 +328,7 @@ def _agents_options(
     heartbeat_s: float,
     sla_window_s: float,
     reconnect_grace_s: float,
+    agent_policy: str = "all",
 ) -> companions.AgentsOptions:
     from telemetry import agent_service
 
@@ -337,6 +349,7 @@ def _agents_options(
         resend_after_s=max(0.5, min(2.0, lease_s / 2)),
         sla_window_s=sla_window_s,
         reconnect_grace_s=reconnect_grace_s,
+        agent_policy=agent_policy,
     )
     options = companions.AgentsOptions(listen, tls, dev, settings)
     options.check()
