@@ -232,6 +232,7 @@ class KubeRealiser:
         self._desired: dict[str, _Desired] = {}
         self._owner_uids: dict[str, str] = {}
         self._reported: dict[str, tuple[ConditionStatus, str, str]] = {}
+        self._delivered: set[str] = set()  # slices whose availability the sink has heard
         self._outbox: queue.Queue[tuple[str, ConditionStatus, str, str] | None] = queue.Queue()
         self._threads: list[threading.Thread] = []
         self._last_list_version: dict[str, str] = {}
@@ -380,6 +381,7 @@ class KubeRealiser:
             self._applied.pop(name, None)
             self._desired.pop(name, None)
             self._reported.pop(name, None)
+            self._delivered.discard(name)
             uid = self._owner_uids.pop(name, None)
             namespace = kube_manifests.namespace_name(name, self.settings)
             try:
@@ -451,6 +453,14 @@ class KubeRealiser:
                 log.debug("record_workloads %s: %s", item[0], exc)
             except Exception:
                 log.exception("record_workloads %s failed", item[0])
+            with self._lock:
+                if self._reported.get(item[0]) is not None:
+                    self._delivered.add(item[0])
+
+    def reported(self, name: str) -> bool:
+        """Whether the sink has been told this slice's workloads' availability (this term)."""
+        with self._lock:
+            return name in self._delivered
 
     # -- drift: list, watch, repair -------------------------------------------------------------
 

@@ -186,12 +186,13 @@ class RuntimeConfig:
                 f"--lease-duration {self.lease_duration_s} s"
             )
 
-    def gateway(self) -> KubeGateway:
-        """A fresh gateway to the configured API server (one per user, each its own pool)."""
+    def gateway(self, metrics: Any = None) -> KubeGateway:
+        """A fresh gateway to the configured API server (one per user, each its own pool);
+        ``metrics``: the process's :class:`controller.kube_gateway.RequestMetrics`."""
         from controller import kube_gateway
 
         api = kube_gateway.api_client_for(self.kubeconfig, self.kube_context, self.in_cluster, self.kube_host)
-        return kube_gateway.KubeGateway(api)
+        return kube_gateway.KubeGateway(api, metrics=metrics)
 
 
 def port_problem(listen: str) -> str | None:
@@ -400,6 +401,9 @@ class Controller:
         self._standby: StandbyServer | None = None
         self._health: HealthPort | None = None
         self._gateways: list[KubeGateway] = []
+        self._kube_metrics: Any = None  # kube_gateway.RequestMetrics, shared by every gateway
+        self._kube_realiser: Any = None  # kube_realiser.KubeRealiser with --kube
+        self.metrics_registry: Any = None  # a prometheus_client registry for the kube client metrics
         self._topology: Topology | None = None
         self._authenticator: auth.Authenticator | None = None
         self._lead_lock = threading.Lock()
@@ -485,8 +489,18 @@ class Controller:
             self._campaign.start()
         self.started_s = self.clock.monotonic() - t0
 
+    def kube_metrics(self) -> Any:
+        """The Kubernetes client request counts of this process (created on first use)."""
+        if self._kube_metrics is None:
+            from controller.kube_gateway import RequestMetrics
+
+            self._kube_metrics = RequestMetrics()
+            if self.metrics_registry is not None:
+                self._kube_metrics.register(self.metrics_registry)
+        return self._kube_metrics
+
     def _gateway(self) -> KubeGateway:
-        gateway = self.config.gateway()
+        gateway = self.config.gateway(self.kube_metrics())
         self._gateways.append(gateway)
         return gateway
 
@@ -551,9 +565,36 @@ class Controller:
             config.in_cluster,
             config.node_label_key,
             config.kube_host,
+            slice_objects=config.intents == "crd",
+            metrics=self.kube_metrics(),
+            identity=config.resolved_identity(),
         )
         self._gateways.append(realiser.gateway)
+        self._kube_realiser = realiser
         return realiser
+
+    def _lead_cluster_mode(self, service: ControllerService) -> None:
+        """NetworkSlice intents: the cluster's operator state first (drains), then the source."""
+        from controller import kube_gateway
+        from controller.crd_source import ClusterMaintenance, CrdSource
+
+        gateway = self._gateway()
+        maintenance = ClusterMaintenance(gateway, self.config.resolved_lease_namespace())
+        maintenance.restore(service)  # before any slice is placed: none lands on a drained site
+        service.maintenance_hook = maintenance.record
+        realiser = self._kube_realiser
+
+        def cleanup(name: str) -> bool:
+            return realiser is None or bool(realiser.remove(name).ok)
+
+        self.crd_source = CrdSource(
+            gateway,
+            _LeaderOnlySlices(service, self._active),
+            cleanup=cleanup if realiser is None else (lambda n: self._active() and cleanup(n)),
+            events=kube_gateway.EventRecorder(gateway, self.config.resolved_identity()),
+            audit=lambda after: service.events(after_seq=after, limit=1000) if self._active() else [],
+            evidence=realiser.reported if realiser is not None else None,
+        )
 
     def _discard_cache(self) -> None:
         # With NetworkSlice intents the SQLite file is this replica's cache. A stale one (from an
@@ -582,7 +623,14 @@ class Controller:
                     *self._extra_realisers,
                 )
             ]
-            self.service = ControllerService(topology, self.store, realisers, self.clock, self._observer)
+            self.service = ControllerService(
+                topology,
+                self.store,
+                realisers,
+                self.clock,
+                self._observer,
+                workloads_evidence=self._kube_realiser is not None,  # Realised needs Available
+            )
             for attach in self._attachments:
                 self._attached.append(attach(self.service))
             from controller import api_server
@@ -603,9 +651,7 @@ class Controller:
                 ),
             )
             if config.intents == "crd":
-                from controller.crd_source import CrdSource
-
-                self.crd_source = CrdSource(self._gateway(), _LeaderOnlySlices(self.service, self._active))
+                self._lead_cluster_mode(self.service)
         except BaseException:
             self._detach()
             self.store.close()
@@ -619,6 +665,11 @@ class Controller:
                 self.endpoints.update(attached.endpoints)
         self._write_address()
         self.role = "leader"
+        if self._kube_realiser is not None:
+            # Level-triggered on what it owns: watch, repair, report the workloads' availability.
+            self._kube_realiser.workloads = self.service
+            self._kube_realiser.leading = self._active
+            self._kube_realiser.start(self._stop)
         # What was loaded lives as long as the process: keep it out of future collections.
         gc.freeze()
         if self.crd_source is not None:
@@ -688,6 +739,8 @@ class Controller:
                 # A watch notices the stop at its next event or timeout; the guard already
                 # refuses any change, so it is not waited for.
                 self._crd_thread.join(timeout=1.0)
+            if self._kube_realiser is not None:
+                self._kube_realiser.stop()
             self._detach()
             if self.store is not None:
                 self.store.close()

@@ -130,3 +130,18 @@ class RecordingSink:
 def events_about(gw: kube_gateway.KubeGateway, namespace: str, name: str) -> list[dict[str, Any]]:
     items, _ = gw.list("Event", namespace)
     return [e for e in items if (e.get("regarding") or {}).get("name") == name]
+
+
+def delete_slices(server: KubeApiServer, *names: str) -> None:
+    """Remove test NetworkSlices for good, finalizers included (no controller may be running)."""
+    for name in names:
+        server.kubectl(
+            "patch",
+            "networkslice",
+            name,
+            "--type=merge",
+            "-p",
+            '{"metadata":{"finalizers":null}}',
+            check=False,
+        )
+        server.kubectl("delete", "networkslice", name, "--wait=false", "--ignore-not-found", check=False)

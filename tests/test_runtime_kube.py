@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import os
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,9 +19,8 @@ from controller import kube_gateway, runtime
 from controller.api_client import ApiClient
 from controller.cli import controller_cmd, main
 from controller.plan_recorder import PlanRecorder
-from slices import errors
-from tests import kube_fixtures
-from tests.controller_process import SLICECTL
+from tests import kube_fixtures, kube_real
+from tests.envtest import KubeApiServer
 from tests.kube_emulator import KubeEmulator
 from tests.kube_fixtures import gateway
 
@@ -145,46 +142,65 @@ def test_embedded_default_renders_manifests_shown_by_slice_manifests(
 
 
 def test_kube_mode_realises_through_a_kubeconfig(
-    emu: KubeEmulator,
+    kube_controller_manager: KubeApiServer,
     tmp_path: Path,
     city_file: Path,
     started: Callable[[runtime.RuntimeConfig], runtime.Controller],
 ) -> None:
-    config = _config(tmp_path, city_file, kube=True, kubeconfig=str(_kubeconfig(tmp_path, emu.url)))
+    server = kube_controller_manager
+    config = _config(tmp_path, city_file, kube=True, kubeconfig=str(server.admin.kubeconfig))
     controller = started(config)
-    with _client(controller) as client:
-        client.apply([("cars.yaml", yaml.safe_dump(_slice("cars")))])
-        _wait(lambda: bool(emu.stored("deployments", "slice-cars")), "deployments in the cluster")
-        _wait(lambda: client.get("cars").state == "Ready", "cars Ready")
-        assert "slice-cars" in emu.stored("namespaces")
-        # Nothing rendered locally: the cluster is the realisation.
-        assert not (tmp_path / "state" / "manifests").exists()
-        client.delete("cars")
-    _wait(lambda: "slice-cars" not in emu.stored("namespaces"), "namespace removed")
+    gw = kube_real.gateway(server)
+    kubelet = kube_real.FakeKubelet(server, "slice-rk-cars")
+    try:
+        with _client(controller) as client:
+            client.apply([("cars.yaml", yaml.safe_dump(_slice("rk-cars")))])
+            _wait(lambda: bool(gw.list("Deployment", "slice-rk-cars")[0]), "deployments in the cluster")
+            _wait(lambda: client.get("rk-cars").state == "Ready", "rk-cars Ready", 60)
+            # Nothing rendered locally: the cluster is the realisation.
+            assert not (tmp_path / "state" / "manifests").exists()
+            client.delete("rk-cars")
+        _wait(lambda: gw.get("Namespace", "slice-rk-cars") is None, "namespace removed", 60)
+    finally:
+        kubelet.close()
 
 
 def test_crd_intents_are_realised_and_their_status_written_back(
-    emu: KubeEmulator,
+    kube_controller_manager: KubeApiServer,
     tmp_path: Path,
     city_file: Path,
     started: Callable[[runtime.RuntimeConfig], runtime.Controller],
 ) -> None:
+    server = kube_controller_manager
+    kube_real.install_crd(server)
     # A stale cache from an earlier run must not resurrect what it held.
     (tmp_path / "state.db").write_bytes(b"stale")
-    config = _config(tmp_path, city_file, kube=True, kube_host=emu.url, intents="crd", watch_timeout_s=2)
+    config = _config(
+        tmp_path,
+        city_file,
+        kube=True,
+        kubeconfig=str(server.admin.kubeconfig),
+        intents="crd",
+        watch_timeout_s=2,
+    )
     started(config)
-    kubectl = gateway(emu.url)
-    kubectl.apply(_slice("cars"))
+    kubectl = kube_real.gateway(server, "kubectl")
+    kubelet = kube_real.FakeKubelet(server, "slice-rk-crd")
+    try:
+        kubectl.apply(_slice("rk-crd"))
 
-    def status() -> dict[str, Any]:
-        found: dict[str, Any] = emu.stored("networkslices").get("cars", {}).get("status") or {}
-        return found
+        def status() -> dict[str, Any]:
+            found: dict[str, Any] = (kubectl.get("NetworkSlice", "rk-crd") or {}).get("status") or {}
+            return found
 
-    _wait(lambda: status().get("state") == "Ready", "cars Ready on the object")
-    assert {c["type"]: c["status"] for c in status()["conditions"]}["Realised"] == "True"
-    assert emu.stored("deployments", "slice-cars")
-    kubectl.delete("NetworkSlice", "cars")
-    _wait(lambda: "slice-cars" not in emu.stored("namespaces"), "namespace removed")
+        _wait(lambda: status().get("state") == "Ready", "rk-crd Ready on the object", 60)
+        assert {c["type"]: c["status"] for c in status()["conditions"]}["Realised"] == "True"
+        assert kubectl.list("Deployment", "slice-rk-crd")[0]
+        kubectl.delete("NetworkSlice", "rk-crd")
+        _wait(lambda: kubectl.get("Namespace", "slice-rk-crd") is None, "namespace removed", 60)
+        _wait(lambda: kubectl.get("NetworkSlice", "rk-crd") is None, "the object gone (finalizer dropped)")
+    finally:
+        kubelet.close()
 
 
 @pytest.mark.parametrize(
@@ -232,170 +248,7 @@ def test_deploy_args_are_flags_the_controller_accepts() -> None:
         assert ctx.params["leader_elect"] and ctx.params["intents"] == "crd" and ctx.params["kube"]
 
 
-# -- two real controller processes -------------------------------------------------------------
-
-
-def _start(workdir: Path, city: Path, kubeconfig: Path, identity: str) -> subprocess.Popen[bytes]:
-    workdir.mkdir()
-    args = [
-        *SLICECTL,
-        "controller",
-        "run",
-        "--topology",
-        str(city),
-        "--state",
-        str(workdir / "edgeslice.db"),
-        "--state-dir",
-        str(workdir / "state"),
-        "--listen",
-        "127.0.0.1:0",
-        "--reconcile-interval",
-        "0.3",
-        "--kube",
-        "--kubeconfig",
-        str(kubeconfig),
-        "--intents",
-        "crd",
-        "--leader-elect",
-        "--identity",
-        identity,
-        "--lease-namespace",
-        "edgeslice-system",
-        "--lease-duration",
-        "2",
-        "--lease-retry",
-        "0.2",
-    ]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    with open(workdir / "controller.log", "ab") as out:
-        return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, cwd=workdir, env=env)
-
-
-def _address(workdir: Path, proc: subprocess.Popen[bytes]) -> str:
-    path = workdir / "state" / "controller.addr"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, (workdir / "controller.log").read_text()[-3000:]
-        if path.exists() and path.read_text().strip():
-            return path.read_text().strip()
-        time.sleep(0.05)
-    raise AssertionError(f"no address: {(workdir / 'controller.log').read_text()[-3000:]}")
-
-
-def _realised(emu: KubeEmulator) -> dict[str, Any]:
-    """What the cluster holds for the slices: every object in a slice namespace (and the namespace),
-    with its spec (replicas, node affinity, quota: where and how much)."""
-    with emu._lock:
-        objects = dict(emu.objects)
-    return {
-        f"{plural}/{namespace}/{name}": obj.get("spec")
-        for (_, plural, namespace, name), obj in objects.items()
-        if (namespace or name).startswith("slice-")
-    }
-
-
-def _reserved(client: ApiClient) -> dict[str, tuple[int, int, int]]:
-    return {
-        s.site: (s.cpu_reserved_millicores, s.memory_reserved_mib, s.radio_reserved_kbps)
-        for s in client.topology_status().sites
-    }
-
-
-def test_two_controller_processes_hand_over_after_a_sigkill(
-    emu: KubeEmulator, tmp_path: Path, city_file: Path
-) -> None:
-    kubeconfig = _kubeconfig(tmp_path, emu.url)
-    kubectl = gateway(emu.url)
-    names = ("cars", "fleet", "meters")
-    for name in names:
-        kubectl.apply(_slice(name, "iot" if name == "meters" else "vehicle"))
-    procs: list[subprocess.Popen[bytes]] = []
-    try:
-        a_dir, b_dir = tmp_path / "a", tmp_path / "b"
-        procs.append(_start(a_dir, city_file, kubeconfig, "controller-a"))
-        a_address = _address(a_dir, procs[0])
-
-        def holder() -> str:
-            lease = emu.stored("leases", "edgeslice-system").get("edgeslice-controller") or {}
-            return str((lease.get("spec") or {}).get("holderIdentity", ""))
-
-        _wait(lambda: holder() == "controller-a", "A leads", 30)
-        procs.append(_start(b_dir, city_file, kubeconfig, "controller-b"))
-        b_address = _address(b_dir, procs[1])
-
-        def states() -> dict[str, str]:
-            return {
-                n: (o.get("status") or {}).get("state", "") for n, o in emu.stored("networkslices").items()
-            }
-
-        _wait(lambda: states() == dict.fromkeys(names, "Ready"), "A realised every slice", 30)
-        # B is a standby: alive, not serving the operator API, refusing calls with a clear reason.
-        b_token = (b_dir / "state" / "token").read_text().strip()
-        with ApiClient(b_address, b_token, timeout_s=5) as b:
-            assert b.health() == "SERVING"
-            assert b.health("edgeslice.operator.v1.OperatorService") == "NOT_SERVING"
-            with pytest.raises(errors.Unavailable, match="controller-b is a standby replica"):
-                b.list_slices()
-        a_token = (a_dir / "state" / "token").read_text().strip()
-        with ApiClient(a_address, a_token, timeout_s=5) as a:
-            assert a.health("edgeslice.operator.v1.OperatorService") == "SERVING"
-            reserved_by_a = _reserved(a)
-        before = _realised(emu)
-        assert sum(k.startswith("deployments/") for k in before) >= len(names)
-        transitions = emu.stored("leases", "edgeslice-system")["edgeslice-controller"]["spec"][
-            "leaseTransitions"
-        ]
-
-        procs[0].kill()  # SIGKILL: A cannot release the lease
-        procs[0].wait(10)
-        killed_at = time.monotonic()
-        requests_at_kill = len(emu.requests)
-        _wait(lambda: holder() == "controller-b", "B takes the lease", 20)
-        took_lease_s = time.monotonic() - killed_at
-        print(f"B took the lease {took_lease_s:.2f} s after A was killed (lease 2 s)")
-        assert took_lease_s < 2 + 2.0  # the lease duration, plus retries and process slack
-
-        with ApiClient(b_address, b_token, timeout_s=5) as b:
-
-            def serving() -> bool:
-                try:  # the standby server stops a moment before the full API starts on its port
-                    return b.health("edgeslice.operator.v1.OperatorService") == "SERVING"
-                except errors.Unavailable:
-                    return False
-
-            _wait(serving, "B serves", 20)
-            _wait(lambda: sorted(s.name for s in b.list_slices()) == sorted(names), "B has the slices")
-            _wait(lambda: all(s.state == "Ready" for s in b.list_slices()), "B's slices Ready")
-            # Same reservations as A held: each slice booked once, none lost.
-            assert _reserved(b) == reserved_by_a
-
-            # B wrote every slice's status (A was dead by then).
-            def status_writes() -> set[str]:
-                return {
-                    path.split("/")[-2]
-                    for method, path in emu.requests[requests_at_kill:]
-                    if method == "PATCH" and path.endswith("/status")
-                }
-
-            _wait(lambda: status_writes() >= set(names), "B's status writes")
-            for name in names:
-                assert emu.stored("networkslices")[name]["status"]["state"] == "Ready"
-            # The cluster holds exactly what it held: nothing recreated elsewhere, nothing lost.
-            assert _realised(emu) == before
-            lease = emu.stored("leases", "edgeslice-system")["edgeslice-controller"]["spec"]
-            assert lease["holderIdentity"] == "controller-b" and lease["leaseTransitions"] == transitions + 1
-            # And B keeps reconciling: a slice created now is realised by B.
-            kubectl.apply(_slice("trams"))
-            _wait(lambda: states().get("trams") == "Ready", "B realised a new slice", 20)
-            assert emu.stored("deployments", "slice-trams")
-        procs[1].terminate()
-        assert procs[1].wait(20) == 0
-        assert holder() == ""  # released at shutdown
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(10)
+# Two real controller processes handing over after a SIGKILL: tests/test_kube_failover.py (real server).
 
 
 def test_a_leader_that_loses_the_lease_stops_writing_and_stops(
