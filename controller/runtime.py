@@ -403,7 +403,9 @@ class Controller:
         self._gateways: list[KubeGateway] = []
         self._kube_metrics: Any = None  # kube_gateway.RequestMetrics, shared by every gateway
         self._kube_realiser: Any = None  # kube_realiser.KubeRealiser with --kube
-        self.metrics_registry: Any = None  # a prometheus_client registry for the kube client metrics
+        # The Kubernetes client request counts go on the observer's prometheus_client registry
+        # (telemetry.metrics.ControllerMetrics has one), beside the service's own metrics.
+        self.metrics_registry: Any = getattr(observer, "registry", None)
         self._topology: Topology | None = None
         self._authenticator: auth.Authenticator | None = None
         self._lead_lock = threading.Lock()

@@ -15,6 +15,7 @@ import yaml
 
 from controller import runtime
 from controller.crd_source import FINALIZER
+from controller.observer import NullObserver
 from tests import kube_real
 from tests.envtest import KubeApiServer
 from tests.kube_fixtures import CITY_DOCUMENT
@@ -26,7 +27,9 @@ Obj = dict[str, Any]
 def server(kube_controller_manager: KubeApiServer) -> Iterator[KubeApiServer]:
     kube_real.install_crd(kube_controller_manager)
     yield kube_controller_manager
-    kube_real.delete_slices(kube_controller_manager, "fin-a", "roll", "st-bad", "st-good", "st-later")
+    kube_real.delete_slices(
+        kube_controller_manager, "fin-a", "roll", "st-bad", "st-good", "st-later", "ev-ok", "ev-bad"
+    )
 
 
 @pytest.fixture
@@ -42,7 +45,7 @@ def start(
 ) -> Iterator[Callable[..., runtime.Controller]]:
     controllers: list[runtime.Controller] = []
 
-    def start_one(identity: str = "op-test", **kw: Any) -> runtime.Controller:
+    def start_one(identity: str = "op-test", observer: Any = None, **kw: Any) -> runtime.Controller:
         folder = tmp_path / f"{identity}-{len(controllers)}"
         config = runtime.RuntimeConfig(
             topology=str(city_file),
@@ -58,7 +61,7 @@ def start(
             identity=identity,
             **kw,
         )
-        controller = runtime.Controller(config)
+        controller = runtime.Controller(config, observer=observer)
         controller.start()
         controllers.append(controller)
         return controller
@@ -187,6 +190,45 @@ def test_ready_follows_available_and_an_image_update_rolls_out(
     counts = controller.kube_metrics().snapshot()
     assert counts.get(("apply", "deployments", "200"), 0) >= 1
     assert counts.get(("watch", "deployments", "200"), 0) >= 1
+    assert counts.get(("patch", "networkslices/status", "200"), 0) >= 1
+
+
+def test_events_on_the_networkslice_and_client_metrics_on_the_registry(
+    server: KubeApiServer, start: Callable[..., runtime.Controller]
+) -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    class Observer(NullObserver):
+        registry = CollectorRegistry()
+
+    observer = Observer()
+    controller = start(observer=observer)
+    # Events report what happens after a term's first list (which only rebuilds its state).
+    kube_real.wait(
+        lambda: controller.crd_source is not None and controller.crd_source._audit_seq is not None,
+        "first list",
+    )
+    _apply(server, _slice("ev-ok"))
+    _apply(server, _slice("ev-bad", coverage={"sites": ["nowhere"]}))
+    gw = kube_real.gateway(server)
+
+    def reasons(name: str) -> set[str]:
+        return {
+            e["reason"]
+            for e in kube_real.events_about(gw, "default", name)
+            if e["regarding"]["kind"] == "NetworkSlice"
+        }
+
+    kube_real.wait(lambda: "Admitted" in reasons("ev-ok"), "an Admitted event on ev-ok")
+    kube_real.wait(lambda: "Refused" in reasons("ev-bad"), "a Refused event on ev-bad")
+    event = next(e for e in kube_real.events_about(gw, "default", "ev-bad") if e["reason"] == "Refused")
+    assert event["type"] == "Warning" and "nowhere" in event["note"]
+    assert event["reportingController"] == "edgeslice.io/controller"
+    obj = _object(server, "ev-bad")
+    assert obj is not None and event["regarding"]["uid"] == obj["metadata"]["uid"]
+    text = generate_latest(observer.registry).decode()
+    assert 'edgeslice_kube_client_requests_total{code="200",resource="networkslices",verb="list"}' in text
+    assert 'resource="events",verb="create"' in text
 
 
 def test_status_follows_the_spec(server: KubeApiServer, start: Callable[..., runtime.Controller]) -> None:
