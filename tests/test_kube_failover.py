@@ -47,7 +47,9 @@ def _slice(name: str, kind: str = "vehicle") -> dict[str, Any]:
     }
 
 
-def _start(workdir: Path, city: Path, kubeconfig: Path, identity: str) -> subprocess.Popen[bytes]:
+def _start(
+    workdir: Path, city: Path, kubeconfig: Path, identity: str, lease_s: int = 2, retry_s: float = 0.2
+) -> subprocess.Popen[bytes]:
     workdir.mkdir()
     args = [
         *SLICECTL,
@@ -75,9 +77,9 @@ def _start(workdir: Path, city: Path, kubeconfig: Path, identity: str) -> subpro
         "--lease-namespace",
         "edgeslice-system",
         "--lease-duration",
-        "2",
+        str(lease_s),
         "--lease-retry",
-        "0.2",
+        str(retry_s),
     ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with open(workdir / "controller.log", "ab") as out:
