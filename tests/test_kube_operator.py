@@ -28,7 +28,15 @@ def server(kube_controller_manager: KubeApiServer) -> Iterator[KubeApiServer]:
     kube_real.install_crd(kube_controller_manager)
     yield kube_controller_manager
     kube_real.delete_slices(
-        kube_controller_manager, "fin-a", "roll", "st-bad", "st-good", "st-later", "ev-ok", "ev-bad"
+        kube_controller_manager,
+        "fin-a",
+        "roll",
+        "st-bad",
+        "st-good",
+        "st-later",
+        "ev-ok",
+        "ev-bad",
+        "ev-drift",
     )
 
 
@@ -290,3 +298,30 @@ def test_status_follows_the_spec(server: KubeApiServer, start: Callable[..., run
     restarted.crd_source.refresh_statuses()
     after = {t: c["lastTransitionTime"] for t, c in _conditions(server, "st-good").items()}
     assert after == before
+
+
+def test_drift_in_crd_mode_is_repaired_with_an_event_on_the_networkslice(
+    server: KubeApiServer, start: Callable[..., runtime.Controller]
+) -> None:
+    start()
+    gw = kube_real.gateway(server)
+    _apply(server, _slice("ev-drift"))
+    kube_real.wait(lambda: gw.get("Deployment", "v2x-edge-e1", "slice-ev-drift"), "the Deployment")
+    server.kubectl("scale", "deployment", "v2x-edge-e1", "-n", "slice-ev-drift", "--replicas=5")
+    kube_real.wait(
+        lambda: (
+            (gw.get("Deployment", "v2x-edge-e1", "slice-ev-drift") or {}).get("spec", {}).get("replicas") == 2
+        ),
+        "replicas restored",
+    )
+    event = kube_real.wait(
+        lambda: next(
+            (e for e in kube_real.events_about(gw, "default", "ev-drift") if e["reason"] == "DriftRepaired"),
+            None,
+        ),
+        "a DriftRepaired event on the NetworkSlice",
+    )
+    assert event["regarding"]["kind"] == "NetworkSlice"
+    assert (
+        "Deployment slice-ev-drift/v2x-edge-e1: reverted spec.replicas (changed by kubectl)" in event["note"]
+    )
