@@ -179,6 +179,9 @@ class ControllerService:
         #: refuses it. The runtime keeps the cluster's copy of the operator state this way.
         self.maintenance_hook: Callable[[str, str, bool, str], None] | None = None
         self._reconciler.policy = RealisationPolicy(None, workloads_evidence)
+        self._progress_pending: set[str] = (
+            set()
+        )  # slices whose stored ack count lags (see record_agent_progress)
         self._load()
 
     # -- start-up -----------------------------------------------------------------------------
@@ -817,9 +820,17 @@ class ControllerService:
         with self._lock:
             now = self._clock.monotonic()
             changed = []
-            for name, p in progress.items():
+            due = [
+                n
+                for n in self._progress_pending
+                if n not in self._world.slots
+                or now - self._world.slots[n].progress_written_at >= PROGRESS_WRITE_S
+            ]
+            self._progress_pending.difference_update(due)
+            updates = {**{n: self._world.slots[n].agents for n in due if n in self._world.slots}, **progress}
+            for name, p in updates.items():
                 slot = self._world.slots.get(name)
-                if slot is None or slot.placement is None or p.revision < slot.placed_revision:
+                if p is None or slot is None or slot.placement is None or p.revision < slot.placed_revision:
                     continue  # gone, or computed for a placement it no longer has
                 new = dataclasses.replace(slot, agents=p)
                 before = get_condition(slot.conditions, ConditionType.REALISED)
@@ -831,10 +842,17 @@ class ControllerService:
                     and now - slot.progress_written_at < PROGRESS_WRITE_S
                 ):
                     slot.agents = p  # runtime only; the stored message still says "at least" the old count
+                    self._progress_pending.add(name)
                     continue
                 new.progress_written_at = now
                 changed.append(new)
             self._commit_realised(changed, actor)
+
+    @property
+    def progress_pending(self) -> bool:
+        """Whether an agent-progress count waits to be stored (:meth:`record_agent_progress`
+        stores it once due, even when called with nothing new)."""
+        return bool(self._progress_pending)
 
     def record_workloads(self, name: str, status: ConditionStatus, reason: str, message: str) -> None:
         """Whether the slice's workloads are available (a Kubernetes realiser's watch reports it)."""
@@ -983,7 +1001,7 @@ class ControllerService:
         self._store.add_agent_sites(sites, self._clock.now())
 
 
-PROGRESS_WRITE_S = 5.0  # at most this often is a slice's growing ack count stored
+PROGRESS_WRITE_S = 2.0  # at most this often is a slice's growing ack count stored
 
 
 def _status_key(slot: Slot) -> tuple[object, ...]:

@@ -124,7 +124,8 @@ class IdleKpiSource:
 
 @dataclass
 class AgentStats:
-    connects: int = 0
+    attempts: int = 0  # streams opened (a refused Hello counts)
+    connects: int = 0  # streams the controller welcomed
     configs_applied: int = 0
     messages_sent: int = 0
     last_error: str = ""
@@ -226,6 +227,7 @@ class SiteAgent:
             delay = min(self.backoff_max_s, delay * 2)
 
     async def _session(self) -> None:
+        self.stats.attempts += 1
         channel = self._channel()
         call: grpc.aio.StreamStreamCall[agent_pb2.AgentMessage, agent_pb2.ControllerMessage] = (
             channel.stream_stream(  # type: ignore[assignment]

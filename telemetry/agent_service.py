@@ -89,6 +89,9 @@ class ControllerPort(Protocol):
 
     def record_agent_progress(self, progress: Mapping[str, AgentProgress], actor: str) -> None: ...
 
+    @property
+    def progress_pending(self) -> bool: ...
+
     def config_refused(
         self, site: str, generation: int, reason: str, message: str, slices: Sequence[str]
     ) -> None: ...
@@ -378,7 +381,12 @@ class AgentRegistry:
             self._dirty.update(n for n in new_carriers if self._carriers.get(n) != new_carriers[n])
             self._carriers = new_carriers
             self._reporters = {name: frozenset(sites) for name, sites in reporters.items()}
-            moved = self._generations.update(configs)
+            changed = self._generations.update(configs)
+            self._unsaved.update(changed)
+            moved = dict(changed)
+            # Sites whose stored generation still holds (a restart, nothing changed) are desired too.
+            for site in configs.keys() - self._desired.keys() - changed.keys():
+                moved[site] = self._generations.generation(site)
             for site, generation in moved.items():
                 config = configs[site]
                 old = self._desired.get(site)
@@ -395,7 +403,6 @@ class AgentRegistry:
                     since,
                 )
                 self._dirty.update(since)
-                self._unsaved.add(site)
                 state = self._sites.get(site)
                 if state is not None:
                     state.desired_since = now

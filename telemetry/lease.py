@@ -84,7 +84,7 @@ class LeaseMonitor:
         if generations:
             self.service.save_site_generations(generations)
         progress = registry.take_progress()
-        if progress:
+        if progress or self.service.progress_pending:
             self.service.record_agent_progress(progress, "controller:agents")
 
     def _sites_down(self, expired: list[str]) -> None:

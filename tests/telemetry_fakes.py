@@ -190,6 +190,10 @@ class FakeService:
         with self.lock:
             self.progress.update(progress)
 
+    @property
+    def progress_pending(self) -> bool:
+        return False
+
     def config_refused(
         self, site: str, generation: int, reason: str, message: str, slices: Sequence[str]
     ) -> None:
