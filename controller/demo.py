@@ -102,6 +102,9 @@ class DemoOutcome:
     agents: int = 0  # simulated agents connected
     acked: dict[str, int] = field(default_factory=dict)  # transport site -> generation acked
     sla: dict[str, str] = field(default_factory=dict)  # slice -> SLAMet status (True/False/Unknown)
+    sla_violations: dict[str, str] = field(
+        default_factory=dict
+    )  # slice -> reason, as shown after the failure
     killed: str = ""  # the edge site whose agent was killed
     lease_expired: str = ""  # the site-down event's message
     healed: list[str] = field(default_factory=list)  # slices re-placed after the lease expired
@@ -316,6 +319,8 @@ def _story(
     echo(f"    re-placed: {', '.join(moved) if moved else 'none'}")
     _show(echo, client, names)
     if world is not None:
+        _acks(echo, client, world, outcome, "   The agents acknowledge the moved slices' configuration")
+        _show(echo, client, names)
         client.undrain(busiest.site)
         echo(f"   Maintenance over: {busiest.site} is back in service (slices stay where they are).")
         _failure(echo, client, world, outcome, names)
@@ -380,10 +385,11 @@ def _sla(
     client: ApiClient,
     names: list[str],
     outcome: DemoOutcome,
-    title: str = "   SLA verdicts from the cells' KPIs:",
+    title: str = "   SLA verdicts from the KPIs the cells and edge sites report:",
     settled: bool = False,
+    quiet: bool = False,
 ) -> None:
-    """Wait for the SLA monitor's verdict on every placed slice (cells report KPIs): the first
+    """Wait for the SLA monitor's verdict on every placed slice (cells and edge sites report KPIs): the first
     one, or with ``settled`` until every slice meets its SLA again (traffic through a failed
     site is lost until the slices are healed, so a window may have judged it violated)."""
     deadline = time.monotonic() + LEASE_TIMEOUT_S
@@ -399,6 +405,8 @@ def _sla(
         if time.monotonic() > deadline:
             break
         time.sleep(0.2)
+    if quiet:  # only wait
+        return
     echo(title)
     for name, c in verdicts.items():
         status = c.status if c is not None else "Unknown"
@@ -436,6 +444,13 @@ def _failure(echo: Echo, client: ApiClient, world: SiteWorld, outcome: DemoOutco
     # Until the new configs arrived, traffic through the dead site was lost: let the SLA monitor
     # judge those samples (at most one window after the acks), then wait for it to clear.
     time.sleep(world.sla_window_s * 1.2)
+    _sla(echo, client, names, outcome, "   SLA verdicts after healing:", settled=True, quiet=True)
+    violations = [e for e in client.events(after) if e.action == "sla-violation"]
+    if violations:
+        echo("   While traffic still crossed the failed site, the SLA monitor saw violations:")
+        for e in violations:
+            outcome.sla_violations[e.slice] = e.message.split(":", 1)[0]
+            echo(f"    {e.slice:<16} SLAMet=False ({e.message})")
     _sla(echo, client, names, outcome, "   SLA verdicts after healing:", settled=True)
 
 

@@ -62,6 +62,10 @@ def test_demo_story(tmp_path: Path) -> None:
             assert not Placement.from_dict(row.placement).uses_site(outcome.killed), row.name
     actions = [e.action for e in events]
     assert {"apply", "admit", "reject", "preempt", "drain", "undrain", "heal", "site-down"} <= set(actions)
+    # An SLA violation in the trail is an SLA violation on screen.
+    for e in events:
+        if e.action == "sla-violation":
+            assert e.slice in outcome.sla_violations and f"{e.slice:<16} SLAMet=False ({e.message})" in text
     down = next(e for e in events if e.action == "site-down")
     assert down.site == outcome.killed and down.actor == f"agent:{outcome.killed}"
     assert [e.slice for e in events if e.action == "heal" and e.seq > down.seq] == outcome.healed

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from controller import auth, runtime
+from controller.agent_view import AgentDirectory
 from controller.service import ControllerService
 from slices import errors
 
@@ -76,6 +77,18 @@ class _Started:
 
     def close(self) -> None:
         self._close()
+
+
+class _StartedAgents(_Started):
+    """The agent server: also what the operator API's ListAgents and GetAgent serve."""
+
+    def __init__(self, close: Any, endpoints: Mapping[str, str], directory: AgentDirectory) -> None:
+        super().__init__(close, endpoints)
+        self._directory = directory
+
+    @property
+    def agent_directory(self) -> AgentDirectory:
+        return self._directory
 
 
 class Companions:
@@ -143,7 +156,7 @@ class Companions:
             server.stop()
             self.agent_server = None
 
-        return _Started(close, {"agents": server.address})
+        return _StartedAgents(close, {"agents": server.address}, server.registry)
 
     def _attach_metrics(self, service: ControllerService) -> runtime.Closeable:
         from telemetry import metrics
