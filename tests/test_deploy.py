@@ -128,8 +128,22 @@ def test_controller_rbac_covers_what_it_applies_and_nothing_wider() -> None:
     assert granted.pop("edgeslice.io/networkslices/finalizers") == {"update"}
     assert granted.pop("events.k8s.io/events") == {"create", "patch"}
     assert set(granted) == owned  # nothing else, cluster-wide
-    lease = _rules(plain[("Role", "edgeslice-leader-election")])
-    assert lease == {"coordination.k8s.io/leases": {"get", "create", "update"}}
+    from controller import crd_source
+
+    own = plain[("Role", "edgeslice-controller")]
+    assert _rules(own) == {
+        "coordination.k8s.io/leases": {"get", "create", "update"},
+        "/configmaps": {"get", "patch", "create"},
+    }
+    named = [r for r in own["rules"] if r.get("resourceNames")]
+    assert named == [
+        {
+            "apiGroups": [""],
+            "resources": ["configmaps"],
+            "resourceNames": [crd_source.MAINTENANCE_CONFIGMAP],
+            "verbs": ["get", "patch"],
+        }
+    ]
     assert _rules(plain[("ClusterRole", "edgeslice-agent")]) == {"/nodes": {"get"}}
 
 

@@ -381,7 +381,7 @@ def test_the_realiser_works_as_the_deployed_service_account_with_no_403(
     as the controller's ServiceAccount, under the admission policy, without one refusal."""
     import threading
 
-    from controller import kube_gateway
+    from controller import crd_source, kube_gateway
     from controller.kube_realiser import KubeRealiser
     from tests import kube_real
 
@@ -408,8 +408,18 @@ def test_the_realiser_works_as_the_deployed_service_account_with_no_403(
             "the Deployment recreated by the controller's ServiceAccount",
         )
         assert realiser.remove(slice_.name).ok
+        # Drains are kept in the controller's namespace (ConfigMap edgeslice-maintenance).
+        maintenance = crd_source.ClusterMaintenance(gw, NS)
+        maintenance.record("site", "e1", True, "test")
+        maintenance.record("site", "e2", True, "test")
+        maintenance.record("site", "e1", False, "test")
+        assert set(maintenance.drained()) == {"site.e2"}
     finally:
         stop.set()
         realiser.stop()
+        # Other modules' controllers use this namespace: leave no drain behind.
+        installed.kubectl(
+            "delete", "configmap", crd_source.MAINTENANCE_CONFIGMAP, "-n", NS, "--ignore-not-found"
+        )
     codes = {code for (_verb, _resource, code) in gw.metrics.snapshot()}
     assert gw.metrics.snapshot() and "403" not in codes, gw.metrics.snapshot()

@@ -234,7 +234,7 @@ def _chart_args() -> list[list[str]]:
     ]
     plain = [
         d
-        for d in yaml.safe_load_all((ROOT / "deploy" / "controller.yaml").read_text(encoding="utf-8"))
+        for d in yaml.safe_load_all((ROOT / "deploy" / "edgeslice.yaml").read_text(encoding="utf-8"))
         if d and d["kind"] == "Deployment"
     ]
     return [d["spec"]["template"]["spec"]["containers"][0]["args"] for d in (*rendered, *plain)]
