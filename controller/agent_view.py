@@ -45,6 +45,7 @@ class AgentInfo:
     messages_per_s: float  # accepted messages, averaged over the last minute
     rejections: int  # in-band rejections sent to this agent in this run
     epoch: str  # the controller epoch the acked generation belongs to
+    backend: str = ""  # the configuration backend the agent drives (Hello.backend)
 
 
 class AgentDirectory(Protocol):

@@ -315,17 +315,13 @@ class SiteAgent:
     async def _beat(self, send: Callable[[agent_pb2.AgentMessage], object]) -> None:
         assert self.welcome is not None
         interval = max(0.01, self.welcome.heartbeat_interval_ms / 1000)
-        seq = 0
         while True:
             await asyncio.sleep(interval)
             # Any message renews the lease: a heartbeat right after telemetry would only add load.
             if self.paused or time.monotonic() - self._last_sent < interval:
                 continue
-            seq += 1
             msg = agent_pb2.AgentMessage()
-            msg.heartbeat.sequence = seq
             msg.heartbeat.applied_generation = self.applied_generation
-            msg.heartbeat.sent_at_unix_ms = int(time.time() * 1000)
             await send(msg)  # type: ignore[misc]
 
     async def _report(self, send: Callable[[agent_pb2.AgentMessage], object]) -> None:

@@ -240,6 +240,7 @@ class _Session:
     expired: bool = False
     outbox: deque[agent_pb2.ControllerMessage] = field(default_factory=deque)
     last_throttle_notice: float = -math.inf
+    applied_reported: int = 0  # the last Heartbeat.applied_generation (compared without the lock)
 
 
 @dataclass
@@ -255,6 +256,7 @@ class _SiteState:
     last_seen: float = -math.inf
     version: str = ""
     instance_id: str = ""
+    backend: str = ""
     acked_generation: int = 0
     refusal: Refusal | None = None  # the last refused generation (cleared by a good ack of a later one)
     refusals_in_row: int = 0
@@ -492,6 +494,7 @@ class AgentRegistry:
         instance_id: str = "",
         applied_generation: int = 0,
         epoch: str = "",
+        backend: str = "",
     ) -> _Session:
         """Start a session. While another instance's session holds a valid lease the Hello is
         refused (ALREADY_EXISTS); the same instance re-dialling replaces its older stream."""
@@ -520,6 +523,7 @@ class AgentRegistry:
             state.session = session
             state.version = version
             state.instance_id = instance_id
+            state.backend = backend
             state.ever_connected = True
             state.last_seen = now
             state.lease_from = -math.inf  # back: its lease is an ordinary one from now on
@@ -558,6 +562,20 @@ class AgentRegistry:
             self._table.desired[state.row] = generation
             self._unsaved.add(state.site)
             self._dirty.update(since)
+
+    def heartbeat(self, session: _Session, applied: int) -> None:
+        """The agent says which generation is in effect. Below what it acked (its backend lost or
+        rolled back the config): not acked any more, and the current config is sent again."""
+        session.applied_reported = applied
+        with self._lock:
+            state = self._sites[session.site]
+            d = self._desired.get(session.site)
+            if applied == 0 or applied >= state.acked_generation or state.session is not session:
+                return
+            state.acked_generation = self._table.acked[state.row] = applied
+            session.sent_generation = 0  # resend at once
+            if d is not None:
+                self._dirty.update(d.since)
 
     def close(self, session: _Session) -> None:
         with self._lock:
@@ -958,6 +976,7 @@ class AgentRegistry:
             messages_per_s=round(recent / span, 3),
             rejections=state.rejections,
             epoch=self.epoch,
+            backend=state.backend,
         )
 
 
@@ -1169,6 +1188,7 @@ class AgentServicer:
             hello.instance_id,
             hello.applied_generation,
             hello.controller_epoch,
+            hello.backend,
         )
         s = registry.settings
         welcome = agent_pb2.ControllerMessage()
@@ -1265,6 +1285,9 @@ class AgentServicer:
                     registry.record_telemetry(session, msg.telemetry, raw)
                 elif kind == "ack":
                     registry.ack(session, msg.ack)
+                    wake.set()
+                elif msg.heartbeat.applied_generation != session.applied_reported:
+                    registry.heartbeat(session, msg.heartbeat.applied_generation)
                     wake.set()
                 if session.outbox:
                     wake.set()

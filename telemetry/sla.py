@@ -20,8 +20,9 @@ What each site kind reports and what is judged there (agent.proto, "Telemetry"):
 * aggregation and core sites report no slice KPIs (link health only): nothing to judge.
 
 Which violations a move can fix: latency, loss and throughput at a site (a different edge site
-or path changes them). Too many devices is the tenant's own load: the condition says so and the
-alert fires, but the slice is not moved.
+or path changes them). Too many devices, and a throughput shortfall at a cell where the slice
+uses all the radio share it reserved (``radio_utilisation`` >= 1: RadioShareSaturated), are the
+tenant's own load: the condition says so and the alert fires, but the slice is not moved.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 THROUGHPUT_TOLERANCE = 0.95
 #: Violations a re-placement can fix (the others only set the condition).
 MOVABLE = frozenset({"LatencyExceeded", "PacketLossExceeded", "ThroughputBelowGuarantee"})
+SATURATED_SHARE = 1.0  # radio_utilisation at or above which a cell's slice uses all the share it bought
 NO_TELEMETRY = "NoTelemetry"
 PARTIAL_TELEMETRY = "PartialTelemetry"
 
@@ -98,7 +100,7 @@ def evaluate(
     >>> lossy_edge = KpiSample(0, 0, 0, 0, 0, 300.0, 900.0, 0.5, 0, 0.0)
     >>> kinds = {"cell-1": "cell", "cell-2": "cell", "edge-1": "edge"}
     >>> [v.message for v in evaluate(cars, {"cell-1": [ok], "cell-2": [slow]}, kinds)]
-    ['latency p99 at site cell-2 is 9.5 ms, above the 5 ms bound']
+    ['latency p99 at site cell-2 is 9.5 ms (p50 4 ms), above the 5 ms bound']
     >>> [v.reason for v in evaluate(cars, {"cell-1": [ok], "edge-1": [lossy_edge]}, kinds)]
     ['LatencyExceeded', 'PacketLossExceeded']
     """
@@ -111,6 +113,7 @@ def evaluate(
     for value, site in latency:
         if value > intent.latency_ms:
             what = "latency p99" if kinds[site] == "cell" else "processing latency p99"
+            p50 = _mean([s.latency_p50_ms for s in judged[site]])
             out.append(
                 Violation(
                     "LatencyExceeded",
@@ -118,7 +121,8 @@ def evaluate(
                     site,
                     value,
                     intent.latency_ms,
-                    f"{what} at site {site} is {value:.3g} ms, above the {intent.latency_ms:g} ms bound",
+                    f"{what} at site {site} is {value:.3g} ms (p50 {p50:.3g} ms), above the "
+                    f"{intent.latency_ms:g} ms bound",
                 )
             )
     max_loss = 1.0 - intent.reliability
@@ -148,19 +152,20 @@ def evaluate(
             expected = _mean([min(d, guaranteed) for d in demand])
             delivered = _mean([getattr(s, f"{direction}_mbps") for s in w])
             if delivered < THROUGHPUT_TOLERANCE * expected:
-                shortfalls.append((delivered / expected, delivered, expected, site))
-        for _, delivered, expected, site in sorted(shortfalls):
-            out.append(
-                Violation(
-                    "ThroughputBelowGuarantee",
-                    f"{direction}_throughput_mbps",
-                    site,
-                    delivered,
-                    expected,
-                    f"{direction.upper()} throughput at site {site} is {delivered:.3g} Mbps, below the "
-                    f"{expected:.3g} Mbps demanded within the {guaranteed:g} Mbps guarantee",
-                )
+                share = _mean([s.radio_utilisation for s in w])
+                shortfalls.append((delivered / expected, delivered, expected, site, share))
+        for _, delivered, expected, site, share in sorted(shortfalls):
+            text = (
+                f"{direction.upper()} throughput at site {site} is {delivered:.3g} Mbps, below the "
+                f"{expected:.3g} Mbps demanded within the {guaranteed:g} Mbps guarantee"
             )
+            if share >= SATURATED_SHARE:
+                # The slice uses all the radio it reserved there: its own load, not the network's.
+                reason = "RadioShareSaturated"
+                text += f", while the slice uses {share:.0%} of its radio share at that cell (its own load)"
+            else:
+                reason = "ThroughputBelowGuarantee"
+            out.append(Violation(reason, f"{direction}_throughput_mbps", site, delivered, expected, text))
     latest = {site: w[-1].active_devices for site, w in cells.items()}
     devices = sum(latest.values())
     if devices > intent.max_devices:

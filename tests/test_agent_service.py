@@ -68,7 +68,7 @@ def rejections(got: list[bytes]) -> list[agent_pb2.Rejection]:
     return [m.rejection for m in msgs if m.WhichOneof("body") == "rejection"]
 
 
-BEAT = agent_pb2.AgentMessage(heartbeat=agent_pb2.Heartbeat(sequence=1)).SerializeToString()
+BEAT = agent_pb2.AgentMessage(heartbeat=agent_pb2.Heartbeat()).SerializeToString()
 
 
 def hello(site: str, instance: str = "test-instance") -> bytes:
@@ -153,7 +153,7 @@ def test_unknown_site_is_not_found(server: agent_service.AgentServer) -> None:
 
 
 def test_first_message_must_be_hello(server: agent_service.AgentServer) -> None:
-    beat = agent_pb2.AgentMessage(heartbeat=agent_pb2.Heartbeat(sequence=1)).SerializeToString()
+    beat = agent_pb2.AgentMessage(heartbeat=agent_pb2.Heartbeat()).SerializeToString()
     _, code, details = raw_stream(server.port, [beat])
     assert code == grpc.StatusCode.INVALID_ARGUMENT and "first message must be hello" in details
     _, code, details = raw_stream(
@@ -598,3 +598,24 @@ def test_several_leases_expiring_in_one_check_are_one_sites_down() -> None:
     monitor.tick()
     assert len(service.calls_of("sites_down")) == 1
     assert service.calls_of("site_down")[-1] == ("site_down", "a1", reason, "agent:a1")
+
+
+def test_a_heartbeat_below_the_acked_generation_means_not_acked_and_a_resend(service: FakeService) -> None:
+    registry = agent_service.AgentRegistry(service, FAST, FakeClock())
+    registry.refresh(force=True)
+    c1 = registry.open("c1", "t", lambda: None, "i1")
+    service.put(intent("bus"), [("c1", "a1", "e1")])
+    registry.refresh()
+    desired = registry.desired("c1")
+    assert desired is not None and desired[1] == 2
+    assert registry.next_config(c1) is not None
+    registry.ack(c1, agent_pb2.ConfigAck(generation=2, ok=True))
+    registry.take_progress()
+    for applied in (0, 2):  # not reported, or what it acked: nothing changes
+        registry.heartbeat(c1, applied)
+        assert registry.status("c1").acked_generation == 2 and registry.next_config(c1) is None
+    registry.heartbeat(c1, 1)  # its backend rolled back
+    assert registry.status("c1").acked_generation == 1
+    again = registry.next_config(c1)
+    assert again is not None and again.config.generation == 2
+    assert "bus" in registry.take_progress()  # bus is no longer acked at c1

@@ -6,7 +6,8 @@ the metrics registry is served over HTTP and scraped every second by the ``prome
 with our recording and alert rules loaded. The test then checks that every query of every
 Grafana dashboard panel and every recording rule returns data, and that the alerts fire in the
 scenario that should fire them: a killed agent (EdgesliceAgentDown) and a slice whose cells got
-50 ms slower (EdgesliceSlaViolated). The alert rules' ``for:`` durations (minutes in production,
+50 ms slower (EdgesliceSlaViolated); and that an agent gone silent on a stream it keeps open is
+not connected (its lease ends the stream) and fires EdgesliceAgentDown too. The alert rules' ``for:`` durations (minutes in production,
 checked by the promtool unit tests) are shortened to 1 s in the temporary copy so the test runs
 in seconds; their expressions are unchanged.
 
@@ -20,6 +21,7 @@ import contextlib
 import inspect
 import json
 import os
+import queue
 import re
 import shutil
 import socket
@@ -28,6 +30,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +47,7 @@ from controller.clock import RealClock
 from controller.service import ControllerService
 from controller.store import Store
 from controller.topology import Topology
+from protos.edgeslice.agent.v1 import agent_pb2
 from slices import errors
 from telemetry import agent_service, metrics, simulator
 
@@ -385,3 +389,154 @@ def test_every_panel_and_recording_rule_returns_data_and_alerts_fire(stack: Stac
     assert float(ready[0]["value"][1]) == 1.0
     killed = prom.query(f'edgeslice_agent_up{{site="{victim}"}}')
     assert [float(r["value"][1]) for r in killed] == [0.0]
+
+
+class SilentAgent:
+    """An agent at the wire level: Hello, then heartbeats (and acks) while ``beating`` is set, then
+    nothing at all on a stream it never closes: a hung agent process, or a network that dropped
+    its packets without a reset."""
+
+    def __init__(self, address: str, site: str) -> None:
+        self.site = site
+        self.instance_id = f"silent-{uuid.uuid4()}"
+        self.channel = grpc.insecure_channel(address)
+        self.outbox: queue.Queue[agent_pb2.AgentMessage | None] = queue.Queue()
+        self.beating = threading.Event()
+        self.welcomed = threading.Event()
+        self.ended = threading.Event()
+        self.code: grpc.StatusCode | None = None
+        self.details = ""
+        self.heartbeat_s = 0.2
+
+    def connect(self, timeout_s: float = 30.0) -> None:
+        """Open the stream and send Hello until a Welcome comes back (ALREADY_EXISTS while the
+        previous agent's lease is still valid: retry after the lease, as the contract says)."""
+        end = time.monotonic() + timeout_s
+        while True:
+            self.welcomed.clear()
+            self.ended.clear()
+            self.outbox = queue.Queue()
+            self.outbox.put(
+                agent_pb2.AgentMessage(
+                    hello=agent_pb2.Hello(
+                        site_id=self.site, software_version="silent-test/1", instance_id=self.instance_id
+                    )
+                )
+            )
+            call = self.channel.stream_stream(
+                agent_service.METHOD,
+                request_serializer=agent_pb2.AgentMessage.SerializeToString,
+                response_deserializer=agent_pb2.ControllerMessage.FromString,
+            )(self._requests(self.outbox))
+            threading.Thread(target=self._read, args=(call,), name=f"silent-{self.site}", daemon=True).start()
+            while not (self.welcomed.wait(0.05) or self.ended.is_set()):
+                pass
+            if self.welcomed.is_set():
+                self.call = call
+                self.beating.set()
+                threading.Thread(target=self._beat, name=f"beat-{self.site}", daemon=True).start()
+                return
+            assert self.code == grpc.StatusCode.ALREADY_EXISTS, (self.code, self.details)
+            assert time.monotonic() < end, f"no Welcome for {self.site}: {self.code} {self.details}"
+            time.sleep(SETTINGS.lease_s)
+
+    @staticmethod
+    def _requests(outbox: queue.Queue[agent_pb2.AgentMessage | None]) -> Iterator[agent_pb2.AgentMessage]:
+        while (message := outbox.get()) is not None:
+            yield message
+
+    def _read(self, call: Any) -> None:
+        outbox = self.outbox
+        try:
+            for message in call:
+                kind = message.WhichOneof("body")
+                if kind == "welcome":
+                    self.heartbeat_s = message.welcome.heartbeat_interval_ms / 1000
+                    self.welcomed.set()
+                elif kind == "config" and self.beating.is_set():
+                    outbox.put(
+                        agent_pb2.AgentMessage(
+                            ack=agent_pb2.ConfigAck(generation=message.config.generation, ok=True)
+                        )
+                    )
+        except grpc.RpcError as exc:
+            self.code, self.details = exc.code(), exc.details() or ""
+        finally:
+            self.ended.set()
+
+    def _beat(self) -> None:
+        outbox = self.outbox
+        while self.beating.is_set() and not self.ended.is_set():
+            outbox.put(agent_pb2.AgentMessage(heartbeat=agent_pb2.Heartbeat()))
+            self.ended.wait(self.heartbeat_s)
+
+    def go_silent(self) -> None:
+        self.beating.clear()  # nothing more is sent; the stream stays open
+
+    def close(self) -> None:
+        self.beating.clear()
+        self.outbox.put(None)
+        self.channel.close()
+
+
+def test_a_silent_agent_is_not_connected_and_agent_down_fires(stack: Stack) -> None:
+    """An agent that stops talking but keeps its stream open is down: its lease runs out, the
+    controller ends the stream (UNAVAILABLE), ``edgeslice_agent_up`` goes to 0, the connected
+    count drops and EdgesliceAgentDown fires, from the shipped rule (only ``for:`` shortened)."""
+    prom, sim = stack.prometheus, stack.sim.simulator
+    used = {
+        n
+        for r in stack.service.list_slices()
+        if r.placement
+        for a in r.placement.assignments
+        for n in a.nodes
+    }
+    # A core site: every edge and core agent has an agent_up series (cells only while down), and
+    # with no slice through it, its going down moves nothing.
+    idle = [
+        s
+        for s in sorted(stack.topology.sites)
+        if stack.topology.sites[s].kind.value == "core" and s not in used
+    ]
+    assert idle, f"the scenario needs a core site no slice uses (used: {sorted(used)})"
+    site = idle[0]
+    kind = stack.topology.sites[site].kind.value
+    up = f'edgeslice_agent_up{{site="{site}"}}'
+    connected = f'sum(edgeslice_agents{{kind="{kind}",state="connected"}})'
+
+    def value(expr: str) -> float | None:
+        result = prom.query(expr)
+        return float(result[0]["value"][1]) if result else None
+
+    def down_fires() -> bool:
+        return any(a.get("site") == site for a in prom.firing("EdgesliceAgentDown"))
+
+    def scraped(after: float, want: float) -> bool:
+        """The site's agent_up, as last scraped, is ``want`` in a scrape later than ``after``."""
+        at = value(f"timestamp({up})")
+        return at is not None and at > after and value(up) == want
+
+    stack.sim.do(lambda: sim.kill(site))  # the simulated agent goes away (its stream closes)
+    agent = SilentAgent(f"127.0.0.1:{stack.agents.port}", site)
+    try:
+        agent.connect()
+        since = time.time()
+        # Connected, as Prometheus sees it: a scrape after the Hello says up, the alert is not firing.
+        wait_for(
+            lambda: scraped(since, 1.0) and not down_fires(), 60, f"{site}'s agent to be up in Prometheus"
+        )
+        before = value(connected)
+        assert before is not None and before >= 1
+
+        agent.go_silent()
+        assert agent.ended.wait(30), f"the controller kept {site}'s silent stream open"
+        assert agent.code == grpc.StatusCode.UNAVAILABLE, (agent.code, agent.details)
+        ended = time.time()
+        wait_for(lambda: scraped(ended, 0.0), 60, f"edgeslice_agent_up of the silent {site} to be 0")
+        wait_for(lambda: (value(connected) or 0.0) < before, 60, f"{connected} to drop below {before}")
+        wait_for(down_fires, 60, f"EdgesliceAgentDown to fire for the silent {site}")
+    finally:
+        agent.close()
+        stack.sim.do(lambda: sim.revive(site))
+    # Back: the alert resolves once the agent is (so other tests see only their own alerts).
+    wait_for(lambda: value(up) == 1.0 and not down_fires(), 60, f"{site}'s revived agent to be up again")

@@ -182,3 +182,11 @@ def test_evaluator_ignores_slices_it_has_no_intent_for() -> None:
     service = FakeService()
     assert sla.SlaEvaluator(source, service).evaluate_once() == {}
     assert service.calls == []
+
+
+def test_a_shortfall_on_a_saturated_share_is_the_tenants_own_load_and_not_movable() -> None:
+    full = sla.KpiSample(0.0, 20.0, 10.0, 80.0, 10.0, 1.0, 3.0, 0.0, 10, 1.2)
+    [v] = sla.evaluate(CARS, {"c1": [full]}, CELLS)
+    assert (v.reason, v.movable) == ("RadioShareSaturated", False) and "120% of its radio share" in v.message
+    [v] = sla.evaluate(CARS, {"c1": [kpi(dl=20.0, dl_demand=80.0)]}, CELLS)  # share at 40 %
+    assert (v.reason, v.movable) == ("ThroughputBelowGuarantee", True)

@@ -37,14 +37,10 @@ class Hello(_message.Message):
     def __init__(self, site_id: _Optional[str] = ..., software_version: _Optional[str] = ..., applied_generation: _Optional[int] = ..., backend: _Optional[str] = ..., instance_id: _Optional[str] = ..., controller_epoch: _Optional[str] = ..., topology_fingerprint: _Optional[str] = ...) -> None: ...
 
 class Heartbeat(_message.Message):
-    __slots__ = ("sequence", "applied_generation", "sent_at_unix_ms")
-    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("applied_generation",)
     APPLIED_GENERATION_FIELD_NUMBER: _ClassVar[int]
-    SENT_AT_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
-    sequence: int
     applied_generation: int
-    sent_at_unix_ms: int
-    def __init__(self, sequence: _Optional[int] = ..., applied_generation: _Optional[int] = ..., sent_at_unix_ms: _Optional[int] = ...) -> None: ...
+    def __init__(self, applied_generation: _Optional[int] = ...) -> None: ...
 
 class ConfigAck(_message.Message):
     __slots__ = ("generation", "ok", "reason", "message")
