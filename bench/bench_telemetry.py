@@ -362,6 +362,8 @@ async def _blast(port: int, sites: list[str], city: Topology, seconds: float) ->
         call: Any = channels[i % len(channels)].stream_stream(agent_service.METHOD)()
         hello = agent_pb2.AgentMessage()
         hello.hello.site_id = site
+        hello.hello.software_version = "bench-agent/1"
+        hello.hello.instance_id = f"bench-{i}"
         await call.write(hello.SerializeToString())
         await call.read()  # welcome
         cfg_msg = agent_pb2.ControllerMessage.FromString(await call.read())
