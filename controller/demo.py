@@ -28,6 +28,7 @@ from typing import Any, Protocol
 from controller import citygen, runtime
 from controller.api_client import ApiClient
 from controller.observer import ServiceObserver
+from controller.store import StateLock, lock_path
 from controller.topology import Topology
 from controller.topology_file import write_topology_file
 from slices import errors
@@ -132,13 +133,22 @@ DEMO_FILES = ("edgeslice.db", "edgeslice.db-wal", "edgeslice.db-shm", "city.yaml
 
 def fresh_start(workdir: Path) -> None:
     """Remove what an earlier demo left in ``workdir`` (only the demo's own files), so the
-    story starts from an empty controller every time."""
-    for name in DEMO_FILES:
-        (workdir / name).unlink(missing_ok=True)
-    plans = workdir / "state" / "realisation"
-    if plans.is_dir():
-        for plan in plans.glob("*.yaml"):
-            plan.unlink()
+    story starts from an empty controller every time. Refused while a demo runs there (its
+    controller holds the state's lock): its state is not deleted from under it."""
+    lock = StateLock.acquire(
+        lock_path(workdir / "edgeslice.db"),
+        f"demo folder {workdir}",
+        "another demo runs there: stop it, or give --workdir",
+    )
+    try:
+        for name in DEMO_FILES:
+            (workdir / name).unlink(missing_ok=True)
+        plans = workdir / "state" / "realisation"
+        if plans.is_dir():
+            for plan in plans.glob("*.yaml"):
+                plan.unlink()
+    finally:
+        lock.release()
 
 
 def _zone(city: Topology, *prefixes: str) -> str:
