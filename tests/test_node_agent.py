@@ -602,28 +602,29 @@ def test_no_hello_in_time_is_deadline_exceeded(tmp_path: Path) -> None:
 
 def test_generations_only_increase_across_a_restart_and_the_epoch_names_the_state(tmp_path: Path) -> None:
     with controller(tmp_path, tag="first-") as first:
-        edge = first.edge_of("cars")
-        a = first.agent(edge)
+        a = first.agent("c1")
         epoch = a.wait("welcome")["epoch"]
-        before = a.wait("config")
-        a.wait("ack")
-        wait_for("the ack", lambda: first.registry.status(edge).acked_generation == before["generation"])
+        initial = a.wait("config")
+        # A change at the cell: its config's next generation.
+        first.service.apply([doc("cams", "vehicle", ["c1"])], "operator:test")
+        before = a.wait("config", lambda e: "cams" in e["slices"], after=initial)
+        assert before["generation"] > initial["generation"]
+        wait_for("the ack", lambda: first.registry.status("c1").acked_generation == before["generation"])
     # A restart on the same state file: the same state (epoch), generations carry on.
     with controller(tmp_path, tag="again-") as again:
-        b = again.agent(edge)  # a fresh agent: nothing applied
+        b = again.agent("c1")  # a fresh agent: nothing applied
         assert b.wait("welcome")["epoch"] == epoch
         config = b.wait("config")
         assert config["generation"] >= before["generation"]
         if config["generation"] == before["generation"]:  # same epoch, same generation: same content
             assert config["slices"] == before["slices"]
-        # A change at the site is a higher generation than any before.
-        again.service.apply([doc("cams", "vehicle", ["c2"])], "operator:test")
-        assert again.edge_of("cams") == edge
-        changed = b.wait("config", lambda e: "cams" in e["slices"], after=config)
+        # The next change is a higher generation than any before.
+        again.service.apply([doc("lamps", "iot", ["c1"])], "operator:test")
+        changed = b.wait("config", lambda e: "lamps" in e["slices"], after=config)
         assert changed["generation"] > config["generation"]
     # Another state (another controller): another epoch.
     with controller(tmp_path, state="other.db", tag="other-") as other:
-        assert other.agent(edge).wait("welcome")["epoch"] not in ("", epoch)
+        assert other.agent("c1").wait("welcome")["epoch"] not in ("", epoch)
 
 
 def test_hello_applied_generation_skips_the_resend_in_one_epoch_and_raises_generations_from_another(
