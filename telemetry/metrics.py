@@ -48,6 +48,7 @@ from controller.topology import Link, LinkKey, Topology
 from slices.intent import SliceKind
 from slices.status import ConditionStatus, ConditionType, get_condition
 from telemetry import kpi_ratios
+from telemetry.agent_service import KNOWN_REFUSALS
 from telemetry.exposition_text import escape_label_value
 from telemetry.kpi_ratios import KpiTargets, RenderedGauge, SliceKpis
 from telemetry.kpi_store import KpiColumns
@@ -59,6 +60,7 @@ TOP_LINKS = 20  # the busiest links listed by name
 MAX_LISTED_AGENTS = 100  # disconnected or lagging agents listed by site (cells have agents too)
 MAX_LISTED_VIOLATIONS = 200  # slices listed by name while their SLA is violated
 MAX_REASONS = 32  # distinct admission reasons kept before the rest count as "Other"
+OTHER_REFUSAL = "Other"  # config refusals whose reason is not one of KNOWN_REFUSALS
 LISTED_AGENT_KINDS = frozenset({"edge", "core"})  # a few sites: every one gets its own series
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 KIND_ORDER = ("cell", "aggregation", "edge", "core")
@@ -166,6 +168,11 @@ class AgentsView(Protocol):
 
     def slice_kpis(self) -> Mapping[str, SliceKpis]: ...
 
+    def refusal_counts(self) -> Mapping[str, int]:
+        """Config refusals (ConfigAck ok=false) since the controller started, by reason: a fixed
+        set of reasons plus "Other", every one present (zeros included)."""
+        ...
+
 
 class _SampleLike(Protocol):
     @property
@@ -195,6 +202,8 @@ class _RegistryLike(Protocol):
     def kpis(self, since: float = ...) -> Mapping[tuple[str, str], Sequence[_SampleLike]]: ...
 
     def site_kinds(self) -> dict[str, str]: ...
+
+    def refusal_counts(self) -> dict[str, int]: ...
 
     # Optional, used when present: ``latest_kpi_columns(since, sites)`` → the newest record of
     # every (slice, site) as arrays (telemetry.kpi_store.KpiColumns). ``kpis()`` makes a Python
@@ -238,6 +247,13 @@ class AgentRegistryView:
             c.desired_generation,
             c.acked_generation,
         )
+
+    def refusal_counts(self) -> dict[str, int]:
+        """The registry's counts, with every known reason and "Other" from zero (so a reason's
+        first refusal is an increase, not the start of a series)."""
+        counts = dict.fromkeys((*KNOWN_REFUSALS, OTHER_REFUSAL), 0)
+        counts.update(self._registry.refusal_counts())
+        return counts
 
     def slice_kpis(self) -> dict[str, SliceKpis]:
         since = self._registry.clock() - self._max_age
@@ -492,6 +508,12 @@ class StateCollector(Collector):
                 ["site", "kind"],
             ),
             (
+                c,
+                "agent_config_refusals",
+                f"Configs agents refused (ConfigAck ok=false, resends included) since the controller started, by the agent's reason (a fixed set, then Other; at most {MAX_REASONS}).",
+                ["reason"],
+            ),
+            (
                 g,
                 "agents_config_lagging",
                 "Agents that have not acknowledged their latest config generation, by site kind.",
@@ -706,6 +728,8 @@ class StateCollector(Collector):
         others.sort(key=lambda a: (a.connected, a.last_heartbeat_unix or 0.0, a.site))
         for a in others[:MAX_LISTED_AGENTS]:
             self._agent_series(fam, a)
+        for reason, n in _bounded_counts(self._agents.refusal_counts()):
+            _add(fam["agent_config_refusals"], [reason], n)
         present = sorted(set(t.kind.tolist()), key=t.kind_names.__getitem__)
         for code in present:
             kind = t.kind_names[code]
@@ -738,6 +762,21 @@ class StateCollector(Collector):
 
 
 _FIRST, _SECOND, _THIRD = operator.itemgetter(0), operator.itemgetter(1), operator.itemgetter(2)
+
+
+def _bounded_counts(counts: Mapping[str, int]) -> list[tuple[str, int]]:
+    """``counts`` by label, sorted, at most :data:`MAX_REASONS` labels plus "Other" (which takes
+    the rest): the registry bounds its reasons already; this keeps the budget if one ever does not.
+
+    >>> _bounded_counts({"Timeout": 2, "Other": 1})
+    [('Other', 1), ('Timeout', 2)]
+    """
+    named = sorted(r for r in counts if r != OTHER_REFUSAL)
+    kept, rest = named[:MAX_REASONS], named[MAX_REASONS:]
+    out = [(r, counts[r]) for r in kept]
+    if OTHER_REFUSAL in counts or rest:
+        out.append((OTHER_REFUSAL, counts.get(OTHER_REFUSAL, 0) + sum(counts[r] for r in rest)))
+    return sorted(out)
 
 
 def _add(family: Metric, labels: list[str], value: float) -> None:

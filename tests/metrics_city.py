@@ -93,6 +93,11 @@ class CityState:
     def slice_kpis(self) -> Mapping[str, metrics.SliceKpis]:
         return self.kpis
 
+    def refusal_counts(self) -> Mapping[str, int]:
+        # Worst case: more distinct reasons than the cap (the registry bounds them; the collector
+        # caps them again).
+        return {f"Refused{i:02d}": i for i in range(metrics.MAX_REASONS + 8)} | {"Other": 3}
+
 
 def build_city_state(cells: int = CELLS, slices: int = SLICES, seed: int = 0) -> CityState:
     rng = random.Random(seed)

@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry
 
 from controller.clock import FakeClock
 from controller.service import ControllerService
-from telemetry import metrics
+from telemetry import agent_service, metrics
 from telemetry.session_table import SessionColumns, SessionTable
 from tests.runtime_helpers import doc, make_service
 
@@ -29,16 +29,23 @@ class FakeAgents:
     """The agents view at our own interface: fixed snapshots and KPIs."""
 
     def __init__(
-        self, snapshots: Sequence[metrics.AgentSnapshot], kpis: Mapping[str, metrics.SliceKpis]
+        self,
+        snapshots: Sequence[metrics.AgentSnapshot],
+        kpis: Mapping[str, metrics.SliceKpis],
+        refusals: Mapping[str, int] | None = None,
     ) -> None:
         self.snapshots = list(snapshots)
         self.kpis = dict(kpis)
+        self.refusals = dict(refusals or {"Other": 0})
 
     def agent_table(self) -> metrics.AgentTable:
         return metrics.AgentTable.of(self.snapshots)
 
     def slice_kpis(self) -> Mapping[str, metrics.SliceKpis]:
         return self.kpis
+
+    def refusal_counts(self) -> Mapping[str, int]:
+        return self.refusals
 
 
 @pytest.fixture
@@ -490,7 +497,7 @@ def test_agent_registry_view_reads_sessions_and_only_cells_kpis() -> None:
                 row = table.row[site]
                 table.ever[row], table.connected[row], table.last_seen[row] = 1, connected, seen
                 table.desired[row], table.acked[row] = desired, acked
-            return table.columns(self.clock())
+            return table.columns(self.clock(), 3.0)
 
         def kpis(self, since: float = float("-inf")) -> dict[tuple[str, str], list[KpiSample]]:
             self.since = since
@@ -504,8 +511,17 @@ def test_agent_registry_view_reads_sessions_and_only_cells_kpis() -> None:
         def site_kinds(self) -> dict[str, str]:
             return {"c1": "cell", "c2": "cell", "a1": "aggregation", "e1": "edge"}
 
+        def refusal_counts(self) -> dict[str, int]:
+            return {"Timeout": 2, "Other": 1}
+
     registry = Registry()
     view = metrics.AgentRegistryView(registry, wall_clock=lambda: 1_000.0, kpi_max_age_s=30.0)
+    # Every known reason from zero, the registry's counts over them.
+    assert view.refusal_counts() == {
+        **dict.fromkeys(agent_service.KNOWN_REFUSALS, 0),
+        "Timeout": 2,
+        "Other": 1,
+    }
     snaps = {a.site: a for a in view.agent_table().snapshots()}
     assert snaps["c1"] == metrics.AgentSnapshot("c1", "cell", True, 999.5, 3, 3)
     assert snaps["e1"].last_heartbeat_unix is None and snaps["e1"].generation_lag == 2
@@ -523,7 +539,6 @@ def test_agent_registry_view_reads_the_real_registry_column_wise() -> None:
     """With the real registry the view takes the columnar read (tests/test_kpi_ingest.py checks it
     against the per-sample read); only cells count."""
     from protos.edgeslice.agent.v1 import agent_pb2
-    from telemetry import agent_service
     from tests.telemetry_fakes import FakeClock, FakeService, intent
 
     service = FakeService()
@@ -551,6 +566,55 @@ def test_agent_registry_view_reads_the_real_registry_column_wise() -> None:
         14,
     )
     assert kpis["cars"].loss_ratio == 0.001
+
+
+def test_config_refusals_are_a_counter_by_reason_read_at_scrape_time(service: ControllerService) -> None:
+    agents = FakeAgents([_agent("e1", "edge")], {}, {"Timeout": 0, "Other": 0})
+    registry = _registry_with(service, agents)
+
+    def refusals() -> dict[str, float]:
+        return {
+            s.labels["reason"]: s.value
+            for f in registry.collect()
+            if f.name == "edgeslice_agent_config_refusals"
+            for s in f.samples
+            if s.name == "edgeslice_agent_config_refusals_total"
+        }
+
+    assert refusals() == {"Timeout": 0.0, "Other": 0.0}
+    agents.refusals = {"Timeout": 3, "Other": 1}  # what the registry counts now
+    assert refusals() == {"Timeout": 3.0, "Other": 1.0}
+    # More reasons than the cap: the rest count as Other, so the series stay bounded.
+    agents.refusals = {f"R{i:02d}": 1 for i in range(metrics.MAX_REASONS + 5)} | {"Other": 2}
+    got = refusals()
+    assert len(got) == metrics.MAX_REASONS + 1 and got["Other"] == 2 + 5
+    assert sum(got.values()) == metrics.MAX_REASONS + 5 + 2
+
+
+def test_agent_registry_view_counts_the_real_registrys_refusals() -> None:
+    """Refused acks of the real registry, through the view: a known reason by name, an unknown
+    one as Other, the other known reasons at zero; a good ack counts nothing."""
+    from protos.edgeslice.agent.v1 import agent_pb2
+    from tests.telemetry_fakes import FakeClock, FakeService, intent
+
+    service = FakeService()
+    service.put(intent("cars"), [("c1", "a1", "e1")])
+    registry = agent_service.AgentRegistry(service, clock=FakeClock())
+    registry.refresh(force=True)
+    view = metrics.AgentRegistryView(registry)
+    assert view.refusal_counts() == dict.fromkeys((*agent_service.KNOWN_REFUSALS, "Other"), 0)
+    session = registry.open("c1", "t", lambda: None, instance_id="i1")
+    row = list(registry.session_columns().sites).index("c1")
+    generation = int(registry.session_columns().desired_generation[row])
+    assert generation > 0
+    for reason in ("Timeout", "Timeout", "NoSuchReasonAnywhere"):
+        registry.ack(session, agent_pb2.ConfigAck(generation=generation, ok=False, reason=reason))
+    registry.ack(session, agent_pb2.ConfigAck(generation=generation, ok=True))
+    assert view.refusal_counts() == {
+        **dict.fromkeys(agent_service.KNOWN_REFUSALS, 0),
+        "Timeout": 2,
+        "Other": 1,
+    }
 
 
 def test_follow_changes_rebuilds_the_topology_families_off_the_scrape(service: ControllerService) -> None:

@@ -125,13 +125,15 @@ class NodeAgent:
     def wait(
         self, name: str, where: Callable[[Event], bool] = lambda e: True, after: Event | None = None
     ) -> Event:
-        """The first event ``name`` (after the event ``after``) for which ``where`` holds."""
+        """The first event ``name`` (after the event ``after``) for which ``where`` holds; ``name``
+        may list several, "config|end"."""
+        names = set(name.split("|"))
         start = after["_i"] + 1 if after is not None else 0
         deadline = time.monotonic() + 10.0
         with self._cond:
             while True:
                 for ev in self.events[start:]:
-                    if ev["event"] == name and where(ev):
+                    if ev["event"] in names and where(ev):
                         return ev
                 left = deadline - time.monotonic()
                 if self._exited or left <= 0:
@@ -650,6 +652,18 @@ def test_hello_applied_generation_skips_the_resend_in_one_epoch_and_raises_gener
     )
     config = ahead.wait("config")
     assert config["generation"] > generation + 100 and config["slices"] == first.wait("config")["slices"]
+
+
+@pytest.mark.parametrize("applied", [2**63 - 1, 2**64 - 1])
+def test_an_applied_generation_at_the_end_of_the_range_is_no_controller_fault(rig: Rig, applied: int) -> None:
+    """Hello.applied_generation from another controller is a uint64: at the top of its range
+    the controller cannot number above it; it may refuse the Hello as a bad field
+    (INVALID_ARGUMENT) or serve it, but not fail (UNKNOWN / INTERNAL: "a controller fault")."""
+    a = rig.agent("c1", "--applied-generation", str(applied), "--controller-epoch", "elsewhere")
+    first = a.wait("config|end")
+    assert first["event"] == "config" or first["code"] == "INVALID_ARGUMENT", first
+    other = rig.agent("c2")  # the controller serves the next agent
+    other.wait("config")
 
 
 def test_an_agent_built_for_another_city_is_refused_failed_precondition(rig: Rig) -> None:

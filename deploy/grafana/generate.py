@@ -360,7 +360,7 @@ def agents() -> dict[str, Any]:
     return dashboard(
         "edgeslice-agents",
         "edgeslice / Agents",
-        "Site agents: connectivity, heartbeat age, config generation lag, agent API traffic.",
+        "Site agents: connectivity, heartbeat age, config generation lag and refusals, agent API traffic.",
         [AGENT_SITE_VAR],
         [
             [
@@ -404,6 +404,16 @@ def agents() -> dict[str, Any]:
                     "Config generation lag",
                     [_target(f"edgeslice_agent_config_generation_lag{{{s}}}", "{{site}}")],
                     desc="Generations pushed but not acknowledged; EdgesliceConfigNotAcknowledged warns after 5 minutes.",
+                ),
+                timeseries(
+                    "Config refusals by reason",
+                    [
+                        _target(
+                            f"sum by (reason) (increase(edgeslice_agent_config_refusals_total[{RATE}]))",
+                            "{{reason}}",
+                        )
+                    ],
+                    desc="Configs agents refused (ConfigAck ok=false), resends included; EdgesliceConfigRefused warns after 10 minutes. Which sites: slicectl agent list.",
                 ),
                 timeseries(
                     "Agent streams opened and ended",

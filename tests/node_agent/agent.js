@@ -126,7 +126,7 @@ function main() {
   const hello = {
     site_id: o.site,
     software_version: o['software-version'] ?? VERSION,
-    applied_generation: Number(o['applied-generation'] ?? 0),
+    applied_generation: o['applied-generation'] ?? 0, // a decimal string keeps all 64 bits
     backend: 'node-memory',
     instance_id: o.instance,
     controller_epoch: o['controller-epoch'] ?? '',
