@@ -193,7 +193,7 @@ class Rig:
             args += ["--scenario", str(path)]
         if not any(f in flags for f in ("--ca", "--insecure")):
             args.append("--insecure")
-        a = NodeAgent(self.node, args, self.tmp / f"agent-{n}-{site}.log")
+        a = NodeAgent(self.node, args, self.tmp / f"agent-{n}-{site[:40]}.log")
         self.agents.append(a)
         return a
 
