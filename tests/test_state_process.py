@@ -12,6 +12,7 @@ import socket
 import sqlite3
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -326,4 +327,59 @@ def test_state_check_counts_what_a_sound_state_holds(filled: Path, tmp_path: Pat
     assert (
         result.returncode == 0
         and result.stdout.strip() == f"state file {db}: ok (schema 3, 60 slices, {report.events} events)"
+    )
+
+
+def test_by_default_the_state_is_in_the_state_folder_and_clients_find_the_controller(tmp_path: Path) -> None:
+    state_dir, cwd = tmp_path / "state", tmp_path / "cwd"
+    cwd.mkdir()
+    env = {**os.environ, "EDGESLICE_STATE_DIR": str(state_dir), "PYTHONUNBUFFERED": "1"}
+    for name in ("EDGESLICE_SERVER", "EDGESLICE_TOKEN", "EDGESLICE_TOKEN_FILE"):
+        env.pop(name, None)
+    with open(tmp_path / "controller.log", "wb") as log:
+        proc = subprocess.Popen(
+            [*SLICECTL, "controller", "run", "--listen", "127.0.0.1:0", "--no-agents"],
+            cwd=cwd,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+
+        def listed() -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [*SLICECTL, "slice", "list"],
+                cwd=cwd,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+
+        for _ in range(600):  # until the address file is written (the process is watched too)
+            assert proc.poll() is None, (tmp_path / "controller.log").read_text()
+            if (state_dir / "controller.addr").exists():
+                break
+            time.sleep(0.05)
+        result = listed()
+        assert result.returncode == 0 and result.stdout.strip() == "no slices", result.stderr
+        assert (state_dir / "edgeslice.db").exists() and list(cwd.iterdir()) == []
+        proc.terminate()
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
+def test_a_state_folder_that_cannot_be_made_is_one_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    state_dir = blocker / "state"
+    refused(
+        slicectl(
+            "controller", "run", "--state-dir", str(state_dir), "--listen", "127.0.0.1:0", state_dir=state_dir
+        ),
+        6,
+        f"state folder {state_dir}: cannot create: Not a directory",
     )
