@@ -7,9 +7,9 @@ with our recording and alert rules loaded. The test then checks that every query
 Grafana dashboard panel and every recording rule returns data, and that the alerts fire in the
 scenario that should fire them: a killed agent (EdgesliceAgentDown) and a slice whose cells got
 50 ms slower (EdgesliceSlaViolated); and that an agent gone silent on a stream it keeps open is
-not connected (its lease ends the stream) and fires EdgesliceAgentDown too. The alert rules' ``for:`` durations (minutes in production,
-checked by the promtool unit tests) are shortened to 1 s in the temporary copy so the test runs
-in seconds; their expressions are unchanged.
+not connected (its lease ends the stream) and fires EdgesliceAgentDown too. The alert rules'
+``for:`` durations (minutes in production, checked by the promtool unit tests) are shortened to
+1 s in the temporary copy so the test runs in seconds; their expressions are unchanged.
 
 Without the ``prometheus`` binary the test is skipped on a workstation but FAILS when ``CI`` is
 set: in CI it must run (``.ci/run`` installs Debian's ``prometheus`` package).
