@@ -136,6 +136,7 @@ MAX_NAME = 253
 MAX_SHORT = 200
 MAX_ACK_MESSAGE = 2000
 MAX_SLICE_RECORDS = 4096
+MAX_GENERATION = 2**63 - 1  # generations are stored as SQLite integers (signed 64-bit)
 
 
 @dataclass(frozen=True)
@@ -1165,6 +1166,12 @@ class AgentServicer:
                 raise StreamError(
                     grpc.StatusCode.INVALID_ARGUMENT, f"hello.{name}: longer than {limit} bytes"
                 )
+        if hello.applied_generation >= MAX_GENERATION:
+            raise StreamError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"hello.applied_generation: {hello.applied_generation} leaves no generation above it "
+                f"(at most {MAX_GENERATION - 1})",
+            )
         if len(hello.backend.encode()) > MAX_SHORT:
             raise StreamError(
                 grpc.StatusCode.INVALID_ARGUMENT, f"hello.backend: longer than {MAX_SHORT} bytes"

@@ -619,3 +619,13 @@ def test_a_heartbeat_below_the_acked_generation_means_not_acked_and_a_resend(ser
     again = registry.next_config(c1)
     assert again is not None and again.config.generation == 2
     assert "bus" in registry.take_progress()  # bus is no longer acked at c1
+
+
+def test_an_applied_generation_with_nothing_above_it_is_invalid(server: agent_service.AgentServer) -> None:
+    top = agent_pb2.AgentMessage(
+        hello=agent_pb2.Hello(site_id="c1", software_version="t", instance_id="i", applied_generation=2**64 - 1)
+    ).SerializeToString()
+    _, code, details = raw_stream(server.port, [top])
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "hello.applied_generation" in details
+    got, _, _ = raw_stream(server.port, [hello("c2")], read=1)  # the next agent is served
+    assert agent_pb2.ControllerMessage.FromString(got[0]).welcome.site_id == "c2"
