@@ -38,5 +38,12 @@ def test_operator_api_is_versioned_and_complete() -> None:
         "DrainSite",
         "UndrainSite",
         "WhatIf",
+        "ListAgents",
+        "GetAgent",
     }
     assert service.methods_by_name["WatchEvents"].server_streaming
+    # Every list is paginated (AIP-158): a page size and token in, a next token out.
+    for method in ("ListSlices", "ListEvents", "ListAgents", "GetTopologyStatus"):
+        m = service.methods_by_name[method]
+        assert {"page_size", "page_token"} <= set(m.input_type.fields_by_name), method
+        assert "next_page_token" in m.output_type.fields_by_name, method
