@@ -503,16 +503,22 @@ class KubeRealiser:
             kind, selector=selector or f"{kube_manifests.MANAGED_BY}={kube_manifests.MANAGER}"
         )
         self._last_list_version[kind] = version
+        listed_at = int(version) if version.isdigit() else -1
         present = set()
         for obj in items:
             present.add(_key(obj, kind))
             self.handle(kind, "ADDED", obj)
         with self._lock:
+            # Missing from the list, and not written by us after it was taken (a slice realised
+            # meanwhile is not "deleted"): only those are recreated.
             missing = [
                 (name, key)
                 for name, state in self._desired.items()
                 for key in state.manifests
-                if key[0] == kind and key not in present
+                if key[0] == kind
+                and key not in present
+                and listed_at >= 0
+                and state.versions.get(key, -1) <= listed_at
             ]
         for name, key in missing:
             self._recreate(name, key)

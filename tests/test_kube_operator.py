@@ -126,13 +126,18 @@ def _condition_is(
     )
 
 
+def _deployment_name(gw: Any, ns: str) -> str | None:
+    """The slice's (one) Deployment: on e1 or e2, wherever the city had room."""
+    return next((d["metadata"]["name"] for d in gw.list("Deployment", ns)[0]), None)
+
+
 def test_a_slice_deleted_while_no_controller_runs_is_cleaned_up_once_one_starts(
     server: KubeApiServer, start: Callable[..., runtime.Controller]
 ) -> None:
     gw = kube_real.gateway(server)
     first = start()
     _apply(server, _slice("fin-a"))
-    kube_real.wait(lambda: gw.get("Deployment", "v2x-edge-e1", "slice-fin-a"), "the slice realised")
+    dep_name = kube_real.wait(lambda: _deployment_name(gw, "slice-fin-a"), "the slice realised")
     obj = kube_real.wait(
         lambda: (
             (o := _object(server, "fin-a")) and FINALIZER in (o["metadata"].get("finalizers") or []) and o
@@ -144,7 +149,7 @@ def test_a_slice_deleted_while_no_controller_runs_is_cleaned_up_once_one_starts(
     assert ns is not None
     owners = [(r["kind"], r["name"], r["uid"]) for r in ns["metadata"]["ownerReferences"]]
     assert owners == [("NetworkSlice", "fin-a", obj["metadata"]["uid"])]
-    dep = gw.get("Deployment", "v2x-edge-e1", "slice-fin-a")
+    dep = gw.get("Deployment", dep_name, "slice-fin-a")
     assert dep is not None
     assert dep["metadata"]["ownerReferences"][0]["uid"] == obj["metadata"]["uid"]
     first.stop()
@@ -167,7 +172,7 @@ def test_ready_follows_available_and_an_image_update_rolls_out(
     kubelet = kube_real.FakeKubelet(server)
     try:
         _apply(server, _slice("roll", image="registry.example.com/v2x:1"))
-        kube_real.wait(lambda: gw.get("Deployment", "v2x-edge-e1", "slice-roll"), "the Deployment")
+        dep_name = kube_real.wait(lambda: _deployment_name(gw, "slice-roll"), "the Deployment")
         # No kubelet yet: the pods stay Pending and the slice is not Ready, saying why.
         kube_real.wait(
             lambda: (
@@ -185,7 +190,7 @@ def test_ready_follows_available_and_an_image_update_rolls_out(
             lambda: len(gw.list("ReplicaSet", "slice-roll")[0]) >= 2, "a second ReplicaSet for the rollout"
         )
         kube_real.wait(lambda: _condition_is(server, "roll", "Ready", "True", 2), "Ready at generation 2", 90)
-        dep = gw.get("Deployment", "v2x-edge-e1", "slice-roll")
+        dep = gw.get("Deployment", dep_name, "slice-roll")
         assert dep is not None
         assert dep["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.example.com/v2x:2"
         status = dep["status"]
@@ -306,22 +311,26 @@ def test_drift_in_crd_mode_is_repaired_with_an_event_on_the_networkslice(
     start()
     gw = kube_real.gateway(server)
     _apply(server, _slice("ev-drift"))
-    kube_real.wait(lambda: gw.get("Deployment", "v2x-edge-e1", "slice-ev-drift"), "the Deployment")
-    server.kubectl("scale", "deployment", "v2x-edge-e1", "-n", "slice-ev-drift", "--replicas=5")
+    ns = "slice-ev-drift"
+    name = kube_real.wait(
+        lambda: next((d["metadata"]["name"] for d in gw.list("Deployment", ns)[0]), None), "the Deployment"
+    )
+    want = (gw.get("Deployment", name, ns) or {})["spec"]["replicas"]
+    server.kubectl("scale", "deployment", name, "-n", ns, f"--replicas={want + 3}")
     kube_real.wait(
-        lambda: (
-            (gw.get("Deployment", "v2x-edge-e1", "slice-ev-drift") or {}).get("spec", {}).get("replicas") == 2
-        ),
+        lambda: (gw.get("Deployment", name, ns) or {}).get("spec", {}).get("replicas") == want,
         "replicas restored",
     )
+    note = f"Deployment {ns}/{name}: reverted spec.replicas (changed by kubectl)"
     event = kube_real.wait(
         lambda: next(
-            (e for e in kube_real.events_about(gw, "default", "ev-drift") if e["reason"] == "DriftRepaired"),
+            (
+                e
+                for e in kube_real.events_about(gw, "default", "ev-drift")
+                if e["reason"] == "DriftRepaired" and note in e["note"]
+            ),
             None,
         ),
         "a DriftRepaired event on the NetworkSlice",
     )
     assert event["regarding"]["kind"] == "NetworkSlice"
-    assert (
-        "Deployment slice-ev-drift/v2x-edge-e1: reverted spec.replicas (changed by kubectl)" in event["note"]
-    )
