@@ -190,3 +190,39 @@ def test_ready_follows_the_deployments_available_condition(
         lambda: (r := sink.last("avail")) is not None and r[0] == ConditionStatus.TRUE,
         "workloads available once the pods are Ready",
     )
+
+
+def test_a_deleted_namespace_brings_the_whole_slice_back(
+    kube_controller_manager: KubeApiServer, running: tuple[KubeRealiser, kube_real.RecordingSink]
+) -> None:
+    server = kube_controller_manager
+    realiser, _ = running
+    slice_ = intent("drift-ns")
+    assert realiser.realise(slice_, placement(slice_, "e1"), 1).ok
+    gw = kube_real.gateway(server)
+    ns = "slice-drift-ns"
+    before = gw.get("Namespace", ns)
+    assert before is not None
+    server.kubectl("delete", "namespace", ns, "--wait=false")
+    # The namespace controller empties it, then it goes; the realiser's watch sees that and
+    # realises the slice again in a new namespace (a new uid), every object included.
+    again = kube_real.wait(
+        lambda: (
+            (n := gw.get("Namespace", ns)) is not None
+            and n["metadata"]["uid"] != before["metadata"]["uid"]
+            and not n["metadata"].get("deletionTimestamp")
+            and n
+        ),
+        "the namespace recreated",
+        90,
+    )
+    assert again["metadata"]["labels"][kube_manifests.SLICE_LABEL] == "drift-ns"
+    for kind in (
+        "ResourceQuota",
+        "LimitRange",
+        "NetworkPolicy",
+        "Deployment",
+        "Service",
+        "PodDisruptionBudget",
+    ):
+        kube_real.wait(lambda k=kind: gw.list(k, ns)[0], f"{kind} recreated", 60)  # type: ignore[misc]
