@@ -158,7 +158,8 @@ def test_a_drain_survives_a_sigkill_fail_over(server: KubeApiServer, tmp_path: P
         assert b.health("edgeslice.operator.v1.OperatorService") == "NOT_SERVING"
         with pytest.raises(errors.Unavailable, match="fo-b is a standby replica"):
             b.list_slices()
-        used = {site for s in a.list_slices() for site in _sites(s)}
+        placed_before = {s.name: _sites(s) for s in a.list_slices()}
+        used = {site for sites in placed_before.values() for site in sites}
         drained = "e1" if "e1" in used else "e2"
         a.drain(drained)
         kube_real.wait(
@@ -172,6 +173,16 @@ def test_a_drain_survives_a_sigkill_fail_over(server: KubeApiServer, tmp_path: P
             "the objects show the move",
             90,
         )
+        # The moves are Events on the NetworkSlices (from the audit trail's heal decisions).
+        moved = [n for n in NAMES if drained in placed_before[n]]
+        assert moved
+        for name in moved:
+            kube_real.wait(
+                lambda n=name: [  # type: ignore[misc]
+                    e for e in kube_real.events_about(gw, "default", n) if e["reason"] == "Healed"
+                ],
+                f"a Healed event on {name}",
+            )
         cm = gw.get("ConfigMap", MAINTENANCE_CONFIGMAP, "edgeslice-system")
         assert cm is not None and f"site.{drained}" in cm["data"]
         placed_by_a = {s.name: sorted(_sites(s)) for s in a.list_slices()}
