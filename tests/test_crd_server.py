@@ -19,7 +19,6 @@ from controller import crd
 from slices import errors
 from slices.intent import API_VERSION, NetworkSlice, NetworkSliceSpec, SliceKind, Workload
 from slices.profiles import resolve
-from slices.status import Condition
 from tests.envtest import KubeApiServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -152,24 +151,37 @@ def test_the_sst_rule_agrees_with_the_profiles(server: KubeApiServer, kind: Slic
 
 
 def test_printer_columns_show_ready_reason_and_edge_sites_as_text(server: KubeApiServer) -> None:
-    server.kubectl("apply", "--server-side", "-f", "-", input=json.dumps(_slice("columns")))
-    ready = Condition.model_validate(
-        {
-            "type": "Ready",
-            "status": "False",
-            "reason": "WorkloadsUnavailable",
-            "message": "0 of 2 Deployments available",
-            "observedGeneration": 1,
-            "lastTransitionTime": "2026-01-01T00:00:00Z",
-        }
+    """The status the controller writes (crd_source.status_of), as `kubectl get` prints it."""
+    from datetime import UTC, datetime
+
+    from controller.crd_source import status_of
+    from controller.service import SliceRecord
+    from controller.world import SliceState
+    from slices.status import ConditionStatus, ConditionType, set_condition
+    from tests import kube_fixtures
+
+    document = _slice("columns", kind="vehicle", coverage={"sites": ["c1", "c2"]})
+    server.kubectl("apply", "--server-side", "-f", "-", input=json.dumps(document))
+    parsed = NetworkSlice.model_validate(document)
+    intent = resolve(parsed)
+    at = datetime.now(UTC)
+    ready = set_condition(
+        (), ConditionType.READY, ConditionStatus.FALSE, "WorkloadsUnavailable", "0 of 2 available", 1, at
     )
-    status = {
-        "state": "Admitted",
-        "sst": 3,
-        "edgeSites": ["edge-1", "edge-2"],
-        "edgeSitesText": "edge-1,edge-2",
-        "conditions": [ready.model_dump(mode="json", by_alias=True)],
-    }
+    record = SliceRecord(
+        name="columns",
+        generation=1,
+        document=parsed,
+        intent=intent,
+        state=SliceState.ADMITTED,
+        placement=kube_fixtures.placement(intent, "e1", "e2"),
+        conditions=ready,
+        reason="WorkloadsUnavailable",
+        message="0 of 2 available",
+        created_at=at,
+        updated_at=at,
+    )
+    status = status_of(record, 1)
     server.kubectl(
         "patch",
         "networkslice",
@@ -181,6 +193,13 @@ def test_printer_columns_show_ready_reason_and_edge_sites_as_text(server: KubeAp
     )
     header, row = server.kubectl("get", "networkslice", "columns").stdout.splitlines()
     assert header.split() == ["NAME", "KIND", "SST", "STATE", "READY", "REASON", "EDGE-SITES", "AGE"]
-    cells = row.split()
-    assert cells[:7] == ["columns", "iot", "3", "Admitted", "False", "WorkloadsUnavailable", "edge-1,edge-2"]
+    assert row.split()[:7] == [
+        "columns",
+        "vehicle",
+        "4",
+        "Admitted",
+        "False",
+        "WorkloadsUnavailable",
+        "e1,e2",
+    ]
     server.kubectl("delete", "networkslice", "columns")
