@@ -334,3 +334,32 @@ def test_drift_in_crd_mode_is_repaired_with_an_event_on_the_networkslice(
         "a DriftRepaired event on the NetworkSlice",
     )
     assert event["regarding"]["kind"] == "NetworkSlice"
+
+
+def test_a_users_namespace_survives_a_slice_with_its_name(
+    server: KubeApiServer, start: Callable[..., runtime.Controller]
+) -> None:
+    server.kubectl("create", "namespace", "slice-theirs")
+    server.kubectl("create", "configmap", "precious", "-n", "slice-theirs", "--from-literal=a=b")
+    start()
+    _apply(server, _slice("theirs"))
+    kube_real.wait(
+        lambda: (
+            _condition_is(server, "theirs", "Realised", "False")
+            and _conditions(server, "theirs")["Realised"]["reason"] == "NamespaceConflict"
+        ),
+        "Realised=False NamespaceConflict on the object",
+    )
+    message = _conditions(server, "theirs")["Realised"]["message"]
+    assert "namespace slice-theirs exists and was not created by edgeslice" in message
+    assert _condition_is(server, "theirs", "Ready", "False")
+    gw = kube_real.gateway(server)
+    ns = gw.get("Namespace", "slice-theirs")
+    assert ns is not None and "app.kubernetes.io/managed-by" not in (ns["metadata"].get("labels") or {})
+    assert not ns["metadata"].get("ownerReferences")
+    # Deleting the slice completes (the finalizer is dropped) and leaves the user's namespace alone.
+    server.kubectl("delete", "networkslice", "theirs", "--wait=false")
+    kube_real.wait(lambda: _object(server, "theirs") is None, "the NetworkSlice gone", 60)
+    ns = gw.get("Namespace", "slice-theirs")
+    assert ns is not None and not ns["metadata"].get("deletionTimestamp")
+    assert gw.get("ConfigMap", "precious", "slice-theirs") is not None
