@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from tests.envtest import ControlPlaneError, KubeApiServer
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_namespace_created_and_listed(kube_apiserver: KubeApiServer) -> None:
@@ -35,3 +42,21 @@ def test_controller_manager_creates_default_service_accounts(kube_controller_man
         "envtest-kcm",
         "--timeout=60s",
     )
+
+
+@pytest.mark.parametrize(("ci", "outcome"), [("", "1 skipped"), ("true", "1 error")])
+def test_missing_assets_skip_with_the_reason_except_under_ci(tmp_path: Path, ci: str, outcome: str) -> None:
+    """Without binaries a real-Kubernetes test skips, naming what is missing; under CI it fails."""
+    env = {**os.environ, "KUBEBUILDER_ASSETS": str(tmp_path), "CI": ci}
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-rs", f"{__file__}::test_namespace_created_and_listed"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert (result.returncode == 0) == (ci == ""), result.stdout
+    assert outcome in result.stdout
+    assert f"KUBEBUILDER_ASSETS={tmp_path}: no executable kube-apiserver there" in result.stdout
