@@ -53,6 +53,7 @@ class WhatIfReport:
                     "reason": i.decision.reason,
                     "message": i.decision.message,
                     "edges": list(i.decision.placement.edge_sites) if i.decision.placement else [],
+                    "unserved": list(i.decision.placement.unserved) if i.decision.placement else [],
                 }
                 for i in self.affected
             ],

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -78,7 +79,27 @@ def test_apply_list_get_explain_delete(running: Running, tmp_path: Path) -> None
     assert as_yaml["name"] == "cars" and as_yaml["kind"] == "vehicle"
 
     why = run(running, "slice", "explain", "cars")
-    assert why.exit_code == 0 and "slice: cars" in why.stdout and "checks:" in why.stdout
+    assert why.exit_code == 0, why.output
+    summary = why.stdout.splitlines()[:5]  # the summary leads: decision, binding, edges, latency
+    assert summary[0] == "Slice:          cars (vehicle, generation 1, state Ready)"
+    assert summary[1].startswith("Decision:       admitted (1 cells served from e1")
+    assert summary[2].startswith("Binding:        none, every check passed (tightest: latency, worst ")
+    assert summary[3] == "Edge sites:     e1 (1 cell)"
+    assert re.fullmatch(r"Worst latency:  \d\.\d\d ms \(bound 5\.00 ms\)", summary[4]), summary[4]
+    conditions = why.stdout.split("Conditions:\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert [line.split()[0] for line in conditions] == [
+        "TYPE",
+        "Admitted",
+        "Placed",
+        "Realised",
+        "SLAMet",
+        "Ready",
+    ]
+    assert conditions[-1].split()[:3] == ["Ready", "True", "Ready"]
+    assert "c1 > a1 > e1" not in why.stdout and "(1 per-cell routes; --routes shows them)" in why.stdout
+    routed = run(running, "slice", "explain", "cars", "--routes")
+    assert routed.exit_code == 0 and "Routes:" in routed.stdout
+    assert re.search(r"^c1\s+e1\s+\d\.\d\d\s+c1 > a1 > e1$", routed.stdout, re.M), routed.stdout
     assert json.loads(run(running, "slice", "explain", "cars", "-o", "json").stdout)["slice"] == "cars"
 
     gone = run(running, "slice", "delete", "cars")
@@ -219,9 +240,32 @@ def test_topology_live_commands(running: Running, tmp_path: Path) -> None:
     run(running, "slice", "apply", "-f", write(tmp_path, "a.yaml", slice_yaml("cars")))
     status = run(running, "topology", "status")
     assert status.exit_code == 0, status.output
-    assert status.stdout.startswith("Topology small: 8 sites (4 cells, 0 out of service), 0 links down")
+    assert status.stdout.startswith(
+        "Topology small: 8 sites (2 edge, 2 aggregation, 4 cells); 0 down, 0 drained; "
+        "0 cells out of service; 0 links down\n"
+    )
+    table = status.stdout.split("\n\n")[1].splitlines()
+    assert table[0].split() == [
+        "SITE",
+        "KIND",
+        "STATE",
+        "REASON",
+        "CPU-M",
+        "MEMORY-MIB",
+        "RADIO-MBPS",
+        "SLICES",
+    ]
+    assert [line.split()[:2] for line in table[1:5]] == [
+        ["e1", "edge"],
+        ["e2", "edge"],
+        ["a1", "aggregation"],
+        ["a2", "aggregation"],
+    ]
     e1 = next(line for line in status.stdout.splitlines() if line.startswith("e1 "))
     assert "4000/16000 (25%)" in e1
+    # bandwidth in Mbit/s like `plan`: the vehicle profile's 75 Mbps per cell on the cell's uplink
+    assert re.search(r"^a1:c1\s+75/10000 \(1%\)$", status.stdout, re.M), status.stdout
+    assert "RESERVED-MBPS" in status.stdout and "KBPS" not in status.stdout
     assert not any(line.startswith("c1 ") for line in status.stdout.splitlines())
     assert "--cells shows them" in status.stdout
     assert any(
@@ -232,9 +276,13 @@ def test_topology_live_commands(running: Running, tmp_path: Path) -> None:
 
     drained = run(running, "topology", "drain", "e1")
     assert (drained.exit_code, drained.stdout.strip()) == (0, "site e1 drained; slices re-placed: cars")
-    assert "drained" in next(
-        line for line in run(running, "topology", "status").stdout.splitlines() if line.startswith("e1 ")
-    )
+    after = run(running, "topology", "status").stdout
+    assert "; 0 down, 1 drained (e1); " in after.splitlines()[0]
+    assert next(line for line in after.splitlines() if line.startswith("e1 ")).split()[:3] == [
+        "e1",
+        "edge",
+        "drained",
+    ]
     undrained = json.loads(run(running, "topology", "undrain", "e1", "-o", "json").stdout)
     assert undrained["site"] == "e1" and undrained["action"] == "undrained"
     assert "nowhere" in user_error(run(running, "topology", "drain", "nowhere"), 4)
@@ -242,6 +290,12 @@ def test_topology_live_commands(running: Running, tmp_path: Path) -> None:
     report = run(running, "topology", "what-if", "--fail-site", "e2", "--fail-link", "e1:a1")
     assert report.exit_code == 0, report.output
     assert "affected:" in report.stdout and "cars" in report.stdout
+    assert report.stdout.startswith(
+        "What if e2, a1:e1 failed: 1 slices affected, 0 unaffected (0 moved, 0 degraded, 1 lost; 1 cells affected)\n"
+    ), report.stdout
+    assert re.search(r"^cars\s+lost\s+1\s+e2\s+-\s+-\s+CoverageOutOfService$", report.stdout, re.M), (
+        report.stdout
+    )
     data = json.loads(run(running, "topology", "what-if", "--fail-site", "e2", "-o", "json").stdout)
     assert data["affected"][0]["slice"] == "cars"  # it moved to e2 when e1 was drained
     assert "expected A:B" in user_error(run(running, "topology", "what-if", "--fail-link", "e1"), 2)

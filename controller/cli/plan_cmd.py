@@ -12,7 +12,7 @@ import click
 
 from controller import planner, whatif
 from controller.admission import Decision, Outcome
-from controller.cli import output
+from controller.cli import output, readable
 from controller.planner import PlanResult, PlanState
 from controller.topology import Topology, load_topology, parse_link_key
 from slices import errors
@@ -177,27 +177,7 @@ def _print_table(doc: dict[str, Any]) -> None:
         )
     w = doc.get("whatIf")
     if w is not None:
-        failed = ", ".join(w["failedSites"] + w["failedLinks"])
-        click.echo(
-            f"\nWhat if {failed} failed: {len(w['affected'])} slices affected, {w['unaffected']} unaffected"
-        )
-        if w["affected"]:
-            click.echo(
-                output.table(
-                    ["SLICE", "LOST CELLS", "LOST EDGES", "RE-PLACED", "EDGES", "REASON"],
-                    [
-                        [
-                            a["slice"],
-                            len(a["lostCells"]),
-                            ",".join(a["lostEdges"]) or "-",
-                            "yes" if a["recovered"] else "no",
-                            ",".join(a["edges"]) or "-",
-                            a["reason"],
-                        ]
-                        for a in w["affected"]
-                    ],
-                )
-            )
+        click.echo("\n" + readable.what_if_text(w))
 
 
 @click.command()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from controller.cli import output, views
+from controller.cli import output, readable, views
 from controller.cli.connect import Connection, connection_options
 from controller.cli.progress import Progress
 from slices import errors, intent
@@ -151,14 +151,16 @@ def delete(name: str, fmt: str, conn: Connection) -> None:
 
 @slice_group.command()
 @click.argument("name")
+@click.option("--routes", is_flag=True, help="Also list every cell's route (table output; -o json has them).")
 @output.output_option
 @connection_options
-def explain(name: str, fmt: str, conn: Connection) -> None:
-    """Why a slice is where it is: the decision, the checks, the binding constraint."""
+def explain(name: str, routes: bool, fmt: str, conn: Connection) -> None:
+    """Why a slice is where it is: the decision, the binding constraint, edge sites, worst
+    latency, then the conditions and checks."""
     with conn.client() as client:
         report = client.explain(name)
     if fmt == "table":
-        click.echo(views.report_text(report))
+        click.echo(readable.explain_text(report, routes=routes))
     else:
         output.emit_data(report, fmt)
 

@@ -3,15 +3,20 @@ controller (registered into the ``topology`` group beside the file commands)."""
 
 from __future__ import annotations
 
+from collections import Counter
+
 import click
 
 from controller import topology as topo
-from controller.cli import output, views
+from controller.cli import output, readable, views
 from controller.cli.connect import Connection, connection_options
 from controller.cli.progress import Progress
 from protos.edgeslice.operator.v1 import operator_pb2 as pb
 
 BUSIEST_LINKS = 10
+
+
+KIND_ORDER = ("edge", "core", "aggregation", "cell")
 
 
 def _share(reserved: int, capacity: int) -> str:
@@ -25,21 +30,65 @@ def _share(reserved: int, capacity: int) -> str:
     return f"{reserved}/{capacity} ({100 * reserved / capacity:.0f}%)"
 
 
+def mbps(kbps: int) -> str:
+    """kbit/s as Mbit/s, exact (kbit/s are integers, so three decimals lose nothing).
+
+    >>> mbps(40_000), mbps(1_250), mbps(7), mbps(10_000_000_000)
+    ('40', '1.25', '0.007', '10000000')
+    """
+    text = f"{kbps // 1000}" if kbps % 1000 == 0 else f"{kbps / 1000:.3f}".rstrip("0")
+    return text
+
+
+def _mbps_share(reserved_kbps: int, capacity_kbps: int) -> str:
+    """``used/total (pct%)`` in Mbit/s.
+
+    >>> _mbps_share(75_000, 300_000), _mbps_share(0, 0)
+    ('75/300 (25%)', '-')
+    """
+    if capacity_kbps <= 0:
+        return "-"
+    return f"{mbps(reserved_kbps)}/{mbps(capacity_kbps)} ({100 * reserved_kbps / capacity_kbps:.0f}%)"
+
+
 def _state(s: pb.SiteStatus) -> str:
     if not s.up:
         return "down"
     return "drained" if s.drained else "up"
 
 
+def _kind_rank(kind: str) -> int:
+    return KIND_ORDER.index(kind) if kind in KIND_ORDER else len(KIND_ORDER)
+
+
 def status_text(t: pb.TopologyStatus, all_cells: bool) -> str:
+    """Edge and core sites first, then aggregation, then cells (only those out of service
+    unless ``all_cells``); bandwidth in Mbit/s like ``slicectl plan``."""
+    kinds = Counter(s.kind for s in t.sites)
     cells = [s for s in t.sites if s.kind == "cell"]
-    shown = [s for s in t.sites if s.kind != "cell" or all_cells or not s.up or s.drained]
+    down = sum(1 for s in t.sites if not s.up)
+    drained = sum(1 for s in t.sites if s.up and s.drained)
+    drained_names = [s.site for s in t.sites if s.up and s.drained]
+    shown = sorted(
+        (s for s in t.sites if s.kind != "cell" or all_cells or not s.up or s.drained),
+        key=lambda s: (_kind_rank(s.kind), s.site),
+    )
+    by_kind = ", ".join(
+        f"{kinds[k]} {k}{'s' * (k == 'cell' and kinds[k] != 1)}"
+        for k in (*KIND_ORDER, *sorted(set(kinds) - set(KIND_ORDER)))
+        if kinds[k]
+    )
     out = [
-        f"Topology {t.name}: {len(t.sites)} sites ({len(cells)} cells, "
-        f"{sum(1 for s in cells if not s.up or s.drained)} out of service), {len(t.down_links)} links down",
+        f"Topology {t.name}: {len(t.sites)} sites ({by_kind}); {down} down, {drained} drained"
+        + (
+            f" ({', '.join(drained_names[:5])}{' ...' if len(drained_names) > 5 else ''})"
+            if drained_names
+            else ""
+        )
+        + f"; {sum(1 for s in cells if not s.up or s.drained)} cells out of service; {len(t.down_links)} links down",
         "",
         output.table(
-            ["SITE", "KIND", "STATE", "REASON", "CPU-M", "MEMORY-MIB", "RADIO-KBPS", "SLICES"],
+            ["SITE", "KIND", "STATE", "REASON", "CPU-M", "MEMORY-MIB", "RADIO-MBPS", "SLICES"],
             [
                 [
                     s.site,
@@ -48,7 +97,7 @@ def status_text(t: pb.TopologyStatus, all_cells: bool) -> str:
                     s.reason or "-",
                     _share(s.cpu_reserved_millicores, s.cpu_capacity_millicores),
                     _share(s.memory_reserved_mib, s.memory_capacity_mib),
-                    _share(s.radio_reserved_kbps, s.radio_capacity_kbps),
+                    _mbps_share(s.radio_reserved_kbps, s.radio_capacity_kbps),
                     s.slices,
                 ]
                 for s in shown
@@ -63,9 +112,9 @@ def status_text(t: pb.TopologyStatus, all_cells: bool) -> str:
         out += [
             "",
             output.table(
-                ["BUSIEST LINK", "RESERVED-KBPS"],
+                ["BUSIEST LINK", "RESERVED-MBPS"],
                 [
-                    [f"{u.link.a}:{u.link.b}", _share(u.reserved_kbps, u.capacity_kbps)]
+                    [f"{u.link.a}:{u.link.b}", _mbps_share(u.reserved_kbps, u.capacity_kbps)]
                     for u in t.link_utilisation[:BUSIEST_LINKS]
                 ],
             ),
@@ -130,6 +179,6 @@ def what_if(fail_sites: tuple[str, ...], fail_links: tuple[str, ...], fmt: str, 
     with conn.client() as client, Progress("simulating failures"):
         report = client.what_if(list(fail_sites), links)
     if fmt == "table":
-        click.echo(views.report_text(report))
+        click.echo(readable.what_if_text(report))
     else:
         output.emit_data(report, fmt)
