@@ -313,6 +313,25 @@ def test_an_acked_config_shows_as_acked_and_the_slice_is_realised_once_every_sit
     assert all(rig.registry.status(s).acked_generation >= 1 for s in sites)
 
 
+def test_a_heartbeat_reporting_an_older_generation_unacks_and_the_config_is_sent_again(rig: Rig) -> None:
+    a = rig.agent("c1", "--rollback-after-acks", "2")  # its backend loses the second config it acks
+    first = a.wait("ack")
+    wait_for("the first ack", lambda: rig.registry.status("c1").acked_generation == first["generation"])
+    a.wait("heartbeat", after=first)  # a heartbeat reports the first generation in effect
+    rig.service.apply([doc("lamps", "iot", ["c1"])], "operator:test")  # a change at the cell
+    second = a.wait("ack", lambda e: e["generation"] > first["generation"])
+    rollback = a.wait("rollback")
+    assert rollback["applied"] == first["generation"]
+    # Its heartbeats now report the older generation: not acked any more, the config is sent again.
+    again = a.wait("config", lambda e: e["generation"] == second["generation"], after=rollback)
+    assert "lamps" in again["slices"]
+    wait_for(
+        "c1 is no longer acked", lambda: rig.registry.status("c1").acked_generation != second["generation"]
+    )
+    assert rig.registry.status("c1").desired_generation == second["generation"]
+    assert rig.condition("lamps", ConditionType.REALISED)[0] == "False"
+
+
 def test_a_refused_config_is_shown_with_the_site_and_the_agents_reason(rig: Rig) -> None:
     edge = rig.edge_of("cars")
     a = rig.agent(edge, "--refuse", "BackendUnavailable", "--refuse-message", "no GPU left")
@@ -633,22 +652,28 @@ def test_hello_applied_generation_skips_the_resend_in_one_epoch_and_raises_gener
     rig: Rig,
 ) -> None:
     edge = rig.edge_of("cars")
-    first = rig.agent(edge)
+    first = rig.agent(edge, "--instance", "agent-1")
     epoch = first.wait("welcome")["epoch"]
     generation = first.wait("ack")["generation"]
     wait_for("the ack", lambda: rig.registry.status(edge).acked_generation == generation)
-    first.close()
-    wait_for("the first session ends", lambda: not rig.registry.status(edge).connected)
-    # The agent comes back with what it applied, from this controller: nothing to send again.
-    back = rig.agent(edge, "--no-ack", "--applied-generation", str(generation), "--controller-epoch", epoch)
+    # The agent re-dials (the same instance: its new stream replaces the old one, no gap in the
+    # lease) with what it applied, from this controller: nothing to send again.
+    flags = ("--instance", "agent-1", "--no-ack", "--applied-generation", str(generation))
+    back = rig.agent(edge, *flags, "--controller-epoch", epoch)
     back.wait("welcome")
+    assert first.wait("end")["code"] == "ABORTED"
     back.wait("heartbeat", lambda e: e["sequence"] >= 6)  # well past "at once" and a resend interval
     assert back.of("config") == [] and rig.registry.status(edge).acked_generation == generation
-    back.close()
-    wait_for("the second session ends", lambda: not rig.registry.status(edge).connected)
-    # An agent ahead of us, from another controller: our next config is numbered above it.
+    # Ahead of us, from another controller: our next config is numbered above what it applied.
     ahead = rig.agent(
-        edge, "--no-ack", "--applied-generation", str(generation + 100), "--controller-epoch", "elsewhere"
+        edge,
+        "--instance",
+        "agent-1",
+        "--no-ack",
+        "--applied-generation",
+        str(generation + 100),
+        "--controller-epoch",
+        "elsewhere",
     )
     config = ahead.wait("config")
     assert config["generation"] > generation + 100 and config["slices"] == first.wait("config")["slices"]

@@ -18,6 +18,8 @@
 //   --flood-bursts K        right after Welcome, send K * Welcome.max_message_burst heartbeats at once
 //   --hello-delay-ms N      wait N ms before sending Hello
 //   --no-hello              send a Heartbeat first instead of Hello (a protocol violation)
+//   --rollback-after-acks K after its K-th ack the backend "loses" that config: heartbeats report
+//                           the generation acked before it, and later configs are not acked
 // Scenario-only: "telemetry": a list of batches sent one per telemetry interval once a config is
 // applied (the last one is repeated). A batch is {"rows": [KPI], "columns": [KPI], "cpu": 0.1,
 // "links": [{"peer", "up", "utilisation"}]}; a KPI is {"slice": NAME, <SliceKpi field>: value};
@@ -25,8 +27,8 @@
 // LinkReservations name as up.
 //
 // Output: one JSON line per event on stdout: connecting, welcome, config, ack (sent), heartbeat
-// (sent), flood (sent), telemetry (sent), rejection, silent, end (the stream's gRPC status),
-// protocol-error.
+// (sent; "sequence" counts them here, the wire has no such field), flood (sent), telemetry (sent),
+// rollback, rejection, silent, end (the stream's gRPC status), protocol-error.
 // The agent exits when the stream has ended. Closing stdin (or SIGTERM) half-closes the stream.
 'use strict';
 
@@ -113,7 +115,10 @@ function main() {
   let config = null; // the SiteConfig in effect
   let silent = false;
   let ended = false;
-  let sequence = 0;
+  let sequence = 0; // heartbeats sent, for the events printed
+  let applied = o['applied-generation'] ?? 0; // the generation in effect (Hello, then acks)
+  let acks = 0;
+  let lostBackend = false;
   let batchIndex = 0;
   const timers = [];
 
@@ -132,13 +137,12 @@ function main() {
     controller_epoch: o['controller-epoch'] ?? '',
     topology_fingerprint: o['topology-fingerprint'] ?? '',
   };
-  const first = o['no-hello'] ? { heartbeat: { sequence: 0 } } : { hello };
+  const first = o['no-hello'] ? { heartbeat: { applied_generation: 0 } } : { hello };
   setTimeout(() => send(first), Number(o['hello-delay-ms'] ?? 0));
 
   function sendHeartbeat() {
     sequence += 1;
-    const applied = config ? config.generation : 0;
-    send({ heartbeat: { sequence, applied_generation: applied, sent_at_unix_ms: Date.now() } });
+    send({ heartbeat: { applied_generation: applied } });
   }
 
   function heartbeat() {
@@ -191,13 +195,19 @@ function main() {
     emit('config', {
       site_id: c.site_id, generation: c.generation, site_kind: c.site_kind, slices: c.slices.map((s) => s.name),
     });
-    if (o['no-ack']) return;
+    if (o['no-ack'] || lostBackend) return;
     const ack = o.refuse
       ? { generation: c.generation, ok: false, reason: o.refuse, message: o['refuse-message'] ?? '' }
       : { generation: c.generation, ok: true, reason: '', message: '' };
-    if (ack.ok) config = c; // applied; a refused config leaves the previous one in effect
+    const before = applied;
+    if (ack.ok) [config, applied] = [c, c.generation]; // a refused config leaves the previous one
     send({ ack });
     if (!silent) emit('ack', { generation: ack.generation, ok: ack.ok, reason: ack.reason });
+    acks += 1;
+    if (ack.ok && acks === Number(o['rollback-after-acks'])) {
+      [applied, lostBackend] = [before, true];
+      emit('rollback', { applied });
+    }
   }
 
   call.on('data', (m) => {
