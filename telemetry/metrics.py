@@ -218,7 +218,8 @@ class AgentRegistryView:
     with no agent deployed is not an agent that is down). Heartbeat ages become Unix timestamps,
     the Prometheus convention, so a dashboard computes the age with ``time() - ...``. KPIs are the
     latest sample per cell of the last ``kpi_max_age_s`` (:data:`KPI_MAX_AGE_S`; a silent agent's old numbers drop out);
-    only cells count, as in :mod:`telemetry.sla`: the radio access is where users feel the slice.
+    only cells count: the radio access is where users feel the slice (the SLA is judged on the
+    edge sites' KPIs too, :mod:`telemetry.sla`).
     """
 
     def __init__(
@@ -402,6 +403,13 @@ class StateCollector(Collector):
             (g, "slices_sla_violated", "Slices whose SLAMet condition is False, by kind.", ["kind"]),
             (
                 g,
+                "slice_conditions",
+                "Slices by kind, condition (Admitted, Placed, Realised, SLAMet, Ready) and its status "
+                "(True, False, Unknown; a slice without the condition yet counts as Unknown).",
+                ["kind", "condition", "status"],
+            ),
+            (
+                g,
                 "slice_sla_violated",
                 f"1 for each slice whose SLA is violated now (at most {MAX_LISTED_VIOLATIONS}, oldest violation first).",
                 ["slice", "kind"],
@@ -531,10 +539,20 @@ class StateCollector(Collector):
     def _slices(self, fam: dict[str, Metric], records: Sequence[SliceRecord]) -> None:
         counts = {(k.value, s.value): 0 for k in SliceKind for s in SliceState}
         violated = {k.value: 0 for k in SliceKind}
+        conditions = {
+            (k.value, c.value, st.value): 0
+            for k in SliceKind
+            for c in ConditionType
+            for st in ConditionStatus
+        }
         listed: list[tuple[str, str, str]] = []
         for r in records:
             kind = r.intent.kind.value
             counts[(kind, r.state.value)] = counts.get((kind, r.state.value), 0) + 1
+            held = {c.type: c.status for c in r.conditions}
+            for c in ConditionType:
+                key = (kind, c.value, held.get(c, ConditionStatus.UNKNOWN).value)
+                conditions[key] += 1
             if sla_violated(r):
                 violated[kind] += 1
                 cond = get_condition(r.conditions, ConditionType.SLA_MET)
@@ -544,6 +562,8 @@ class StateCollector(Collector):
             _add(fam["slices"], [kind, state], n)
         for kind, n in violated.items():
             _add(fam["slices_sla_violated"], [kind], n)
+        for labels, n in sorted(conditions.items()):
+            _add(fam["slice_conditions"], list(labels), n)
         for _, name, kind in sorted(listed)[:MAX_LISTED_VIOLATIONS]:
             _add(fam["slice_sla_violated"], [name, kind], 1)
 

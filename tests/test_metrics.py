@@ -660,3 +660,18 @@ def test_the_follower_waits_for_scrapes_in_progress(service: ControllerService) 
         assert state._topology_samples[0] == service.revision  # type: ignore[index]
     finally:
         stop()
+
+
+def test_conditions_are_counted_by_status_and_no_evidence_is_unknown(service: ControllerService) -> None:
+    registry = _registry_with(service)
+    service.apply([doc("cars", "vehicle", ["c1"])], "operator:test")
+
+    def n(condition: str, status: str) -> float | None:
+        labels = {"kind": "vehicle", "condition": condition, "status": status}
+        return registry.get_sample_value("edgeslice_slice_conditions", labels)
+
+    assert (n("Ready", "True"), n("SLAMet", "Unknown"), n("SLAMet", "True")) == (1, 1, 0)  # no KPIs yet
+    service.set_sla("cars", None, "NoTelemetry", "no KPIs", "controller:sla")
+    assert (n("SLAMet", "Unknown"), n("SLAMet", "False")) == (1, 0)
+    service.set_sla("cars", False, "LatencyExceeded", "p99 9 ms > 5 ms", "controller:sla")
+    assert (n("SLAMet", "Unknown"), n("SLAMet", "False"), n("Ready", "False")) == (0, 1, 1)
