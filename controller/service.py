@@ -478,6 +478,10 @@ class ControllerService:
             for r in self._store.events(after_seq, limit, slice_name)
         ]
 
+    def last_event_seq(self) -> int:
+        """The newest audit event's sequence number (0 before the first)."""
+        return self._store.last_event_seq()
+
     def wait_events(self, after_seq: int, timeout_s: float) -> list[Event]:
         """Block until events newer than ``after_seq`` exist or the timeout passes (for watch/follow)."""
         deadline = time.monotonic() + max(0.0, timeout_s)

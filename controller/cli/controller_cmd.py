@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from pathlib import Path
 
 import click
 
-from controller import auth, kube_manifests, runtime
+from controller import auth, decision_log, kube_manifests, runtime
 from controller.cli import companions
 from slices import errors
 
@@ -217,7 +216,18 @@ def controller() -> None:
     help="Seconds between renewals (leader) or attempts (standby).",
 )
 @click.option(
-    "--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
+    help="Least severe log lines written (to stderr); every decision is logged at info.",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(decision_log.FORMATS),
+    default="text",
+    show_default=True,
+    help="Log lines as text, or as JSON Lines (time, level, logger, message and a decision's fields).",
 )
 def run(
     topology_path: str | None,
@@ -256,9 +266,10 @@ def run(
     lease_duration: int,
     lease_retry: float,
     log_level: str,
+    log_format: str,
 ) -> None:
     """Start the controller: operator API, periodic reconcile, durable state; stops on SIGTERM/SIGINT."""
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    decision_log.configure(log_level, log_format)
     if (tls_cert is None) != (tls_key is None):
         raise click.UsageError("give --tls-cert and --tls-key together")
     tls = auth.TlsConfig.load(tls_cert, tls_key, client_ca) if tls_cert and tls_key else None
@@ -313,7 +324,7 @@ def run(
         config,
         announce=click.echo,
         observer=parts.observer,
-        attachments=parts.attachments(),
+        attachments=[decision_log.DecisionLog, *parts.attachments()],
         interceptors=parts.interceptors(),
     )
     if code:
