@@ -39,7 +39,7 @@ from tests.tls_certs import client_certificate
 NODE_AGENT = Path(__file__).parent / "node_agent"
 AGENT_JS = NODE_AGENT / "agent.js"
 SETTINGS = agent_service.AgentSettings(
-    lease_s=1.0,
+    lease_s=2.0,  # ten heartbeats: margin for a loaded machine
     heartbeat_interval_s=0.2,
     telemetry_interval_s=0.2,
     resend_after_s=0.5,
@@ -265,7 +265,7 @@ def test_welcome_comes_first_then_the_site_config_with_the_slices_placed_there(r
     assert a.kinds()[:2] == ["connecting", "welcome"] and not a.of("protocol-error")
     assert welcome["site_id"] == "c1"
     assert (welcome["lease_ms"], welcome["heartbeat_interval_ms"], welcome["telemetry_interval_ms"]) == (
-        1000,
+        2000,
         200,
         200,
     )
