@@ -42,10 +42,11 @@ class Work(IntEnum):
 
     HEAL = 1  # its placement uses a down or drained element, or unserved cells came back
     RECOVER = 2  # healing had failed, and what broke it is back in service
-    UPDATE = 3  # the spec changed: re-admit in place
-    ADMIT = 4  # new: decide for the first time
-    RETRY = 5  # rejected or preempted, and capacity was released since it last tried
-    REALISE = 6  # realisers have not confirmed the current placement (or its removal)
+    REVERTED = 3  # an update was refused, and the spec is back to what the placement runs
+    UPDATE = 4  # the spec changed: re-admit in place
+    ADMIT = 5  # new: decide for the first time
+    RETRY = 6  # rejected or preempted, and capacity was released since it last tried
+    REALISE = 7  # realisers have not confirmed the current placement (or its removal)
 
 
 # Placement → (the placement, the sites and the links it uses), by identity. Every failure makes
@@ -101,12 +102,19 @@ def needed_work(slot: Slot, topology: Topology, epoch: int) -> Work | None:
             return Work.HEAL
         if p.spec_hash != slot.intent.spec_hash and (slot.reason != UPDATE_REJECTED or may_retry):
             return Work.UPDATE
+        if p.spec_hash == slot.intent.spec_hash and _update_refused(slot):
+            return Work.REVERTED
         return _realise_or_none(slot)
     if slot.state == SliceState.PENDING:
         return Work.ADMIT
     if slot.state in (SliceState.REJECTED, SliceState.PREEMPTED) and may_retry:
         return Work.RETRY
     return _realise_or_none(slot)
+
+
+def _update_refused(slot: Slot) -> bool:
+    admitted = get_condition(slot.conditions, ConditionType.ADMITTED)
+    return slot.reason == UPDATE_REJECTED or (admitted is not None and admitted.reason == UPDATE_REJECTED)
 
 
 def _realise_or_none(slot: Slot) -> Work | None:
@@ -373,6 +381,8 @@ class Reconciler:
             return self._decide(world, work, slot)
         if work == Work.RECOVER:
             return self._recover(world, slot)
+        if work == Work.REVERTED:
+            return self._reverted(world, slot)
         return self._realise(world, slot)
 
     # -- decisions ----------------------------------------------------------------------------
@@ -531,6 +541,21 @@ class Reconciler:
         world.slots[new.name] = new
         world.dirty.add(new.name)
         self.observer.healed(slot.intent.kind.value, True)
+        return True
+
+    def _reverted(self, world: World, slot: Slot) -> bool:
+        """The refused update was taken back: the running placement is this generation's again,
+        so the refusal no longer describes the slice."""
+        at = self.now()
+        new = dataclasses.replace(slot)
+        new.reason, new.message = "", ""
+        new.placed_generation = slot.generation  # the same spec: the placement holds for it
+        new._placed_doc = slot.document.to_wire()
+        text = f"generation {slot.generation} has the spec generation {slot.placed_generation} runs: the refused update is withdrawn"
+        set_cond(new, ConditionType.ADMITTED, ConditionStatus.TRUE, "Admitted", text, at)
+        refresh_readiness(new, at)
+        self.commit([new], [("readmit", slot.name, None, text)], "controller")
+        world.slots[new.name] = new
         return True
 
     # -- realisation --------------------------------------------------------------------------

@@ -316,3 +316,20 @@ def test_concurrent_callers_never_double_book(tmp_path: Path) -> None:
     assert rebuilt.snapshot() == svc.ledger_snapshot() and rebuilt.over_capacity() == []
     assert svc.reconcile() == 0
     store.close()
+
+
+def test_a_refused_update_taken_back_clears_the_refusal(svc: ControllerService) -> None:
+    small = doc("web", "wifi", ["c1"], sla={"dlMbpsPerCell": 50, "ulMbpsPerCell": 10})
+    svc.apply([small], "operator:a")
+    [big] = svc.apply(
+        [doc("web", "wifi", ["c1"], sla={"dlMbpsPerCell": 400, "ulMbpsPerCell": 50})], "operator:a"
+    )
+    assert big.reason == "UpdateRejected" and _cond(svc, "web", ConditionType.ADMITTED)[1] == "UpdateRejected"
+    [back] = svc.apply([small], "operator:a")  # generation 3: the spec generation 1 runs
+    record = svc.get("web")
+    assert (back.generation, record.state, record.reason) == (3, SliceState.READY, "")
+    assert _cond(svc, "web", ConditionType.ADMITTED) == ("True", "Admitted")
+    admitted = next(c for c in record.conditions if c.type == ConditionType.ADMITTED)
+    assert admitted.observed_generation == 3 and "refused update is withdrawn" in admitted.message
+    assert svc.reconcile() == 0  # settled
+    assert any(e.action == "readmit" and "withdrawn" in e.message for e in svc.events())
