@@ -571,6 +571,11 @@ def test_a_silent_agent_loses_its_lease_the_stream_ends_unavailable_and_the_site
     downs = [e for e in rig.service.events() if e.action == "site-down" and e.site == edge]
     assert len(downs) == 1 and "LeaseExpired" in downs[0].message
     assert not rig.service.topology().is_up(edge)
+    # The lease ran out: the next Hello, of any instance, is accepted and the site is used again.
+    back = rig.agent(edge)
+    back.wait("ack")
+    wait_for("the site is up again", lambda: rig.service.topology().is_up(edge))
+    assert rig.registry.status(edge).connected and back.of("end") == []
 
 
 def test_a_second_instance_is_refused_and_the_same_instance_replaces_its_stream(rig: Rig) -> None:
