@@ -33,7 +33,7 @@ def one_line_error(result: Result, code: int = 2) -> str:
 @pytest.fixture
 def city_file(tmp_path: Path) -> Path:
     path = tmp_path / "city.yaml"
-    assert run("generate", "--cells", "300", "--seed", "4", "-o", path).exit_code == 0
+    assert run("generate", "--cells", "300", "--seed", "4", "--out", path).exit_code == 0
     return path
 
 
@@ -42,7 +42,7 @@ def test_generate_writes_the_generators_city(tmp_path: Path, suffix: str) -> Non
     path = tmp_path / f"city{suffix}"
     result = run(
         "generate", "--cells", "250", "--seed", "9", "--edge-sites", "3", "--layout", "poisson",
-        "--capacity-scale", "0.5", "--name", "test-city", "-o", path,
+        "--capacity-scale", "0.5", "--name", "test-city", "--out", path,
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith(f"wrote {path}: ")
@@ -57,17 +57,17 @@ def test_generate_writes_the_generators_city(tmp_path: Path, suffix: str) -> Non
 
 def test_generate_rejects_bad_options(tmp_path: Path) -> None:
     out = tmp_path / "city.txt"
-    assert one_line_error(run("generate", "--cells", "5", "-o", out)) == (
+    assert one_line_error(run("generate", "--cells", "5", "--out", out)) == (
         f"error: --out: {str(out)!r} must end in .yaml, .yml or .json"
     )
     assert not out.exists()
     assert one_line_error(
-        run("generate", "--cells", "5", "--capacity-scale", "-1", "-o", tmp_path / "c.yaml")
+        run("generate", "--cells", "5", "--capacity-scale", "-1", "--out", tmp_path / "c.yaml")
     ) == ("error: capacityScale: must be a positive number, got -1.0")
     assert "does not exist" in one_line_error(
-        run("generate", "--cells", "5", "-o", tmp_path / "no" / "c.yaml")
+        run("generate", "--cells", "5", "--out", tmp_path / "no" / "c.yaml")
     )
-    usage = run("generate", "--cells", "0", "-o", tmp_path / "c.yaml")
+    usage = run("generate", "--cells", "0", "--out", tmp_path / "c.yaml")
     assert usage.exit_code == 2 and "Invalid value for '--cells'" in usage.stderr
     assert list(tmp_path.iterdir()) == []
 

@@ -44,7 +44,7 @@ def topology() -> None:
 )
 @click.option("--name", default=None, help="Topology name [default: city-CELLS-sSEED].")
 @click.option(
-    "-o", "--out", "out", type=click.Path(dir_okay=False), required=True, help="Output .yaml or .json."
+    "--out", "out", type=click.Path(dir_okay=False), required=True, help="Output .yaml or .json."
 )
 def generate(
     cells: int,
