@@ -8,14 +8,20 @@ controller's ``/metrics`` endpoint for each slice's KPIs against its targets) an
 
 from __future__ import annotations
 
+import io
+import math
+import os
+import select
+import termios
 import time
+import tty
 import urllib.error
 import urllib.request
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol, TextIO
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -78,16 +84,58 @@ def _row(s: pb.Slice) -> Row:
 
 
 def _ratio(value: float | None) -> str:
-    """A KPI over its target as a percentage.
+    """A KPI over its target as a percentage, or as a multiple when large (never cut: the
+    column widens instead).
 
-    >>> _ratio(0.5), _ratio(None), _ratio(float("inf"))
-    ('50%', '-', 'inf')
+    >>> _ratio(0.5), _ratio(None), _ratio(float("inf")), _ratio(9.994), _ratio(12.4), _ratio(123456.0)
+    ('50%', '-', 'inf', '999%', '12x', '123456x')
     """
     if value is None:
         return "-"
     if value == float("inf"):
         return "inf"
-    return f"{100 * value:.0f}%"
+    if math.isnan(value):
+        return "nan"
+    if value < 10:
+        return f"{100 * value:.0f}%"
+    return f"{value:.0f}x"
+
+
+KPI_LEGEND = (
+    "LAT LOSS DEV: latency, loss and devices as a share of the slice's target (over 100% breaches); "
+    "THR: throughput as a share of its target (under 100% breaches); 12x = 12 times the target"
+)
+#: Text columns that give way (cut with "…") when a line is wider than the terminal, in this
+#: order, down to these widths. Numbers are never cut: a line too wide even then is left whole.
+SHRINKABLE = {"REASON": 6, "EDGE": 6, "NAME": 8}
+ELLIPSIS = "…"
+
+
+def _cut(text: str, width: int) -> str:
+    """``text`` in at most ``width`` characters, ending in … when cut.
+
+    >>> _cut("LatencyTooHigh", 8), _cut("ok", 8)
+    ('Latency…', 'ok')
+    """
+    return text if len(text) <= width else text[: max(0, width - 1)] + ELLIPSIS
+
+
+def _fit(headers: Sequence[str], table: Sequence[Sequence[str]], width: int) -> list[str]:
+    """Aligned lines no wider than ``width`` where possible, by cutting text columns only."""
+    widths = [max(len(x) for x in col) for col in zip(headers, *table, strict=False)]
+    over = sum(widths) + 2 * (len(widths) - 1) - width
+    for name, least in SHRINKABLE.items():
+        if over <= 0:
+            break
+        if name in headers:
+            i = list(headers).index(name)
+            give = min(over, max(0, widths[i] - max(least, len(name))))
+            widths[i] -= give
+            over -= give
+    return [
+        "  ".join(_cut(v, w).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip()
+        for row in [headers, *table]
+    ]
 
 
 def format_top(
@@ -141,15 +189,13 @@ def format_top(
             line += [_ratio(mine.get(k)) for k, _ in KPI_COLUMNS]
         line.append(r.reason)
         table.append(line)
-    widths = [max(len(x) for x in col) for col in zip(headers, *table, strict=False)]
-    lines = [
-        "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in [headers, *table]
-    ]
-    out = [*head, "", *(line[:width] for line in lines)]
+    out = [*head, "", *_fit(headers, table, width)]
     if len(rows) > limit:
         out.append(f"... {len(rows) - limit} more slices (in good health) not shown")
     if not rows:
         out.append("(no slices)")
+    if kpis is not None:
+        out += ["", KPI_LEGEND]
     return "\n".join(out)
 
 
@@ -182,25 +228,120 @@ def fetch_kpi_ratios(url: str, timeout_s: float = 5.0) -> dict[str, dict[str, fl
     return parse_kpi_ratios(text)
 
 
+class Keys:
+    """Single key presses from a terminal, without Enter and without echo (cbreak mode), for
+    as long as the ``with`` block lasts; the terminal is restored after. Not a terminal: no keys,
+    :meth:`wait` only waits."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._fd = -1
+        self._saved: list[Any] | None = None
+
+    def __enter__(self) -> Keys:
+        try:
+            fd = self._stream.fileno()
+        except (OSError, ValueError, io.UnsupportedOperation):
+            return self
+        if os.isatty(fd):
+            self._fd = fd
+            self._saved = termios.tcgetattr(fd)
+            tty.setcbreak(fd)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._saved is not None:
+            termios.tcsetattr(self._fd, termios.TCSADRAIN, self._saved)
+            self._saved = None
+
+    def wait(self, timeout_s: float) -> str | None:
+        """The key pressed within ``timeout_s`` (None: none, after waiting it all)."""
+        if self._saved is None:
+            time.sleep(timeout_s)
+            return None
+        ready, _, _ = select.select([self._fd], [], [], timeout_s)
+        if not ready:
+            return None
+        return os.read(self._fd, 32).decode("utf-8", "replace")[:1] or None
+
+
+QUIT_KEYS = frozenset("qQ")
+
+
+def unreachable_screen(problem: str, interval_s: float, last_good: datetime | None, now: datetime) -> str:
+    """What ``top`` shows while the controller cannot be reached: it keeps trying.
+
+    >>> t = datetime(2026, 1, 1, 12, 0, 5, tzinfo=UTC)
+    >>> print(unreachable_screen("cannot reach the controller at 127.0.0.1:1: refused", 2, None, t))
+    edgeslice top  12:00:05  cannot reach the controller at 127.0.0.1:1: refused
+    retrying every 2 s (q quits); no screen shown yet
+    """
+    since = f"last screen at {last_good.strftime('%H:%M:%S')}" if last_good else "no screen shown yet"
+    return (
+        f"edgeslice top  {now.strftime('%H:%M:%S')}  {problem}\n"
+        f"retrying every {interval_s:g} s (q quits); {since}"
+    )
+
+
 def run_top(
     source: TopSource,
     write: Callable[[str], None],
     interval_s: float = 2.0,
     iterations: int | None = None,
-    metrics_url: str | None = None,
+    metrics_url: str | Callable[[], str | None] | None = None,
     clear: bool = True,
     sleep: Callable[[float], None] = time.sleep,
     width: Callable[[], int] = lambda: 160,
+    keys: Callable[[float], str | None] | None = None,
+    reconnect: Callable[[], TopSource] | None = None,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> int:
-    """Redraw every ``interval_s`` until ``iterations`` screens were drawn (None: until Ctrl-C)."""
+    """Redraw every ``interval_s`` until ``iterations`` screens were drawn (None: until Ctrl-C
+    or, with ``keys`` (a key press within a timeout), until q).
+
+    ``metrics_url`` may be a function, asked at every screen (the endpoints file can move). With
+    ``reconnect``, a controller that cannot be reached is a screen saying so, and ``top`` keeps
+    trying, each time with ``reconnect()``'s fresh connection, until it answers again; without,
+    it is raised (``--once``). A metrics endpoint that cannot be reached costs only the KPI
+    columns, with a line saying why, while ``reconnect`` is given.
+    """
     drawn = 0
-    while iterations is None or drawn < iterations:
-        slices = source.list_slices()
-        status = source.topology_status()
-        kpis = fetch_kpi_ratios(metrics_url) if metrics_url else None
-        screen = format_top(slices, status, kpis, width=width())
-        write((CLEAR if clear else "") + screen + "\n")
-        drawn += 1
-        if iterations is None or drawn < iterations:
+    last_good: datetime | None = None
+
+    def pause() -> bool:
+        """Wait for the next screen; True when the user asked to quit."""
+        if keys is None:
             sleep(interval_s)
+            return False
+        return (keys(interval_s) or "") in QUIT_KEYS
+
+    while iterations is None or drawn < iterations:
+        url = metrics_url() if callable(metrics_url) else metrics_url
+        try:
+            slices = source.list_slices()
+            status = source.topology_status()
+        except errors.Unavailable as exc:
+            if reconnect is None:
+                raise
+            write(
+                (CLEAR if clear else "") + unreachable_screen(str(exc), interval_s, last_good, now()) + "\n"
+            )
+            if pause():
+                break
+            source = reconnect()
+            continue
+        kpis, note = None, ""
+        if url:
+            try:
+                kpis = fetch_kpi_ratios(url)
+            except errors.Unavailable as exc:
+                if reconnect is None:
+                    raise
+                note = f"\nKPIs not shown: {exc} (retrying)"
+        screen = format_top(slices, status, kpis, now=now(), width=width())
+        write((CLEAR if clear else "") + screen + note + "\n")
+        last_good = now()
+        drawn += 1
+        if (iterations is None or drawn < iterations) and pause():
+            break
     return drawn

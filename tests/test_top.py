@@ -84,13 +84,23 @@ def test_kpi_columns_and_limit() -> None:
     assert lines[2].split()[7:11] == ["LAT", "THR", "LOSS", "DEV"]
     assert lines[3].split()[7:11] == ["50%", "100%", "0%", "inf"]
     assert lines[4].split()[7:11] == ["-", "-", "-", "-"]
-    assert lines[-1] == "... 2 more slices (in good health) not shown"
+    assert lines[-3] == "... 2 more slices (in good health) not shown"
+    assert lines[-1] == top.KPI_LEGEND  # what LAT, THR, LOSS and DEV mean, below the table
+    assert "LAT LOSS DEV:" in lines[-1] and "THR:" in lines[-1]
+    assert not top.format_top(slices, None, None, now=NOW).endswith(top.KPI_LEGEND)  # no KPIs, no legend
     assert top.format_top([], None, now=NOW).endswith("(no slices)")
 
 
-def test_long_lines_are_cut_to_the_terminal_width() -> None:
+def test_long_lines_fit_the_terminal_by_cutting_text_never_numbers() -> None:
     screen = top.format_top([_slice("x" * 100, "iot", "Rejected", reason="R" * 100)], None, now=NOW, width=60)
     assert max(len(line) for line in screen.splitlines()[2:]) == 60
+    row = screen.splitlines()[3].split()
+    assert row[0] == "x" * 7 + "…" and row[-1] == "RRRRR…"  # the name and the reason give way
+    # Narrower than the numbers need: the line stays wider than the terminal, every digit whole.
+    kpis = {"x" * 100: {"latency": 123456.0, "throughput": 0.5, "loss": 0.0, "devices": 1.0}}
+    wide = top.format_top([_slice("x" * 100, "iot", "Ready", "True", edges=2)], None, kpis, now=NOW, width=20)
+    row = wide.splitlines()[3].split()
+    assert row[4:11] == ["6", "edge-…", "1.23", "123456x", "50%", "0%", "100%"], row
 
 
 class FakeSource:

@@ -6,11 +6,12 @@ Wiring only: the view and the picture live in :mod:`telemetry.top` and :mod:`tel
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 
 import click
 
-from controller import citygen
+from controller import auth, citygen
 from controller import topology as topo
 from controller.cli.connect import Connection, connection_options
 from slices import errors
@@ -32,25 +33,59 @@ from slices import errors
     envvar="EDGESLICE_METRICS_URL",
     default=None,
     metavar="URL",
-    help="The controller's /metrics URL: adds each slice's KPIs against its targets [env EDGESLICE_METRICS_URL].",
+    help="The controller's /metrics URL: adds each slice's KPIs against its targets [env EDGESLICE_METRICS_URL; "
+    "default: the one the local controller wrote to its endpoints file, when it is the controller shown].",
 )
 @connection_options
 def top(
     interval_s: float, once: bool, iterations: int | None, metrics_url: str | None, conn: Connection
 ) -> None:
-    """Live view of slices and their SLA state, worst first (Ctrl-C to quit)."""
+    """Live view of slices and their SLA state, worst first (q or Ctrl-C quits).
+
+    While the controller cannot be reached (a restart), it says so and keeps trying; --once
+    fails instead (exit 7).
+    """
     from telemetry import top as top_view
 
-    with conn.client() as client:
-        top_view.run_top(
-            client,
-            write=lambda text: click.echo(text, nl=False),
-            interval_s=interval_s,
-            iterations=1 if once else iterations,
-            metrics_url=metrics_url,
-            clear=not once,
-            width=lambda: shutil.get_terminal_size((160, 40)).columns,
-        )
+    clients = [conn.client()]
+
+    def reconnect() -> top_view.TopSource:
+        clients[-1].close()
+        clients.append(conn.client())  # the address and token files may have moved
+        return clients[-1]
+
+    live = not once and iterations is None
+    try:
+        with top_view.Keys(sys.stdin) as keys:
+            top_view.run_top(
+                clients[0],
+                write=lambda text: click.echo(text, nl=False),
+                interval_s=interval_s,
+                iterations=1 if once else iterations,
+                metrics_url=metrics_url or (lambda: discovered_metrics_url(conn)),
+                clear=not once,
+                width=lambda: shutil.get_terminal_size((160, 40)).columns,
+                keys=keys.wait if not once else None,
+                reconnect=reconnect if live else None,
+            )
+    except KeyboardInterrupt:
+        pass  # Ctrl-C quits like q
+    finally:
+        clients[-1].close()
+
+
+def discovered_metrics_url(conn: Connection) -> str | None:
+    """The ``metrics`` line of the local controller's endpoints file, when that controller is
+    the one ``conn`` talks to (``--server`` elsewhere: none)."""
+    from controller.runtime import read_endpoints
+
+    try:
+        found = read_endpoints(auth.default_state_dir())
+    except (OSError, UnicodeDecodeError):
+        return None
+    if conn.server and found.get("operator") != conn.server:
+        return None
+    return found.get("metrics")
 
 
 @click.command()
