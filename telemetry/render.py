@@ -22,12 +22,14 @@ from slices import errors
 
 FORMATS = (".png", ".svg")
 SITE_STYLE: dict[str, dict[str, Any]] = {
-    # kind: marker, size, colour, drawing order
-    "cell": {"marker": ".", "s": 6, "c": "#8c8c8c", "zorder": 3},
-    "aggregation": {"marker": "s", "s": 18, "c": "#1f77b4", "zorder": 4},
-    "edge": {"marker": "^", "s": 120, "c": "#ff7f0e", "zorder": 6},
-    "core": {"marker": "*", "s": 220, "c": "#d62728", "zorder": 6},
+    # kind: marker, size, colour, drawing order (cells: the size for a small city, see _cell_size)
+    "cell": {"marker": "o", "s": 16, "c": "#5a5a5a", "zorder": 3},
+    "aggregation": {"marker": "s", "s": 46, "c": "#1f77b4", "zorder": 4},
+    "edge": {"marker": "^", "s": 190, "c": "#ff7f0e", "zorder": 6},
+    "core": {"marker": "*", "s": 340, "c": "#d62728", "zorder": 6},
 }
+LABELLED = ("edge", "core")  # kinds whose sites are named on the map
+MAX_LABELS = 80  # more named sites than this would hide the map: the legend counts them instead
 ROUTE_COLOURS = (
     "#1f3fff",
     "#a000d8",
@@ -86,6 +88,15 @@ def utilisation_of(rows: Iterable[tuple[LinkKey, int, int]]) -> dict[LinkKey, fl
     return {link_key(*key): (res / cap if cap > 0 else 0.0) for key, res, cap in rows}
 
 
+def _cell_size(cells: int) -> float:
+    """Cell marker area: visible in a small city, a dot that does not swamp a big one.
+
+    >>> _cell_size(60), _cell_size(2000), _cell_size(20000)
+    (16.0, 4.0, 1.0)
+    """
+    return max(1.0, min(16.0, 8000.0 / max(1, cells)))
+
+
 def render_city(
     topology: Topology,
     out: Path,
@@ -96,13 +107,34 @@ def render_city(
 ) -> Path:
     """Draw ``topology`` to ``out`` (PNG or SVG by its suffix); returns the path written.
 
+    See :func:`draw_city` for what is drawn. Unknown site names in a highlight raise
+    :class:`slices.errors.NotFound`.
+    """
+    fmt = output_format(out)
+    fig = draw_city(topology, utilisation, highlights, title, fmt)
+    try:
+        fig.savefig(out, format=fmt, dpi=dpi, bbox_inches="tight")
+    except OSError as exc:
+        raise errors.InvalidSpec(f"--out {out}: cannot write: {exc.strerror}") from exc
+    return out
+
+
+def draw_city(
+    topology: Topology,
+    utilisation: Mapping[LinkKey, float] | None = None,
+    highlights: Sequence[Highlight] = (),
+    title: str | None = None,
+    fmt: str = "png",
+) -> Any:
+    """The picture as a matplotlib ``Figure`` on its own canvas (``fmt``: png or svg).
+
     Links are coloured by ``utilisation`` (reserved over capacity, 0 where absent) from green to
     red; down sites and links (``topology.down_sites``/``down_links``) are drawn crossed out and
     dashed; each highlighted slice's routes are drawn thick in its own colour, its cells ringed.
-    Unknown site names in a highlight raise :class:`slices.errors.NotFound`.
+    Edge and core sites are named beside their markers; the legend and the colour bar sit
+    outside the map, so nothing of the city is hidden under them.
     """
-    fmt = output_format(out)
-    from matplotlib import colormaps
+    from matplotlib import colormaps, patheffects
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.backends.backend_svg import FigureCanvasSVG
     from matplotlib.collections import LineCollection
@@ -125,7 +157,7 @@ def render_city(
                 topology.site(node)  # NotFound names the site
 
     fig = Figure(figsize=(12, 12) if len(sites) > 2000 else (9, 9))
-    canvas = FigureCanvasSVG(fig) if fmt == "svg" else FigureCanvasAgg(fig)
+    FigureCanvasSVG(fig) if fmt == "svg" else FigureCanvasAgg(fig)  # the figure keeps its canvas
     ax = fig.add_subplot(1, 1, 1)
     ax.set_aspect("equal")
     ax.set_axis_off()
@@ -151,9 +183,33 @@ def render_city(
         if not ids:
             continue
         pts = [xy(s) for s in ids]
+        drawn = style
+        if kind == "cell":
+            drawn = {**style, "s": _cell_size(len(ids))}
+        elif kind == "aggregation":  # a few stand out; hundreds must not hide the cells
+            drawn = {**style, "s": max(14.0, min(float(style["s"]), 2500.0 / len(ids)))}
         ax.scatter(
-            [p[0] for p in pts], [p[1] for p in pts], label=f"{kind} ({len(ids)})", linewidths=0, **style
+            [p[0] for p in pts],
+            [p[1] for p in pts],
+            label=f"{kind} ({len(ids)})",
+            edgecolors="white",
+            linewidths=0.3 if kind == "cell" else 0.8,
+            **drawn,
         )
+        if kind in LABELLED and len(ids) <= MAX_LABELS:
+            outline = [patheffects.withStroke(linewidth=2.5, foreground="white")]
+            for site_id, (x, y) in zip(ids, pts, strict=True):
+                ax.annotate(
+                    site_id,
+                    (x, y),
+                    xytext=(7, 7),
+                    textcoords="offset points",
+                    fontsize=8,
+                    fontweight="bold",
+                    color=style["c"],
+                    path_effects=outline,
+                    zorder=9,
+                )
         handles.append(
             Line2D(
                 [],
@@ -184,17 +240,28 @@ def render_city(
         handles.append(Line2D([], [], color=colour, linewidth=2.6, label=label))
 
     ax.autoscale_view()
+    ax.margins(0.04)  # room for the names at the rim
     sm = _scalar_mappable(cmap, norm)
-    fig.colorbar(sm, ax=ax, shrink=0.6, label="link reserved / capacity")
-    ax.legend(handles=handles, loc="upper left", fontsize=8, framealpha=0.85)
+    fig.colorbar(
+        sm,
+        ax=ax,
+        orientation="horizontal",
+        location="bottom",
+        shrink=0.5,
+        pad=0.02,
+        label="link reserved / capacity",
+    )
+    # Outside the map, to its right: the city is never hidden under the legend.
+    ax.legend(
+        handles=handles,
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+        borderaxespad=0.0,
+        fontsize=8,
+        frameon=False,
+    )
     ax.set_title(title or f"{topology.name}: {len(topology.cells)} cells, {len(topology.links)} links")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fig.savefig(out, format=fmt, dpi=dpi, bbox_inches="tight")
-    except OSError as exc:
-        raise errors.InvalidSpec(f"--out {out}: cannot write: {exc.strerror}") from exc
-    del canvas
-    return out
+    return fig
 
 
 def _scalar_mappable(cmap: Any, norm: Any) -> Any:

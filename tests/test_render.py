@@ -133,3 +133,22 @@ def test_render_command_offline_and_live(tmp_path: Path) -> None:
         assert missing.exit_code == 4 and "nope" in missing.stderr
     finally:
         controller.stop()
+
+
+def test_edge_and_core_sites_are_named_cells_visible_and_the_legend_off_the_map(
+    city: Topology, tmp_path: Path
+) -> None:
+    fig = render.draw_city(city)
+    (ax,) = [a for a in fig.axes if a.get_legend() is not None]
+    names = {t.get_text() for t in ax.texts}
+    assert names == {s for s, site in city.sites.items() if site.kind.value in render.LABELLED}
+    assert {"edge-1", "core-1"} <= names
+    renderer = fig.canvas.get_renderer()
+    legend = ax.get_legend().get_window_extent(renderer)
+    # Nothing drawn of the city (its sites and links, the axes' data area) lies under the legend.
+    assert not legend.overlaps(ax.get_window_extent(renderer)), (legend, ax.get_window_extent(renderer))
+    colourbar = next(a for a in fig.axes if a is not ax).get_window_extent(renderer)
+    assert not colourbar.overlaps(ax.get_window_extent(renderer))
+    # Cells are drawn as visible dots in their colour, at least a few pixels each.
+    out = render.render_city(city, tmp_path / "cells.png")
+    assert _has_colour(_pixels(out), render.SITE_STYLE["cell"]["c"], tolerance=0.05) > 20 * len(city.cells)
