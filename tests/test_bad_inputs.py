@@ -686,6 +686,24 @@ for id, args, says, code in (
 ):  # fmt: skip
     case(f"slice-apply-{id}", args, *says, code=code,
          files={"slice.yaml": SLICE_YAML, "again.yaml": SLICE_YAML, "folder/notes.txt": "x"})  # fmt: skip
+for id, args, says in (  # kubectl habits: selectors, -o, durations, delete targets (all before connecting)
+    ("list-selector-set-syntax", ("slice", "list", "-l", "tier in (gold)"), ("'-l' / '--selector'", "not a label key")),
+    ("list-selector-empty-part", ("slice", "list", "-l", "a=b,"), ("'-l' / '--selector'", "empty requirement")),
+    ("list-selector-bad-value", ("slice", "list", "-l", "a=b c"), ("'-l' / '--selector'", "not a label value")),
+    ("list-output-xml", ("slice", "list", "-o", "xml"), ("'-o' / '--output'", "'xml'", "jsonpath=EXPR")),
+    ("get-jsonpath-unclosed", ("slice", "get", "cars", "-o", "jsonpath={.name"), ("'-o' / '--output'", "without '}'")),
+    ("get-jsonpath-range-open", ("slice", "get", "cars", "-o", "jsonpath={range .x[*]}"), ("'-o' / '--output'", "without {end}")),
+    ("get-jsonpath-garbage", ("slice", "get", "cars", "-o", "jsonpath={.a..b}"), ("'-o' / '--output'", "cannot read the JSONPath")),
+    ("events-since-bare-number", ("slice", "events", "--since", "10"), ("'--since'", "not a duration")),
+    ("events-since-zero", ("slice", "events", "--since", "0m"), ("'--since'", "more than 0")),
+    ("events-since-centuries", ("slice", "events", "--since", "40000d"), ("'--since'", "more than 100 years")),
+    ("events-tail-zero", ("slice", "events", "--tail", "0"), ("'--tail'", "0")),
+    ("delete-nothing", ("slice", "delete"), ("exactly one of NAME..., -f FILE, -l SELECTOR or --all",)),
+    ("delete-name-and-all", ("slice", "delete", "cars", "--all"), ("exactly one of",)),
+    ("delete-file-and-selector", ("slice", "delete", "-f", "slice.yaml", "-l", "a=b"), ("exactly one of",)),
+    ("delete-file-missing", ("slice", "delete", "-f", "gone.yaml", "--server", NOWHERE), ("gone.yaml", "cannot read")),
+):  # fmt: skip
+    case(f"slice-{id}", args, *says, code=2, files={"slice.yaml": SLICE_YAML})
 
 
 # -- running them --------------------------------------------------------------------------------

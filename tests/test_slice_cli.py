@@ -203,9 +203,10 @@ def test_events_listing_filters_and_formats(running: Running, tmp_path: Path) ->
     assert "operator:ops" in table.stdout
     cars = json.loads(run(running, "slice", "events", "--slice", "cars", "-o", "json").stdout)
     assert cars and {e["slice"] for e in cars} == {"cars"}
-    last = cars[-1]["seq"]
-    after = json.loads(run(running, "slice", "events", "--since", last, "-o", "json").stdout)
-    assert all(e["seq"] > last for e in after)
+    assert [e["seq"] for e in cars] == sorted((e["seq"] for e in cars), reverse=True)  # newest first
+    last = cars[0]["seq"]
+    after = json.loads(run(running, "slice", "events", "--after-seq", last, "-o", "json").stdout)
+    assert after and all(e["seq"] > last for e in after)
 
 
 def test_events_follow_streams_json_lines(running: Running, tmp_path: Path) -> None:
