@@ -134,7 +134,7 @@ def draw_city(
     Edge and core sites are named beside their markers; the legend and the colour bar sit
     outside the map, so nothing of the city is hidden under them.
     """
-    from matplotlib import colormaps, patheffects
+    from matplotlib import colormaps
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.backends.backend_svg import FigureCanvasSVG
     from matplotlib.collections import LineCollection
@@ -197,7 +197,7 @@ def draw_city(
             **drawn,
         )
         if kind in LABELLED and len(ids) <= MAX_LABELS:
-            outline = [patheffects.withStroke(linewidth=2.5, foreground="white")]
+            backing = {"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.75}
             for site_id, (x, y) in zip(ids, pts, strict=True):
                 ax.annotate(
                     site_id,
@@ -207,7 +207,7 @@ def draw_city(
                     fontsize=8,
                     fontweight="bold",
                     color=style["c"],
-                    path_effects=outline,
+                    bbox=backing,
                     zorder=9,
                 )
         handles.append(
