@@ -90,6 +90,20 @@ def real_service(folder: Path) -> tuple[ControllerService, Store]:
     ), store
 
 
+@contextlib.contextmanager
+def serving(
+    service: ControllerService, sla: bool = True
+) -> Iterator[tuple[agent_service.AgentServer, Agents]]:
+    """The service's agent server on a loopback port, and reference agents dialling it."""
+    server = agent_service.serve_agents(service, "127.0.0.1:0", dev=True, settings=SETTINGS, sla=sla)
+    agents = Agents(lambda: f"127.0.0.1:{server.port}")
+    try:
+        yield server, agents
+    finally:
+        agents.close()
+        server.stop()
+
+
 @pytest.fixture
 def service(tmp_path: Path) -> Iterator[ControllerService]:
     svc, store = real_service(tmp_path)
@@ -120,9 +134,7 @@ def test_no_agent_means_not_realised_and_every_ack_is_needed(service: Controller
     # Without an agent server nothing is pushed, and the condition says so.
     status, _, message = _realised(service, "cars")
     assert status == "True" and "no agent server runs" in message
-    server = agent_service.serve_agents(service, "127.0.0.1:0", dev=True, settings=SETTINGS)
-    agents = Agents(lambda: f"127.0.0.1:{server.port}")
-    try:
+    with serving(service) as (_, agents):
         sites = _sites_of(service, "cars")  # c1, a1, e1
         assert _realised(service, "cars")[:2] == ("False", "AwaitingAcks")
         assert _ready(service, "cars") == "False" and service.get("cars").state == "Admitted"
@@ -139,15 +151,10 @@ def test_no_agent_means_not_realised_and_every_ack_is_needed(service: Controller
         eventually("realised once every site acked", lambda: _realised(service, "cars")[0] == "True")
         assert f"all {len(sites)} sites acked" in _realised(service, "cars")[2]
         assert _ready(service, "cars") == "True" and service.get("cars").state == "Ready"
-    finally:
-        agents.close()
-        server.stop()
 
 
 def test_a_refused_config_is_visible_and_resent_with_backoff(service: ControllerService) -> None:
-    server = agent_service.serve_agents(service, "127.0.0.1:0", dev=True, settings=SETTINGS)
-    agents = Agents(lambda: f"127.0.0.1:{server.port}")
-    try:
+    with serving(service) as (server, agents):
         sites = _sites_of(service, "cars")
         edge = next(s for s in sites if s.startswith("e"))
         refusing = agent.MemoryBackend()
@@ -180,9 +187,6 @@ def test_a_refused_config_is_visible_and_resent_with_backoff(service: Controller
         refusing.refuse = None
         eventually("realised once acked", lambda: _realised(service, "cars")[0] == "True", timeout_s=20)
         assert server.registry.agent(edge).last_refusal is None  # type: ignore[union-attr]
-    finally:
-        agents.close()
-        server.stop()
 
 
 def _refusals(server: agent_service.AgentServer, site: str) -> int:
@@ -244,9 +248,7 @@ def test_generations_survive_restarts_and_never_go_back(tmp_path: Path) -> None:
 
 
 def test_two_agents_for_one_site_do_not_flap(service: ControllerService) -> None:
-    server = agent_service.serve_agents(service, "127.0.0.1:0", dev=True, settings=SETTINGS, sla=False)
-    agents = Agents(lambda: f"127.0.0.1:{server.port}")
-    try:
+    with serving(service, sla=False) as (server, agents):
         first = agents.start("e1")
         eventually("the first holds e1", lambda: server.registry.status("e1").connected)
         second = agents.start("e1")
@@ -259,15 +261,10 @@ def test_two_agents_for_one_site_do_not_flap(service: ControllerService) -> None
         agents.call(first.stop)
         eventually("the second takes over", lambda: second.stats.connects == 1, timeout_s=20)
         assert server.registry.agent("e1").instance_id == second.instance_id  # type: ignore[union-attr]
-    finally:
-        agents.close()
-        server.stop()
 
 
 def test_a_silent_agent_is_not_connected_and_its_stream_ends(service: ControllerService) -> None:
-    server = agent_service.serve_agents(service, "127.0.0.1:0", dev=True, settings=SETTINGS, sla=False)
-    agents = Agents(lambda: f"127.0.0.1:{server.port}")
-    try:
+    with serving(service, sla=False) as (server, agents):
         e1 = agents.start("e1")
         eventually("connected", lambda: server.registry.status("e1").connected)
         e1.paused = True  # frozen: its stream stays open, it sends nothing
@@ -279,9 +276,6 @@ def test_a_silent_agent_is_not_connected_and_its_stream_ends(service: Controller
         assert any(e.action == "site-down" and e.site == "e1" for e in service.events())
         e1.paused = False  # it reconnects with a Hello and the site is up again
         eventually("back", lambda: server.registry.status("e1").connected and server.registry.status("e1").up)
-    finally:
-        agents.close()
-        server.stop()
 
 
 def test_sla_is_judged_on_edge_kpis_and_unknown_without_any(service: ControllerService) -> None:
