@@ -93,7 +93,7 @@ def test_explain_summary_for_a_rejected_slice() -> None:
     lines = readable.explain_text(report).splitlines()
     assert lines[:5] == [
         "Slice:          big (wifi, generation 2, state Rejected)",
-        "Decision:       rejected (EdgeCapacityExhausted: no edge site has 64000m CPU free)",
+        "Decision:       rejected: EdgeCapacityExhausted",
         "Binding:        EdgeCapacityExhausted: no edge site has 64000m CPU free",
         "Edge sites:     - (not placed)",
         "Worst latency:  -",

@@ -43,6 +43,8 @@ def _decision(report: Mapping[str, Any]) -> str:
         message = decision.get("message") or ""
         if why.lower() == verb:
             why = ""  # "admitted (Admitted: ...)" says it twice
+        if not admitted and why:
+            return f"{verb}: {why}"  # the binding constraint, next, says why
         detail = f"{why}: {message}" if why and message else why or message
         return f"{verb} ({detail})" if detail else verb
     return f"not decided yet (state {state})" if state else "not decided yet"
