@@ -27,6 +27,7 @@ from slices import errors
 
 DEFAULT_SERVER = "127.0.0.1:50051"
 ERROR_KIND_KEY = "edgeslice-error"  # same key as controller.api_server.ERROR_KIND_KEY
+VERSION_KEY = "edgeslice-version"  # same key as controller.api_server.VERSION_KEY
 
 _Resp = TypeVar("_Resp")
 PAGE_SIZE = 10_000  # asked for; the server serves at most its maximum and 2 MiB per page
@@ -282,6 +283,21 @@ class ApiClient:
         """One site's agent (NotFound when the site is not in the topology)."""
         result: pb.Agent = self._call(self._stub.GetAgent, pb.GetAgentRequest(site=site))
         return result
+
+    # -- version ----------------------------------------------------------------------------------
+
+    def server_version(self) -> str:
+        """The controller's version, from the initial metadata of an answer ("" from a controller
+        too old to send it)."""
+        request = pb.ListSlicesRequest(page_size=1)
+        try:
+            _, call = self._stub.ListSlices.with_call(
+                request, timeout=self.timeout_s, metadata=self._metadata
+            )
+        except grpc.RpcError as exc:
+            raise translate(exc, self.address) from exc
+        pairs: tuple[tuple[str, str | bytes], ...] = tuple(call.initial_metadata() or ())
+        return next((str(v) for k, v in pairs if k == VERSION_KEY), "")
 
     # -- health -----------------------------------------------------------------------------------
 

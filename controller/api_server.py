@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["OperatorService"].full_name
 MAX_RECEIVE_BYTES = 4 * 1024 * 1024  # a request bigger than this is refused (RESOURCE_EXHAUSTED)
 ERROR_KIND_KEY = "edgeslice-error"
+VERSION_KEY = "edgeslice-version"  # initial metadata of every unary answer: the server's version
 # Probes and discovery work without a token; everything else needs one.
 OPEN_METHOD_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 EVENT_PAGE = 1000
@@ -155,6 +156,7 @@ def _unary(
 ) -> Callable[[_S, _Req, grpc.ServicerContext], _Resp]:
     @functools.wraps(method)
     def wrapper(self: _S, request: _Req, context: grpc.ServicerContext) -> _Resp:
+        context.send_initial_metadata(((VERSION_KEY, server_version()),))
         try:
             with self.in_flight:
                 return method(self, request, context)
@@ -162,6 +164,17 @@ def _unary(
             _abort(context, exc)
 
     return wrapper
+
+
+@functools.cache
+def server_version() -> str:
+    """The installed edgeslice distribution's version (``unknown`` when run from a bare tree)."""
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version("edgeslice")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def _streaming(

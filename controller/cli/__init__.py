@@ -70,6 +70,22 @@ def _finite_floats(command: click.Command) -> None:
             _finite_floats(sub)
 
 
+def debug_anywhere(args: list[str]) -> list[str]:
+    """``--debug`` works after the subcommand too (``slicectl slice get x --debug``): moved to the
+    front, where the top-level option is; an argument after ``--`` is left alone.
+
+    >>> debug_anywhere(["slice", "get", "x", "--debug"])
+    ['--debug', 'slice', 'get', 'x']
+    >>> debug_anywhere(["slice", "get", "--", "--debug"])
+    ['slice', 'get', '--', '--debug']
+    """
+    end = args.index("--") if "--" in args else len(args)
+    if "--debug" not in args[:end]:
+        return args
+    rest = [a for a in args[:end] if a != "--debug"]
+    return ["--debug", *rest, *args[end:]]
+
+
 class _Main(click.Group):
     """Turns every :class:`slices.errors.EdgesliceError` into one line on stderr and its exit code;
     click's usage errors (unknown flags, bad values) into one line too, with click's exit code 2."""
@@ -81,6 +97,8 @@ class _Main(click.Group):
         parent: click.Context | None = None,
         **extra: Any,
     ) -> click.Context:
+        if parent is None:
+            args = debug_anywhere(args)
         try:
             return super().make_context(info_name, args, parent, **extra)
         except click.exceptions.NoArgsIsHelpError:
@@ -149,6 +167,38 @@ def _register() -> None:
     from controller.cli import state_cmd
 
     main.add_command(state_cmd.state)
+    from controller.cli import config_cmd
+
+    main.add_command(config_cmd.config)
+    main.add_command(config_cmd.version)
+    main.add_command(config_cmd.completion)
+    _site_group()
+
+
+LIVE_SITE_COMMANDS = ("status", "drain", "undrain", "cordon", "uncordon", "what-if")
+
+
+def _site_group() -> None:
+    """``slicectl site status|drain|undrain|cordon|uncordon|what-if``: the live site operations of a
+    running controller, apart from the offline topology-file commands. ``slicectl topology
+    drain`` and the others keep working as hidden aliases."""
+    import copy
+
+    from controller.cli import topology_cmd
+
+    @click.group()
+    def site() -> None:
+        """Live sites of a running controller: status, drain, cordon, what-if."""
+
+    for name in LIVE_SITE_COMMANDS:
+        command = topology_cmd.topology.commands.get(name)
+        if command is None:
+            continue
+        site.add_command(command, name)
+        alias = copy.copy(command)
+        alias.hidden = True
+        topology_cmd.topology.add_command(alias, name)
+    main.add_command(site)
 
 
 _register()

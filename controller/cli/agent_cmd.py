@@ -391,7 +391,14 @@ def _inject(runner: object, fault: _Fault) -> None:
 
 
 @agent.command("certs")
-@click.option("--dir", "directory", type=click.Path(file_okay=False), default="pki", show_default=True)
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False),
+    default="pki",
+    show_default=True,
+    help="Folder of the CA and certificates (an existing CA there is reused).",
+)
 @click.option("--site", "site_ids", multiple=True, help="A site to issue a certificate for (repeatable).")
 @click.option("--all", "all_sites", is_flag=True, help="Every site of the city.")
 @_with_city
@@ -403,7 +410,13 @@ def _inject(runner: object, fault: _Fault) -> None:
     show_default=True,
     help="Names agents dial the controller by (its certificate's SANs).",
 )
-@click.option("--days", type=click.IntRange(1, 3650), default=365, show_default=True)
+@click.option(
+    "--days",
+    type=click.IntRange(1, 3650),
+    default=365,
+    show_default=True,
+    help="Validity of the new certificates.",
+)
 @click.option(
     "--secrets",
     "secrets_path",

@@ -32,11 +32,16 @@ class Connection:
     token_file: Path | None
     ca: Path | None
     timeout_s: float
+    state_dir: Path | None = None  # a context's local controller; default auth.default_state_dir()
+    agents: str | None = None  # a context's agents address
+
+    def state_folder(self) -> Path:
+        return self.state_dir if self.state_dir is not None else auth.default_state_dir()
 
     def address(self) -> str:
         if self.server:
             return self.server
-        written = auth.default_state_dir() / ADDRESS_FILE
+        written = self.state_folder() / ADDRESS_FILE
         try:
             text = written.read_text(encoding="utf-8").strip()
         except OSError:
@@ -49,7 +54,7 @@ class Connection:
         if self.token_file is not None:
             return _read(self.token_file, "token file")
         host, _ = auth.split_address(address)
-        dev_file = auth.default_state_dir() / auth.DEV_TOKEN_FILE
+        dev_file = self.state_folder() / auth.DEV_TOKEN_FILE
         if auth.is_loopback(host) and dev_file.exists():
             return _read(dev_file, "dev token file")
         return ""
@@ -72,8 +77,18 @@ def _read(path: Path, what: str) -> str:
 
 
 def connection_options(command: _F) -> _F:
-    """Add --server, --token, --token-file, --ca and --timeout; pass them as ``conn``."""
+    """Add --context, --server, --token, --token-file, --ca and --timeout; pass them as ``conn``
+    (a flag or its environment variable wins over the context's field)."""
 
+    @click.option(
+        "--context",
+        "context_name",
+        envvar="EDGESLICE_CONTEXT",
+        default=None,
+        metavar="NAME",
+        help="Use this named context from the slicectl config [env EDGESLICE_CONTEXT; default: the "
+        "current context, see slicectl config].",
+    )
     @click.option(
         "--server",
         envvar="EDGESLICE_SERVER",
@@ -114,9 +129,23 @@ def connection_options(command: _F) -> _F:
         token_file: Path | None,
         ca: Path | None,
         timeout_s: float,
+        context_name: str | None,
         **kwargs: Any,
     ) -> Any:
-        conn = Connection(server=server, token=token, token_file=token_file, ca=ca, timeout_s=timeout_s)
+        from controller.cli import contexts
+
+        chosen = contexts.chosen(context_name)
+        if chosen is not None and chosen.ca is not None and ca is None and not chosen.ca.is_file():
+            raise errors.InvalidSpec(f"context {chosen.name!r}: ca {chosen.ca}: no such file")
+        conn = Connection(
+            server=server or (chosen.server if chosen else None),
+            token=token,
+            token_file=token_file or (chosen.token_file if chosen and not token else None),
+            ca=ca or (chosen.ca if chosen else None),
+            timeout_s=timeout_s,
+            state_dir=chosen.state_dir if chosen else None,
+            agents=chosen.agents if chosen else None,
+        )
         return command(*args, conn=conn, **kwargs)
 
     return wrapper  # type: ignore[return-value]

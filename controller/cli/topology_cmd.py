@@ -34,7 +34,13 @@ def topology() -> None:
 @click.option(
     "--edge-sites", type=click.IntRange(min=1), default=None, help="Edge data centres [default: by size]."
 )
-@click.option("--layout", type=click.Choice(citygen.LAYOUTS), default="hex", show_default=True)
+@click.option(
+    "--layout",
+    type=click.Choice(citygen.LAYOUTS),
+    default="hex",
+    show_default=True,
+    help="Cell layout: a hex grid, or Poisson-scattered cells.",
+)
 @click.option(
     "--capacity-scale",
     type=float,
@@ -43,9 +49,7 @@ def topology() -> None:
     help="Multiply every capacity (congestion).",
 )
 @click.option("--name", default=None, help="Topology name [default: city-CELLS-sSEED].")
-@click.option(
-    "--out", "out", type=click.Path(dir_okay=False), required=True, help="Output .yaml or .json."
-)
+@click.option("--out", "out", type=click.Path(dir_okay=False), required=True, help="Output .yaml or .json.")
 def generate(
     cells: int,
     seed: int,
@@ -138,9 +142,21 @@ def show(file: str, fmt: str) -> None:
     multiple=True,
     help="Make this node an edge site (repeatable; overrides --edge-sites).",
 )
-@click.option("--cells-per-node", type=click.IntRange(min=0), default=3, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--capacity-scale", type=float, default=1.0, show_default=True)
+@click.option(
+    "--cells-per-node",
+    type=click.IntRange(min=0),
+    default=3,
+    show_default=True,
+    help="Cells generated around each aggregation node.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed of the generated cells.")
+@click.option(
+    "--capacity-scale",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Multiply every capacity (congestion).",
+)
 @click.option("--name", default=None, help="Topology name [default: the graph's label or the file name].")
 @click.option("--map-lat", default="Latitude", show_default=True, help="Node attribute with the latitude.")
 @click.option("--map-lon", default="Longitude", show_default=True, help="Node attribute with the longitude.")
@@ -193,8 +209,14 @@ def import_graphml(
 
 @topology.command()
 @click.argument("file", type=click.Path())
-@click.option("--format", "fmt", type=click.Choice(("yaml", "json", "graphml")), required=True)
-@click.option("--out", type=click.Path(dir_okay=False), required=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(("yaml", "json", "graphml")),
+    required=True,
+    help="File format to write.",
+)
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help="The file to write.")
 def export(file: str, fmt: str, out: str) -> None:
     """Write a valid topology file as YAML, JSON or GraphML."""
     city = tf.read_topology_file(file)
