@@ -18,7 +18,7 @@ from controller.ledger import Ledger
 from controller.placement_model import Placement, Reservation
 from controller.topology import Topology
 from controller.topology_file import SiteKind
-from slices.profiles import SliceIntent
+from slices.profiles import SliceIntent, default_sd
 
 Admitted = Mapping[str, tuple[SliceIntent, Placement]]
 Violation = tuple[str, str]
@@ -163,7 +163,10 @@ def check_snssai_unique(ctx: Context) -> Violation | None:
     else:
         clash = [n for n, (other, _) in admitted.items() if other.snssai == mine and n != ctx.intent.name]
     if clash:
-        return "SnssaiConflict", f"S-NSSAI {mine} is already used by admitted slice {min(clash)!r}"
+        hint = ""
+        if ctx.intent.sd == default_sd(ctx.intent.name):
+            hint = " (its SD is the default one of this name: set spec.snssai.sd to choose another)"
+        return "SnssaiConflict", f"S-NSSAI {mine} is already used by admitted slice {min(clash)!r}{hint}"
     return None
 
 

@@ -12,7 +12,10 @@ callers get whole lists and no answer needs more than gRPC's default 4 MiB recei
 
 from __future__ import annotations
 
+import gzip
 import json
+import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
@@ -33,6 +36,9 @@ _Resp = TypeVar("_Resp")
 PAGE_SIZE = 10_000  # asked for; the server serves at most its maximum and 2 MiB per page
 SLICE_PAGE_SIZE = 1000  # ListSlices' maximum
 STATUS_ATTEMPTS = 5  # reads of a topology status the controller's changes cut short, at most
+WRITE_ATTEMPTS = 4  # sends of one write (same request id) whose answer was lost, at most
+RETRY_PAUSE_S = 0.2  # before the first re-send; doubles each time
+MAX_TOPOLOGY_BYTES = 512 * 1024 * 1024  # a GetTopology answer unpacks to at most this much
 
 
 class NotAuthenticated(errors.EdgesliceError):
@@ -140,6 +146,60 @@ class ApiClient:
     ) -> None:
         self.close()
 
+    def _reachable(self, timeout_s: float) -> bool:
+        """Whether the controller answers at all (the health check needs no token and changes
+        nothing): a write is sent only then, so "cannot reach" means nothing was sent."""
+        try:
+            self._health.Check(health_pb2.HealthCheckRequest(), timeout=timeout_s)
+        except grpc.RpcError as exc:
+            code = exc.code() if isinstance(exc, grpc.Call) else None
+            return code not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+        return True
+
+    def _write(
+        self,
+        what: str,
+        method: Callable[..., _Resp],
+        request: Any,
+        timeout_s: float | None = None,
+        on_retry: Callable[[str], None] | None = None,
+    ) -> _Resp:
+        """A write with a request id: a lost answer is asked for again with the same id, which the
+        controller answers without doing the write twice. What is said is true when said:
+        "cannot reach" only when nothing was sent; "unknown, retrying" when the request went out
+        and its answer was lost; the outcome is known again once an answer arrives."""
+        if not request.request_id:
+            request.request_id = uuid.uuid4().hex
+        wait = timeout_s or self.timeout_s
+        if not self._reachable(wait):
+            raise errors.Unavailable(
+                f"cannot reach the controller at {self.address}: no connection within {wait:g} s; "
+                f"nothing was sent ({what} not done)"
+            )
+        pause = RETRY_PAUSE_S
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
+            try:
+                return method(request, timeout=wait, metadata=self._metadata)
+            except grpc.RpcError as exc:
+                code = exc.code() if isinstance(exc, grpc.Call) else None
+                if code not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                    raise translate(exc, self.address) from exc
+                details = (exc.details() if isinstance(exc, grpc.Call) else "") or code.name
+                lost = (
+                    f"the answer to {what} (request id {request.request_id}) was lost after it was sent "
+                    f"to {self.address} ({details})"
+                )
+                if attempt == WRITE_ATTEMPTS or not self._reachable(wait):
+                    raise errors.Unavailable(
+                        f"outcome unknown: {lost}; the controller did not answer again; "
+                        "see `slicectl slice events` for what was committed"
+                    ) from exc
+                if on_retry is not None:
+                    on_retry(f"unknown, retrying: {lost}")
+                time.sleep(pause)
+                pause *= 2
+        raise AssertionError("unreachable")  # pragma: no cover
+
     def _call(self, method: Callable[..., _Resp], request: object, timeout_s: float | None = None) -> _Resp:
         try:
             return method(request, timeout=timeout_s or self.timeout_s, metadata=self._metadata)
@@ -149,11 +209,40 @@ class ApiClient:
     # -- slices -----------------------------------------------------------------------------------
 
     def apply(
-        self, manifests: Sequence[tuple[str, str]], timeout_s: float | None = None
+        self,
+        manifests: Sequence[tuple[str, str]],
+        timeout_s: float | None = None,
+        *,
+        dry_run: bool = False,
+        request_id: str = "",
+        on_retry: Callable[[str], None] | None = None,
     ) -> list[pb.ApplyResult]:
-        """Apply ``(source, YAML text)`` manifests together: all documents or none."""
-        request = pb.ApplySlicesRequest(manifests=[pb.Manifest(source=s, content=c) for s, c in manifests])
-        return list(self._call(self._stub.ApplySlices, request, timeout_s).results)
+        """Apply ``(source, YAML text)`` manifests together: all documents or none.
+
+        ``dry_run``: the controller's decision against its live ledger, nothing stored. Otherwise
+        a request id makes a re-send after a lost answer safe (``on_retry`` hears of each)."""
+        return list(self.apply_response(manifests, timeout_s, dry_run, request_id, on_retry).results)
+
+    def apply_response(
+        self,
+        manifests: Sequence[tuple[str, str]],
+        timeout_s: float | None = None,
+        dry_run: bool = False,
+        request_id: str = "",
+        on_retry: Callable[[str], None] | None = None,
+    ) -> pb.ApplySlicesResponse:
+        request = pb.ApplySlicesRequest(
+            manifests=[pb.Manifest(source=s, content=c) for s, c in manifests],
+            dry_run=dry_run,
+            request_id=request_id,
+        )
+        if dry_run:
+            result: pb.ApplySlicesResponse = self._call(self._stub.ApplySlices, request, timeout_s)
+            return result
+        written: pb.ApplySlicesResponse = self._write(
+            "the apply", self._stub.ApplySlices, request, timeout_s, on_retry
+        )
+        return written
 
     def get(self, name: str) -> pb.Slice:
         result: pb.Slice = self._call(self._stub.GetSlice, pb.GetSliceRequest(name=name))
@@ -171,8 +260,14 @@ class ApiClient:
             if not token:
                 return out
 
-    def delete(self, name: str) -> None:
-        self._call(self._stub.DeleteSlice, pb.DeleteSliceRequest(name=name))
+    def delete(self, name: str, on_retry: Callable[[str], None] | None = None) -> None:
+        self._write(
+            f"the delete of {name!r}",
+            self._stub.DeleteSlice,
+            pb.DeleteSliceRequest(name=name),
+            None,
+            on_retry,
+        )
 
     def explain(self, name: str) -> dict[str, Any]:
         response: pb.ExplainSliceResponse = self._call(
@@ -246,16 +341,55 @@ class ApiClient:
         )
 
     def drain(self, site: str, timeout_s: float | None = None) -> list[str]:
-        response: pb.DrainSiteResponse = self._call(
-            self._stub.DrainSite, pb.DrainSiteRequest(site=site), timeout_s
+        """The slices re-placed (:meth:`drain_report` says what became of every one)."""
+        return list(self.drain_report(site, timeout_s).moved_slices)
+
+    def drain_report(
+        self, site: str, timeout_s: float | None = None, on_retry: Callable[[str], None] | None = None
+    ) -> pb.DrainSiteResponse:
+        response: pb.DrainSiteResponse = self._write(
+            f"the drain of {site}", self._stub.DrainSite, pb.DrainSiteRequest(site=site), timeout_s, on_retry
+        )
+        return response
+
+    def undrain(
+        self, site: str, timeout_s: float | None = None, on_retry: Callable[[str], None] | None = None
+    ) -> list[str]:
+        response: pb.UndrainSiteResponse = self._write(
+            f"the undrain of {site}",
+            self._stub.UndrainSite,
+            pb.UndrainSiteRequest(site=site),
+            timeout_s,
+            on_retry,
         )
         return list(response.moved_slices)
 
-    def undrain(self, site: str, timeout_s: float | None = None) -> list[str]:
-        response: pb.UndrainSiteResponse = self._call(
-            self._stub.UndrainSite, pb.UndrainSiteRequest(site=site), timeout_s
+    def cordon(self, site: str, on_retry: Callable[[str], None] | None = None) -> pb.CordonSiteResponse:
+        response: pb.CordonSiteResponse = self._write(
+            f"the cordon of {site}", self._stub.CordonSite, pb.CordonSiteRequest(site=site), None, on_retry
         )
-        return list(response.moved_slices)
+        return response
+
+    def uncordon(self, site: str, on_retry: Callable[[str], None] | None = None) -> bool:
+        response: pb.UncordonSiteResponse = self._write(
+            f"the uncordon of {site}",
+            self._stub.UncordonSite,
+            pb.UncordonSiteRequest(site=site),
+            None,
+            on_retry,
+        )
+        return response.changed
+
+    def topology_file(self) -> tuple[str, dict[str, Any]]:
+        """(fingerprint, the topology file as a JSON document) the controller runs on."""
+        response: pb.TopologyFile = self._call(self._stub.GetTopology, pb.GetTopologyRequest())
+        try:
+            text = gzip.decompress(response.content_gzip)
+        except (OSError, EOFError) as exc:
+            raise errors.EdgesliceError(f"the topology {self.address} sent is not gzip data: {exc}") from exc
+        if len(text) > MAX_TOPOLOGY_BYTES:  # pragma: no cover - a city is far smaller
+            raise errors.EdgesliceError(f"the topology {self.address} sent is too large")
+        return response.fingerprint, json_object(text.decode("utf-8", "replace"), "topology")
 
     def what_if(self, fail_sites: Sequence[str], fail_links: Sequence[LinkKey]) -> dict[str, Any]:
         request = pb.WhatIfRequest(

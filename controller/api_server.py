@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import bisect
 import functools
+import gzip
 import json
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from concurrent import futures
 from dataclasses import dataclass, is_dataclass
@@ -51,6 +53,8 @@ SLICE_PAGES = paging.Limits(default=100, maximum=1000)
 EVENT_PAGES = paging.Limits(default=EVENT_PAGE, maximum=MAX_EVENT_LIMIT)
 AGENT_PAGES = paging.Limits(default=1000, maximum=10_000)
 TOPOLOGY_PAGES = paging.Limits(default=1000, maximum=10_000)
+REQUEST_IDS = 10_000  # answered write requests remembered for retries (by request_id)
+MAX_REQUEST_ID = 128
 NO_AGENTS = "this controller runs no agent server (it was started with --no-agents)"
 AGENT_STATES = tuple(s.value for s in SessionState)
 
@@ -297,6 +301,7 @@ def site_status_message(x: service_mod.SiteStatus) -> pb.SiteStatus:
         radio_reserved_kbps=x.radio_reserved_kbps,
         radio_capacity_kbps=x.radio_capacity_kbps,
         slices=x.slices,
+        cordoned=x.cordoned,
     )
 
 
@@ -401,6 +406,46 @@ class InFlight:
             return self._idle.wait_for(lambda: self._count == 0, timeout=timeout_s)
 
 
+class RequestLog:
+    """The answers of the last :data:`REQUEST_IDS` write requests that carried a request id.
+
+    A retry (same id, same request) gets the first answer back with ``replayed`` set instead of
+    doing the write again; one lock serialises requests with an id, so a retry that arrives while
+    the first is still running waits for it. Kept in memory: a restarted controller does a
+    retried write again (apply and cordon are idempotent by content anyway).
+    """
+
+    def __init__(self, size: int = REQUEST_IDS) -> None:
+        self._size = size
+        self._answers: OrderedDict[str, tuple[str, bytes, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def run(self, method: str, request: Any, do: Callable[[], _Resp]) -> _Resp:
+        request_id: str = request.request_id
+        if not request_id:
+            return do()
+        if len(request_id) > MAX_REQUEST_ID:
+            raise errors.InvalidSpec(f"request_id: longer than {MAX_REQUEST_ID} characters")
+        body = request.SerializeToString(deterministic=True)
+        with self._lock:
+            seen = self._answers.get(request_id)
+            if seen is not None:
+                if seen[:2] != (method, body):
+                    raise errors.InvalidSpec(
+                        f"request_id: {request_id[:40]!r} was already used for a different request"
+                    )
+                self._answers.move_to_end(request_id)
+                answer = type(seen[2])()
+                answer.CopyFrom(seen[2])
+                answer.replayed = True
+                return answer  # type: ignore[no-any-return]
+            out = do()
+            self._answers[request_id] = (method, body, out)
+            while len(self._answers) > self._size:
+                self._answers.popitem(last=False)
+            return out
+
+
 class OperatorServicer(pb_grpc.OperatorServiceServicer):
     def __init__(
         self,
@@ -423,6 +468,7 @@ class OperatorServicer(pb_grpc.OperatorServiceServicer):
         self._watch_slots = threading.BoundedSemaphore(max_watches)
         self._max_watches = max_watches
         self.in_flight = InFlight()
+        self.requests = RequestLog()
 
     def _refuse_slice_writes(self) -> None:
         if self._slice_writes_refused is not None:
@@ -439,10 +485,23 @@ class OperatorServicer(pb_grpc.OperatorServiceServicer):
     def ApplySlices(
         self, request: pb.ApplySlicesRequest, context: grpc.ServicerContext
     ) -> pb.ApplySlicesResponse:
-        self._refuse_slice_writes()
-        documents = documents_of(request.manifests)
-        results = self._service.apply(documents, self._actor(context))
-        return pb.ApplySlicesResponse(results=[apply_result_message(r) for r in results])
+        if not request.dry_run:
+            self._refuse_slice_writes()
+        actor = self._actor(context)
+
+        def do() -> pb.ApplySlicesResponse:
+            documents = documents_of(request.manifests)
+            if request.dry_run:
+                results = self._service.apply(documents, actor, dry_run=True)
+            else:
+                results = self._service.apply(documents, actor)
+            return pb.ApplySlicesResponse(
+                results=[apply_result_message(r) for r in results], dry_run=request.dry_run
+            )
+
+        if request.dry_run:
+            return do()  # nothing to repeat or to protect from a repeat
+        return self.requests.run("ApplySlices", request, do)
 
     @_unary
     def GetSlice(self, request: pb.GetSliceRequest, context: grpc.ServicerContext) -> pb.Slice:
@@ -465,8 +524,13 @@ class OperatorServicer(pb_grpc.OperatorServiceServicer):
         self, request: pb.DeleteSliceRequest, context: grpc.ServicerContext
     ) -> pb.DeleteSliceResponse:
         self._refuse_slice_writes()
-        self._service.delete(_slice_name(request.name), self._actor(context))
-        return pb.DeleteSliceResponse()
+        actor = self._actor(context)
+
+        def do() -> pb.DeleteSliceResponse:
+            self._service.delete(_slice_name(request.name), actor)
+            return pb.DeleteSliceResponse()
+
+        return self.requests.run("DeleteSlice", request, do)
 
     @_unary
     def ExplainSlice(
@@ -567,15 +631,63 @@ class OperatorServicer(pb_grpc.OperatorServiceServicer):
 
     @_unary
     def DrainSite(self, request: pb.DrainSiteRequest, context: grpc.ServicerContext) -> pb.DrainSiteResponse:
-        moved = self._service.drain(_required(request.site, "site"), self._actor(context))
-        return pb.DrainSiteResponse(moved_slices=moved)
+        site, actor = _required(request.site, "site"), self._actor(context)
+
+        def do() -> pb.DrainSiteResponse:
+            report = self._service.drain_report(site, actor)
+            return pb.DrainSiteResponse(
+                moved_slices=report.moved,
+                moves=[
+                    pb.SliceMove(slice=m.slice, outcome=m.outcome, message=m.message) for m in report.moves
+                ],
+                already_drained=report.already_drained,
+            )
+
+        return self.requests.run("DrainSite", request, do)
 
     @_unary
     def UndrainSite(
         self, request: pb.UndrainSiteRequest, context: grpc.ServicerContext
     ) -> pb.UndrainSiteResponse:
-        moved = self._service.undrain(_required(request.site, "site"), self._actor(context))
-        return pb.UndrainSiteResponse(moved_slices=moved)
+        site, actor = _required(request.site, "site"), self._actor(context)
+
+        def do() -> pb.UndrainSiteResponse:
+            return pb.UndrainSiteResponse(moved_slices=self._service.undrain(site, actor))
+
+        return self.requests.run("UndrainSite", request, do)
+
+    @_unary
+    def CordonSite(
+        self, request: pb.CordonSiteRequest, context: grpc.ServicerContext
+    ) -> pb.CordonSiteResponse:
+        site, actor = _required(request.site, "site"), self._actor(context)
+
+        def do() -> pb.CordonSiteResponse:
+            changed, on_site = self._service.cordon(site, actor)
+            return pb.CordonSiteResponse(changed=changed, slices_on_site=on_site)
+
+        return self.requests.run("CordonSite", request, do)
+
+    @_unary
+    def UncordonSite(
+        self, request: pb.UncordonSiteRequest, context: grpc.ServicerContext
+    ) -> pb.UncordonSiteResponse:
+        site, actor = _required(request.site, "site"), self._actor(context)
+
+        def do() -> pb.UncordonSiteResponse:
+            return pb.UncordonSiteResponse(changed=self._service.uncordon(site, actor))
+
+        return self.requests.run("UncordonSite", request, do)
+
+    @_unary
+    def GetTopology(self, request: pb.GetTopologyRequest, context: grpc.ServicerContext) -> pb.TopologyFile:
+        source = self._service.topology_file()
+        text = json.dumps(source.to_wire(), separators=(",", ":"))
+        return pb.TopologyFile(
+            name=source.name,
+            fingerprint=self._service.topology().fingerprint,
+            content_gzip=gzip.compress(text.encode(), compresslevel=6, mtime=0),
+        )
 
     # -- agents ---------------------------------------------------------------------------------
 

@@ -462,12 +462,14 @@ MAINTENANCE_CONFIGMAP = "edgeslice-maintenance"
 class MaintenanceService(Protocol):
     def drain(self, site: str, actor: str) -> list[str]: ...
 
+    def cordon(self, site: str, actor: str) -> tuple[bool, list[str]]: ...
+
 
 class ClusterMaintenance:
-    """Operator state a new leader needs, kept in the cluster: drained sites.
+    """Operator state a new leader needs, kept in the cluster: drained and cordoned sites.
 
     ConfigMap ``edgeslice-maintenance`` in the controller's namespace (the Lease's), one key per
-    drained element, ``site.<id>``, whose value is ``{"since": ..., "actor": ...}`` as JSON. The
+    drained element, ``site.<id>``, and per cordoned site, ``cordon.<id>``, whose value is ``{"since": ..., "actor": ...}`` as JSON. The
     service calls :meth:`record` before it commits a drain or an undrain (a failure refuses the
     operation, so the cluster never lags what the operator was told); a replica that starts
     leading calls :meth:`restore` before any slice is placed.
@@ -490,14 +492,18 @@ class ClusterMaintenance:
         return out
 
     def restore(self, service: MaintenanceService) -> list[str]:
-        """Drain, in ``service``, every site the cluster says is drained; returns them."""
+        """Drain (and cordon), in ``service``, every site the cluster says is drained (cordoned);
+        returns them."""
         sites = []
         for key, doc in sorted(self.drained().items()):
             kind, _, name = key.partition(".")
-            if kind != "site":
+            if kind not in ("site", "cordon"):
                 continue
             try:
-                service.drain(name, str(doc.get("actor") or "cluster"))
+                if kind == "cordon":
+                    service.cordon(name, str(doc.get("actor") or "cluster"))
+                else:
+                    service.drain(name, str(doc.get("actor") or "cluster"))
             except errors.NotFound:
                 log.warning("%s/%s: drained site %s is not in the topology", self.namespace, key, name)
                 continue

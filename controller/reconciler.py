@@ -391,7 +391,7 @@ class Reconciler:
         intent = slot.placed_intent if (work == Work.HEAL and slot.placed_intent is not None) else slot.intent
         why = broken_by(slot.placement, world.topology) if (work == Work.HEAL and slot.placement) else None
         started = self.monotonic()
-        decision = admission.admit(intent, world.topology, world.ledger, world.admitted)
+        decision = admission.admit(intent, world.placing, world.ledger, world.admitted)
         self.observer.placement_timed(self.monotonic() - started)
         slot.tried_epoch = world.epoch
         at = self.now()

@@ -42,6 +42,7 @@ from controller.reconciler import (
 )
 from controller.store import Store, bad_row
 from controller.topology import LinkKey, Site, Topology, parse_link_key
+from controller.topology_file import TopologyFile
 from controller.world import SliceState, Slot, World
 from slices import errors
 from slices.intent import NetworkSlice
@@ -51,8 +52,10 @@ from slices.status import Condition, ConditionStatus, ConditionType, get_conditi
 __all__ = [
     "ApplyResult",
     "ControllerService",
+    "DrainReport",
     "Event",
     "SiteStatus",
+    "SliceMove",
     "SliceRecord",
     "SliceState",
     "TopologyStatus",
@@ -98,6 +101,32 @@ class ApplyResult:
 
 
 @dataclass(frozen=True)
+class SliceMove:
+    """What a drain did to one slice."""
+
+    slice: str
+    outcome: str  # "Moved", "Preempted", "NotMoved" or "CellOutOfService"
+    message: str
+
+
+#: Drain outcomes: re-placed off the site; lost its placement to a slice the drain moved; still on
+#: the drained site (no room elsewhere: Degraded, healed when room appears); the drained site is
+#: one of its covered cells, now out of service (its other cells keep being served).
+MOVED, PREEMPTED, NOT_MOVED, CELL_OUT = "Moved", "Preempted", "NotMoved", "CellOutOfService"
+
+
+@dataclass(frozen=True)
+class DrainReport:
+    site: str
+    already_drained: bool
+    moves: tuple[SliceMove, ...]
+
+    @property
+    def moved(self) -> list[str]:
+        return [m.slice for m in self.moves if m.outcome == MOVED]
+
+
+@dataclass(frozen=True)
 class SiteStatus:
     site: str
     kind: str
@@ -111,6 +140,7 @@ class SiteStatus:
     radio_reserved_kbps: int
     radio_capacity_kbps: int
     slices: int  # slices with a route through or workloads at this site
+    cordoned: bool = False  # no new placements there
 
 
 @dataclass(frozen=True)
@@ -124,7 +154,15 @@ class TopologyStatus:
 
 
 def _site_status(
-    s: Site, up: bool, drained: bool, reason: str, cpu: int, memory: int, radio: int, users: int
+    s: Site,
+    up: bool,
+    drained: bool,
+    reason: str,
+    cpu: int,
+    memory: int,
+    radio: int,
+    users: int,
+    cordoned: bool = False,
 ) -> SiteStatus:
     return SiteStatus(
         site=s.id,
@@ -139,6 +177,7 @@ def _site_status(
         radio_reserved_kbps=radio,
         radio_capacity_kbps=s.radio_kbps,
         slices=users,
+        cordoned=cordoned,
     )
 
 
@@ -202,12 +241,16 @@ class ControllerService:
         for m in self._store.maintenance():
             if m.kind == "site" and m.name in world.base.sites:
                 world.drained_sites.add(m.name)
+            elif m.kind == "cordon" and m.name in world.base.sites:
+                world.cordoned_sites.add(m.name)
             elif m.kind == "link":
                 key = parse_link_key(m.name)
                 if key in world.base.link_index:
                     world.drained_links.add(key)
         if world.drained_sites or world.drained_links:
             world.retopologise()
+        elif world.cordoned_sites:
+            world.recordon()
         invalid: list[Slot] = []
         slots: list[Slot] = []
         for row in self._store.load_slices():
@@ -277,8 +320,14 @@ class ControllerService:
         return slot
 
     # -- operator operations ----------------------------------------------------------------
-    def apply(self, documents: Sequence[NetworkSlice], actor: str) -> list[ApplyResult]:
-        """Validate (resolve) all, store all in one transaction, then reconcile. Nothing invalid is stored."""
+    def apply(
+        self, documents: Sequence[NetworkSlice], actor: str, dry_run: bool = False
+    ) -> list[ApplyResult]:
+        """Validate (resolve) all, store all in one transaction, then reconcile. Nothing invalid is stored.
+
+        ``dry_run``: the same validation, then the admission decision each changed slice would get
+        against the live ledger, in the controller's order (arrival order), each seeing the ones
+        before it; nothing is stored or reserved and no event is written."""
         if not documents:
             raise errors.InvalidSpec("apply: no NetworkSlice documents given")
         resolved: list[tuple[NetworkSlice, SliceIntent]] = []
@@ -297,6 +346,8 @@ class ControllerService:
                     violation = check(ctx)
                     if violation is not None:
                         raise errors.InvalidSpec(f"{intent.name}: {violation[1]}")
+            if dry_run:
+                return self._dry_run(resolved)
             world = self._world
             at = self._clock.now()
             changed: list[Slot] = []
@@ -367,6 +418,51 @@ class ControllerService:
                     )
                 )
             return results
+
+    def _dry_run(self, resolved: Sequence[tuple[NetworkSlice, SliceIntent]]) -> list[ApplyResult]:
+        world = self._world
+        admitted = admission.AdmittedSlices(world.admitted)
+        results: list[ApplyResult] = []
+        with world.ledger.trial() as ledger:
+            for doc, intent in resolved:
+                old = world.slots.get(doc.name)
+                if old is not None and (old.document == doc or intent.spec_hash == old.intent.spec_hash):
+                    same = old.document == doc
+                    results.append(
+                        ApplyResult(
+                            name=old.name,
+                            generation=old.generation,
+                            changed=not same,
+                            state=old.state,
+                            reason=old.reason,
+                            message=("unchanged" if same else "metadata changed")
+                            + (f"; {old.message}" if old.message else ""),
+                        )
+                    )
+                    continue
+                generation = 1 if old is None else old.generation + 1
+                decision = admission.admit(intent, world.placing, ledger, admitted)
+                if decision.outcome == admission.Outcome.ADMITTED and decision.placement is not None:
+                    for victim in decision.preempts:
+                        ledger.release(victim)
+                        admitted.pop(victim, None)
+                    ledger.release(doc.name)
+                    ledger.reserve(doc.name, decision.placement.reservation(world.base))
+                    admitted[doc.name] = (intent, decision.placement)
+                    message = decision.message
+                    if decision.preempts:
+                        message += f"; would preempt {', '.join(decision.preempts)}"
+                    state, reason = SliceState.ADMITTED, decision.reason
+                elif old is not None and old.placement is not None:
+                    state, reason = old.state, "UpdateRejected"
+                    message = (
+                        f"generation {generation} would not fit ({decision.reason}: {decision.message}); "
+                        f"generation {old.placed_generation} would keep running"
+                    )
+                else:
+                    state, reason, message = SliceState.REJECTED, decision.reason, decision.message
+                results.append(ApplyResult(doc.name, generation, True, state, reason, message))
+        return results
 
     def delete(self, name: str, actor: str) -> None:
         with self._lock:
@@ -498,6 +594,10 @@ class ControllerService:
         with self._lock:
             return self._world.topology
 
+    def topology_file(self) -> TopologyFile:
+        """The topology file the controller runs on (what a simulator of this city needs)."""
+        return self._world.base.source
+
     def topology_status(self) -> TopologyStatus:
         """Every site's and busy link's capacity figures; recomputed only when state moved.
 
@@ -542,7 +642,8 @@ class ControllerService:
         for name in [n for n in nodes_of if n not in world.slots]:
             self._count_users(nodes_of.pop(name)[1], -1, changed)
         drained, down = world.drained_sites, world.down_sites
-        out_now = {**dict.fromkeys(down), **dict.fromkeys(drained)}
+        cordoned = world.cordoned_sites
+        out_now = {**dict.fromkeys(down), **dict.fromkeys(drained), **dict.fromkeys(cordoned)}
         changed.update(out_now, self._sites_out)  # few: always reread
         self._sites_out = set(out_now)
         cpu, memory, radio = ledger.cpu_millicores, ledger.memory_mib, ledger.radio_kbps
@@ -551,11 +652,12 @@ class ControllerService:
                 base.sites[sid],
                 sid not in down,
                 sid in drained,
-                "Drained" if sid in drained else down.get(sid, ""),
+                "Drained" if sid in drained else down.get(sid, "") or ("Cordoned" if sid in cordoned else ""),
                 cpu.get(sid, 0),
                 memory.get(sid, 0),
                 radio.get(sid, 0),
                 users.get(sid, 0),
+                sid in cordoned,
             )
         return TopologyStatus(
             name=base.name,
@@ -615,12 +717,18 @@ class ControllerService:
 
     def drain(self, site: str, actor: str) -> list[str]:
         """Take a site out of service for maintenance; returns the slices re-placed."""
+        return self.drain_report(site, actor).moved
+
+    def drain_report(self, site: str, actor: str) -> DrainReport:
+        """Take a site out of service for maintenance; says what became of every slice it
+        concerned: moved off it, preempted by a slice that moved, or still on it."""
         with self._lock:
             world = self._world
             world.base.site(site)
             if site in world.drained_sites:
-                return []
+                return DrainReport(site, True, ())
             affected = self._affected(site=site)
+            placed_before = {n for n, s in world.slots.items() if s.placement is not None}
             at = self._clock.now()
             if self.maintenance_hook is not None:
                 self.maintenance_hook("site", site, True, actor)
@@ -640,11 +748,87 @@ class ControllerService:
             world.drained_sites.add(site)
             world.retopologise()
             self._reconciler.run(world)
-            return [
-                n
-                for n in affected
-                if n in world.slots and (p := world.slots[n].placement) is not None and not p.uses_site(site)
-            ]
+            return DrainReport(site, False, tuple(self._moves(site, affected, placed_before)))
+
+    def _moves(self, site: str, affected: Sequence[str], placed_before: set[str]) -> list[SliceMove]:
+        world = self._world
+        out: list[SliceMove] = []
+        preempted = {
+            n
+            for n in placed_before
+            if (s := world.slots.get(n)) is not None
+            and s.placement is None
+            and s.state == SliceState.PREEMPTED
+        }
+        for name in sorted({*affected, *preempted}):
+            slot = world.slots.get(name)
+            if slot is None:
+                continue
+            p = slot.placement
+            if name in preempted:
+                out.append(SliceMove(name, PREEMPTED, slot.message))
+            elif p is None:
+                out.append(SliceMove(name, NOT_MOVED, f"lost its placement: {slot.reason}: {slot.message}"))
+            elif site in p.unserved:
+                out.append(SliceMove(name, CELL_OUT, f"covered cell {site} is out of service; {summary(p)}"))
+            elif p.uses_site(site):
+                out.append(SliceMove(name, NOT_MOVED, f"{slot.reason or slot.state.value}: {slot.message}"))
+            else:
+                out.append(SliceMove(name, MOVED, f"now {summary(p)}"))
+        return out
+
+    def cordon(self, site: str, actor: str) -> tuple[bool, list[str]]:
+        """No new placements on ``site``; nothing moves. Returns (changed, the slices placed there)."""
+        with self._lock:
+            world = self._world
+            world.base.site(site)
+            on_site = self._affected(site=site)
+            if site in world.cordoned_sites:
+                return False, on_site
+            at = self._clock.now()
+            if self.maintenance_hook is not None:
+                self.maintenance_hook("cordon", site, True, actor)
+            self._reconciler.commit(
+                [],
+                [
+                    (
+                        "cordon",
+                        None,
+                        site,
+                        f"site {site} cordoned: no new placements; {len(on_site)} slices stay on it",
+                    )
+                ],
+                actor,
+                extra=lambda tx: tx.set_maintenance("cordon", site, at, actor),
+            )
+            world.cordoned_sites.add(site)
+            world.recordon()
+            return True, on_site
+
+    def uncordon(self, site: str, actor: str) -> bool:
+        """Allow new placements on a cordoned site again; False when it was not cordoned."""
+        with self._lock:
+            world = self._world
+            world.base.site(site)
+            if site not in world.cordoned_sites:
+                return False
+            if self.maintenance_hook is not None:
+                self.maintenance_hook("cordon", site, False, actor)
+            self._reconciler.commit(
+                [],
+                [("uncordon", None, site, f"site {site} uncordoned: new placements allowed")],
+                actor,
+                extra=lambda tx: tx.clear_maintenance("cordon", site),
+            )
+            world.cordoned_sites.discard(site)
+            world.epoch += 1  # waiting slices may fit now
+            world.recordon()
+            self._reconciler.run(world)
+            return True
+
+    def cordoned(self) -> list[str]:
+        with self._lock:
+            return sorted(self._world.cordoned_sites)
 
     def undrain(self, site: str, actor: str) -> list[str]:
         with self._lock:
@@ -918,8 +1102,8 @@ class ControllerService:
             if p is None or intent is None:
                 return False
             away = {*p.edge_sites, *(s for s in avoid if s in world.topology.sites)}
-            elsewhere = world.topology.with_down(
-                sites=[s for s in sorted(away) if s not in world.topology.down_sites]
+            elsewhere = world.placing.with_down(
+                sites=[s for s in sorted(away) if s not in world.placing.down_sites]
             )
             decision = admission.admit(
                 intent, elsewhere, world.ledger, world.admitted, allow_preemption=False

@@ -137,18 +137,23 @@ class World:
     slots: dict[str, Slot] = field(default_factory=dict)
     drained_sites: set[str] = field(default_factory=set)
     drained_links: set[LinkKey] = field(default_factory=set)
+    cordoned_sites: set[str] = field(default_factory=set)  # no new placements there (persisted)
     down_sites: dict[str, str] = field(default_factory=dict)  # site -> reason (agents; not persisted)
     down_links: dict[LinkKey, str] = field(default_factory=dict)
     deleting: set[str] = field(default_factory=set)  # deleted; realisers still to clean up
     dirty: set[str] = field(default_factory=set)  # slices the next pass must look at
     epoch: int = 0  # bumps when capacity is released or the topology improves
     topology: Topology = field(init=False)
+    # What new placements may use: ``topology`` without the cordoned sites (the same object when
+    # none is cordoned). Existing placements are judged against ``topology``, so a cordon moves nothing.
+    placing: Topology = field(init=False)
     ledger: Ledger = field(init=False)
     # By name, indexed by S-NSSAI (admission checks uniqueness at every decision).
     admitted: admission.AdmittedSlices = field(default_factory=admission.AdmittedSlices)
 
     def __post_init__(self) -> None:
         self.topology = self.base
+        self.placing = self.base
         self.ledger = Ledger(self.base)
 
     def retopologise(self) -> None:
@@ -157,7 +162,18 @@ class World:
         self.topology = self.base.with_down(
             self.drained_sites | set(self.down_sites), self.drained_links | set(self.down_links)
         )
+        self.recordon()
         self.dirty.update(n for n, s in self.slots.items() if s.placement is not None)
+
+    def recordon(self) -> None:
+        """Rebuild ``placing`` after a cordon or uncordon (nothing else changes)."""
+        extra = self.cordoned_sites - self.drained_sites - set(self.down_sites)
+        if not extra:
+            self.placing = self.topology
+            return
+        self.placing = self.base.with_down(
+            self.drained_sites | set(self.down_sites) | extra, self.drained_links | set(self.down_links)
+        )
 
     def hold(self, slot: Slot, placement: Placement, intent: SliceIntent) -> None:
         self.ledger.reserve(slot.name, placement.reservation(self.base))

@@ -167,6 +167,22 @@ class SliceIntent:
         return cpu, mem
 
 
+NO_SD = "ffffff"  # TS 23.003 §28.4.2: the value that means "no SD"; never a default
+
+
+def default_sd(name: str) -> str:
+    """The Slice Differentiator of a slice that names none: 24 bits of a hash of its name, so
+    two slices of one SST without ``snssai.sd`` get different S-NSSAIs (unless their names'
+    hashes collide, about 1 in 16.7 million per pair; admission then names the clash) and the
+    same slice gets the same SD on every controller and after every restart.
+
+    >>> default_sd("cars"), default_sd("cars") == default_sd("cars"), default_sd("cars") != default_sd("bikes")
+    ('f5cc7d', True, True)
+    """
+    sd = hashlib.blake2b(name.encode(), digest_size=3).hexdigest()
+    return "fffffe" if sd == NO_SD else sd
+
+
 def _mbps_to_kbps(value: float) -> int:
     return round(value * 1000)
 
@@ -222,7 +238,7 @@ def resolve(document: NetworkSlice) -> SliceIntent:
         name=document.name,
         kind=spec.kind,
         sst=sst,
-        sd=spec.snssai.sd if spec.snssai else None,
+        sd=spec.snssai.sd if spec.snssai and spec.snssai.sd else default_sd(document.name),
         coverage=spec.coverage,
         latency_ms=latency,
         dl_kbps=_mbps_to_kbps(dl),

@@ -149,6 +149,12 @@ class FakeService:
         self._event(actor, "drain", None, site, "drained")
         return sorted(self.slices)
 
+    def drain_report(self, site: str, actor: str) -> service_mod.DrainReport:
+        moved = self.drain(site, actor)
+        return service_mod.DrainReport(
+            site, False, tuple(service_mod.SliceMove(n, service_mod.MOVED, "now elsewhere") for n in moved)
+        )
+
     def undrain(self, site: str, actor: str) -> list[str]:
         self.drained.discard(self._site(site))
         self.calls.append(("undrain", actor))

@@ -20,6 +20,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from controller import api_server, auth
 from protos.edgeslice.operator.v1 import operator_pb2 as pb
 from protos.edgeslice.operator.v1 import operator_pb2_grpc as pb_grpc
+from slices.profiles import default_sd
 from tests import operator_fake
 
 TOKEN = "alice-token-0123456789"
@@ -93,6 +94,9 @@ def test_every_method_refuses_calls_without_a_known_token(
         "GetTopologyStatus": pb.GetTopologyStatusRequest(),
         "DrainSite": pb.DrainSiteRequest(site="edge-1"),
         "UndrainSite": pb.UndrainSiteRequest(site="edge-1"),
+        "CordonSite": pb.CordonSiteRequest(site="edge-1"),
+        "UncordonSite": pb.UncordonSiteRequest(site="edge-1"),
+        "GetTopology": pb.GetTopologyRequest(),
         "WhatIf": pb.WhatIfRequest(fail_sites=["edge-1"]),
         "ListAgents": pb.ListAgentsRequest(),
         "GetAgent": pb.GetAgentRequest(site="edge-1"),
@@ -149,7 +153,9 @@ def test_apply_get_list_delete(stub: pb_grpc.OperatorServiceStub) -> None:
     again = _apply(stub, SLICE % "sensors")
     assert (again.results[0].generation, again.results[0].changed) == (1, False)
     got = stub.GetSlice(pb.GetSliceRequest(name="sensors"), metadata=AUTH, timeout=5)
-    assert (got.name, got.kind, got.snssai, got.state) == ("sensors", "iot", "3", "Admitted")
+    # No snssai.sd in the document: the slice's default SD (issue 13: unique per name).
+    snssai = f"3-{default_sd('sensors')}"
+    assert (got.name, got.kind, got.snssai, got.state) == ("sensors", "iot", snssai, "Admitted")
     assert got.conditions[0].type == "Admitted" and got.conditions[0].status == "True"
     assert '"name":"sensors"' in got.document_json
     assert got.created_at.seconds > 0

@@ -705,6 +705,38 @@ for id, args, says in (  # kubectl habits: selectors, -o, durations, delete targ
 ):  # fmt: skip
     case(f"slice-{id}", args, *says, code=2, files={"slice.yaml": SLICE_YAML})
 
+# Issue 13 items 4-6: dry runs, diffs, cordons, fingerprints, simulators of the controller's city.
+for id, args, says in (
+    ("apply-dry-run-bogus", ("slice", "apply", "-f", "slice.yaml", "--dry-run=yes"), ("'--dry-run'", "'yes'")),
+    ("diff-no-file-flag", ("slice", "diff", "--server", NOWHERE), ("Missing option", "'-f' / '--filename'")),
+    ("diff-file-missing", ("slice", "diff", "-f", "gone.yaml", "--server", NOWHERE), ("gone.yaml", "cannot read")),
+    ("diff-bad-document", ("slice", "diff", "-f", "bad.yaml", "--server", NOWHERE), ("bad.yaml", "spec.colour")),
+    ("topology-fingerprint-missing", ("topology", "fingerprint", "gone.json"), ("gone.json", "cannot read")),
+    ("topology-fingerprint-binary", ("topology", "fingerprint", "city.bin"), ("city.bin", "not UTF-8")),
+    ("topology-cordon-no-site", ("topology", "cordon"), ("Missing argument", "'SITE'")),
+    ("topology-uncordon-no-site", ("topology", "uncordon", "--server", NOWHERE), ("Missing argument", "'SITE'")),
+    ("topology-drain-force-value", ("topology", "drain", "edge-1", "--force=yes"), ("--force", "does not take a value")),
+    ("plan-order-bogus", ("plan", "--topology", "gone.json", "slice.yaml", "--order", "live"), ("'--order'", "'live'")),
+    ("agent-simulate-topology-missing",
+     ("agent", "simulate", "--controller", NOWHERE, "--sites", "1", "--topology", "gone.json"), ("gone.json", "cannot read")),
+):  # fmt: skip
+    case(f"ops-{id}", args, *says, code=2, files={
+        "slice.yaml": SLICE_YAML, "bad.yaml": SLICE_YAML.replace("spec:\n", "spec:\n  colour: red\n"),
+        "city.bin": b"\x00\xff\xfe" * 10})  # fmt: skip
+for id, args, says in (
+    ("slice-apply-dry-run-unreachable",
+     ("slice", "apply", "-f", "slice.yaml", "--dry-run=server", "--server", NOWHERE, "--timeout", "2"),
+     ("cannot reach the controller at 127.0.0.1:1",)),
+    ("slice-diff-unreachable", ("slice", "diff", "-f", "slice.yaml", "--server", NOWHERE, "--timeout", "2"),
+     ("cannot reach the controller at 127.0.0.1:1",)),
+    ("topology-cordon-unreachable", ("topology", "cordon", "edge-1", "--server", NOWHERE, "--timeout", "2"),
+     ("cannot reach the controller at 127.0.0.1:1", "nothing was sent")),
+    ("agent-simulate-controller-topology-unreachable",
+     ("agent", "simulate", "--controller", NOWHERE, "--sites", "1", "--server", NOWHERE, "--timeout", "2"),
+     ("cannot reach the controller at 127.0.0.1:1",)),
+):  # fmt: skip
+    case(f"ops-{id}", args, *says, code=7, files={"slice.yaml": SLICE_YAML})
+
 
 # -- running them --------------------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -10,7 +11,7 @@ from hypothesis import strategies as st
 
 from slices import errors
 from slices.intent import Isolation, NetworkSlice, SliceKind
-from slices.profiles import PROFILES, resolve
+from slices.profiles import PROFILES, default_sd, resolve
 
 
 def doc(kind: str, **spec: Any) -> NetworkSlice:
@@ -23,7 +24,27 @@ def doc(kind: str, **spec: Any) -> NetworkSlice:
 def test_defaults_follow_ts_23_501_sst(kind: str, sst: int) -> None:
     intent = resolve(doc(kind))
     assert intent.sst == sst
-    assert intent.snssai == str(sst)
+    # No snssai.sd: the default SD of the slice's name (issue 13: two such slices never clash).
+    assert intent.snssai == f"{sst}-{default_sd('s')}" and re.fullmatch(r"[0-9a-f]{6}", default_sd("s"))
+
+
+def test_slices_without_sd_get_different_default_sds() -> None:
+    names = [f"slice-{i}" for i in range(2000)]
+    sds = {default_sd(n) for n in names}
+    assert len(sds) == len(names) and "ffffff" not in sds
+    one = NetworkSlice.model_validate(
+        {
+            "metadata": {"name": "a"},
+            "spec": {"kind": "iot", "snssai": {"sst": 3}, "coverage": {"zones": ["z"]}},
+        }
+    )
+    two = NetworkSlice.model_validate(
+        {"metadata": {"name": "b"}, "spec": {"kind": "iot", "coverage": {"zones": ["z"]}}}
+    )
+    assert resolve(one).snssai != resolve(two).snssai
+    assert resolve(one).snssai == resolve(one).snssai  # the same on every resolve (restarts, replicas)
+    explicit = resolve(doc("iot", snssai={"sst": 3, "sd": "0000AA"}))
+    assert explicit.snssai == "3-0000aa"
 
 
 def test_vehicle_is_urllc_grade_and_wifi_preemptible() -> None:

@@ -23,6 +23,7 @@ Exit codes:
   6  the state (store) cannot be read or written
   7  the controller or another server cannot be reached
   8  not authenticated
+  9  topology drain: a slice could not move off the site (the site is drained; --force exits 0)
   130  interrupted
 Every error is reported as one line on stderr starting with "error: "; --debug adds the traceback.
 """
@@ -154,7 +155,13 @@ def _register() -> None:
 
     main.add_command(slice_cmd.slice_group)
     slice_cmd.slice_group.add_command(manifests_cmd.manifests)
-    for live in (topology_ops_cmd.status, topology_ops_cmd.drain, topology_ops_cmd.undrain):
+    for live in (
+        topology_ops_cmd.status,
+        topology_ops_cmd.drain,
+        topology_ops_cmd.undrain,
+        topology_ops_cmd.cordon,
+        topology_ops_cmd.uncordon,
+    ):
         topology_cmd.topology.add_command(live)
     topology_cmd.topology.add_command(topology_ops_cmd.what_if)
     from controller.cli import agent_cmd

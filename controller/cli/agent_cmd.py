@@ -311,6 +311,7 @@ def choose_sites(topology: Topology, count: int | None) -> list[str]:
 @click.option(
     "--degrade", multiple=True, help="SITE=MS[@SECONDS]: extra latency through a site (repeatable)."
 )
+@connection_options
 def simulate_cmd(
     target: str,
     count: int | None,
@@ -324,14 +325,28 @@ def simulate_cmd(
     kill: tuple[str, ...],
     cut: tuple[str, ...],
     degrade: tuple[str, ...],
+    conn: Connection,
 ) -> None:
-    """Run many simulated site agents over real gRPC, with KPIs that follow load, and faults."""
+    """Run many simulated site agents over real gRPC, with KPIs that follow load, and faults.
+
+    The city is the controller's own (read over the operator API, found like every other
+    client: --server, the local controller's address file), unless --topology or --cells names
+    another. A controller running another city refuses the simulator's agents; that is one line
+    and exit code 1.
+    """
     from telemetry import agent as agent_mod
     from telemetry import simulator
 
     if (count is None) == (not all_sites):
         raise errors.InvalidSpec("give exactly one of --sites N or --all")
-    city = _city(topology_path, cells, seed)
+    ctx = click.get_current_context()
+    generated = any(
+        ctx.get_parameter_source(p) == click.core.ParameterSource.COMMANDLINE for p in ("cells", "seed")
+    )
+    if topology_path is None and not generated:
+        city = _controller_city(conn)
+    else:
+        city = _city(topology_path, cells, seed)
     sites = choose_sites(city, None if all_sites else count)
     faults = _parse_faults(kill, cut, degrade)
     for f in faults:
@@ -359,6 +374,9 @@ def simulate_cmd(
     try:
         while duration is None or time.monotonic() - start < duration:
             time.sleep(0.2)
+            refused = runner.do(lambda: _refusal(sim))
+            if refused:
+                raise errors.EdgesliceError(f"the controller at {target} refused the simulator: {refused}")
             elapsed = time.monotonic() - start
             while pending and pending[0].at_s <= elapsed:
                 f = pending.pop(0)
@@ -375,6 +393,36 @@ def simulate_cmd(
         with contextlib.suppress(Exception):
             runner.stop()
     click.echo(f"stopped: {sim.messages_sent()} messages sent")
+
+
+def _controller_city(conn: Connection) -> Topology:
+    """The topology the controller runs on (GetTopology)."""
+    from controller.topology_file import parse_topology
+
+    with conn.client() as client:
+        fingerprint, document = client.topology_file()
+        where = f"the topology of the controller at {client.address}"
+    city = Topology.from_file(parse_topology(document, where))
+    if city.fingerprint != fingerprint:
+        raise errors.EdgesliceError(
+            f"{where}: fingerprint {city.fingerprint} is not the {fingerprint} it named"
+        )
+    click.echo(
+        f"topology {city.name!r} ({len(city.sites)} sites, fingerprint {fingerprint}) from the controller"
+    )
+    return city
+
+
+def _refusal(sim: object) -> str:
+    """A refusal no retry can fix (another city, an unknown site), as the agent recorded it."""
+    from telemetry import agent as agent_mod
+    from telemetry import simulator
+
+    assert isinstance(sim, simulator.Simulator)
+    for a in sim.agents.values():
+        if a.stats.last_code in agent_mod.FATAL_CODES:
+            return a.stats.last_error
+    return ""
 
 
 def _inject(runner: object, fault: _Fault) -> None:

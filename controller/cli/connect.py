@@ -59,6 +59,22 @@ class Connection:
             return _read(dev_file, "dev token file")
         return ""
 
+    def agents_address(self) -> str:
+        """The controller's agent address, found like the operator address: the context's
+        ``agents``, else what the local controller wrote to ``<state-dir>/controller.endpoints``."""
+        if self.agents:
+            return self.agents
+        from controller import runtime
+
+        folder = self.state_folder()
+        found = runtime.read_endpoints(folder).get("agents")
+        if found:
+            return found
+        raise errors.Unavailable(
+            f"no controller agent address: {folder / runtime.ENDPOINTS_FILE} names none (is a controller "
+            "with agents running there?); give --controller HOST:PORT or a context with --agents"
+        )
+
     def client(self) -> api_client.ApiClient:
         address = self.address()
         auth.split_address(address)  # a malformed --server is a usage error, not "unreachable"

@@ -197,11 +197,12 @@ def _print_table(doc: dict[str, Any]) -> None:
 )
 @click.option(
     "--order",
-    type=click.Choice(["given", "priority", "revenue"]),
-    default="priority",
+    type=click.Choice(["controller", "given", "priority", "revenue"]),
+    default="controller",
     show_default=True,
-    help="Admit in file order (online, with preemption), by priority then revenue density "
-    "(offline batch), or by revenue density alone (offline, no preemption).",
+    help="controller (= given): the order a controller decides them, file order, online, with "
+    "preemption; priority: by priority then revenue density (offline batch); revenue: by revenue "
+    "density alone (offline, no preemption). Only the controller's order predicts a live apply.",
 )
 @output.output_option
 def plan(
@@ -230,7 +231,7 @@ def plan(
     documents = load_slice_files(list(slice_files))
     intents = {doc.name: resolve(doc) for doc in documents}
     wanted = list(intents.values())
-    if order == "given":
+    if order in ("controller", "given"):
         result = planner.plan(wanted, topo)
     else:
         result = planner.plan_batch(wanted, topo, order="revenue" if order == "revenue" else "priority")
@@ -242,11 +243,31 @@ def plan(
         "slices": rows,
         "summary": summary,
         "utilisation": utilisation(result.state),
+        "predictsLive": order in ("controller", "given"),
+        "caveats": caveats(order),
     }
     if fail_sites or links:
         report = whatif.what_if(topo, result.state.admitted, fail_sites, links)
         doc["whatIf"] = report.to_dict()
     if fmt == "table":
         _print_table(doc)
+        for note in doc["caveats"]:
+            click.echo(f"\nnote: {note}")
     else:
         output.emit_data(doc, fmt)
+
+
+def caveats(order: str) -> list[str]:
+    """What keeps this plan from predicting what a running controller would do."""
+    out = []
+    if order not in ("controller", "given"):
+        out.append(
+            f"--order {order} is not the controller's order (it decides slices in the order they "
+            "arrive, with preemption): this plan cannot predict the live result"
+        )
+    out.append(
+        "the plan starts from an empty city on this file; a running controller's stored slices, "
+        "drained, cordoned or down sites change the live result: `slicectl slice apply "
+        "--dry-run=server -f ...` asks the controller itself"
+    )
+    return out

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from controller.cli import event_window, output, readable, selection, slice_get, views
+from controller.cli import diff_view, event_window, output, readable, selection, slice_get, views
 from controller.cli.connect import Connection, connection_options
 from controller.cli.progress import Progress
 from slices import errors, intent
@@ -79,18 +79,46 @@ def read_manifests(paths: list[str], progress: Progress) -> tuple[list[tuple[str
     required=True,
     help="YAML/JSON file of NetworkSlice documents, a folder of them, or - for stdin. Repeat for more.",
 )
+@click.option(
+    "--dry-run",
+    type=click.Choice(["none", "client", "server"]),
+    default="none",
+    show_default=True,
+    help="client: only validate the files here; server: the controller's real admission decision "
+    "against its live state, nothing stored.",
+)
 @output.output_option
 @connection_options
-def apply(files: tuple[str, ...], fmt: str, conn: Connection) -> None:
+def apply(files: tuple[str, ...], dry_run: str, fmt: str, conn: Connection) -> None:
     """Create or update slices: all documents of all files, or none of them.
 
-    Exits 3 when every slice was stored but at least one was rejected (see REASON).
+    Exits 3 when every slice was stored but at least one was rejected (see REASON); with
+    --dry-run=server, when at least one would be rejected. If the connection drops after the
+    request was sent, the same request (same request id) is sent again, which the controller
+    does not do twice; stderr says "unknown, retrying" meanwhile and "committed" once answered.
     """
     paths = _manifest_paths(files)
     with Progress("reading slice files") as progress:
         manifests, count = read_manifests(paths, progress)
-    with conn.client() as client, Progress(f"applying {count} slice{'s' * (count != 1)}"):
-        results = client.apply(manifests)
+    if dry_run == "client":
+        click.echo(f"{count} slice{'s' * (count != 1)} valid (dry run, client: nothing sent)")
+        return
+    retried: list[str] = []
+
+    def on_retry(message: str) -> None:
+        retried.append(message)
+        click.echo(message, err=True)
+
+    what = f"applying {count} slice{'s' * (count != 1)}" + (" (dry run)" if dry_run == "server" else "")
+    with conn.client() as client, Progress(what):
+        response = client.apply_response(manifests, dry_run=dry_run == "server", on_retry=on_retry)
+    results = list(response.results)
+    if retried:
+        click.echo(
+            f"committed: the controller answered the re-sent request"
+            f"{' with its first answer (it was not done twice)' if response.replayed else ''}",
+            err=True,
+        )
     if fmt == "table":
         click.echo(
             output.table(
@@ -103,10 +131,54 @@ def apply(files: tuple[str, ...], fmt: str, conn: Connection) -> None:
         )
     else:
         output.emit_data([views.apply_result_data(r) for r in results], fmt)
+    if dry_run == "server":
+        click.echo(
+            "dry run (server): the controller's decision against its live state; nothing was stored", err=True
+        )
     rejected = [r.name for r in results if r.state == REJECTED]
     if rejected:
-        click.echo(f"rejected: {', '.join(rejected)}", err=True)
+        click.echo(
+            f"{'would be rejected' if dry_run == 'server' else 'rejected'}: {', '.join(rejected)}", err=True
+        )
         sys.exit(errors.AdmissionRejected.exit_code)
+
+
+DIFFERENT = 1  # `slice diff`: some file differs from what is stored (like `kubectl diff`)
+
+
+@slice_group.command()
+@click.option(
+    "-f",
+    "--filename",
+    "files",
+    multiple=True,
+    required=True,
+    help="YAML/JSON file of NetworkSlice documents, a folder of them, or - for stdin. Repeat for more.",
+)
+@connection_options
+def diff(files: tuple[str, ...], conn: Connection) -> None:
+    """What applying the files would change in the stored specs, as a unified diff (YAML).
+
+    A slice not stored yet shows whole as added. Exits 0 when nothing would change, 1 when
+    something would (like `kubectl diff`), other codes on errors.
+    """
+    paths = _manifest_paths(files)
+    with Progress("reading slice files") as progress:
+        manifests, _ = read_manifests(paths, progress)
+    changed = False
+    with conn.client() as client:
+        for source, text in manifests:
+            for doc in intent.load_slices(text, source):
+                try:
+                    stored: dict[str, object] | None = json.loads(client.get(doc.name).document_json)
+                except errors.NotFound:
+                    stored = None
+                out = diff_view.document_diff(doc.name, stored, doc.to_wire())
+                if out:
+                    changed = True
+                    click.echo(out)
+    if changed:
+        sys.exit(DIFFERENT)
 
 
 @slice_group.command()

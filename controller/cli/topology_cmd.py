@@ -78,6 +78,14 @@ def validate(file: str) -> None:
 
 @topology.command()
 @click.argument("file", type=click.Path())
+def fingerprint(file: str) -> None:
+    """Print the topology's fingerprint (its sites and links, not capacities): what a controller
+    compares with the topology_fingerprint in an agent's or simulator's Hello."""
+    click.echo(topo.load_topology(file).fingerprint)
+
+
+@topology.command()
+@click.argument("file", type=click.Path())
 @output.output_option
 def show(file: str, fmt: str) -> None:
     """Counts per kind, edge sites, zones, link classes and cell-to-edge latency."""

@@ -54,7 +54,9 @@ def _mbps_share(reserved_kbps: int, capacity_kbps: int) -> str:
 def _state(s: pb.SiteStatus) -> str:
     if not s.up:
         return "down"
-    return "drained" if s.drained else "up"
+    if s.drained:
+        return "drained"
+    return "cordoned" if s.cordoned else "up"
 
 
 def _kind_rank(kind: str) -> int:
@@ -70,7 +72,7 @@ def status_text(t: pb.TopologyStatus, all_cells: bool) -> str:
     drained = sum(1 for s in t.sites if s.up and s.drained)
     drained_names = [s.site for s in t.sites if s.up and s.drained]
     shown = sorted(
-        (s for s in t.sites if s.kind != "cell" or all_cells or not s.up or s.drained),
+        (s for s in t.sites if s.kind != "cell" or all_cells or not s.up or s.drained or s.cordoned),
         key=lambda s: (_kind_rank(s.kind), s.site),
     )
     by_kind = ", ".join(
@@ -144,15 +146,112 @@ def _moved(action: str, site: str, moved: list[str], fmt: str) -> None:
         output.emit_data({"site": site, "action": action, "movedSlices": moved}, fmt)
 
 
+#: `topology drain` exits with this when a slice could not move off the site (unless --force),
+#: like `kubectl drain` when a pod cannot be evicted. The site stays drained.
+NOT_ALL_MOVED = 9
+
+
+def _say(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def drain_text(site: str, r: pb.DrainSiteResponse) -> str:
+    """One line per slice the drain concerned, then a summary that is true of what happened."""
+    if r.already_drained:
+        return f"site {site} was already drained; nothing was done"
+    if not r.moves:
+        return f"site {site} drained; no slice used it"
+    counts = Counter(m.outcome for m in r.moves)
+    lines = [output.table(["SLICE", "OUTCOME", "DETAIL"], [[m.slice, m.outcome, m.message] for m in r.moves])]
+    parts = [
+        f"{counts[k]} {label}"
+        for k, label in (
+            ("Moved", "moved"),
+            ("Preempted", "preempted"),
+            ("NotMoved", "could not move (still on the site, Degraded)"),
+            ("CellOutOfService", "lost this covered cell"),
+        )
+        if counts[k]
+    ]
+    lines.append(f"site {site} drained: {', '.join(parts)}")
+    return "\n".join(lines)
+
+
+@click.command()
+@click.argument("site")
+@click.option(
+    "--force",
+    is_flag=True,
+    help=f"Exit 0 even when some slice could not move off the site (else exit {NOT_ALL_MOVED}).",
+)
+@output.output_option
+@connection_options
+def drain(site: str, force: bool, fmt: str, conn: Connection) -> None:
+    """Take SITE out of service for maintenance; the slices it served are re-placed.
+
+    Lists every slice moved, preempted by a moved slice, or that could not move. Exits 9 when
+    some could not move (the site stays drained; those slices are Degraded and healed when room
+    appears), unless --force.
+    """
+    with conn.client() as client, Progress(f"draining {site}"):
+        report = client.drain_report(site, on_retry=_say)
+    if fmt == "table":
+        click.echo(drain_text(site, report))
+    else:
+        output.emit_data(
+            {
+                "site": site,
+                "action": "drained",
+                "alreadyDrained": report.already_drained,
+                "movedSlices": list(report.moved_slices),
+                "moves": [
+                    {"slice": m.slice, "outcome": m.outcome, "message": m.message} for m in report.moves
+                ],
+            },
+            fmt,
+        )
+    stuck = [m.slice for m in report.moves if m.outcome == "NotMoved"]
+    if stuck and not force:
+        click.echo(
+            f"error: {len(stuck)} slice{'s' * (len(stuck) != 1)} could not move off {site}: "
+            f"{', '.join(stuck[:10])}{' ...' if len(stuck) > 10 else ''} (--force to accept)",
+            err=True,
+        )
+        raise SystemExit(NOT_ALL_MOVED)
+
+
 @click.command()
 @click.argument("site")
 @output.output_option
 @connection_options
-def drain(site: str, fmt: str, conn: Connection) -> None:
-    """Take SITE out of service for maintenance; the slices it served are re-placed."""
-    with conn.client() as client, Progress(f"draining {site}"):
-        moved = client.drain(site)
-    _moved("drained", site, moved, fmt)
+def cordon(site: str, fmt: str, conn: Connection) -> None:
+    """No new placements on SITE (new slices, updates, re-placements avoid it); nothing is moved."""
+    with conn.client() as client:
+        r = client.cordon(site, on_retry=_say)
+    if fmt == "table":
+        head = f"site {site} cordoned" if r.changed else f"site {site} was already cordoned"
+        click.echo(f"{head}; {len(r.slices_on_site)} slices stay on it (nothing moved)")
+    else:
+        output.emit_data(
+            {"site": site, "cordoned": True, "changed": r.changed, "slicesOnSite": list(r.slices_on_site)},
+            fmt,
+        )
+
+
+@click.command()
+@click.argument("site")
+@output.output_option
+@connection_options
+def uncordon(site: str, fmt: str, conn: Connection) -> None:
+    """Allow new placements on a cordoned SITE again."""
+    with conn.client() as client:
+        changed = client.uncordon(site, on_retry=_say)
+    if fmt == "table":
+        click.echo(
+            f"site {site} uncordoned" if changed else f"site {site} was not cordoned; nothing was done"
+        )
+    else:
+        output.emit_data({"site": site, "cordoned": False, "changed": changed}, fmt)
 
 
 @click.command()
@@ -162,7 +261,7 @@ def drain(site: str, fmt: str, conn: Connection) -> None:
 def undrain(site: str, fmt: str, conn: Connection) -> None:
     """Put a drained SITE back into service."""
     with conn.client() as client, Progress(f"bringing {site} back"):
-        moved = client.undrain(site)
+        moved = client.undrain(site, on_retry=_say)
     _moved("undrained", site, moved, fmt)
 
 

@@ -18,10 +18,14 @@ class Manifest(_message.Message):
     def __init__(self, source: _Optional[str] = ..., content: _Optional[str] = ...) -> None: ...
 
 class ApplySlicesRequest(_message.Message):
-    __slots__ = ("manifests",)
+    __slots__ = ("manifests", "request_id", "dry_run")
     MANIFESTS_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    DRY_RUN_FIELD_NUMBER: _ClassVar[int]
     manifests: _containers.RepeatedCompositeFieldContainer[Manifest]
-    def __init__(self, manifests: _Optional[_Iterable[_Union[Manifest, _Mapping]]] = ...) -> None: ...
+    request_id: str
+    dry_run: bool
+    def __init__(self, manifests: _Optional[_Iterable[_Union[Manifest, _Mapping]]] = ..., request_id: _Optional[str] = ..., dry_run: _Optional[bool] = ...) -> None: ...
 
 class ApplyResult(_message.Message):
     __slots__ = ("name", "generation", "changed", "state", "reason", "message")
@@ -40,10 +44,14 @@ class ApplyResult(_message.Message):
     def __init__(self, name: _Optional[str] = ..., generation: _Optional[int] = ..., changed: _Optional[bool] = ..., state: _Optional[str] = ..., reason: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class ApplySlicesResponse(_message.Message):
-    __slots__ = ("results",)
+    __slots__ = ("results", "replayed", "dry_run")
     RESULTS_FIELD_NUMBER: _ClassVar[int]
+    REPLAYED_FIELD_NUMBER: _ClassVar[int]
+    DRY_RUN_FIELD_NUMBER: _ClassVar[int]
     results: _containers.RepeatedCompositeFieldContainer[ApplyResult]
-    def __init__(self, results: _Optional[_Iterable[_Union[ApplyResult, _Mapping]]] = ...) -> None: ...
+    replayed: bool
+    dry_run: bool
+    def __init__(self, results: _Optional[_Iterable[_Union[ApplyResult, _Mapping]]] = ..., replayed: _Optional[bool] = ..., dry_run: _Optional[bool] = ...) -> None: ...
 
 class GetSliceRequest(_message.Message):
     __slots__ = ("name",)
@@ -68,14 +76,18 @@ class ListSlicesResponse(_message.Message):
     def __init__(self, slices: _Optional[_Iterable[_Union[Slice, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class DeleteSliceRequest(_message.Message):
-    __slots__ = ("name",)
+    __slots__ = ("name", "request_id")
     NAME_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     name: str
-    def __init__(self, name: _Optional[str] = ...) -> None: ...
+    request_id: str
+    def __init__(self, name: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class DeleteSliceResponse(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("replayed",)
+    REPLAYED_FIELD_NUMBER: _ClassVar[int]
+    replayed: bool
+    def __init__(self, replayed: _Optional[bool] = ...) -> None: ...
 
 class ExplainSliceRequest(_message.Message):
     __slots__ = ("name",)
@@ -210,7 +222,7 @@ class WatchEventsRequest(_message.Message):
     def __init__(self, after_seq: _Optional[int] = ..., slice: _Optional[str] = ...) -> None: ...
 
 class SiteStatus(_message.Message):
-    __slots__ = ("site", "kind", "up", "drained", "reason", "cpu_reserved_millicores", "cpu_capacity_millicores", "memory_reserved_mib", "memory_capacity_mib", "radio_reserved_kbps", "radio_capacity_kbps", "slices")
+    __slots__ = ("site", "kind", "up", "drained", "reason", "cpu_reserved_millicores", "cpu_capacity_millicores", "memory_reserved_mib", "memory_capacity_mib", "radio_reserved_kbps", "radio_capacity_kbps", "slices", "cordoned")
     SITE_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     UP_FIELD_NUMBER: _ClassVar[int]
@@ -223,6 +235,7 @@ class SiteStatus(_message.Message):
     RADIO_RESERVED_KBPS_FIELD_NUMBER: _ClassVar[int]
     RADIO_CAPACITY_KBPS_FIELD_NUMBER: _ClassVar[int]
     SLICES_FIELD_NUMBER: _ClassVar[int]
+    CORDONED_FIELD_NUMBER: _ClassVar[int]
     site: str
     kind: str
     up: bool
@@ -235,7 +248,8 @@ class SiteStatus(_message.Message):
     radio_reserved_kbps: int
     radio_capacity_kbps: int
     slices: int
-    def __init__(self, site: _Optional[str] = ..., kind: _Optional[str] = ..., up: _Optional[bool] = ..., drained: _Optional[bool] = ..., reason: _Optional[str] = ..., cpu_reserved_millicores: _Optional[int] = ..., cpu_capacity_millicores: _Optional[int] = ..., memory_reserved_mib: _Optional[int] = ..., memory_capacity_mib: _Optional[int] = ..., radio_reserved_kbps: _Optional[int] = ..., radio_capacity_kbps: _Optional[int] = ..., slices: _Optional[int] = ...) -> None: ...
+    cordoned: bool
+    def __init__(self, site: _Optional[str] = ..., kind: _Optional[str] = ..., up: _Optional[bool] = ..., drained: _Optional[bool] = ..., reason: _Optional[str] = ..., cpu_reserved_millicores: _Optional[int] = ..., cpu_capacity_millicores: _Optional[int] = ..., memory_reserved_mib: _Optional[int] = ..., memory_capacity_mib: _Optional[int] = ..., radio_reserved_kbps: _Optional[int] = ..., radio_capacity_kbps: _Optional[int] = ..., slices: _Optional[int] = ..., cordoned: _Optional[bool] = ...) -> None: ...
 
 class Link(_message.Message):
     __slots__ = ("a", "b")
@@ -278,28 +292,98 @@ class TopologyStatus(_message.Message):
     def __init__(self, name: _Optional[str] = ..., sites: _Optional[_Iterable[_Union[SiteStatus, _Mapping]]] = ..., down_links: _Optional[_Iterable[_Union[Link, _Mapping]]] = ..., link_utilisation: _Optional[_Iterable[_Union[LinkUtilisation, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class DrainSiteRequest(_message.Message):
-    __slots__ = ("site",)
+    __slots__ = ("site", "request_id")
     SITE_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     site: str
-    def __init__(self, site: _Optional[str] = ...) -> None: ...
+    request_id: str
+    def __init__(self, site: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class SliceMove(_message.Message):
+    __slots__ = ("slice", "outcome", "message")
+    SLICE_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    slice: str
+    outcome: str
+    message: str
+    def __init__(self, slice: _Optional[str] = ..., outcome: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class DrainSiteResponse(_message.Message):
-    __slots__ = ("moved_slices",)
+    __slots__ = ("moved_slices", "moves", "already_drained", "replayed")
     MOVED_SLICES_FIELD_NUMBER: _ClassVar[int]
+    MOVES_FIELD_NUMBER: _ClassVar[int]
+    ALREADY_DRAINED_FIELD_NUMBER: _ClassVar[int]
+    REPLAYED_FIELD_NUMBER: _ClassVar[int]
     moved_slices: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, moved_slices: _Optional[_Iterable[str]] = ...) -> None: ...
+    moves: _containers.RepeatedCompositeFieldContainer[SliceMove]
+    already_drained: bool
+    replayed: bool
+    def __init__(self, moved_slices: _Optional[_Iterable[str]] = ..., moves: _Optional[_Iterable[_Union[SliceMove, _Mapping]]] = ..., already_drained: _Optional[bool] = ..., replayed: _Optional[bool] = ...) -> None: ...
 
 class UndrainSiteRequest(_message.Message):
-    __slots__ = ("site",)
+    __slots__ = ("site", "request_id")
     SITE_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     site: str
-    def __init__(self, site: _Optional[str] = ...) -> None: ...
+    request_id: str
+    def __init__(self, site: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class UndrainSiteResponse(_message.Message):
-    __slots__ = ("moved_slices",)
+    __slots__ = ("moved_slices", "replayed")
     MOVED_SLICES_FIELD_NUMBER: _ClassVar[int]
+    REPLAYED_FIELD_NUMBER: _ClassVar[int]
     moved_slices: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, moved_slices: _Optional[_Iterable[str]] = ...) -> None: ...
+    replayed: bool
+    def __init__(self, moved_slices: _Optional[_Iterable[str]] = ..., replayed: _Optional[bool] = ...) -> None: ...
+
+class CordonSiteRequest(_message.Message):
+    __slots__ = ("site", "request_id")
+    SITE_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    site: str
+    request_id: str
+    def __init__(self, site: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class CordonSiteResponse(_message.Message):
+    __slots__ = ("changed", "slices_on_site", "replayed")
+    CHANGED_FIELD_NUMBER: _ClassVar[int]
+    SLICES_ON_SITE_FIELD_NUMBER: _ClassVar[int]
+    REPLAYED_FIELD_NUMBER: _ClassVar[int]
+    changed: bool
+    slices_on_site: _containers.RepeatedScalarFieldContainer[str]
+    replayed: bool
+    def __init__(self, changed: _Optional[bool] = ..., slices_on_site: _Optional[_Iterable[str]] = ..., replayed: _Optional[bool] = ...) -> None: ...
+
+class UncordonSiteRequest(_message.Message):
+    __slots__ = ("site", "request_id")
+    SITE_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    site: str
+    request_id: str
+    def __init__(self, site: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class UncordonSiteResponse(_message.Message):
+    __slots__ = ("changed", "replayed")
+    CHANGED_FIELD_NUMBER: _ClassVar[int]
+    REPLAYED_FIELD_NUMBER: _ClassVar[int]
+    changed: bool
+    replayed: bool
+    def __init__(self, changed: _Optional[bool] = ..., replayed: _Optional[bool] = ...) -> None: ...
+
+class GetTopologyRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class TopologyFile(_message.Message):
+    __slots__ = ("name", "fingerprint", "content_gzip")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_GZIP_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    fingerprint: str
+    content_gzip: bytes
+    def __init__(self, name: _Optional[str] = ..., fingerprint: _Optional[str] = ..., content_gzip: _Optional[bytes] = ...) -> None: ...
 
 class WhatIfRequest(_message.Message):
     __slots__ = ("fail_sites", "fail_links")

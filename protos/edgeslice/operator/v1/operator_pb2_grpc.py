@@ -84,6 +84,21 @@ class OperatorServiceStub:
                 request_serializer=edgeslice_dot_operator_dot_v1_dot_operator__pb2.UndrainSiteRequest.SerializeToString,
                 response_deserializer=edgeslice_dot_operator_dot_v1_dot_operator__pb2.UndrainSiteResponse.FromString,
                 _registered_method=True)
+        self.CordonSite = channel.unary_unary(
+                '/edgeslice.operator.v1.OperatorService/CordonSite',
+                request_serializer=edgeslice_dot_operator_dot_v1_dot_operator__pb2.CordonSiteRequest.SerializeToString,
+                response_deserializer=edgeslice_dot_operator_dot_v1_dot_operator__pb2.CordonSiteResponse.FromString,
+                _registered_method=True)
+        self.UncordonSite = channel.unary_unary(
+                '/edgeslice.operator.v1.OperatorService/UncordonSite',
+                request_serializer=edgeslice_dot_operator_dot_v1_dot_operator__pb2.UncordonSiteRequest.SerializeToString,
+                response_deserializer=edgeslice_dot_operator_dot_v1_dot_operator__pb2.UncordonSiteResponse.FromString,
+                _registered_method=True)
+        self.GetTopology = channel.unary_unary(
+                '/edgeslice.operator.v1.OperatorService/GetTopology',
+                request_serializer=edgeslice_dot_operator_dot_v1_dot_operator__pb2.GetTopologyRequest.SerializeToString,
+                response_deserializer=edgeslice_dot_operator_dot_v1_dot_operator__pb2.TopologyFile.FromString,
+                _registered_method=True)
         self.WhatIf = channel.unary_unary(
                 '/edgeslice.operator.v1.OperatorService/WhatIf',
                 request_serializer=edgeslice_dot_operator_dot_v1_dot_operator__pb2.WhatIfRequest.SerializeToString,
@@ -179,6 +194,29 @@ class OperatorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CordonSite(self, request, context):
+        """No new placements on a site (new slices, updates and re-placements avoid it); nothing is
+        moved. Kept across restarts like a drain. Cordoning a cordoned site changes nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UncordonSite(self, request, context):
+        """Allow new placements on a cordoned site again.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetTopology(self, request, context):
+        """The topology file the controller runs on, with its fingerprint (what agents' and simulators'
+        Hello.topology_fingerprint must match).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def WhatIf(self, request, context):
         """What would happen if these sites and links failed; changes nothing.
         """
@@ -255,6 +293,21 @@ def add_OperatorServiceServicer_to_server(servicer, server):
                     servicer.UndrainSite,
                     request_deserializer=edgeslice_dot_operator_dot_v1_dot_operator__pb2.UndrainSiteRequest.FromString,
                     response_serializer=edgeslice_dot_operator_dot_v1_dot_operator__pb2.UndrainSiteResponse.SerializeToString,
+            ),
+            'CordonSite': grpc.unary_unary_rpc_method_handler(
+                    servicer.CordonSite,
+                    request_deserializer=edgeslice_dot_operator_dot_v1_dot_operator__pb2.CordonSiteRequest.FromString,
+                    response_serializer=edgeslice_dot_operator_dot_v1_dot_operator__pb2.CordonSiteResponse.SerializeToString,
+            ),
+            'UncordonSite': grpc.unary_unary_rpc_method_handler(
+                    servicer.UncordonSite,
+                    request_deserializer=edgeslice_dot_operator_dot_v1_dot_operator__pb2.UncordonSiteRequest.FromString,
+                    response_serializer=edgeslice_dot_operator_dot_v1_dot_operator__pb2.UncordonSiteResponse.SerializeToString,
+            ),
+            'GetTopology': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTopology,
+                    request_deserializer=edgeslice_dot_operator_dot_v1_dot_operator__pb2.GetTopologyRequest.FromString,
+                    response_serializer=edgeslice_dot_operator_dot_v1_dot_operator__pb2.TopologyFile.SerializeToString,
             ),
             'WhatIf': grpc.unary_unary_rpc_method_handler(
                     servicer.WhatIf,
@@ -542,6 +595,87 @@ class OperatorService:
             '/edgeslice.operator.v1.OperatorService/UndrainSite',
             edgeslice_dot_operator_dot_v1_dot_operator__pb2.UndrainSiteRequest.SerializeToString,
             edgeslice_dot_operator_dot_v1_dot_operator__pb2.UndrainSiteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CordonSite(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/edgeslice.operator.v1.OperatorService/CordonSite',
+            edgeslice_dot_operator_dot_v1_dot_operator__pb2.CordonSiteRequest.SerializeToString,
+            edgeslice_dot_operator_dot_v1_dot_operator__pb2.CordonSiteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UncordonSite(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/edgeslice.operator.v1.OperatorService/UncordonSite',
+            edgeslice_dot_operator_dot_v1_dot_operator__pb2.UncordonSiteRequest.SerializeToString,
+            edgeslice_dot_operator_dot_v1_dot_operator__pb2.UncordonSiteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTopology(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/edgeslice.operator.v1.OperatorService/GetTopology',
+            edgeslice_dot_operator_dot_v1_dot_operator__pb2.GetTopologyRequest.SerializeToString,
+            edgeslice_dot_operator_dot_v1_dot_operator__pb2.TopologyFile.FromString,
             options,
             channel_credentials,
             insecure,
