@@ -704,6 +704,38 @@ for id, args, says in (  # kubectl habits: selectors, -o, durations, delete targ
     ("delete-file-missing", ("slice", "delete", "-f", "gone.yaml", "--server", NOWHERE), ("gone.yaml", "cannot read")),
 ):  # fmt: skip
     case(f"slice-{id}", args, *says, code=2, files={"slice.yaml": SLICE_YAML})
+CONFIG = "../home/.config/edgeslice/config.yaml"  # the slicectl config file, under the fixture's HOME
+for id, args, says, code, config in (  # contexts, completion, site: before any controller is reached
+    ("context-unknown", ("slice", "list", "--context", "lab"), ("context 'lab' is not in", "contexts: none"), 4, None),
+    ("context-unknown-env-file", ("site", "status", "--context", "b"), ("context 'b'", "(contexts: a)"), 4,
+     "contexts: {a: {server: '127.0.0.1:1'}}\n"),
+    ("config-use-unknown", ("config", "use-context", "lab"), ("context 'lab' is not in",), 4, None),
+    ("config-delete-unknown", ("config", "delete-context", "lab"), ("context 'lab' is not in",), 4, None),
+    ("config-no-current", ("config", "current-context"), ("no current context",), 4, None),
+    ("config-set-bad-address", ("config", "set-context", "lab", "--address", "nope"), ("--address 'nope'", "expected HOST:PORT"), 2, None),
+    ("config-set-bad-agents", ("config", "set-context", "lab", "--agents", "h:x"), ("--agents 'h:x'",), 2, None),
+    ("config-set-bad-name", ("config", "set-context", "a b", "--address", "h:1"), ("NAME 'a b'", "without spaces"), 2, None),
+    ("config-not-yaml", ("slice", "list"), ("config.yaml", "not valid YAML"), 2, "[\n"),
+    ("config-a-list", ("slice", "list"), ("config.yaml", "expected a mapping"), 2, "- a\n"),
+    ("config-unknown-top-field", ("slice", "list"), ("config.yaml", "users: unknown field"), 2, "users: []\n"),
+    ("config-unknown-context-field", ("slice", "list"), ("contexts.a.colour: unknown field",), 2,
+     "contexts: {a: {colour: red}}\n"),
+    ("config-context-field-not-text", ("slice", "list"), ("contexts.a.server: expected text",), 2,
+     "contexts: {a: {server: 5}}\n"),
+    ("config-current-not-a-context", ("slice", "list"), ("current-context 'b' is not one of its contexts",), 2,
+     "current-context: b\ncontexts: {a: {}}\n"),
+    ("config-context-ca-missing", ("slice", "list"), ("context 'a'", "no such file"), 2,
+     "current-context: a\ncontexts: {a: {server: '127.0.0.1:1', ca: /nonexistent/ca.pem}}\n"),
+    ("config-context-token-file-missing", ("slice", "list"), ("token file /nonexistent/t", "cannot read"), 2,
+     "current-context: a\ncontexts: {a: {server: '127.0.0.1:1', token-file: /nonexistent/t}}\n"),
+    ("config-binary", ("slice", "list"), ("config.yaml", "not UTF-8"), 2, b"\xff\xfe\x00"),
+    ("completion-unknown-shell", ("completion", "powershell"), ("'powershell'", "bash"), 2, None),
+    ("completion-no-shell", ("completion",), ("Missing argument", "bash, zsh, fish"), 2, None),
+    ("site-drain-no-site", ("site", "drain"), ("Missing argument", "SITE"), 2, None),
+    ("site-what-if-nothing", ("site", "what-if"), ("at least one --fail-site or --fail-link",), 2, None),
+    ("events-after-seq-negative", ("slice", "events", "--after-seq", "-1"), ("'--after-seq'", "-1"), 2, None),
+):  # fmt: skip
+    case(f"cli-{id}", args, *says, code=code, files={CONFIG: config} if config is not None else {})
 
 # Issue 13 items 4-6: dry runs, diffs, cordons, fingerprints, simulators of the controller's city.
 for id, args, says in (
@@ -772,6 +804,9 @@ def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
         "EDGESLICE_TOKEN_FILE",
         "EDGESLICE_CA",
         "EDGESLICE_DEBUG",
+        "EDGESLICE_CONFIG",
+        "EDGESLICE_CONTEXT",
+        "XDG_CONFIG_HOME",
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
