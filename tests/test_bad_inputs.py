@@ -734,6 +734,7 @@ for id, args, says, code, config in (  # contexts, completion, site: before any 
     ("site-drain-no-site", ("site", "drain"), ("Missing argument", "SITE"), 2, None),
     ("site-what-if-nothing", ("site", "what-if"), ("at least one --fail-site or --fail-link",), 2, None),
     ("events-after-seq-negative", ("slice", "events", "--after-seq", "-1"), ("'--after-seq'", "-1"), 2, None),
+    ("simulate-nothing-to-find", ("agent", "simulate", "--sites", "1"), ("no controller agent address", "--controller HOST:PORT"), 7, None),
 ):  # fmt: skip
     case(f"cli-{id}", args, *says, code=code, files={CONFIG: config} if config is not None else {})
 

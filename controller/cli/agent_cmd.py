@@ -295,7 +295,14 @@ def choose_sites(topology: Topology, count: int | None) -> list[str]:
 
 
 @agent.command("simulate")
-@click.option("--controller", "target", required=True, help="Controller agent address, HOST:PORT.")
+@click.option(
+    "--controller",
+    "target",
+    default=None,
+    metavar="HOST:PORT",
+    help="Controller agent address [default: the context's agents address, else the one the local "
+    "controller wrote to its endpoints file].",
+)
 @click.option("--sites", "count", type=click.IntRange(1), help="Simulate this many sites (transport first).")
 @click.option("--all", "all_sites", is_flag=True, help="Simulate every site of the city.")
 @_with_city
@@ -313,7 +320,7 @@ def choose_sites(topology: Topology, count: int | None) -> list[str]:
 )
 @connection_options
 def simulate_cmd(
-    target: str,
+    target: str | None,
     count: int | None,
     all_sites: bool,
     topology_path: str | None,
@@ -339,6 +346,7 @@ def simulate_cmd(
 
     if (count is None) == (not all_sites):
         raise errors.InvalidSpec("give exactly one of --sites N or --all")
+    target = target or conn.agents_address()
     ctx = click.get_current_context()
     generated = any(
         ctx.get_parameter_source(p) == click.core.ParameterSource.COMMANDLINE for p in ("cells", "seed")
