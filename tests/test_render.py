@@ -112,6 +112,13 @@ def test_render_command_offline_and_live(tmp_path: Path) -> None:
         )
         assert result.exit_code == 0, result.output
         assert _has_colour(_pixels(out), render.ROUTE_COLOURS[0]) > 50
+        # --live alone: the controller's own topology, nothing else to name.
+        alone = tmp_path / "alone.svg"
+        result = runner.invoke(main, ["topology", "render", "--slice", "cars", "--out", str(alone), *live])
+        assert (result.exit_code, result.stdout.strip()) == (0, f"wrote {alone}"), result.output
+        labels = set(re.findall(r"<!-- (.*?) -->", alone.read_text()))
+        assert {"city-60-s0 (live)", "edge-1", "edge-2", "core-1", "cell (60)"} <= labels, labels
+        assert any(label.startswith("slice cars (") for label in labels)
         other = runner.invoke(
             main, ["topology", "render", "--cells", "61", "--out", str(tmp_path / "x.png"), *live]
         )

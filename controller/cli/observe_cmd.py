@@ -11,9 +11,10 @@ from pathlib import Path
 
 import click
 
-from controller import auth, citygen
+from controller import citygen
 from controller import topology as topo
 from controller.cli.connect import Connection, connection_options
+from controller.topology_file import parse_topology
 from slices import errors
 
 
@@ -80,7 +81,7 @@ def discovered_metrics_url(conn: Connection) -> str | None:
     from controller.runtime import read_endpoints
 
     try:
-        found = read_endpoints(auth.default_state_dir())
+        found = read_endpoints(conn.state_folder())
     except (OSError, UnicodeDecodeError):
         return None
     if conn.server and found.get("operator") != conn.server:
@@ -112,7 +113,8 @@ def discovered_metrics_url(conn: Connection) -> str | None:
 @click.option(
     "--live",
     is_flag=True,
-    help="Colour links by what the running controller reserved and mark what is down.",
+    help="Colour links by what the running controller reserved and mark what is down; alone "
+    "(no --topology or --cells), draw the running controller's own topology.",
 )
 @click.option(
     "--slice",
@@ -131,22 +133,29 @@ def render(
     slice_names: tuple[str, ...],
     conn: Connection,
 ) -> None:
-    """Draw the city: sites by kind, links by utilisation, chosen slices' routes."""
+    """Draw the city: sites by kind (edge and core sites named), links by utilisation, chosen
+    slices' routes. `--live` alone draws the running controller's topology as it is now."""
     from telemetry import render as picture
 
     picture.output_format(out)  # a bad --out fails before any work
     if not out.parent.is_dir():  # no `mkdir -p` outside what the user named
         problem = "is not a directory" if out.parent.exists() else "does not exist"
         raise errors.InvalidSpec(f"--out: directory {str(out.parent)!r} {problem}")
-    if (topology_file is None) == (cells is None):
-        raise errors.InvalidSpec("give exactly one of --topology FILE or --cells N")
+    from_controller = live and topology_file is None and cells is None
+    if (topology_file is None) == (cells is None) and not from_controller:
+        raise errors.InvalidSpec(
+            "give exactly one of --topology FILE or --cells N (or --live alone: the controller's topology)"
+        )
     if slice_names and not live:
         raise errors.InvalidSpec("--slice: slices' routes come from a running controller; add --live")
-    city = (
-        topo.load_topology(topology_file)
-        if topology_file is not None
-        else topo.Topology.from_file(citygen.generate_city(cells or 1, seed=seed))
-    )
+    if from_controller:
+        with conn.client() as client:
+            _, document = client.topology_file()
+        city = topo.Topology.from_file(parse_topology(document, "the controller's topology"))
+    elif topology_file is not None:
+        city = topo.load_topology(topology_file)
+    else:
+        city = topo.Topology.from_file(citygen.generate_city(cells or 1, seed=seed))
     utilisation: dict[topo.LinkKey, float] = {}
     highlights: list[picture.Highlight] = []
     title = None
