@@ -67,9 +67,11 @@ def files(tmp_path: Path) -> tuple[Path, Path]:
 
 def test_table_output_shows_decisions_reasons_and_utilisation(files: tuple[Path, Path]) -> None:
     city, slices = files
-    result = run("--topology", city, slices)
+    # The offline batch order (the default before issue 13 made it the controller's order).
+    result = run("--topology", city, slices, "--order", "priority")
     assert result.exit_code == 0, result.output
     out = result.stdout
+    assert "note: --order priority is not the controller's order" in out
     assert "cars     vehicle  100   admitted  near   1.5/5" in out
     assert (
         "hotspot: RadioCapacityExceeded: cell c1 has 75 Mbps free, needs 100 Mbps (short by 25 Mbps)" in out

@@ -276,7 +276,15 @@ def test_topology_live_commands(running: Running, tmp_path: Path) -> None:
     assert {s["site"] for s in data["sites"]} >= {"e1", "e2", "c1"}
 
     drained = run(running, "topology", "drain", "e1")
-    assert (drained.exit_code, drained.stdout.strip()) == (0, "site e1 drained; slices re-placed: cars")
+    # Issue 13: every slice the drain concerned, with what became of it, then a true summary.
+    assert (drained.exit_code, drained.stdout.splitlines()) == (
+        0,
+        [
+            "SLICE  OUTCOME  DETAIL",
+            "cars   Moved    now 1 cells served from e2, worst latency 1.7 ms",
+            "site e1 drained: 1 moved",
+        ],
+    )
     after = run(running, "topology", "status").stdout
     assert "; 0 down, 1 drained (e1); " in after.splitlines()[0]
     assert next(line for line in after.splitlines() if line.startswith("e1 ")).split()[:3] == [
