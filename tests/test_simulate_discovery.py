@@ -89,3 +89,37 @@ def test_simulate_without_a_controller_to_find(tmp_path: Path) -> None:
     assert result.exit_code == 7 and result.stdout == ""
     assert result.stderr.count("\n") == 1 and "no controller agent address" in result.stderr
     assert "give --controller HOST:PORT or a context with --agents" in result.stderr
+
+
+def test_agent_list_and_get_take_the_get_output_formats(
+    controller: ControllerProcess, tmp_path: Path
+) -> None:
+    env = {
+        "EDGESLICE_STATE_DIR": str(tmp_path / "ctl" / "state"),
+        "EDGESLICE_CONFIG": str(tmp_path / "none.yaml"),
+    }
+
+    def out(*args: str) -> str:
+        result = CliRunner().invoke(main, list(args), env=env)
+        assert result.exit_code == 0, result.output
+        return result.stdout
+
+    with controller.client() as client:
+        sites = [a.site for a in client.agents()]
+    assert len(sites) > 20
+    assert out("agent", "list", "-o", "name").split() == [f"agent/{s}" for s in sites]
+    assert out("agent", "list", "-o", "jsonpath={.items[*].site}").split() == sites
+    never = out(
+        "agent", "list", "--state", "Never", "-o", "jsonpath={range .items[*]}{.site}={.state}{'\\n'}{end}"
+    )
+    assert never.splitlines() == [f"{s}=Never" for s in sites]
+    wide = out("agent", "list", "-o", "wide").splitlines()
+    assert (
+        wide[0].split()[-4:] == ["LAST-SEEN", "INSTANCE", "EPOCH", "REJECTIONS"]
+        and len(wide) == len(sites) + 1
+    )
+    assert (
+        out("agent", "get", f"agent/{sites[0]}", "-o", "jsonpath={.site} {.lastRefusal}")
+        == f"{sites[0]} null\n"
+    )
+    assert out("agent", "get", sites[0], "-o", "name") == f"agent/{sites[0]}\n"

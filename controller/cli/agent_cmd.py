@@ -14,7 +14,7 @@ import click
 import grpc
 
 from controller import citygen
-from controller.cli import agent_views, output
+from controller.cli import agent_views, selection
 from controller.cli.connect import Connection, connection_options
 from controller.topology import Topology, load_topology, parse_link_key
 from controller.topology_file import SiteKind
@@ -115,37 +115,27 @@ AGENT_STATES = ("Connected", "Disconnected", "Never")  # controller.agent_view.S
 
 @agent.command("list")
 @click.option("--state", type=click.Choice(AGENT_STATES), help="Only agents in this session state.")
-@output.output_option
+@selection.get_output_option
 @connection_options
-def list_cmd(state: str | None, fmt: str, conn: Connection) -> None:
+def list_cmd(state: str | None, fmt: selection.Format, conn: Connection) -> None:
     """Every site's agent: session state, lease, version, generations, last refusal, rate.
 
     Connected means the agent's lease is valid (as in the metrics and alerts).
     """
     with conn.client() as client:
         found = client.agents(state=state)
-    if fmt == "table":
-        click.echo(
-            agent_views.agents_table(found)
-            if found
-            else "no agents" + (f" in state {state}" if state else "")
-        )
-    else:
-        output.emit_data([agent_views.agent_data(a) for a in found], fmt)
+    agent_views.emit_agents(found, fmt, "no agents" + (f" in state {state}" if state else ""))
 
 
 @agent.command("get")
 @click.argument("site")
-@output.output_option
+@selection.get_output_option
 @connection_options
-def get_cmd(site: str, fmt: str, conn: Connection) -> None:
+def get_cmd(site: str, fmt: selection.Format, conn: Connection) -> None:
     """One site's agent in full, with the reason, message and time of its last refusal."""
     with conn.client() as client:
-        found = client.agent(site)
-    if fmt == "table":
-        click.echo(agent_views.agent_text(found))
-    else:
-        output.emit_data(agent_views.agent_data(found), fmt)
+        found = client.agent(site.removeprefix("agent/"))
+    agent_views.emit_agent(found, fmt)
 
 
 @agent.command("run")

@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from controller.cli import output
+import click
+
+from controller.cli import output, selection
 from controller.cli.views import when
 from protos.edgeslice.operator.v1 import operator_pb2 as pb
 
@@ -99,3 +101,46 @@ def agent_text(a: pb.Agent) -> str:
     else:
         lines.append("Refused:     -")
     return "\n".join(lines)
+
+
+WIDE_HEADERS = [*AGENT_HEADERS, "LAST-SEEN", "INSTANCE", "EPOCH", "REJECTIONS"]
+
+
+def wide_row(a: pb.Agent) -> list[object]:
+    seen = seconds(a.last_seen_s_ago) + " ago" if a.HasField("last_seen_s_ago") else "-"
+    return [*agent_row(a), seen, a.instance_id or "-", a.epoch, a.rejections]
+
+
+def emit_agents(agents: Sequence[pb.Agent], fmt: selection.Format, empty: str) -> None:
+    """``agent list`` in any ``-o`` of the get/list commands."""
+    if fmt.kind in ("table", "wide") and not agents:
+        click.echo(empty)
+    elif fmt.kind == "table":
+        click.echo(agents_table(agents))
+    elif fmt.kind == "wide":
+        click.echo(output.table(WIDE_HEADERS, [wide_row(a) for a in agents]))
+    elif fmt.kind == "name":
+        for a in agents:
+            click.echo(f"agent/{a.site}")
+    elif fmt.kind == "jsonpath":
+        assert fmt.template is not None
+        text = selection.render(fmt.template, {"kind": "List", "items": [agent_data(a) for a in agents]})
+        click.echo(text, nl=not text.endswith("\n"))
+    else:
+        output.emit_data([agent_data(a) for a in agents], fmt.kind)
+
+
+def emit_agent(a: pb.Agent, fmt: selection.Format) -> None:
+    """``agent get`` in any ``-o`` of the get/list commands."""
+    if fmt.kind == "table":
+        click.echo(agent_text(a))
+    elif fmt.kind == "wide":
+        click.echo(output.table(WIDE_HEADERS, [wide_row(a)]))
+    elif fmt.kind == "name":
+        click.echo(f"agent/{a.site}")
+    elif fmt.kind == "jsonpath":
+        assert fmt.template is not None
+        text = selection.render(fmt.template, agent_data(a))
+        click.echo(text, nl=not text.endswith("\n"))
+    else:
+        output.emit_data(agent_data(a), fmt.kind)
