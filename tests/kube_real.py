@@ -85,9 +85,24 @@ def mark_pods_ready(server: KubeApiServer, namespace: str, selector: str = "") -
     return marked
 
 
+def finish_terminating_pods(server: KubeApiServer, namespace: str) -> int:
+    """Do what a kubelet does once a deleted Pod's containers stopped: remove it for good. Without
+    this a deleted Pod stays Terminating for its grace period and still counts against the
+    namespace's ResourceQuota, which no real cluster would show for that long."""
+    gw = gateway(server, "fake-kubelet")
+    pods, _ = gw.list("Pod", namespace)
+    gone = 0
+    for pod in pods:
+        if pod["metadata"].get("deletionTimestamp"):
+            name = pod["metadata"]["name"]
+            server.kubectl("delete", "pod", name, "-n", namespace, "--grace-period=0", "--force", check=False)
+            gone += 1
+    return gone
+
+
 class FakeKubelet:
-    """Marks every new Pod of some namespaces Ready, in a thread, until closed (rollouts need
-    their surge pods Ready for the deployment controller to go on)."""
+    """Marks every new Pod of some namespaces Ready, and removes deleted ones, in a thread, until
+    closed (rollouts need their surge pods Ready for the deployment controller to go on)."""
 
     def __init__(self, server: KubeApiServer, *namespaces: str) -> None:
         self.server = server
@@ -101,6 +116,7 @@ class FakeKubelet:
             for ns in list(self.namespaces):
                 with contextlib.suppress(kube_gateway.KubeApiError):
                     mark_pods_ready(self.server, ns)
+                    finish_terminating_pods(self.server, ns)
             self._stop.wait(0.3)
 
     def close(self) -> None:

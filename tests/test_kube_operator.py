@@ -195,9 +195,15 @@ def test_ready_follows_available_and_an_image_update_rolls_out(
         assert dep["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.example.com/v2x:2"
         status = dep["status"]
         assert status["updatedReplicas"] == status["replicas"] == dep["spec"]["replicas"]
-        # The quota let the surge pod in: no FailedCreate for "exceeded quota".
-        events, _ = gw.list("Event", "slice-roll")
-        assert not [e for e in events if "exceeded quota" in (e.get("note") or "")]
+        # The quota leaves room for the surge pod: the rollout above completed (with an exact-sum
+        # quota it stalled for ever), and the quota holds the steady state plus one pod of the
+        # Deployment. (A transient FailedCreate can still appear while the quota controller has
+        # not yet counted a just-deleted old pod out: Kubernetes replenishes usage asynchronously,
+        # and the ReplicaSet controller retries.)
+        quota = gw.get("ResourceQuota", "edgeslice-quota", "slice-roll")
+        assert quota is not None
+        replicas = dep["spec"]["replicas"]
+        assert int(quota["spec"]["hard"]["pods"]) == replicas + 1
     finally:
         kubelet.close()
     counts = controller.kube_metrics().snapshot()
