@@ -35,7 +35,10 @@ log = logging.getLogger(LOGGER)
 class EventSource(Protocol):
     """What :class:`DecisionLog` reads of :class:`controller.service.ControllerService`."""
 
-    def last_event_seq(self) -> int: ...
+    @property
+    def first_seq_after(self) -> int:
+        """The newest audit event before the service loaded its state."""
+        ...
 
     def wait_events(self, after_seq: int, timeout_s: float) -> list[Event]: ...
 
@@ -110,7 +113,8 @@ def configure(level: str, fmt: str = "text") -> None:
 
 
 class DecisionLog:
-    """Follows the committed audit trail from where it stood when started and logs each event.
+    """Follows the committed audit trail from where it stood when the service loaded its state
+    and logs each event.
 
     ``close`` logs what was committed up to then and stops; an attachment of the runtime, it
     is closed after the last pass, so nothing committed goes unlogged.
@@ -119,7 +123,7 @@ class DecisionLog:
     def __init__(self, source: EventSource, poll_s: float = 1.0) -> None:
         self._source = source
         self._poll_s = poll_s
-        self._after = source.last_event_seq()
+        self._after = source.first_seq_after  # what it decided while loading is logged too
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="decision-log", daemon=True)
         self._thread.start()

@@ -221,6 +221,9 @@ class ControllerService:
         self._progress_pending: set[str] = (
             set()
         )  # slices whose stored ack count lags (see record_agent_progress)
+        #: The newest audit event before this service loaded: what it decides, from loading on
+        #: (a stored placement that no longer fits), comes after (the decision log starts here).
+        self.first_seq_after = store.last_event_seq()
         self._load()
 
     # -- start-up -----------------------------------------------------------------------------
@@ -573,10 +576,6 @@ class ControllerService:
             )
             for r in self._store.events(after_seq, limit, slice_name)
         ]
-
-    def last_event_seq(self) -> int:
-        """The newest audit event's sequence number (0 before the first)."""
-        return self._store.last_event_seq()
 
     def wait_events(self, after_seq: int, timeout_s: float) -> list[Event]:
         """Block until events newer than ``after_seq`` exist or the timeout passes (for watch/follow)."""

@@ -93,8 +93,7 @@ def test_text_lines_name_the_slice_site_and_reason(caplog: Any) -> None:
                 ),
             ]
 
-        def last_event_seq(self) -> int:
-            return 0
+        first_seq_after = 0
 
         def wait_events(self, after_seq: int, timeout_s: float) -> list[Event]:
             return [e for e in self.events if e.seq > after_seq]
@@ -109,3 +108,25 @@ def test_text_lines_name_the_slice_site_and_reason(caplog: Any) -> None:
         ("INFO", "site-down", "e1", None),
         ("INFO", "preempt", None, "meters"),
     ]
+
+
+def test_what_the_controller_decides_while_loading_is_logged(tmp_path: Path) -> None:
+    city = tmp_path / "city.json"
+    write_topology_file(two_edge_file(), city)
+    first = start_controller(tmp_path, city, extra=("--no-agents", "--log-format", "json"))
+    try:
+        with first.client() as client:
+            client.apply([("cars.yaml", slice_yaml("cars"))])
+    finally:
+        assert first.terminate() == 0
+    before = max(line["seq"] for line in _log_lines(first.log)[0] if "seq" in line)
+    # The same state on a city whose near edge site is now too small for what cars reserved there.
+    write_topology_file(two_edge_file(near_cpu=1000), city)
+    second = start_controller(tmp_path, city, extra=("--no-agents", "--log-format", "json"))
+    assert second.terminate() == 0
+    later = [line for line in _log_lines(second.log)[0] if line.get("seq", 0) > before]
+    actions = [(line["action"], line["slice"]) for line in later]
+    # the degrade was committed while the service loaded, before anything else started
+    assert actions[:2] == [("degrade", "cars"), ("admit", "cars")], actions
+    assert "stored placement does not fit the topology" in later[0]["message"]
+    assert "served from far" in later[1]["message"]
