@@ -428,3 +428,37 @@ def test_plan_uses_the_controllers_order_and_says_what_it_cannot_predict(tmp_pat
     other = CliRunner().invoke(main, ["plan", "--topology", str(city), str(slices), "--order", "priority"])
     assert "note: --order priority is not the controller's order" in other.stdout
     assert "cannot predict the live result" in other.stdout
+
+
+def test_a_cordon_is_kept_in_the_cluster_and_restored_by_a_new_leader(
+    kube_apiserver: Any, tmp_path: Path
+) -> None:
+    """Kubernetes mode: the cordon goes to ConfigMap edgeslice-maintenance (as `cordon.<site>`,
+    beside drains) before it is committed, and a replica that starts leading restores it."""
+    from controller import crd_source
+    from controller.clock import FakeClock
+    from controller.service import ControllerService
+    from controller.store import Store
+    from tests import kube_fixtures, kube_real
+
+    namespace = "honest-ops"
+    gateway = kube_real.gateway(kube_apiserver)
+    if gateway.get("Namespace", namespace) is None:
+        gateway.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+    maintenance = crd_source.ClusterMaintenance(gateway, namespace)
+    stores = [Store.open(tmp_path / "a.db"), Store.open(tmp_path / "b.db")]
+    first = ControllerService(kube_fixtures.city(), stores[0], [], FakeClock())
+    first.maintenance_hook = maintenance.record
+    try:
+        assert first.cordon("e1", "operator:ops") == (True, [])
+        assert set(maintenance.drained()) == {"cordon.e1"}
+        standby = ControllerService(kube_fixtures.city(), stores[1], [], FakeClock())
+        assert standby.cordoned() == []
+        assert maintenance.restore(standby) == ["e1"]
+        assert standby.cordoned() == ["e1"] and standby.drained() == []
+        assert first.uncordon("e1", "operator:ops")
+        assert maintenance.drained() == {}
+    finally:
+        gateway.delete("ConfigMap", crd_source.MAINTENANCE_CONFIGMAP, namespace)
+        for store in stores:
+            store.close()
