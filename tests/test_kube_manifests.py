@@ -13,6 +13,7 @@ from controller import kube_manifests, manifest_folder
 from controller.cli import manifests_cmd
 from controller.kube_manifests import KubeSettings, render
 from slices import errors
+from slices.profiles import default_sd
 from tests.kube_fixtures import city, intent, placement
 
 K8S_VERSION = "1.35.0"
@@ -35,7 +36,7 @@ def test_rendering_is_deterministic_and_every_object_is_labelled() -> None:
         assert labels["app.kubernetes.io/managed-by"] == "edgeslice"
         assert labels["edgeslice.io/slice"] == "cars"
         assert labels["edgeslice.io/kind"] == "vehicle"
-        assert labels["edgeslice.io/snssai"] == "4"
+        assert labels["edgeslice.io/snssai"] == f"4-{default_sd('cars')}"  # no snssai.sd: the default SD
         if m["kind"] != "Namespace":
             assert m["metadata"]["namespace"] == "slice-cars"
 
