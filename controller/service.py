@@ -453,7 +453,7 @@ class ControllerService:
                     ledger.reserve(doc.name, decision.placement.reservation(world.base))
                     admitted[doc.name] = (intent, decision.placement)
                     message = decision.message
-                    if decision.preempts:
+                    if decision.preempts and "preempts" not in message:
                         message += f"; would preempt {', '.join(decision.preempts)}"
                     state, reason = SliceState.ADMITTED, decision.reason
                 elif old is not None and old.placement is not None:

@@ -462,3 +462,45 @@ def test_a_cordon_is_kept_in_the_cluster_and_restored_by_a_new_leader(
         gateway.delete("ConfigMap", crd_source.MAINTENANCE_CONFIGMAP, namespace)
         for store in stores:
             store.close()
+
+
+def test_draining_a_covered_cell_says_the_cell_is_out_of_service(tmp_path: Path) -> None:
+    from slices.intent import load_slices
+
+    service, store = runtime_helpers.make_service(tmp_path, cf.two_edge_city(cells=4))
+    try:
+        service.apply(load_slices(slice_yaml("meters", "iot", "[c1, c2]"), "m.yaml"), "operator:ops")
+        report = service.drain_report("c1", "operator:ops")
+        ((move),) = report.moves
+        assert (move.slice, move.outcome) == ("meters", "CellOutOfService")
+        assert move.message.startswith("covered cell c1 is out of service; 1 cells served from near")
+        assert report.moved == []
+    finally:
+        store.close()
+
+
+def test_a_dry_run_sees_the_slices_before_it_and_names_whom_it_would_preempt(tmp_path: Path) -> None:
+    from slices.intent import load_slices
+
+    service, store = runtime_helpers.make_service(tmp_path, cf.two_edge_city(cells=4, radio_mbps=200))
+    try:
+        service.apply(load_slices(slice_yaml("hotspot", "wifi", "[c1]"), "h.yaml"), "operator:ops")
+        before = (service.ledger_snapshot(), service.events(limit=10_000)[-1].seq)
+        docs = load_slices(
+            slice_yaml("cars", "vehicle", "[c1]") + "---\n" + slice_yaml("bus", "vehicle", "[c1]"), "v.yaml"
+        )
+        cars, bus = service.apply(docs, "operator:ops", dry_run=True)
+        # 200 Mbps of radio: cars (75) fits beside the hotspot (120); bus (75) then preempts it.
+        assert (cars.state, cars.reason) == ("Admitted", "Admitted") and "preempt" not in cars.message
+        assert (bus.state, bus.reason) == ("Admitted", "AdmittedByPreemption")
+        assert "preempts hotspot" in bus.message and bus.message.count("hotspot") == 1
+        assert (
+            service.ledger_snapshot(),
+            service.events(limit=10_000)[-1].seq,
+        ) == before  # nothing reserved or written
+        assert [s.name for s in service.list_slices()] == ["hotspot"]
+        three = load_slices(slice_yaml("van", "vehicle", "[c1]", "  sla: {dlMbpsPerCell: 150}\n"), "x.yaml")
+        (van,) = service.apply([*docs, *three], "operator:ops", dry_run=True)[2:]
+        assert (van.state, van.reason) == ("Rejected", "RadioCapacityExceeded")
+    finally:
+        store.close()
