@@ -146,15 +146,19 @@ class ApiClient:
     ) -> None:
         self.close()
 
-    def _reachable(self, timeout_s: float) -> bool:
-        """Whether the controller answers at all (the health check needs no token and changes
-        nothing): a write is sent only then, so "cannot reach" means nothing was sent."""
+    def _unreachable(self, timeout_s: float) -> str:
+        """Why the controller does not answer at all ("" when it does; the health check needs no
+        token and changes nothing): a write is sent only after it answers, so "cannot reach"
+        means nothing was sent."""
         try:
             self._health.Check(health_pb2.HealthCheckRequest(), timeout=timeout_s)
         except grpc.RpcError as exc:
             code = exc.code() if isinstance(exc, grpc.Call) else None
-            return code not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
-        return True
+            if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+                return f"no answer within {timeout_s:g} s"
+            if code == grpc.StatusCode.UNAVAILABLE:
+                return (exc.details() if isinstance(exc, grpc.Call) else "") or "unavailable"
+        return ""
 
     def _write(
         self,
@@ -171,10 +175,10 @@ class ApiClient:
         if not request.request_id:
             request.request_id = uuid.uuid4().hex
         wait = timeout_s or self.timeout_s
-        if not self._reachable(wait):
+        why = self._unreachable(wait)
+        if why:
             raise errors.Unavailable(
-                f"cannot reach the controller at {self.address}: no connection within {wait:g} s; "
-                f"nothing was sent ({what} not done)"
+                f"cannot reach the controller at {self.address}: {why}; nothing was sent ({what} not done)"
             )
         pause = RETRY_PAUSE_S
         for attempt in range(1, WRITE_ATTEMPTS + 1):
@@ -189,7 +193,7 @@ class ApiClient:
                     f"the answer to {what} (request id {request.request_id}) was lost after it was sent "
                     f"to {self.address} ({details})"
                 )
-                if attempt == WRITE_ATTEMPTS or not self._reachable(wait):
+                if attempt == WRITE_ATTEMPTS or self._unreachable(wait):
                     raise errors.Unavailable(
                         f"outcome unknown: {lost}; the controller did not answer again; "
                         "see `slicectl slice events` for what was committed"
