@@ -718,6 +718,7 @@ def pki(tmp_path: Path) -> Path:
     two = client_certificate(ca.cert, ca.key, "c1", ["spiffe://edgeslice/site/c2"])
     (d / "site-two.crt").write_bytes(two.cert_pem)
     (d / "site-two.key").write_bytes(two.key_pem)
+    certs.write_pair(certs.site_certificate(certs.create_ca(), "c1"), d, "site-other-ca")
     return d
 
 
@@ -768,8 +769,15 @@ def test_mtls_a_certificate_not_naming_exactly_the_claimed_site_is_permission_de
         assert not status.connected and status.messages == 0
 
 
-def test_mtls_an_agent_without_a_client_certificate_is_unauthenticated(tls_rig: Rig, pki: Path) -> None:
-    a = tls_rig.agent("c1", "--ca", str(pki / "ca.crt"))
+@pytest.mark.parametrize("stem", ["", "site-other-ca"])
+def test_mtls_no_client_certificate_or_another_cas_fails_the_tls_handshake(
+    tls_rig: Rig, pki: Path, stem: str
+) -> None:
+    """agent.proto: UNAVAILABLE with a TLS handshake error, no status from the controller."""
+    flags = _tls(pki, stem) if stem else ("--ca", str(pki / "ca.crt"))
+    a = tls_rig.agent("c1", *flags)
     end = a.wait("end")
-    assert end["code"] == "UNAUTHENTICATED", end
-    assert not a.of("welcome") and not tls_rig.registry.status("c1").connected
+    assert end["code"] == "UNAVAILABLE", end
+    assert not a.of("welcome")
+    status = tls_rig.registry.status("c1")
+    assert not status.connected and status.messages == 0
