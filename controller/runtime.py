@@ -778,36 +778,40 @@ def run(
 ) -> int:
     """Run until SIGTERM or SIGINT (or, with leader election, until the lease is lost: exit 1)."""
     controller = Controller(config, observer=observer, attachments=attachments, interceptors=interceptors)
-    controller.start()
-    state_dir = config.resolved_state_dir()
-    realising = "in the cluster" if config.kube else f"manifests in {state_dir / MANIFESTS_DIR}"
-    role = (
-        f"standby {config.resolved_identity()} campaigning for lease "
-        f"{config.resolved_lease_namespace()}/edgeslice-controller, "
-        if config.leader_elect
-        else ""
-    )
-    announce(
-        f"edgeslice controller {'up' if config.leader_elect else 'serving'} on {controller.address} "
-        f"({role}topology {controller._topology.name if controller._topology else '?'}, "
-        f"intents {config.intents}, state {config.resolved_state_file()}, plans in {state_dir / 'realisation'}, "
-        f"{realising}"
-        f"{', dev mode: token in ' + str(state_dir / auth.DEV_TOKEN_FILE) if config.dev else ''})"
-        + "".join(
-            f"; {name} on {where}" for name, where in controller.endpoints.items() if name != "operator"
-        )
-    )
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         log.info("signal %d: stopping", signum)
         controller.request_stop()
 
+    # Before starting: whoever sees the address file may signal at once, and a stop asked for
+    # during the start is a clean stop after it, never the default handler's abrupt exit.
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
-        while not controller.wait(1.0):
-            pass
+        controller.start()
+        state_dir = config.resolved_state_dir()
+        realising = "in the cluster" if config.kube else f"manifests in {state_dir / MANIFESTS_DIR}"
+        role = (
+            f"standby {config.resolved_identity()} campaigning for lease "
+            f"{config.resolved_lease_namespace()}/edgeslice-controller, "
+            if config.leader_elect
+            else ""
+        )
+        announce(
+            f"edgeslice controller {'up' if config.leader_elect else 'serving'} on {controller.address} "
+            f"({role}topology {controller._topology.name if controller._topology else '?'}, "
+            f"intents {config.intents}, state {config.resolved_state_file()}, plans in {state_dir / 'realisation'}, "
+            f"{realising}"
+            f"{', dev mode: token in ' + str(state_dir / auth.DEV_TOKEN_FILE) if config.dev else ''})"
+            + "".join(
+                f"; {name} on {where}" for name, where in controller.endpoints.items() if name != "operator"
+            )
+        )
+        try:
+            while not controller.wait(1.0):
+                pass
+        finally:
+            controller.stop()
     finally:
-        controller.stop()
         for s, handler in previous.items():
             signal.signal(s, handler)
     if controller.lost_leadership:
