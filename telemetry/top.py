@@ -102,8 +102,8 @@ def _ratio(value: float | None) -> str:
 
 
 KPI_LEGEND = (
-    "LAT LOSS DEV: latency, loss and devices as a share of the slice's target (over 100% breaches); "
-    "THR: throughput as a share of its target (under 100% breaches); 12x = 12 times the target"
+    "LAT LOSS DEV: latency, loss and devices as a share of the slice's target (over 100% breaches)",
+    "THR: throughput as a share of its target (under 100% breaches); 12x: 12 times the target",
 )
 #: Text columns that give way (cut with "…") when a line is wider than the terminal, in this
 #: order, down to these widths. Numbers are never cut: a line too wide even then is left whole.
@@ -195,7 +195,7 @@ def format_top(
     if not rows:
         out.append("(no slices)")
     if kpis is not None:
-        out += ["", KPI_LEGEND]
+        out += ["", *KPI_LEGEND]
     return "\n".join(out)
 
 
