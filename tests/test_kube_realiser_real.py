@@ -5,6 +5,9 @@ or namespace creation the way a real server does)."""
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import pytest
 
 from controller import kube_gateway, kube_manifests
@@ -19,15 +22,27 @@ def realiser(kube_apiserver: KubeApiServer) -> KubeRealiser:
     return KubeRealiser(kube_real.gateway(kube_apiserver), city())
 
 
+def _ours(item: dict[str, Any]) -> str:
+    """What edgeslice wrote of an object: its generation and edgeslice's managed fields (with
+    their time). Not the resourceVersion: other controllers (deployment, quota) write the status."""
+    meta = item["metadata"]
+    mine = [
+        m
+        for m in meta.get("managedFields") or []
+        if m.get("manager") == kube_gateway.FIELD_MANAGER and not m.get("subresource")
+    ]
+    return json.dumps([meta.get("generation"), mine], sort_keys=True)
+
+
 def _versions(gw: kube_gateway.KubeGateway, ns: str) -> dict[tuple[str, str], str]:
     out = {}
     for kind in kube_manifests.KIND_ORDER[1:]:
         items, _ = gw.list(kind, ns, kube_manifests.slice_selector(ns.removeprefix("slice-")))
         for item in items:
-            out[(kind, item["metadata"]["name"])] = item["metadata"]["resourceVersion"]
+            out[(kind, item["metadata"]["name"])] = _ours(item)
     namespace = gw.get("Namespace", ns)
     assert namespace is not None
-    out[("Namespace", ns)] = namespace["metadata"]["resourceVersion"]
+    out[("Namespace", ns)] = _ours(namespace)
     return out
 
 
