@@ -623,7 +623,9 @@ def test_a_heartbeat_below_the_acked_generation_means_not_acked_and_a_resend(ser
 
 def test_an_applied_generation_with_nothing_above_it_is_invalid(server: agent_service.AgentServer) -> None:
     top = agent_pb2.AgentMessage(
-        hello=agent_pb2.Hello(site_id="c1", software_version="t", instance_id="i", applied_generation=2**64 - 1)
+        hello=agent_pb2.Hello(
+            site_id="c1", software_version="t", instance_id="i", applied_generation=2**64 - 1
+        )
     ).SerializeToString()
     _, code, details = raw_stream(server.port, [top])
     assert code == grpc.StatusCode.INVALID_ARGUMENT and "hello.applied_generation" in details

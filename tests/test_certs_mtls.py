@@ -141,7 +141,9 @@ def test_slicectl_agent_certs_writes_ca_controller_and_site_certificates(tmp_pat
     assert result.exit_code == 2 and "give --site ID (repeatable) or --all" in result.output
 
 
-def test_a_certificate_naming_two_sites_is_refused_for_both(pki: Path, server: agent_service.AgentServer) -> None:
+def test_a_certificate_naming_two_sites_is_refused_for_both(
+    pki: Path, server: agent_service.AgentServer
+) -> None:
     # CN=c1 with a SAN for c2: it must not be good for either site.
     ca = certs.load_pair(pki, "ca")
     two = certs._issue(
@@ -161,5 +163,7 @@ def test_a_certificate_naming_two_sites_is_refused_for_both(pki: Path, server: a
 def test_identity_is_checked_before_existence(pki: Path, server: agent_service.AgentServer) -> None:
     # A stranger learns nothing of the topology: a site that does not exist is PERMISSION_DENIED
     # for a certificate of another site, never NOT_FOUND.
-    with pytest.raises(errors.Unavailable, match=r"PERMISSION_DENIED.*certificate is for c1, not site 'nowhere'"):
+    with pytest.raises(
+        errors.Unavailable, match=r"PERMISSION_DENIED.*certificate is for c1, not site 'nowhere'"
+    ):
         _connect(pki, server.port, "c1", "nowhere")
