@@ -187,6 +187,39 @@ def test_events_default_is_the_newest_and_says_when_more_exist(running: Running,
     assert [e["slice"] for e in about] == ["plain"]
 
 
+def test_events_follow_with_tail_starts_at_the_newest(running: Running, city: Path) -> None:
+    """Like ``kubectl logs -f --tail 2``: the newest two (oldest of them first), then new ones."""
+    _many_events(running, 6)
+    seqs = [
+        e["seq"] for e in json.loads(ok(run(running, "slice", "events", "--after-seq", "0", "-o", "json")))
+    ]
+    env = {**os.environ, "EDGESLICE_SERVER": running.address, "EDGESLICE_TOKEN": TOKEN}
+    cmd = [
+        sys.executable,
+        "-c",
+        "from controller.cli import main; main()",
+        "slice",
+        "events",
+        "--follow",
+        "--tail",
+        "2",
+        "-o",
+        "json",
+    ]
+    with subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        try:
+            assert proc.stdout is not None
+            first = [proc.stdout.readline() for _ in range(2)]
+            assert all(first), proc.communicate()
+            assert [json.loads(line)["seq"] for line in first] == seqs[-2:]
+            running.service.drain("e1", "operator:late")
+            event = json.loads(proc.stdout.readline())
+            assert (event["seq"], event["site"], event["actor"]) == (seqs[-1] + 1, "e1", "operator:late")
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
 class _Clocked(Running):
     """A real server whose service's clock started two hours ago and moves when told to."""
 

@@ -7,6 +7,7 @@ reached; 8 not authenticated.
 
 from __future__ import annotations
 
+import itertools
 import json
 import sys
 from datetime import timedelta
@@ -17,6 +18,7 @@ import click
 from controller.cli import diff_view, event_window, output, readable, selection, slice_get, views
 from controller.cli.connect import Connection, connection_options
 from controller.cli.progress import Progress
+from protos.edgeslice.operator.v1 import operator_pb2 as pb
 from slices import errors, intent
 
 REJECTED = "Rejected"
@@ -305,7 +307,8 @@ DEFAULT_TAIL = 1000
     "--tail",
     type=click.IntRange(1, 100_000),
     default=None,
-    help=f"The newest N events, newest first [default without --after-seq: {DEFAULT_TAIL}].",
+    help=f"The newest N events, newest first [default without --after-seq: {DEFAULT_TAIL}]; with "
+    "--follow, those N (oldest first), then new ones.",
 )
 @click.option(
     "--since",
@@ -343,7 +346,8 @@ def events(
 
     Without --after-seq it shows the newest events first (the newest 1000, or --tail N) and says
     on stderr when older ones exist. With --follow, -o json prints one JSON object per line (JSON
-    Lines), from --after-seq / --since (default: the whole trail) on.
+    Lines), from --after-seq / --since (default: the whole trail) on, or the newest --tail N
+    (oldest of them first) and on.
     """
     with conn.client() as client:
         floor = after_seq or 0
@@ -376,9 +380,13 @@ def events(
             if note:
                 click.echo(f"({note})", err=True)
             return
+        backlog: list[pb.Event] = []
+        if tail is not None:  # like `kubectl logs -f --tail N`: the newest N (oldest of them first), then on
+            backlog = list(reversed(event_window.tail(client, tail, slice_name, floor).events))
+            floor = backlog[-1].seq if backlog else floor
         if fmt == "table":
             click.echo(views.event_line_header())
-        for event in client.watch(after_seq=floor, slice_name=slice_name):
+        for event in itertools.chain(backlog, client.watch(after_seq=floor, slice_name=slice_name)):
             if fmt == "table":
                 click.echo(views.event_line(event))
             elif fmt == "json":
