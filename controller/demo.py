@@ -324,9 +324,14 @@ def _story(
         (s for s in status.sites if s.kind == "edge"), key=lambda s: (s.slices, s.cpu_reserved_millicores)
     )
     echo(f"6. Draining edge site {busiest.site} for maintenance ({busiest.slices} slices use it):")
-    moved = client.drain(busiest.site)
+    report = client.drain_report(busiest.site)
+    moved = list(report.moved_slices)
     outcome.drained, outcome.moved = busiest.site, moved
     echo(f"    re-placed: {', '.join(moved) if moved else 'none'}")
+    for label, kind in (("preempted", "Preempted"), ("could not move (Degraded, still there)", "NotMoved")):
+        names_of = [m.slice for m in report.moves if m.outcome == kind]
+        if names_of:
+            echo(f"    {label}: {', '.join(names_of)}")
     _show(echo, client, names)
     if world is not None:
         _acks(echo, client, world, outcome, "   The agents acknowledge the moved slices' configuration")
