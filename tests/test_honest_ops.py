@@ -148,6 +148,11 @@ def test_cordon_moves_nothing_steers_new_slices_and_survives_a_restart(tmp_path:
             next(line for line in status.stdout.splitlines() if line.startswith("near ")).split()[2]
             == "cordoned"
         )
+        data = json.loads(slicectl(proc, "site", "status", "-o", "json").stdout)
+        assert {s["site"]: s["cordoned"] for s in data["sites"] if s["kind"] == "edge"} == {
+            "near": True,
+            "far": False,
+        }
         again = slicectl(proc, "topology", "cordon", "near")
         assert again.stdout.startswith("site near was already cordoned")
     finally:

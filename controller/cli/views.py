@@ -98,6 +98,7 @@ def site_data(s: pb.SiteStatus) -> dict[str, Any]:
         "kind": s.kind,
         "up": s.up,
         "drained": s.drained,
+        "cordoned": s.cordoned,
         "reason": s.reason,
         "cpuReservedMillicores": s.cpu_reserved_millicores,
         "cpuCapacityMillicores": s.cpu_capacity_millicores,
