@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from slices.profiles import default_sd
 from telemetry import site_config
 from tests.telemetry_fakes import intent, placement, small_city
 
@@ -24,7 +25,7 @@ def test_every_site_gets_a_config_and_only_its_own_slices() -> None:
 
 def test_cell_gets_radio_share_route_and_access_link() -> None:
     cars = _configs(("cars", "vehicle", [("c1", "a1", "e1")]))["c1"].slices[0]
-    assert (cars.sst, cars.sd) == (4, "")
+    assert (cars.sst, cars.sd) == (4, default_sd("cars"))  # no snssai.sd: its default SD (issue 13)
     assert cars.radio == site_config.RadioConfig(reserved_kbps=75_000, capacity_kbps=1_000_000)
     assert cars.radio.share_ppm == 75_000
     assert cars.links == (site_config.LinkConfig("a1", 75_000, 10_000_000),)
