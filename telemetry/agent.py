@@ -107,14 +107,15 @@ class RecordingBackend:
 
 
 class IdleKpiSource:
-    """Reports every configured slice idle (no demand, nominal latency) and every link up."""
+    """Reports every slice configured at a cell or an edge site idle (no demand, nominal latency;
+    agent.proto, "Telemetry") and every link up."""
 
     def sample(self, site: str, config: agent_pb2.SiteConfig | None) -> agent_pb2.TelemetryBatch:
         batch = agent_pb2.TelemetryBatch(observed_at_unix_ms=int(time.time() * 1000))
         peers: set[str] = set()
         if config is not None:
             for s in config.slices:
-                if s.HasField("radio"):
+                if s.HasField("radio") or s.HasField("compute"):
                     batch.slices.add(slice=s.name, latency_p50_ms=0.0, latency_p99_ms=0.0, packet_loss=0.0)
                 peers.update(ln.peer for ln in s.links)
         for peer in sorted(peers):

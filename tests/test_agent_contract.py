@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,6 +21,7 @@ from controller.clock import RealClock
 from controller.plan_recorder import PlanRecorder
 from controller.service import ControllerService
 from controller.store import Store
+from protos.edgeslice.agent.v1 import agent_pb2
 from slices.status import ConditionStatus, ConditionType, get_condition
 from telemetry import agent, agent_service, lease, sla
 from tests.runtime_helpers import doc, small_city
@@ -50,13 +52,15 @@ class Agents:
         self.agents: list[agent.SiteAgent] = []
         self.runs: list[Future[Any]] = []
 
-    def start(self, site: str, backend: agent.MemoryBackend | None = None) -> agent.SiteAgent:
+    def start(
+        self, site: str, backend: agent.MemoryBackend | None = None, kpis: agent.KpiSource | None = None
+    ) -> agent.SiteAgent:
         async def make() -> agent.SiteAgent:
             a = agent.SiteAgent(
                 site,
                 lambda: agent.open_channel(self.target(), None),
                 backend or agent.MemoryBackend(),
-                agent.IdleKpiSource(),
+                kpis or agent.IdleKpiSource(),
                 backoff_initial_s=0.05,
                 backoff_max_s=0.3,
             )
@@ -287,7 +291,6 @@ def test_sla_is_judged_on_edge_kpis_and_unknown_without_any(service: ControllerS
     evaluator.evaluate_once()
     c = get_condition(service.get("cars").conditions, ConditionType.SLA_MET)
     assert c is not None and (c.status, c.reason) == (ConditionStatus.UNKNOWN, "NoTelemetry")
-    from protos.edgeslice.agent.v1 import agent_pb2
 
     c1 = registry.open("c1", "t", lambda: None, "i1")
     e1 = registry.open("e1", "t", lambda: None, "i2")
@@ -305,3 +308,46 @@ def test_sla_is_judged_on_edge_kpis_and_unknown_without_any(service: ControllerS
     assert "processing latency p99 at site e1 is 900 ms" in c.message and "1 more violations" in c.message
     assert service.get("cars").state == "Degraded"
     monitor.tick()
+
+
+class CrowdedCells(agent.IdleKpiSource):
+    """Idle KPIs, but every cell reports more devices than any vehicle slice allows."""
+
+    def sample(self, site: str, config: agent_pb2.SiteConfig | None) -> agent_pb2.TelemetryBatch:
+        batch = super().sample(site, config)
+        for k in batch.slices:
+            if config is not None and any(s.name == k.slice and s.HasField("radio") for s in config.slices):
+                k.active_devices = 9000
+        return batch
+
+
+def test_too_many_devices_over_real_grpc_sets_the_condition_and_moves_nothing(
+    service: ControllerService,
+) -> None:
+    fast_sla = dataclasses.replace(SETTINGS, sla_window_s=0.3, sla_sustain_windows=1)
+    server = agent_service.serve_agents(service, "127.0.0.1:0", dev=True, settings=fast_sla)
+    agents = Agents(lambda: f"127.0.0.1:{server.port}")
+    try:
+        placement = service.get("cars").placement
+        for site in _sites_of(service, "cars"):
+            agents.start(site, kpis=CrowdedCells())
+        eventually(
+            "SLAMet=False TooManyDevices",
+            lambda: (_sla(service, "cars") or ("", ""))[:2] == ("False", "TooManyDevices"),
+        )
+        passes = server.sla_monitor.passes if server.sla_monitor is not None else 0
+        eventually(
+            "several more SLA windows judged it",
+            lambda: server.sla_monitor is not None and server.sla_monitor.passes >= passes + 5,
+        )
+        assert service.get("cars").placement == placement  # a move cannot fix a device count
+        assert not [e for e in service.events() if e.action == "heal" and e.slice == "cars"]
+        assert _sla(service, "cars")[:2] == ("False", "TooManyDevices")  # type: ignore[index]
+    finally:
+        agents.close()
+        server.stop()
+
+
+def _sla(service: ControllerService, name: str) -> tuple[str, str, str] | None:
+    c = get_condition(service.get(name).conditions, ConditionType.SLA_MET)
+    return (c.status.value, c.reason, c.message) if c is not None else None
