@@ -54,6 +54,7 @@ EVENT_PAGES = paging.Limits(default=EVENT_PAGE, maximum=MAX_EVENT_LIMIT)
 AGENT_PAGES = paging.Limits(default=1000, maximum=10_000)
 TOPOLOGY_PAGES = paging.Limits(default=1000, maximum=10_000)
 REQUEST_IDS = 10_000  # answered write requests remembered for retries (by request_id)
+REQUEST_LOG_BYTES = 64 * 1024 * 1024  # and at most this much of their requests and answers
 MAX_REQUEST_ID = 128
 NO_AGENTS = "this controller runs no agent server (it was started with --no-agents)"
 AGENT_STATES = tuple(s.value for s in SessionState)
@@ -407,7 +408,8 @@ class InFlight:
 
 
 class RequestLog:
-    """The answers of the last :data:`REQUEST_IDS` write requests that carried a request id.
+    """The answers of the last :data:`REQUEST_IDS` write requests that carried a request id
+    (and at most :data:`REQUEST_LOG_BYTES` of them and their requests, the oldest forgotten first).
 
     A retry (same id, same request) gets the first answer back with ``replayed`` set instead of
     doing the write again; one lock serialises requests with an id, so a retry that arrives while
@@ -415,9 +417,11 @@ class RequestLog:
     retried write again (apply and cordon are idempotent by content anyway).
     """
 
-    def __init__(self, size: int = REQUEST_IDS) -> None:
+    def __init__(self, size: int = REQUEST_IDS, max_bytes: int = REQUEST_LOG_BYTES) -> None:
         self._size = size
-        self._answers: OrderedDict[str, tuple[str, bytes, Any]] = OrderedDict()
+        self._max_bytes = max_bytes
+        self._bytes = 0
+        self._answers: OrderedDict[str, tuple[str, bytes, Any, int]] = OrderedDict()
         self._lock = threading.Lock()
 
     def run(self, method: str, request: Any, do: Callable[[], _Resp]) -> _Resp:
@@ -440,9 +444,14 @@ class RequestLog:
                 answer.replayed = True
                 return answer  # type: ignore[no-any-return]
             out = do()
-            self._answers[request_id] = (method, body, out)
-            while len(self._answers) > self._size:
-                self._answers.popitem(last=False)
+            answer_size: int = getattr(out, "ByteSize", lambda: 0)()
+            cost = len(body) + answer_size
+            self._answers[request_id] = (method, body, out, cost)
+            self._bytes += cost
+            while len(self._answers) > self._size or (
+                self._bytes > self._max_bytes and len(self._answers) > 1
+            ):
+                self._bytes -= self._answers.popitem(last=False)[1][3]
             return out
 
 

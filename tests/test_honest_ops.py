@@ -509,3 +509,31 @@ def test_a_dry_run_sees_the_slices_before_it_and_names_whom_it_would_preempt(tmp
         assert (van.state, van.reason) == ("Rejected", "RadioCapacityExceeded")
     finally:
         store.close()
+
+
+def test_the_request_log_forgets_the_oldest_answers_beyond_its_bounds() -> None:
+    from protos.edgeslice.operator.v1 import operator_pb2 as pb
+
+    log = api_server.RequestLog(size=10, max_bytes=200)
+    done: list[str] = []
+
+    def request(rid: str) -> pb.CordonSiteRequest:
+        return pb.CordonSiteRequest(site="x" * 60, request_id=rid)
+
+    def do(rid: str) -> Callable[[], pb.CordonSiteResponse]:
+        def answer() -> pb.CordonSiteResponse:
+            done.append(rid)
+            return pb.CordonSiteResponse(changed=True, slices_on_site=["s" * 30])
+
+        return answer
+
+    for rid in ("a", "b", "c"):
+        assert not log.run("CordonSite", request(rid), do(rid)).replayed
+    assert log.run("CordonSite", request("c"), do("c")).replayed  # the newest is kept
+    assert not log.run("CordonSite", request("a"), do("a")).replayed  # the oldest went over 200 bytes
+    assert done == ["a", "b", "c", "a"]
+    small = api_server.RequestLog(size=2)
+    for rid in ("a", "b", "c"):
+        small.run("CordonSite", request(rid), do(rid))
+    assert small.run("CordonSite", request("b"), do("b")).replayed
+    assert not small.run("CordonSite", request("a"), do("a")).replayed  # beyond the count
