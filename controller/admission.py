@@ -222,7 +222,8 @@ def admit(
     (<Outcome.ADMITTED: 'admitted'>, ('hotspot',))
     >>> admit(cars, city, ledger, {wifi.name: (wifi, d.placement)}, allow_preemption=False).message
     'cell c1 has 30 Mbps free, needs 75 Mbps (short by 45 Mbps)'
-    >>> admit(intent("dup", "wifi"), city, Ledger(city), {wifi.name: (wifi, d.placement)}).reason
+    >>> same = intent("dup", "wifi", snssai={"sst": 1, "sd": wifi.sd})  # hotspot's default SD, given again
+    >>> admit(same, city, Ledger(city), {wifi.name: (wifi, d.placement)}).reason
     'SnssaiConflict'
     """
     if intent.name in admitted and intent.name in ledger.held:
