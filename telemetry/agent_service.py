@@ -241,7 +241,7 @@ class _Session:
     expired: bool = False
     outbox: deque[agent_pb2.ControllerMessage] = field(default_factory=deque)
     last_throttle_notice: float = -math.inf
-    applied_reported: int = 0  # the last Heartbeat.applied_generation (compared without the lock)
+    acked_seen: int = 0  # the generation this session's agent acked (read without the lock per heartbeat)
 
 
 @dataclass
@@ -551,6 +551,7 @@ class AgentRegistry:
             return
         if epoch == self.epoch and applied == d.generation:
             session.sent_generation, session.sent_at = d.generation, self.clock()
+            session.acked_seen = applied
             if state.acked_generation != applied:
                 state.acked_generation = self._table.acked[state.row] = applied
                 self._dirty.update(d.since)
@@ -567,13 +568,13 @@ class AgentRegistry:
     def heartbeat(self, session: _Session, applied: int) -> None:
         """The agent says which generation is in effect. Below what it acked (its backend lost or
         rolled back the config): not acked any more, and the current config is sent again."""
-        session.applied_reported = applied
         with self._lock:
             state = self._sites[session.site]
             d = self._desired.get(session.site)
             if applied == 0 or applied >= state.acked_generation or state.session is not session:
                 return
             state.acked_generation = self._table.acked[state.row] = applied
+            session.acked_seen = applied
             session.sent_generation = 0  # resend at once
             if d is not None:
                 self._dirty.update(d.since)
@@ -697,6 +698,7 @@ class AgentRegistry:
             if d is None or ack.generation != d.generation:
                 return  # an ack of a superseded generation: the current one is (re)sent anyway
             if ack.ok:
+                session.acked_seen = ack.generation
                 if state.acked_generation != ack.generation:
                     state.acked_generation = self._table.acked[state.row] = ack.generation
                     self._dirty.update(d.since)
@@ -1293,7 +1295,7 @@ class AgentServicer:
                 elif kind == "ack":
                     registry.ack(session, msg.ack)
                     wake.set()
-                elif msg.heartbeat.applied_generation != session.applied_reported:
+                elif 0 < msg.heartbeat.applied_generation < session.acked_seen:
                     registry.heartbeat(session, msg.heartbeat.applied_generation)
                     wake.set()
                 if session.outbox:
