@@ -136,6 +136,7 @@ MAX_NAME = 253
 MAX_SHORT = 200
 MAX_ACK_MESSAGE = 2000
 MAX_SLICE_RECORDS = 4096
+RATE_WINDOW_S = 60.0  # the message rate operators see is averaged over about a minute
 MAX_GENERATION = 2**63 - 1  # generations are stored as SQLite integers (signed 64-bit)
 
 
@@ -266,7 +267,10 @@ class _SiteState:
     kpi_records: int = 0
     rejections: int = 0
     health_cpu: float = 0.0
-    rate: deque[tuple[float, int]] = field(default_factory=deque)  # (minute start, messages)
+    # Message rate for operators: messages counted since rate_since; the last full minute's rate.
+    rate_since: float = -math.inf
+    rate_base: int = 0
+    last_rate: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -621,13 +625,10 @@ class AgentRegistry:
                     )
                 return False
             state.messages += 1
-            minute = now // 60
-            if state.rate and state.rate[-1][0] == minute:
-                state.rate[-1] = (minute, state.rate[-1][1] + 1)
-            else:
-                state.rate.append((minute, 1))
-                while len(state.rate) > 2:
-                    state.rate.popleft()
+            if now - state.rate_since >= RATE_WINDOW_S:  # once a minute: the hot path only compares
+                if state.rate_since > -math.inf:
+                    state.last_rate = (state.messages - 1 - state.rate_base) / (now - state.rate_since)
+                state.rate_since, state.rate_base = now, state.messages - 1
             return True
 
     def _reject(
@@ -960,9 +961,9 @@ class AgentRegistry:
             session_state = SessionState.DISCONNECTED
         else:
             session_state = SessionState.NEVER
-        minute = now // 60
-        recent = sum(n for m, n in state.rate if m >= minute - 1)
-        span = max(1.0, min(120.0, now - (minute - 1) * 60))
+        span = now - state.rate_since
+        # The running minute once it holds 10 s of messages, else the last full minute's rate.
+        rate = (state.messages - state.rate_base) / span if span >= 10.0 else state.last_rate
         return AgentInfo(
             site=state.site,
             kind=self._kinds[state.site],
@@ -976,7 +977,7 @@ class AgentRegistry:
             desired_generation=d.generation if d else 0,
             acked_generation=state.acked_generation,
             last_refusal=state.refusal,
-            messages_per_s=round(recent / span, 3),
+            messages_per_s=round(rate, 3),
             rejections=state.rejections,
             epoch=self.epoch,
             backend=state.backend,

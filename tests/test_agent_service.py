@@ -631,3 +631,20 @@ def test_an_applied_generation_with_nothing_above_it_is_invalid(server: agent_se
     assert code == grpc.StatusCode.INVALID_ARGUMENT and "hello.applied_generation" in details
     got, _, _ = raw_stream(server.port, [hello("c2")], read=1)  # the next agent is served
     assert agent_pb2.ControllerMessage.FromString(got[0]).welcome.site_id == "c2"
+
+
+def test_the_message_rate_operators_see_is_averaged_over_the_minute(service: FakeService) -> None:
+    clock = FakeClock()
+    registry = agent_service.AgentRegistry(service, dataclasses.replace(FAST, rate_per_s=100.0), clock)
+    registry.refresh(force=True)
+    c1 = registry.open("c1", "t", lambda: None, "i1")
+    for _ in range(30):  # 2 messages/s for 15 s
+        registry.admit_message(c1)
+        clock.advance(0.5)
+    info = registry.agent("c1")
+    assert info is not None and info.messages_per_s == pytest.approx(2.0, rel=0.05)
+    for _ in range(100):  # then 1 message/s: the next minute reports it
+        registry.admit_message(c1)
+        clock.advance(1.0)
+    info = registry.agent("c1")
+    assert info is not None and info.messages_per_s == pytest.approx(1.0, rel=0.1)
