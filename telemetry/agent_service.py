@@ -405,7 +405,7 @@ class AgentRegistry:
                 self._desired[site] = _Desired(
                     config,
                     generation,
-                    _to_wire(config, generation),
+                    _to_wire(config, generation, self._neighbours.get(site, ())),
                     frozenset(config.slice_names()),
                     since,
                 )
@@ -563,7 +563,11 @@ class AgentRegistry:
             generation = self._generations.raise_above(state.site, applied)
             since = {name: generation for name in d.since}
             self._desired[state.site] = _Desired(
-                d.config, generation, _to_wire(d.config, generation), d.names, since
+                d.config,
+                generation,
+                _to_wire(d.config, generation, self._neighbours.get(state.site, ())),
+                d.names,
+                since,
             )
             self._table.desired[state.row] = generation
             self._unsaved.add(state.site)
@@ -590,7 +594,7 @@ class AgentRegistry:
                 state.session = None
                 self._table.connected[state.row] = 0
 
-    def admit_message(self, session: _Session) -> bool:
+    def admit_message(self, session: _Session, kind: str = "") -> bool:
         """Count one message against the rate limit and renew the lease. False: the message is
         over the rate and dropped (a Throttled rejection is queued at most once a second).
         Raises StreamError when the session expired or the agent ignored the throttling."""
@@ -617,7 +621,7 @@ class AgentRegistry:
                     self._reject(
                         state,
                         session,
-                        "",
+                        kind,
                         "",
                         "Throttled",
                         f"over {s.rate_per_s:g} messages/s (burst {s.rate_burst:g}): message dropped",
@@ -990,12 +994,15 @@ def _reparse(batch: agent_ingest_pb2.IngestTelemetryBatch) -> agent_pb2.Telemetr
     return agent_pb2.TelemetryBatch.FromString(batch.SerializeToString())
 
 
-def _to_wire(config: site_config.SiteConfig, generation: int) -> agent_pb2.ControllerMessage:
+def _to_wire(
+    config: site_config.SiteConfig, generation: int, peers: Iterable[str] = ()
+) -> agent_pb2.ControllerMessage:
     msg = agent_pb2.ControllerMessage()
     sc = msg.config
     sc.site_id = config.site
     sc.generation = generation
     sc.site_kind = config.kind
+    sc.peers.extend(sorted(peers))
     for s in config.slices:
         out = sc.slices.add()
         out.name = s.name
@@ -1214,6 +1221,7 @@ class AgentServicer:
         w.max_message_burst = math.floor(s.rate_burst)
         w.hello_timeout_ms = round(s.hello_timeout_s * 1000)
         w.topology_fingerprint = registry.fingerprint
+        w.config_resend_ms = round(s.resend_after_s * 1000)
         await context.write(welcome)
         return session
 
@@ -1287,7 +1295,7 @@ class AgentServicer:
                     raise StreamError(grpc.StatusCode.INVALID_ARGUMENT, "hello: sent twice on one stream")
                 if kind is None:
                     raise StreamError(grpc.StatusCode.INVALID_ARGUMENT, "message: empty body")
-                if not registry.admit_message(session):
+                if not registry.admit_message(session, kind):
                     if session.outbox:
                         wake.set()
                     continue

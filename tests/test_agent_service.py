@@ -221,6 +221,7 @@ def test_over_the_rate_is_throttled_in_band_then_resource_exhausted(service: Fak
         # A few over the burst: dropped and answered, the stream goes on.
         [r] = rejections(got)
         assert code == grpc.StatusCode.OK and r.reason == "Throttled" and r.retry_after_ms > 0
+        assert r.message_kind == "heartbeat" and r.field == ""
         _, code, details = raw_stream(srv.port, [hello("c2")] + [BEAT] * 50, read=100)
         # Ignoring the throttling for another burst ends it.
         assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and "above 5 messages/s" in details
@@ -648,3 +649,15 @@ def test_the_message_rate_operators_see_is_averaged_over_the_minute(service: Fak
         clock.advance(1.0)
     info = registry.agent("c1")
     assert info is not None and info.messages_per_s == pytest.approx(1.0, rel=0.1)
+
+
+def test_welcome_tells_the_resend_interval_and_every_config_names_the_links_to_report(
+    server: agent_service.AgentServer,
+) -> None:
+    got, _, _ = raw_stream(server.port, [hello("c1")], read=2)
+    welcome, config = (agent_pb2.ControllerMessage.FromString(m) for m in got)
+    assert welcome.welcome.config_resend_ms == round(FAST.resend_after_s * 1000)
+    assert list(config.config.peers) == ["a1", "a2"]  # c1 is dual-homed
+    got, _, _ = raw_stream(server.port, [hello("e2")], read=2)  # no slice at e2: its link all the same
+    e2 = agent_pb2.ControllerMessage.FromString(got[1]).config
+    assert list(e2.slices) == [] and list(e2.peers) == ["a2"]

@@ -143,7 +143,7 @@ class ControllerMessage(_message.Message):
     def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., config: _Optional[_Union[SiteConfig, _Mapping]] = ..., rejection: _Optional[_Union[Rejection, _Mapping]] = ...) -> None: ...
 
 class Welcome(_message.Message):
-    __slots__ = ("site_id", "lease_ms", "heartbeat_interval_ms", "telemetry_interval_ms", "max_message_bytes", "controller_version", "epoch", "max_messages_per_s", "max_message_burst", "hello_timeout_ms", "topology_fingerprint")
+    __slots__ = ("site_id", "lease_ms", "heartbeat_interval_ms", "telemetry_interval_ms", "max_message_bytes", "controller_version", "epoch", "max_messages_per_s", "max_message_burst", "hello_timeout_ms", "topology_fingerprint", "config_resend_ms")
     SITE_ID_FIELD_NUMBER: _ClassVar[int]
     LEASE_MS_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
@@ -155,6 +155,7 @@ class Welcome(_message.Message):
     MAX_MESSAGE_BURST_FIELD_NUMBER: _ClassVar[int]
     HELLO_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
     TOPOLOGY_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_RESEND_MS_FIELD_NUMBER: _ClassVar[int]
     site_id: str
     lease_ms: int
     heartbeat_interval_ms: int
@@ -166,7 +167,8 @@ class Welcome(_message.Message):
     max_message_burst: int
     hello_timeout_ms: int
     topology_fingerprint: str
-    def __init__(self, site_id: _Optional[str] = ..., lease_ms: _Optional[int] = ..., heartbeat_interval_ms: _Optional[int] = ..., telemetry_interval_ms: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., controller_version: _Optional[str] = ..., epoch: _Optional[str] = ..., max_messages_per_s: _Optional[int] = ..., max_message_burst: _Optional[int] = ..., hello_timeout_ms: _Optional[int] = ..., topology_fingerprint: _Optional[str] = ...) -> None: ...
+    config_resend_ms: int
+    def __init__(self, site_id: _Optional[str] = ..., lease_ms: _Optional[int] = ..., heartbeat_interval_ms: _Optional[int] = ..., telemetry_interval_ms: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., controller_version: _Optional[str] = ..., epoch: _Optional[str] = ..., max_messages_per_s: _Optional[int] = ..., max_message_burst: _Optional[int] = ..., hello_timeout_ms: _Optional[int] = ..., topology_fingerprint: _Optional[str] = ..., config_resend_ms: _Optional[int] = ...) -> None: ...
 
 class Rejection(_message.Message):
     __slots__ = ("message_kind", "field", "reason", "message", "retry_after_ms", "observed_at_unix_ms")
@@ -185,16 +187,18 @@ class Rejection(_message.Message):
     def __init__(self, message_kind: _Optional[str] = ..., field: _Optional[str] = ..., reason: _Optional[str] = ..., message: _Optional[str] = ..., retry_after_ms: _Optional[int] = ..., observed_at_unix_ms: _Optional[int] = ...) -> None: ...
 
 class SiteConfig(_message.Message):
-    __slots__ = ("site_id", "generation", "site_kind", "slices")
+    __slots__ = ("site_id", "generation", "site_kind", "slices", "peers")
     SITE_ID_FIELD_NUMBER: _ClassVar[int]
     GENERATION_FIELD_NUMBER: _ClassVar[int]
     SITE_KIND_FIELD_NUMBER: _ClassVar[int]
     SLICES_FIELD_NUMBER: _ClassVar[int]
+    PEERS_FIELD_NUMBER: _ClassVar[int]
     site_id: str
     generation: int
     site_kind: str
     slices: _containers.RepeatedCompositeFieldContainer[SliceConfig]
-    def __init__(self, site_id: _Optional[str] = ..., generation: _Optional[int] = ..., site_kind: _Optional[str] = ..., slices: _Optional[_Iterable[_Union[SliceConfig, _Mapping]]] = ...) -> None: ...
+    peers: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, site_id: _Optional[str] = ..., generation: _Optional[int] = ..., site_kind: _Optional[str] = ..., slices: _Optional[_Iterable[_Union[SliceConfig, _Mapping]]] = ..., peers: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SliceConfig(_message.Message):
     __slots__ = ("name", "snssai", "qos", "radio", "links", "compute", "route", "serving_edge")
