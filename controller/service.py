@@ -40,7 +40,7 @@ from controller.reconciler import (
     set_cond,
     summary,
 )
-from controller.store import Store, bad_row
+from controller.store import Store, Transaction, bad_row
 from controller.topology import LinkKey, Site, Topology, parse_link_key
 from controller.topology_file import TopologyFile
 from controller.world import SliceState, Slot, World
@@ -728,21 +728,13 @@ class ControllerService:
                 return DrainReport(site, True, ())
             affected = self._affected(site=site)
             placed_before = {n for n, s in world.slots.items() if s.placement is not None}
-            at = self._clock.now()
-            if self.maintenance_hook is not None:
-                self.maintenance_hook("site", site, True, actor)
-            self._reconciler.commit(
-                [],
-                [
-                    (
-                        "drain",
-                        None,
-                        site,
-                        f"site {site} drained for maintenance; {len(affected)} slices use it",
-                    )
-                ],
+            self._commit_maintenance(
+                "site",
+                site,
+                True,
+                "drain",
+                f"site {site} drained for maintenance; {len(affected)} slices use it",
                 actor,
-                extra=lambda tx: tx.set_maintenance("site", site, at, actor),
             )
             world.drained_sites.add(site)
             world.retopologise()
@@ -784,21 +776,13 @@ class ControllerService:
             on_site = self._affected(site=site)
             if site in world.cordoned_sites:
                 return False, on_site
-            at = self._clock.now()
-            if self.maintenance_hook is not None:
-                self.maintenance_hook("cordon", site, True, actor)
-            self._reconciler.commit(
-                [],
-                [
-                    (
-                        "cordon",
-                        None,
-                        site,
-                        f"site {site} cordoned: no new placements; {len(on_site)} slices stay on it",
-                    )
-                ],
+            self._commit_maintenance(
+                "cordon",
+                site,
+                True,
+                "cordon",
+                f"site {site} cordoned: no new placements; {len(on_site)} slices stay on it",
                 actor,
-                extra=lambda tx: tx.set_maintenance("cordon", site, at, actor),
             )
             world.cordoned_sites.add(site)
             world.recordon()
@@ -811,13 +795,8 @@ class ControllerService:
             world.base.site(site)
             if site not in world.cordoned_sites:
                 return False
-            if self.maintenance_hook is not None:
-                self.maintenance_hook("cordon", site, False, actor)
-            self._reconciler.commit(
-                [],
-                [("uncordon", None, site, f"site {site} uncordoned: new placements allowed")],
-                actor,
-                extra=lambda tx: tx.clear_maintenance("cordon", site),
+            self._commit_maintenance(
+                "cordon", site, False, "uncordon", f"site {site} uncordoned: new placements allowed", actor
             )
             world.cordoned_sites.discard(site)
             world.epoch += 1  # waiting slices may fit now
@@ -835,14 +814,7 @@ class ControllerService:
             world.base.site(site)
             if site not in world.drained_sites:
                 return []
-            if self.maintenance_hook is not None:
-                self.maintenance_hook("site", site, False, actor)
-            self._reconciler.commit(
-                [],
-                [("undrain", None, site, f"site {site} back in service")],
-                actor,
-                extra=lambda tx: tx.clear_maintenance("site", site),
-            )
+            self._commit_maintenance("site", site, False, "undrain", f"site {site} back in service", actor)
             world.drained_sites.discard(site)
             world.epoch += 1
             world.retopologise()
@@ -851,6 +823,24 @@ class ControllerService:
             return [
                 n for n, s in world.slots.items() if s.placement is not None and before.get(n) != s.placement
             ]
+
+    def _commit_maintenance(
+        self, kind: str, site: str, on: bool, action: str, message: str, actor: str
+    ) -> None:
+        """Record a drain or cordon of ``site`` (``on``) or its end: first where the cluster keeps
+        it (the hook, in Kubernetes mode; a refusal there refuses the operation), then in the
+        store with its audit event, in one transaction."""
+        if self.maintenance_hook is not None:
+            self.maintenance_hook(kind, site, on, actor)
+        at = self._clock.now()
+
+        def record(tx: Transaction) -> None:
+            if on:
+                tx.set_maintenance(kind, site, at, actor)
+            else:
+                tx.clear_maintenance(kind, site)
+
+        self._reconciler.commit([], [(action, None, site, message)], actor, extra=record)
 
     def what_if(self, fail_sites: Sequence[str], fail_links: Sequence[LinkKey]) -> dict[str, object]:
         with self._lock:
