@@ -34,6 +34,11 @@ AGENT_VERSION = "edgeslice-agent/0.1.0"
 METHOD = "/edgeslice.agent.v1.SiteAgent/Connect"
 # A refusal no retry can fix (agent.proto, "Stream ends"): the site is unknown, the certificate
 # is for another site, or the agent was built for another city. The reference agent stops.
+# Writing to a call that has already ended (the controller closed the stream meanwhile) raises
+# these rather than AioRpcError; the call's status then says why it ended.
+_WRITE_AFTER_END = (asyncio.InvalidStateError, grpc.aio.UsageError)
+_STREAM_ENDED = (grpc.aio.AioRpcError, *_WRITE_AFTER_END)
+
 FATAL_CODES = (
     grpc.StatusCode.NOT_FOUND,
     grpc.StatusCode.PERMISSION_DENIED,
@@ -205,6 +210,8 @@ class SiteAgent:
                     delay = max(delay, lease_s)
                 if self.welcome is not None and exc.code() != grpc.StatusCode.UNAVAILABLE:
                     log.info("site %s: stream ended: %s", self.site, self.stats.last_error)
+            except _WRITE_AFTER_END as exc:  # ended while the Hello was being written
+                self.stats.last_error = f"stream ended while writing: {exc!r}"
             except asyncio.CancelledError:
                 # Cancelling the call (stop or drop) surfaces here as CancelledError; only a
                 # cancellation of the task itself propagates.
@@ -287,11 +294,13 @@ class SiteAgent:
                         r.message_kind,
                         self.stats.last_rejection,
                     )
+        except _WRITE_AFTER_END:
+            pass  # the stream ended while we answered: its status, read below, says why
         finally:
             for t in tasks:
                 t.cancel()
             for t in tasks:
-                with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError, grpc.aio.UsageError):
+                with contextlib.suppress(asyncio.CancelledError, *_STREAM_ENDED):
                     await t
         code = await call.code()
         if code != grpc.StatusCode.OK:

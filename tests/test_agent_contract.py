@@ -243,7 +243,16 @@ def test_generations_survive_restarts_and_never_go_back(tmp_path: Path) -> None:
         # Another state: another epoch; its first generation for c1 is above what c1 applied.
         svc, store, srv = serve(tmp_path / "other")
         assert srv.registry.epoch != epoch
-        eventually("c1 applied the new controller's config", lambda: c1.applied_epoch == srv.registry.epoch)
+        try:
+            eventually(
+                "c1 applied the new controller's config", lambda: c1.applied_epoch == srv.registry.epoch
+            )
+        except AssertionError as exc:
+            run = agents.runs[0]
+            ended = run.exception(0) if run.done() else "still running"
+            raise AssertionError(
+                f"{exc}; agent {c1.stats}, run: {ended!r}, registry: {srv.registry.status('c1')}"
+            ) from exc
         assert c1.applied_generation > generation
     finally:
         agents.close()
