@@ -2,9 +2,9 @@
 
     python bench/bench_admission.py [--cells 20000] [--slices 2000] [--seed 1] [--profile]
 
-Builds a ``controller.citygen`` city, then ``--slices`` mixed requests (IoT / vehicle / Wi-Fi,
+Builds a ``controller.core.citygen`` city, then ``--slices`` mixed requests (IoT / vehicle / Wi-Fi,
 10–200 cells each, the cells nearest a random point, so coverage is a coherent district), and
-admits them in order through ``controller.admission.admit``, applying every decision to the
+admits them in order through ``controller.core.admission.admit``, applying every decision to the
 ledger as the controller does (release the preempted, reserve the placement). Prints the
 admission-time percentiles (the ``admit`` call only; applying is timed apart), the outcome
 counts, the topology build time and the peak RSS. Targets: p50 ≤ 20 ms, p95 ≤ 100 ms, peak RSS
@@ -28,11 +28,11 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import instances
-from controller import admission, citygen
-from controller.admission import Outcome
-from controller.ledger import Ledger
-from controller.placement_model import Placement
-from controller.topology import Topology
+from controller.core import admission, citygen
+from controller.core.admission import Outcome
+from controller.core.ledger import Ledger
+from controller.core.placement_model import Placement
+from controller.core.topology import Topology
 from slices.profiles import SliceIntent
 
 TARGET_P50_MS = 20.0

@@ -6,7 +6,7 @@
 Starts a real controller process (``slicectl controller run --cells N --seed S``: the generated
 city, a fresh SQLite file, the API on loopback in dev mode), waits until it serves, then
 applies ``--slices`` mixed NetworkSlice documents (IoT / vehicle / Wi-Fi, each covering the
-10–200 cells nearest a random point, own S-NSSAI) through :class:`controller.api_client.ApiClient`,
+10–200 cells nearest a random point, own S-NSSAI) through :class:`controller.api.client.ApiClient`,
 ``--batch`` documents per ApplySlices call from ``--concurrency`` client threads. Every call
 stores the slices, decides admission and placement and records the plan before it answers, so
 the latency is what an operator waits for. Prints slices/s, per-call latency p50/p95/p99, the
@@ -32,8 +32,9 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 
 import numpy as np
 
-from controller import api_client, citygen
-from controller.topology_file import SiteKind
+from controller.api import client as api_client
+from controller.core import citygen
+from controller.core.topology_file import SiteKind
 
 KINDS = (("iot", 3, 0.4), ("vehicle", 4, 0.25), ("wifi", 1, 0.35))
 
@@ -127,11 +128,11 @@ def profile_service(cells: int, seed: int, docs: list[str]) -> None:
     import io
     import pstats
 
-    from controller.clock import RealClock
-    from controller.plan_recorder import PlanRecorder
-    from controller.service import ControllerService
-    from controller.store import Store
-    from controller.topology import Topology
+    from controller.core.topology import Topology
+    from controller.runtime.clock import RealClock
+    from controller.runtime.plan_recorder import PlanRecorder
+    from controller.runtime.service import ControllerService
+    from controller.runtime.store import Store
     from slices import intent
 
     t = time.perf_counter()

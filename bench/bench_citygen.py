@@ -5,8 +5,8 @@
 Each size runs in a fresh Python process, so its peak RSS is its own (a process that has only
 imported the modules peaks around 100 MiB; the figures include that): once the city is generated
 and built, and again after writing and reading it back (PyYAML's node tree is the big one). Times are medians over
-``--repeat`` runs of ``controller.citygen.generate_city`` and ``Topology.from_file``, and one
-JSON and one YAML write and read through ``controller.topology_file`` (libyaml's C
+``--repeat`` runs of ``controller.core.citygen.generate_city`` and ``Topology.from_file``, and one
+JSON and one YAML write and read through ``controller.core.topology_file`` (libyaml's C
 loader/dumper when present; PyYAML still builds every object in Python, so a big city is
 much faster to load from JSON). Target: a 20,000-cell city generated and built in seconds.
 """
@@ -28,8 +28,8 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 
 
 def measure(cells: int, seed: int, repeat: int) -> dict[str, float]:
-    from controller import citygen, topology_file
-    from controller.topology import Topology
+    from controller.core import citygen, topology_file
+    from controller.core.topology import Topology
 
     citygen.generate_city(10, seed)  # warm up: lazy imports (scipy.spatial) are not generation time
     gen, build, gen_cpu, build_cpu = [], [], [], []

@@ -25,14 +25,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from controller import citygen
-from controller.clock import RealClock
-from controller.service import ControllerService, SliceState
-from controller.store import Store
-from controller.topology import Topology
-from controller.topology_file import write_topology_file
+from controller.core import citygen
+from controller.core.topology import Topology
+from controller.core.topology_file import write_topology_file
+from controller.runtime.clock import RealClock
+from controller.runtime.service import ControllerService, SliceState
+from controller.runtime.store import Store
 from slices.intent import NetworkSlice
-from telemetry import agent_service
+from telemetry.agentlink import service as agent_service
 
 
 def _doc(i: int, cell: str) -> NetworkSlice:

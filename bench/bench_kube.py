@@ -1,5 +1,5 @@
 """Kubernetes realisation on a real kube-apiserver (+ kube-controller-manager, etcd), started
-here with tests/envtest.py (KUBEBUILDER_ASSETS, as the tests find them):
+here with tests/support/envtest.py (KUBEBUILDER_ASSETS, as the tests find them):
 
 - API requests per slice: realising N new slices, re-realising them unchanged, re-placing them;
 - drift repair: a Deployment deleted by hand, and one scaled by another field manager, until the
@@ -29,11 +29,11 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from controller import kube_gateway  # noqa: E402
-from controller.kube_realiser import KubeRealiser  # noqa: E402
-from tests import kube_real  # noqa: E402
-from tests.envtest import KubeApiServer, running_control_plane  # noqa: E402
-from tests.kube_fixtures import CITY_DOCUMENT, city, intent, placement  # noqa: E402
+from controller.kube import gateway as kube_gateway  # noqa: E402
+from controller.kube.realiser import KubeRealiser  # noqa: E402
+from tests.support import kube_real  # noqa: E402
+from tests.support.envtest import KubeApiServer, running_control_plane  # noqa: E402
+from tests.support.kube_fixtures import CITY_DOCUMENT, city, intent, placement  # noqa: E402
 
 KINDS = ("iot", "vehicle", "wifi")
 
@@ -115,7 +115,7 @@ def drift(server: KubeApiServer, trials: int) -> None:
 
 
 def failover(server: KubeApiServer, folder: Path, lease_s: int, retry_s: float) -> None:
-    from tests.test_kube_failover import _client, _serving, _slice, _start
+    from tests.e2e.test_kube_failover import _client, _serving, _slice, _start
 
     kube_real.install_crd(server)
     if server.kubectl("get", "ns", "edgeslice-system", check=False).returncode != 0:

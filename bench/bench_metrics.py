@@ -3,16 +3,16 @@
     python bench/bench_metrics.py [--cells 20000] [--slices 2000] [--scrapes 20] [--capacity-scale 3]
 
 Builds the product's own state, nothing faked at the collector's interfaces: a generated city
-(``controller.citygen``, 20,000 cells), a real :class:`controller.service.ControllerService` over a
+(``controller.core.citygen``, 20,000 cells), a real :class:`controller.runtime.service.ControllerService` over a
 SQLite store in a temporary folder, and 2,000 slice documents (the admission benchmark's mix:
 10-200 cells each) applied through ``ControllerService.apply`` so the real admission places them.
 The city's capacity is scaled (``--capacity-scale``) so that the slices fit; the script prints how
 many were placed. Every site then reports through the real
-:class:`telemetry.agent_service.AgentRegistry` (a session opened, its config acknowledged, a
+:class:`telemetry.agentlink.service.AgentRegistry` (a session opened, its config acknowledged, a
 telemetry batch with a KPI record for every slice configured at the site, serialised as an
 agent sends it and handled as the agent service handles a message off its stream); every agent reports again before each scrape (not timed),
 as agents do every second, so the KPI windows fill as in production. The Prometheus registry is
-served with :func:`telemetry.metrics.serve_metrics` on loopback and scraped ``--scrapes`` times
+served with :func:`telemetry.metrics.exporter.serve_metrics` on loopback and scraped ``--scrapes`` times
 over HTTP the way Prometheus does, in two cases: nothing changed between scrapes, and a committed
 change (one slice deleted and applied again: the ledger, the slice list and the revision move)
 before every scrape, so the service's ``topology_status()`` is recomputed each time (the change
@@ -44,14 +44,15 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 from prometheus_client import CollectorRegistry
 
 from bench import instances
-from controller import citygen
-from controller.clock import RealClock
-from controller.service import ControllerService, SliceState
-from controller.store import Store
-from controller.topology import Topology
+from controller.core import citygen
+from controller.core.topology import Topology
+from controller.runtime.clock import RealClock
+from controller.runtime.service import ControllerService, SliceState
+from controller.runtime.store import Store
 from protos.edgeslice.agent.v1 import agent_pb2
 from slices.intent import NetworkSlice
-from telemetry import agent_service, metrics
+from telemetry.agentlink import service as agent_service
+from telemetry.metrics import exporter as metrics
 
 TARGET_MS = 250.0
 CASES = {

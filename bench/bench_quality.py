@@ -7,10 +7,10 @@
 For each instance (a generated city and a set of mixed slice requests, revenue as defined in
 ``bench/instances.py``) it runs, each on an empty ledger:
 
-* ``batch``  — ``controller.planner.plan_batch`` (priority, then revenue density);
+* ``batch``  — ``controller.core.planner.plan_batch`` (priority, then revenue density);
 * ``batch-rev`` — ``plan_batch(order="revenue", worth=...)``: priority set aside, maximising
   the same revenue the ILP maximises (the operator's prices are the planner's objective);
-* ``online`` — ``controller.planner.plan`` in the given (random) order, with preemption;
+* ``online`` — ``controller.core.planner.plan`` in the given (random) order, with preemption;
 * ``naive``  — ``bench/naive.py``: given order, first feasible edge site, shortest paths;
 * ``ilp``    — ``bench/ilp.py`` with HiGHS, time-limited, warm-started from the best of the above.
 
@@ -34,10 +34,10 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import ilp, instances, naive
-from controller import planner
-from controller.ledger import Ledger
-from controller.placement_model import Placement
-from controller.topology import Topology
+from controller.core import planner
+from controller.core.ledger import Ledger
+from controller.core.placement_model import Placement
+from controller.core.topology import Topology
 from slices.profiles import SliceIntent
 
 

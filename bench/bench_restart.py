@@ -27,15 +27,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from controller.citygen import generate_city  # noqa: E402
-from controller.clock import RealClock  # noqa: E402
-from controller.plan_recorder import PlanRecorder  # noqa: E402
-from controller.service import ControllerService  # noqa: E402
-from controller.store import Store  # noqa: E402
-from controller.topology import Topology  # noqa: E402
-from controller.topology_file import write_topology_file  # noqa: E402
+from controller.core.citygen import generate_city  # noqa: E402
+from controller.core.topology import Topology  # noqa: E402
+from controller.core.topology_file import write_topology_file  # noqa: E402
+from controller.runtime.clock import RealClock  # noqa: E402
+from controller.runtime.plan_recorder import PlanRecorder  # noqa: E402
+from controller.runtime.service import ControllerService  # noqa: E402
+from controller.runtime.store import Store  # noqa: E402
 from slices.intent import NetworkSlice  # noqa: E402
-from tests.controller_process import start_controller  # noqa: E402
+from tests.support.controller_process import start_controller  # noqa: E402
 
 SST = {"iot": 3, "vehicle": 4, "wifi": 1}
 

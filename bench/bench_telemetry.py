@@ -4,7 +4,7 @@ Two measurements in one run, each server in a process of its own (so its CPU and
 own), the load generator in this process:
 
 1. **Sustained city** — every site of a generated city runs the reference agent
-   (:mod:`telemetry.simulator`) reporting every ``--interval`` seconds to the real controller
+   (:mod:`telemetry.site.simulator`) reporting every ``--interval`` seconds to the real controller
    (``ControllerService`` on SQLite with slices placed, the agent gRPC server, lease monitor and
    SLA evaluation on). Reports accepted messages/s, KPI records/s, controller CPU and RSS, the
    SLA pass time, and whether any lease was missed. Target: 20,000 sites every 10 s (2,000
@@ -41,11 +41,12 @@ import grpc
 import grpc.aio
 import psutil
 
-from controller import citygen
-from controller.topology import Topology
-from controller.topology_file import write_topology_file
+from controller.core import citygen
+from controller.core.topology import Topology
+from controller.core.topology_file import write_topology_file
 from protos.edgeslice.agent.v1 import agent_pb2
-from telemetry import agent_service, simulator
+from telemetry.agentlink import service as agent_service
+from telemetry.site import simulator
 
 SLICES = 40
 
@@ -73,10 +74,10 @@ def cells_for_sites(sites: int) -> int:
 
 def serve_controller(args: argparse.Namespace) -> None:
     """Child process: the real controller with agents served; prints its counters every second."""
-    from controller.clock import RealClock
-    from controller.service import ControllerService
-    from controller.store import Store
-    from controller.topology import load_topology
+    from controller.core.topology import load_topology
+    from controller.runtime.clock import RealClock
+    from controller.runtime.service import ControllerService
+    from controller.runtime.store import Store
     from slices.intent import NetworkSlice
 
     topology = load_topology(args.city)
@@ -257,7 +258,7 @@ def window(child: Child, seconds: float, load: list[psutil.Process] | None = Non
 
 def run_agents(args: argparse.Namespace) -> None:
     """Child process: simulated agents for every ``--shards``-th site starting at ``--shard``."""
-    from controller.topology import load_topology
+    from controller.core.topology import load_topology
 
     city = load_topology(args.city)
     sites = sorted(city.sites)[args.shard :: args.shards]

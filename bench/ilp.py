@@ -33,8 +33,8 @@ import highspy
 import numpy as np
 from scipy import sparse
 
-from controller.placement_model import CellAssignment, EdgeShare, Placement
-from controller.topology import Route, Topology
+from controller.core.placement_model import CellAssignment, EdgeShare, Placement
+from controller.core.topology import Route, Topology
 from slices.profiles import SliceIntent
 
 

@@ -11,7 +11,7 @@ Three weightings, chosen with ``--revenue``:
   default): the operator's own statement of what a slice is worth, so the yardstick and the
   planner's policy (higher priority first, may preempt) agree on what matters;
 * ``priced``: weight = a list price per Mbit/s by kind, vehicle 3 > IoT 2 > Wi-Fi 1;
-* ``mbps``: weight 1 (``controller.planner.revenue``: bandwidth sold).
+* ``mbps``: weight 1 (``controller.core.planner.revenue``: bandwidth sold).
 
 Under ``priced`` and ``mbps`` a Wi-Fi slice earns more per CPU core than a vehicle slice
 (120 Mbit/s for 2 cores against 75 for 4), so the ILP prefers Wi-Fi where compute binds while
@@ -27,8 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from controller.topology import Topology
-from controller.topology_file import TopologyFile
+from controller.core.topology import Topology
+from controller.core.topology_file import TopologyFile
 from slices.intent import NetworkSlice, SliceKind
 from slices.profiles import PROFILES, SliceIntent, resolve
 
@@ -71,8 +71,8 @@ def revenues(topology: Topology, intents: Sequence[SliceIntent], model: str = "p
 
 
 def build_city(cells: int, seed: int, capacity_scale: float = 1.0) -> Topology:
-    """A generated city (``controller.citygen``) as a routed topology."""
-    from controller import citygen
+    """A generated city (``controller.core.citygen``) as a routed topology."""
+    from controller.core import citygen
 
     return Topology.from_file(citygen.generate_city(cells, seed, capacity_scale=capacity_scale))
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from controller.ledger import Ledger
-from controller.placement_model import CellAssignment, EdgeShare, Placement
-from controller.topology import Route, Topology
+from controller.core.ledger import Ledger
+from controller.core.placement_model import CellAssignment, EdgeShare, Placement
+from controller.core.topology import Route, Topology
 from slices.profiles import SliceIntent
 
 

@@ -25,8 +25,8 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 
 
 from bench.bench_metrics import Agents, placed_city
-from controller.store import Store
-from telemetry import metrics
+from controller.runtime.store import Store
+from telemetry.metrics import exporter as metrics
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -14,7 +14,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from controller import crd  # noqa: E402
+from controller.kube import crd  # noqa: E402
 
 TARGETS = (
     ROOT / "deploy" / "crd" / f"{crd.CRD_NAME}.yaml",

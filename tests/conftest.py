@@ -1,4 +1,4 @@
-"""Session fixtures for the real-Kubernetes tests (see ``tests/envtest.py``).
+"""Every level's hooks, and the session fixtures for the real-Kubernetes tests (see ``tests/support/envtest.py``).
 
 ``kube_apiserver``: etcd + kube-apiserver, started once per session. ``kube_controller_manager``:
 the same server with kube-controller-manager running too (namespace deletion, garbage collection,
@@ -12,13 +12,22 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.envtest import AssetsMissing, KubeApiServer, ci_requires_real_servers, find_assets
+from tests.support.envtest import AssetsMissing, KubeApiServer, ci_requires_real_servers, find_assets
 
 _FIXTURES = {"kube_apiserver", "kube_controller_manager"}
 
 
+_LEVELS = ("unit", "integration", "e2e")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test with its level (the folder it is in: ``-m unit`` runs the fast ones) and
+    the real-Kubernetes ones with ``real_kube``."""
     for item in items:
+        parts = item.path.parts
+        for level in _LEVELS:
+            if "tests" in parts and level in parts[parts.index("tests") :]:
+                item.add_marker(getattr(pytest.mark, level))
         if _FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.real_kube)
 

@@ -13,11 +13,11 @@ from pathlib import Path
 import click
 import grpc
 
-from controller import citygen
 from controller.cli import agent_views, selection
 from controller.cli.connect import Connection, connection_options
-from controller.topology import Topology, load_topology, parse_link_key
-from controller.topology_file import SiteKind
+from controller.core import citygen
+from controller.core.topology import Topology, load_topology, parse_link_key
+from controller.core.topology_file import SiteKind
 from slices import errors
 
 
@@ -75,7 +75,7 @@ def _site_file(flag: str, path: str | None, site: str) -> str | None:
 def site_from_node(node: str, label_key: str, kubeconfig: str | None, topology_path: str | None) -> str:
     """The site of Kubernetes node ``node``: its ``label_key`` label, mapped through the city's
     edge-site nodeLabels when ``topology_path`` is given."""
-    from controller import kube_gateway
+    from controller.kube import gateway as kube_gateway
 
     try:
         api = kube_gateway.api_client_for(kubeconfig, in_cluster=kubeconfig is None)
@@ -110,7 +110,7 @@ def agent() -> None:
     simulator, dev certificates."""
 
 
-AGENT_STATES = ("Connected", "Disconnected", "Never")  # controller.agent_view.SessionState
+AGENT_STATES = ("Connected", "Disconnected", "Never")  # controller.runtime.agent_view.SessionState
 
 
 @agent.command("list")
@@ -201,7 +201,7 @@ def run_cmd(
     record_dir: str,
 ) -> None:
     """Run the agent of one site until interrupted (applies config, reports KPIs)."""
-    from telemetry import agent as agent_mod
+    from telemetry.site import agent as agent_mod
 
     if (site is None) == (node_name is None):
         raise errors.InvalidSpec("give exactly one of --site SITE or --site-from-node NODE")
@@ -331,8 +331,8 @@ def simulate_cmd(
     another. A controller running another city refuses the simulator's agents; that is one line
     and exit code 1.
     """
-    from telemetry import agent as agent_mod
-    from telemetry import simulator
+    from telemetry.site import agent as agent_mod
+    from telemetry.site import simulator
 
     if (count is None) == (not all_sites):
         raise errors.InvalidSpec("give exactly one of --sites N or --all")
@@ -395,7 +395,7 @@ def simulate_cmd(
 
 def _controller_city(conn: Connection) -> Topology:
     """The topology the controller runs on (GetTopology)."""
-    from controller.topology_file import parse_topology
+    from controller.core.topology_file import parse_topology
 
     with conn.client() as client:
         fingerprint, document = client.topology_file()
@@ -413,8 +413,8 @@ def _controller_city(conn: Connection) -> Topology:
 
 def _refusal(sim: object) -> str:
     """A refusal no retry can fix (another city, an unknown site), as the agent recorded it."""
-    from telemetry import agent as agent_mod
-    from telemetry import simulator
+    from telemetry.site import agent as agent_mod
+    from telemetry.site import simulator
 
     assert isinstance(sim, simulator.Simulator)
     for a in sim.agents.values():
@@ -424,7 +424,7 @@ def _refusal(sim: object) -> str:
 
 
 def _inject(runner: object, fault: _Fault) -> None:
-    from telemetry import simulator
+    from telemetry.site import simulator
 
     assert isinstance(runner, simulator.SimulatorThread)
     sim = runner.simulator
@@ -489,7 +489,7 @@ def certs_cmd(
     namespace: str,
 ) -> None:
     """Create a dev CA (or reuse the one in --dir), the controller's and per-site certificates."""
-    from telemetry import certs
+    from telemetry.site import certs
 
     sites = list(site_ids)
     if all_sites or topology_path is not None:

@@ -2,7 +2,7 @@
 server (leases, config push, SLA monitor) and the Prometheus metrics. Wiring only.
 
 ``controller`` may not import ``telemetry`` (the layer contract), so the CLI builds these and
-hands them to :class:`controller.runtime.Controller` as an observer, operator-API interceptors
+hands them to :class:`controller.runtime.process.Controller` as an observer, operator-API interceptors
 and attachments; ``slicectl controller run`` and ``slicectl demo`` share this module.
 """
 
@@ -13,14 +13,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from controller import auth, runtime
-from controller.agent_view import AgentDirectory
-from controller.service import ControllerService
+from controller.api import auth
+from controller.runtime import process as runtime
+from controller.runtime.agent_view import AgentDirectory
+from controller.runtime.service import ControllerService
 from slices import errors
 
 if TYPE_CHECKING:
-    from telemetry.agent_service import AgentServer, AgentSettings, TlsFiles
-    from telemetry.metrics import ControllerMetrics, MetricsServer
+    from telemetry.agentlink.service import AgentServer, AgentSettings, TlsFiles
+    from telemetry.metrics.exporter import ControllerMetrics, MetricsServer
 
 DEFAULT_AGENTS_PORT = 50052
 
@@ -109,7 +110,7 @@ class Companions:
         if metrics_port is not None:
             from prometheus_client import CollectorRegistry
 
-            from telemetry import metrics
+            from telemetry.metrics import exporter as metrics
 
             self.metrics = metrics.ControllerMetrics(CollectorRegistry())
         self.agent_server: AgentServer | None = None
@@ -132,7 +133,7 @@ class Companions:
         return out
 
     def _attach_agents(self, service: ControllerService) -> runtime.Closeable:
-        from telemetry import agent_service
+        from telemetry.agentlink import service as agent_service
 
         options = self.agents
         assert options is not None
@@ -159,7 +160,7 @@ class Companions:
         return _StartedAgents(close, {"agents": server.address}, server.registry)
 
     def _attach_metrics(self, service: ControllerService) -> runtime.Closeable:
-        from telemetry import metrics
+        from telemetry.metrics import exporter as metrics
 
         observer = self.metrics
         assert observer is not None and self.metrics_port is not None

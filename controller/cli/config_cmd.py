@@ -60,7 +60,7 @@ def set_context(
     use_it: bool,
 ) -> None:
     """Create context NAME, or change the fields given of an existing one."""
-    from controller import auth
+    from controller.api import auth
 
     for flag, address in (("--address", server), ("--agents", agents)):
         if address is not None:

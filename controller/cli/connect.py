@@ -17,10 +17,11 @@ from typing import Any, TypeVar
 
 import click
 
-from controller import api_client, auth
+from controller.api import auth
+from controller.api import client as api_client
 from slices import errors
 
-ADDRESS_FILE = "controller.addr"  # same name as controller.runtime.ADDRESS_FILE
+ADDRESS_FILE = "controller.addr"  # same name as controller.runtime.process.ADDRESS_FILE
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -64,7 +65,7 @@ class Connection:
         ``agents``, else what the local controller wrote to ``<state-dir>/controller.endpoints``."""
         if self.agents:
             return self.agents
-        from controller import runtime
+        from controller.runtime import process as runtime
 
         folder = self.state_folder()
         found = runtime.read_endpoints(folder).get("agents")

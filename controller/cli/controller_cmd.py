@@ -1,4 +1,4 @@
-"""``slicectl controller run``: start the controller process (wiring only; see controller.runtime)."""
+"""``slicectl controller run``: start the controller process (wiring only; see controller.runtime.process)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,11 @@ from pathlib import Path
 
 import click
 
-from controller import auth, decision_log, kube_manifests, runtime
+from controller.api import auth
 from controller.cli import companions
+from controller.kube import manifests as kube_manifests
+from controller.runtime import decision_log
+from controller.runtime import process as runtime
 from slices import errors
 
 
@@ -341,7 +344,7 @@ def _agents_options(
     reconnect_grace_s: float,
     agent_policy: str = "all",
 ) -> companions.AgentsOptions:
-    from telemetry import agent_service
+    from telemetry.agentlink import service as agent_service
 
     given = [f for f in tls_files if f]
     if given and len(given) != 3:

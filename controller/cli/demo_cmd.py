@@ -1,5 +1,5 @@
 """``slicectl demo``: generate a city, run a controller with site agents and metrics, and show
-slicing end to end (the story is :mod:`controller.demo`; the site side is built here because
+slicing end to end (the story is :mod:`controller.cli.demo`; the site side is built here because
 ``controller`` may not import ``telemetry``)."""
 
 from __future__ import annotations
@@ -13,14 +13,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from controller import demo as demo_mod
-from controller import runtime
 from controller.cli import companions
-from controller.observer import ServiceObserver
-from controller.topology import Topology
+from controller.cli import demo as demo_mod
+from controller.core.topology import Topology
+from controller.runtime import process as runtime
+from controller.runtime.observer import ServiceObserver
 
 if TYPE_CHECKING:
-    from telemetry.simulator import SimulatorThread
+    from telemetry.site.simulator import SimulatorThread
 
 # Short enough that the story (a lease expiry, SLA verdicts) plays out in seconds.
 DEMO_LEASE_S = 1.5
@@ -29,11 +29,11 @@ DEMO_SLA_WINDOW_S = 2.0
 
 
 class TelemetryWorld:
-    """:class:`controller.demo.SiteWorld` from the telemetry package: the agent server and the
+    """:class:`controller.cli.demo.SiteWorld` from the telemetry package: the agent server and the
     metrics endpoint on free loopback ports, and one simulated agent per site."""
 
     def __init__(self) -> None:
-        from telemetry import agent_service
+        from telemetry.agentlink import service as agent_service
 
         settings = agent_service.AgentSettings(
             lease_s=DEMO_LEASE_S,
@@ -58,7 +58,7 @@ class TelemetryWorld:
         return self.parts.attachments()
 
     def start_agents(self, topology: Topology, sites: Sequence[str]) -> None:
-        from telemetry import simulator
+        from telemetry.site import simulator
 
         server = self.parts.agent_server
         assert server is not None, "the controller attaches the agent server first"

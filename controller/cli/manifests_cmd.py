@@ -19,7 +19,8 @@ def manifests(name: str, state_dir: Path | None) -> None:
     """Print the manifests the controller rendered for slice NAME (what --kube would apply)."""
     import os
 
-    from controller import auth, manifest_folder
+    from controller.api import auth
+    from controller.runtime import manifest_folder
 
     folder = (state_dir if state_dir is not None else auth.default_state_dir(dict(os.environ))) / "manifests"
     click.echo(manifest_folder.read_manifests(folder, name).rstrip())

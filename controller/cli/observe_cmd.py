@@ -1,6 +1,6 @@
 """``slicectl top`` and ``slicectl topology render``: looking at a city without Grafana.
 
-Wiring only: the view and the picture live in :mod:`telemetry.top` and :mod:`telemetry.render`.
+Wiring only: the view and the picture live in :mod:`controller.cli.top` and :mod:`controller.cli.render`.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from pathlib import Path
 
 import click
 
-from controller import citygen
-from controller import topology as topo
 from controller.cli.connect import Connection, connection_options
-from controller.topology_file import parse_topology
+from controller.core import citygen
+from controller.core import topology as topo
+from controller.core.topology_file import parse_topology
 from slices import errors
 
 
@@ -46,7 +46,7 @@ def top(
     While the controller cannot be reached (a restart), it says so and keeps trying; --once
     fails instead (exit 7).
     """
-    from telemetry import top as top_view
+    from controller.cli import top as top_view
 
     clients = [conn.client()]
 
@@ -78,7 +78,7 @@ def top(
 def discovered_metrics_url(conn: Connection) -> str | None:
     """The ``metrics`` line of the local controller's endpoints file, when that controller is
     the one ``conn`` talks to (``--server`` elsewhere: none)."""
-    from controller.runtime import read_endpoints
+    from controller.runtime.process import read_endpoints
 
     try:
         found = read_endpoints(conn.state_folder())
@@ -135,7 +135,7 @@ def render(
 ) -> None:
     """Draw the city: sites by kind (edge and core sites named), links by utilisation, chosen
     slices' routes. `--live` alone draws the running controller's topology as it is now."""
-    from telemetry import render as picture
+    from controller.cli import render as picture
 
     picture.output_format(out)  # a bad --out fails before any work
     if not out.parent.is_dir():  # no `mkdir -p` outside what the user named

@@ -10,11 +10,11 @@ from typing import Any
 
 import click
 
-from controller import planner, whatif
-from controller.admission import Decision, Outcome
 from controller.cli import output, readable
-from controller.planner import PlanResult, PlanState
-from controller.topology import Topology, load_topology, parse_link_key
+from controller.core import planner, whatif
+from controller.core.admission import Decision, Outcome
+from controller.core.planner import PlanResult, PlanState
+from controller.core.topology import Topology, load_topology, parse_link_key
 from slices import errors
 from slices.intent import load_slice_files
 from slices.profiles import SliceIntent, resolve

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from controller import api_client
+from controller.api import client as api_client
 from controller.cli import event_window, output, selection, views
 from protos.edgeslice.operator.v1 import operator_pb2 as pb
 from slices import errors

@@ -1,5 +1,5 @@
 """``slicectl state check|backup|restore``: the controller's SQLite state file (wiring only; see
-controller.store)."""
+controller.runtime.store)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ from typing import Any, TypeVar
 
 import click
 
-from controller import auth, runtime, store
+from controller.api import auth
 from controller.cli import output
+from controller.runtime import process as runtime
+from controller.runtime import store
 from slices import errors
 
 _F = TypeVar("_F", bound=Callable[..., Any])

@@ -13,10 +13,10 @@ from typing import Any
 
 import click
 
-from controller import citygen, graphml
-from controller import topology as topo
-from controller import topology_file as tf
 from controller.cli import output
+from controller.core import citygen, graphml
+from controller.core import topology as topo
+from controller.core import topology_file as tf
 from slices import errors
 
 KIND_ORDER = {k: i for i, k in enumerate(tf.SiteKind)}

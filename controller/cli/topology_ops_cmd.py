@@ -7,10 +7,10 @@ from collections import Counter
 
 import click
 
-from controller import topology as topo
 from controller.cli import output, readable, views
 from controller.cli.connect import Connection, connection_options
 from controller.cli.progress import Progress
+from controller.core import topology as topo
 from protos.edgeslice.operator.v1 import operator_pb2 as pb
 
 BUSIEST_LINKS = 10

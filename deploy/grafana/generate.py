@@ -1,7 +1,7 @@
 """Write the Grafana dashboards of edgeslice as JSON (``deploy/grafana/dashboards/*.json``).
 
 The dashboards are code so that every panel's query is reviewed in one place, and so the
-Prometheus integration test (tests/test_prometheus_integration.py) can check that each query
+Prometheus integration test (tests/e2e/test_prometheus_integration.py) can check that each query
 returns data against a live controller. Regenerate after an edit and commit the JSON:
 
     /work/venv/bin/python deploy/grafana/generate.py

@@ -1,0 +1,246 @@
+"""Two real ``slicectl controller run --kube --intents crd --leader-elect`` processes on a real
+kube-apiserver (+ controller-manager): A leads, realises the slices and is told to drain a site;
+A is SIGKILLed; B takes the Lease, keeps the drain (it lives in the cluster, not in A's cache),
+holds the same placements, rewrites no condition's lastTransitionTime and leaves the cluster's
+objects as they were."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from controller.api.client import ApiClient
+from controller.kube import manifests as kube_manifests
+from controller.kube.crd_source import MAINTENANCE_CONFIGMAP
+from slices import errors
+from tests.support import kube_real
+from tests.support.controller_process import SLICECTL
+from tests.support.envtest import KubeApiServer
+from tests.support.kube_fixtures import CITY_DOCUMENT
+
+NAMES = ("fo-cars", "fo-fleet", "fo-meters")
+
+
+@pytest.fixture(scope="module")
+def server(kube_controller_manager: KubeApiServer) -> KubeApiServer:
+    kube_real.install_crd(kube_controller_manager)
+    if kube_controller_manager.kubectl("get", "ns", "edgeslice-system", check=False).returncode != 0:
+        kube_controller_manager.kubectl("create", "namespace", "edgeslice-system")
+    return kube_controller_manager
+
+
+def _slice(name: str, kind: str = "vehicle") -> dict[str, Any]:
+    sd = hashlib.sha256(name.encode()).hexdigest()[:6]
+    sst = {"iot": 3, "vehicle": 4}[kind]
+    return {
+        "apiVersion": "edgeslice.io/v1alpha1",
+        "kind": "NetworkSlice",
+        "metadata": {"name": name},
+        "spec": {"kind": kind, "snssai": {"sst": sst, "sd": sd}, "coverage": {"sites": ["c1", "c2"]}},
+    }
+
+
+def _start(
+    workdir: Path, city: Path, kubeconfig: Path, identity: str, lease_s: int = 2, retry_s: float = 0.2
+) -> subprocess.Popen[bytes]:
+    workdir.mkdir()
+    args = [
+        *SLICECTL,
+        "controller",
+        "run",
+        "--topology",
+        str(city),
+        "--state",
+        str(workdir / "edgeslice.db"),
+        "--state-dir",
+        str(workdir / "state"),
+        "--listen",
+        "127.0.0.1:0",
+        "--reconcile-interval",
+        "0.3",
+        "--no-agents",
+        "--kube",
+        "--kubeconfig",
+        str(kubeconfig),
+        "--intents",
+        "crd",
+        "--leader-elect",
+        "--identity",
+        identity,
+        "--lease-namespace",
+        "edgeslice-system",
+        "--lease-duration",
+        str(lease_s),
+        "--lease-retry",
+        str(retry_s),
+    ]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with open(workdir / "controller.log", "ab") as out:
+        return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, cwd=workdir, env=env)
+
+
+def _client(workdir: Path, proc: subprocess.Popen[bytes]) -> ApiClient:
+    path = workdir / "state" / "controller.addr"
+    deadline = time.monotonic() + 60
+    while not (path.exists() and path.read_text().strip()):
+        assert proc.poll() is None, (workdir / "controller.log").read_text()[-3000:]
+        assert time.monotonic() < deadline, "no address file"
+        time.sleep(0.05)
+    token = (workdir / "state" / "token").read_text().strip()
+    return ApiClient(path.read_text().strip(), token, timeout_s=10)
+
+
+def _sites(s: Any) -> list[str]:
+    return [e.site for e in s.placement.edges]
+
+
+def _serving(client: ApiClient) -> bool:
+    try:
+        return client.health("edgeslice.operator.v1.OperatorService") == "SERVING"
+    except errors.Unavailable:
+        return False
+
+
+def _realised(server: KubeApiServer) -> dict[str, Any]:
+    """Every object edgeslice made for the slices, with its spec (where and how much)."""
+    gw = kube_real.gateway(server)
+    out: dict[str, Any] = {}
+    for kind in kube_manifests.KIND_ORDER:
+        items, _ = gw.list(kind, selector=f"{kube_manifests.MANAGED_BY}={kube_manifests.MANAGER}")
+        for item in items:
+            meta = item["metadata"]
+            if meta["labels"].get(kube_manifests.SLICE_LABEL) in NAMES:
+                out[f"{kind}/{meta.get('namespace', '')}/{meta['name']}"] = (meta["uid"], item.get("spec"))
+    return out
+
+
+def _statuses(server: KubeApiServer) -> dict[str, Any]:
+    gw = kube_real.gateway(server)
+    return {n: ((gw.get("NetworkSlice", n) or {}).get("status") or {}) for n in NAMES}
+
+
+def test_a_drain_survives_a_sigkill_fail_over(server: KubeApiServer, tmp_path: Path) -> None:
+    city = tmp_path / "city.yaml"
+    city.write_text(yaml.safe_dump({"name": "two-edges", **CITY_DOCUMENT}), encoding="utf-8")
+    kubeconfig = server.admin.kubeconfig
+    for name in NAMES:
+        server.apply_yaml(yaml.safe_dump(_slice(name, "iot" if name == "fo-meters" else "vehicle")))
+    kubelet = kube_real.FakeKubelet(server, *(f"slice-{n}" for n in NAMES))
+    gw = kube_real.gateway(server)
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def holder() -> str:
+        lease = gw.get("Lease", "edgeslice-controller", "edgeslice-system") or {}
+        return str((lease.get("spec") or {}).get("holderIdentity", ""))
+
+    try:
+        a_dir, b_dir = tmp_path / "a", tmp_path / "b"
+        procs.append(_start(a_dir, city, kubeconfig, "fo-a"))
+        a = _client(a_dir, procs[0])
+        kube_real.wait(lambda: holder() == "fo-a", "A leads", 60)
+        procs.append(_start(b_dir, city, kubeconfig, "fo-b"))
+        b = _client(b_dir, procs[1])
+        kube_real.wait(lambda: _serving(a), "A serves", 60)
+        kube_real.wait(
+            lambda: all(s.get("state") == "Ready" for s in _statuses(server).values()),
+            "A made every slice Ready",
+            90,
+        )
+        # B is a standby: alive, not serving the operator API, refusing calls with a clear reason.
+        assert b.health() == "SERVING"
+        assert b.health("edgeslice.operator.v1.OperatorService") == "NOT_SERVING"
+        with pytest.raises(errors.Unavailable, match="fo-b is a standby replica"):
+            b.list_slices()
+        placed_before = {s.name: _sites(s) for s in a.list_slices()}
+        used = {site for sites in placed_before.values() for site in sites}
+        drained = "e1" if "e1" in used else "e2"
+        a.drain(drained)
+        kube_real.wait(
+            lambda: all(drained not in _sites(s) for s in a.list_slices()), f"slices moved off {drained}"
+        )
+        kube_real.wait(
+            lambda: all(
+                drained not in (s.get("edgeSites") or []) and s.get("state") == "Ready"
+                for s in _statuses(server).values()
+            ),
+            "the objects show the move",
+            90,
+        )
+        # The moves are Events on the NetworkSlices (from the audit trail's heal decisions).
+        moved = [n for n in NAMES if drained in placed_before[n]]
+        assert moved
+        for name in moved:
+            kube_real.wait(
+                lambda n=name: [  # type: ignore[misc]
+                    e for e in kube_real.events_about(gw, "default", n) if e["reason"] == "Healed"
+                ],
+                f"a Healed event on {name}",
+            )
+        cm = gw.get("ConfigMap", MAINTENANCE_CONFIGMAP, "edgeslice-system")
+        assert cm is not None and f"site.{drained}" in cm["data"]
+        placed_by_a = {s.name: sorted(_sites(s)) for s in a.list_slices()}
+        before = _realised(server)
+        times = {
+            n: {c["type"]: c["lastTransitionTime"] for c in s["conditions"]}
+            for n, s in _statuses(server).items()
+        }
+
+        lease = gw.get("Lease", "edgeslice-controller", "edgeslice-system")
+        assert lease is not None
+        transitions = lease["spec"]["leaseTransitions"]
+
+        procs[0].kill()  # SIGKILL: A releases nothing
+        procs[0].wait(10)
+        kube_real.wait(lambda: holder() == "fo-b", "B takes the lease", 30)
+        kube_real.wait(lambda: _serving(b), "B serves", 30)
+        kube_real.wait(lambda: sorted(s.name for s in b.list_slices()) == sorted(NAMES), "B has the slices")
+        sites = {s.site: s for s in b.topology_status().sites}
+        assert sites[drained].drained, "B keeps the drain"
+        kube_real.wait(lambda: all(s.state == "Ready" for s in b.list_slices()), "B's slices Ready", 60)
+        assert {s.name: sorted(_sites(s)) for s in b.list_slices()} == placed_by_a
+        # The cluster holds what it held: nothing recreated, nothing moved back onto the drained site.
+        assert _realised(server) == before
+        after = {
+            n: {c["type"]: c["lastTransitionTime"] for c in s["conditions"]}
+            for n, s in _statuses(server).items()
+        }
+        assert after == times, "a hand-over rewrites no lastTransitionTime"
+        lease = gw.get("Lease", "edgeslice-controller", "edgeslice-system")
+        assert lease is not None and lease["spec"]["leaseTransitions"] == transitions + 1
+        b.undrain(drained)
+        kube_real.wait(
+            lambda: (
+                f"site.{drained}"
+                not in (
+                    (gw.get("ConfigMap", MAINTENANCE_CONFIGMAP, "edgeslice-system") or {}).get("data") or {}
+                )
+            ),
+            "the undrain recorded in the cluster",
+        )
+        # B keeps reconciling: a slice created now is realised by B.
+        server.apply_yaml(yaml.safe_dump(_slice("fo-trams")))
+        kube_real.wait(
+            lambda: (
+                gw.get("Deployment", "v2x-edge-e1", "slice-fo-trams")
+                or gw.get("Deployment", "v2x-edge-e2", "slice-fo-trams")
+            ),
+            "B realised a new slice",
+            30,
+        )
+        procs[1].terminate()
+        assert procs[1].wait(30) == 0
+        assert holder() == ""  # released at shutdown
+    finally:
+        kubelet.close()
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+        kube_real.delete_slices(server, *NAMES, "fo-trams")

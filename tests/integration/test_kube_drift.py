@@ -1,0 +1,228 @@
+"""The realiser's running loop on a real kube-apiserver (+ controller-manager): what it owns is
+watched, and drift is repaired without any reconcile of the service: a deleted Deployment is
+recreated, a ``kubectl scale`` or ``kubectl set image`` by another manager is reverted with an
+Event naming the field and the manager. Ownership: objects carry ownerReferences, and a user's
+namespace that happens to have the slice's name is never adopted."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from controller.kube import manifests as kube_manifests
+from controller.kube.realiser import KubeRealiser
+from slices.status import ConditionStatus
+from tests.support import kube_real
+from tests.support.envtest import KubeApiServer
+from tests.support.kube_fixtures import city, intent, placement
+
+
+@pytest.fixture
+def running(kube_controller_manager: KubeApiServer) -> Iterator[tuple[KubeRealiser, kube_real.RecordingSink]]:
+    gw = kube_real.gateway(kube_controller_manager)
+    from controller.kube.gateway import EventRecorder
+
+    realiser = KubeRealiser(gw, city(), events=EventRecorder(gw, "test"), resync_s=5)
+    sink = kube_real.RecordingSink()
+    realiser.workloads = sink
+    stop = threading.Event()
+    realiser.start(stop)
+    yield realiser, sink
+    stop.set()
+    realiser.stop()
+
+
+def _deployment(server: KubeApiServer, ns: str, name: str) -> dict[str, object] | None:
+    return kube_real.gateway(server).get("Deployment", name, ns)
+
+
+def test_a_deleted_deployment_is_recreated_by_the_running_loop(
+    kube_controller_manager: KubeApiServer, running: tuple[KubeRealiser, kube_real.RecordingSink]
+) -> None:
+    server = kube_controller_manager
+    realiser, _ = running
+    slice_ = intent("drift-del")
+    assert realiser.realise(slice_, placement(slice_, "e1"), 1).ok
+    ns = "slice-drift-del"
+    before = _deployment(server, ns, "v2x-edge-e1")
+    assert before is not None
+    server.kubectl("delete", "deployment", "v2x-edge-e1", "-n", ns)
+    again = kube_real.wait(
+        lambda: (
+            (d := _deployment(server, ns, "v2x-edge-e1")) is not None
+            and d["metadata"]["uid"] != before["metadata"]["uid"]
+            and d
+        ),
+        "the Deployment recreated",
+    )
+    assert again["spec"]["replicas"] == 2
+    gw = kube_real.gateway(server)
+    notes = kube_real.wait(
+        lambda: [
+            e["note"] for e in kube_real.events_about(gw, ns, "v2x-edge-e1") if e["reason"] == "DriftRepaired"
+        ],
+        "a DriftRepaired event",
+    )
+    assert any("was deleted; recreated" in n for n in notes), notes
+
+
+def test_scale_and_image_changes_by_another_manager_are_reverted_with_an_event(
+    kube_controller_manager: KubeApiServer, running: tuple[KubeRealiser, kube_real.RecordingSink]
+) -> None:
+    server = kube_controller_manager
+    realiser, _ = running
+    slice_ = intent("drift-edit")
+    assert realiser.realise(slice_, placement(slice_, "e1"), 1).ok
+    ns, name = "slice-drift-edit", "v2x-edge-e1"
+    image = _deployment(server, ns, name)["spec"]["template"]["spec"]["containers"][0]["image"]  # type: ignore[index]
+    server.kubectl("scale", "deployment", name, "-n", ns, "--replicas=7")
+    kube_real.wait(
+        lambda: (d := _deployment(server, ns, name)) is not None and d["spec"]["replicas"] == 2,
+        "replicas restored to 2",
+    )
+    server.kubectl("set", "image", f"deployment/{name}", "-n", ns, "v2x-edge=example.com/evil:1")
+    kube_real.wait(
+        lambda: (
+            (d := _deployment(server, ns, name)) is not None
+            and d["spec"]["template"]["spec"]["containers"][0]["image"] == image
+        ),
+        "image restored",
+    )
+    gw = kube_real.gateway(server)
+    notes = kube_real.wait(
+        lambda: (
+            (
+                found := [
+                    e["note"] for e in kube_real.events_about(gw, ns, name) if e["reason"] == "DriftRepaired"
+                ]
+            )
+            and len(found) >= 2
+            and found
+        ),
+        "two DriftRepaired events",
+    )
+    assert any("reverted spec.replicas (changed by kubectl)" in n for n in notes), notes
+    assert any(
+        "spec.template.spec.containers[name=v2x-edge].image (changed by kubectl-set)" in n for n in notes
+    ), notes
+    # The object is ours again: edgeslice owns the fields it applies, nobody else does.
+    dep = _deployment(server, ns, name)
+    assert dep is not None
+    for entry in dep["metadata"]["managedFields"]:
+        if entry["manager"] in ("kubectl", "kubectl-set"):
+            raise AssertionError(f"{entry['manager']} still owns {entry['fieldsV1']}")
+
+
+def test_every_object_is_owned_and_the_namespace_goes_with_its_contents(
+    kube_controller_manager: KubeApiServer, running: tuple[KubeRealiser, kube_real.RecordingSink]
+) -> None:
+    server = kube_controller_manager
+    realiser, _ = running
+    slice_ = intent("owned")
+    assert realiser.realise(slice_, placement(slice_, "e1"), 1).ok
+    gw = kube_real.gateway(server)
+    ns = gw.get("Namespace", "slice-owned")
+    assert ns is not None
+    uid = ns["metadata"]["uid"]
+    for kind in (
+        "ResourceQuota",
+        "LimitRange",
+        "NetworkPolicy",
+        "Deployment",
+        "Service",
+        "PodDisruptionBudget",
+    ):
+        items, _ = gw.list(kind, "slice-owned", kube_manifests.slice_selector("owned"))
+        assert items, kind
+        for item in items:
+            refs = item["metadata"]["ownerReferences"]
+            assert [(r["kind"], r["uid"]) for r in refs] == [("Namespace", uid)], (kind, refs)
+    # The garbage collector follows them: the Deployment's ReplicaSet is owned by it.
+    kube_real.wait(
+        lambda: gw.list("ReplicaSet", "slice-owned")[0], "the deployment controller made a ReplicaSet"
+    )
+    assert realiser.remove("owned").ok
+    kube_real.wait(lambda: gw.get("Namespace", "slice-owned") is None, "namespace deleted", 60)
+
+
+def test_a_users_namespace_with_the_slices_name_is_never_adopted(
+    kube_controller_manager: KubeApiServer, running: tuple[KubeRealiser, kube_real.RecordingSink]
+) -> None:
+    server = kube_controller_manager
+    realiser, sink = running
+    server.kubectl("create", "namespace", "slice-taken")
+    server.kubectl("create", "configmap", "precious", "-n", "slice-taken", "--from-literal=a=b")
+    slice_ = intent("taken")
+    result = realiser.realise(slice_, placement(slice_, "e1"), 1)
+    assert (result.ok, result.reason) == (False, "NamespaceConflict")
+    assert "namespace slice-taken exists and was not created by edgeslice" in result.message
+    gw = kube_real.gateway(server)
+    ns = gw.get("Namespace", "slice-taken")
+    assert ns is not None
+    assert kube_manifests.MANAGED_BY not in (ns["metadata"].get("labels") or {})
+    assert not gw.list("Deployment", "slice-taken")[0]
+    reported = kube_real.wait(lambda: sink.last("taken"), "the conflict reported to the service")
+    assert reported[0] == ConditionStatus.FALSE and reported[1] == "NamespaceConflict"
+    assert "slice-taken" in reported[2]
+    # Removing the slice leaves the user's namespace and its ConfigMap alone.
+    assert realiser.remove("taken").ok
+    assert gw.get("Namespace", "slice-taken") is not None
+    assert gw.get("ConfigMap", "precious", "slice-taken") is not None
+
+
+def test_ready_follows_the_deployments_available_condition(
+    kube_controller_manager: KubeApiServer, running: tuple[KubeRealiser, kube_real.RecordingSink]
+) -> None:
+    server = kube_controller_manager
+    realiser, sink = running
+    slice_ = intent("avail")
+    assert realiser.realise(slice_, placement(slice_, "e1"), 1).ok
+    ns = "slice-avail"
+    gw = kube_real.gateway(server)
+    kube_real.wait(lambda: len(gw.list("Pod", ns)[0]) == 2, "two pods made by the ReplicaSet")
+    first = kube_real.wait(lambda: sink.last("avail"), "a first availability report")
+    assert first[:2] == (ConditionStatus.FALSE, "WorkloadsUnavailable")
+    assert "Deployment slice-avail/v2x-edge-e1" in first[2]
+    assert kube_real.mark_pods_ready(server, ns) == 2
+    kube_real.wait(
+        lambda: (r := sink.last("avail")) is not None and r[0] == ConditionStatus.TRUE,
+        "workloads available once the pods are Ready",
+    )
+
+
+def test_a_deleted_namespace_brings_the_whole_slice_back(
+    kube_controller_manager: KubeApiServer, running: tuple[KubeRealiser, kube_real.RecordingSink]
+) -> None:
+    server = kube_controller_manager
+    realiser, _ = running
+    slice_ = intent("drift-ns")
+    assert realiser.realise(slice_, placement(slice_, "e1"), 1).ok
+    gw = kube_real.gateway(server)
+    ns = "slice-drift-ns"
+    before = gw.get("Namespace", ns)
+    assert before is not None
+    server.kubectl("delete", "namespace", ns, "--wait=false")
+    # The namespace controller empties it, then it goes; the realiser's watch sees that and
+    # realises the slice again in a new namespace (a new uid), every object included.
+    again = kube_real.wait(
+        lambda: (
+            (n := gw.get("Namespace", ns)) is not None
+            and n["metadata"]["uid"] != before["metadata"]["uid"]
+            and not n["metadata"].get("deletionTimestamp")
+            and n
+        ),
+        "the namespace recreated",
+        90,
+    )
+    assert again["metadata"]["labels"][kube_manifests.SLICE_LABEL] == "drift-ns"
+    for kind in (
+        "ResourceQuota",
+        "LimitRange",
+        "NetworkPolicy",
+        "Deployment",
+        "Service",
+        "PodDisruptionBudget",
+    ):
+        kube_real.wait(lambda k=kind: gw.list(k, ns)[0], f"{kind} recreated", 60)  # type: ignore[misc]

@@ -1,0 +1,33 @@
+"""The demo's fresh start never deletes the state of a demo still running in the same folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from controller.cli import demo
+from controller.runtime import process as runtime
+from slices import errors
+
+
+def test_a_fresh_start_is_refused_while_a_demo_controller_holds_the_folder(tmp_path: Path) -> None:
+    config = runtime.RuntimeConfig(
+        state_file=tmp_path / "edgeslice.db",
+        state_dir=tmp_path / "state",
+        listen="127.0.0.1:0",
+        sample_cells=20,
+        environ={},
+    )
+    running = runtime.Controller(config)
+    running.start()
+    try:
+        with pytest.raises(errors.StoreError, match="another demo runs there") as info:
+            demo.fresh_start(tmp_path)
+        assert f"(PID {os.getpid()}" in str(info.value)
+        assert (tmp_path / "edgeslice.db").exists()
+    finally:
+        running.stop()
+    demo.fresh_start(tmp_path)  # once it stopped, the folder is the next demo's
+    assert not (tmp_path / "edgeslice.db").exists()

@@ -1,0 +1,1 @@
+"""What the tests share: city builders, fakes, real-process helpers."""

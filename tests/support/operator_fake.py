@@ -1,0 +1,172 @@
+"""An in-memory stand-in for :class:`controller.runtime.service.ControllerService` at our own interface.
+
+Only for unit tests of the operator API's translation layer (auth, status codes, messages,
+streaming). The integration tests run the real service on a real SQLite store.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from controller.core.topology import LinkKey
+from controller.runtime import service as service_mod
+from slices import errors, intent, profiles
+from slices.status import Condition, ConditionStatus, ConditionType
+
+REJECT_ANNOTATION = "fake.edgeslice.io/reject"
+SITES = ("cell-1", "cell-2", "edge-1")
+
+
+class FakeService:
+    def __init__(self) -> None:
+        self._lock = threading.Condition()
+        self.slices: dict[str, service_mod.SliceRecord] = {}
+        self.log: list[service_mod.Event] = []
+        self.drained: set[str] = set()
+        self.calls: list[tuple[str, str]] = []  # (operation, actor) of every change
+
+    @property
+    def revision(self) -> int:
+        """Bumps with every change (each one is an event here)."""
+        return len(self.log)
+
+    def _event(self, actor: str, action: str, slice_name: str | None, site: str | None, message: str) -> None:
+        with self._lock:
+            self.log.append(
+                service_mod.Event(
+                    len(self.log) + 1, datetime.now(UTC), actor, action, slice_name, site, message
+                )
+            )
+            self._lock.notify_all()
+
+    def apply(self, documents: Sequence[intent.NetworkSlice], actor: str) -> list[service_mod.ApplyResult]:
+        resolved = [(d, profiles.resolve(d)) for d in documents]  # all validated before any is stored
+        self.calls.append(("apply", actor))
+        out = []
+        now = datetime.now(UTC)
+        for doc, slice_intent in resolved:
+            old = self.slices.get(doc.name)
+            changed = old is None or old.intent.spec_hash != slice_intent.spec_hash
+            generation = (old.generation if old else 0) + (1 if changed else 0)
+            rejected = REJECT_ANNOTATION in doc.metadata.annotations
+            state = service_mod.SliceState.REJECTED if rejected else service_mod.SliceState.ADMITTED
+            reason = "InsufficientBandwidth" if rejected else ""
+            message = "link agg-1:edge-1 is short by 5000 kbit/s" if rejected else "placed on edge-1"
+            condition = Condition(
+                type=ConditionType.ADMITTED,
+                status=ConditionStatus.FALSE if rejected else ConditionStatus.TRUE,
+                reason=reason or "Admitted",
+                message=message,
+                observed_generation=generation,
+                last_transition_time=now,
+            )
+            self.slices[doc.name] = service_mod.SliceRecord(
+                name=doc.name,
+                generation=generation,
+                document=doc,
+                intent=slice_intent,
+                state=state,
+                placement=None,
+                conditions=(condition,),
+                reason=reason,
+                message=message,
+                created_at=old.created_at if old else now,
+                updated_at=now,
+            )
+            self._event(actor, "apply", doc.name, None, f"generation {generation}")
+            out.append(service_mod.ApplyResult(doc.name, generation, changed, state, reason, message))
+        return out
+
+    def delete(self, name: str, actor: str) -> None:
+        self.get(name)
+        self.calls.append(("delete", actor))
+        del self.slices[name]
+        self._event(actor, "delete", name, None, "deleted")
+
+    def get(self, name: str) -> service_mod.SliceRecord:
+        try:
+            return self.slices[name]
+        except KeyError:
+            raise errors.NotFound(f"slice {name!r} does not exist") from None
+
+    def list_slices(self) -> list[service_mod.SliceRecord]:
+        return list(self.slices.values())
+
+    def explain(self, name: str) -> dict[str, object]:
+        record = self.get(name)
+        return {
+            "slice": name,
+            "state": record.state,
+            "checks": [{"name": "latency", "passed": True}],
+            "cells": 2,
+        }
+
+    def events(
+        self, after_seq: int = 0, limit: int = 1000, slice_name: str | None = None
+    ) -> list[service_mod.Event]:
+        with self._lock:
+            found = [
+                e for e in self.log if e.seq > after_seq and (slice_name is None or e.slice == slice_name)
+            ]
+        return found[:limit]
+
+    def wait_events(self, after_seq: int, timeout_s: float) -> list[service_mod.Event]:
+        with self._lock:
+            self._lock.wait_for(lambda: len(self.log) > after_seq, timeout=timeout_s)
+            return [e for e in self.log if e.seq > after_seq]
+
+    def _site(self, site: str) -> str:
+        if site not in SITES:
+            raise errors.NotFound(f"site {site!r} is not in the topology")
+        return site
+
+    def topology_status(self) -> service_mod.TopologyStatus:
+        sites = tuple(
+            service_mod.SiteStatus(
+                site=s,
+                kind="edge" if s.startswith("edge") else "cell",
+                up=True,
+                drained=s in self.drained,
+                reason="drained" if s in self.drained else "",
+                cpu_reserved=1000 if s.startswith("edge") else 0,
+                cpu_capacity=8000 if s.startswith("edge") else 0,
+                memory_reserved=0,
+                memory_capacity=16384 if s.startswith("edge") else 0,
+                radio_reserved_kbps=0,
+                radio_capacity_kbps=0 if s.startswith("edge") else 100_000,
+                slices=len(self.slices),
+            )
+            for s in SITES
+        )
+        return service_mod.TopologyStatus("fake-city", sites, (), ((("cell-1", "edge-1"), 5000, 10000),))
+
+    def drain(self, site: str, actor: str) -> list[str]:
+        self.drained.add(self._site(site))
+        self.calls.append(("drain", actor))
+        self._event(actor, "drain", None, site, "drained")
+        return sorted(self.slices)
+
+    def drain_report(self, site: str, actor: str) -> service_mod.DrainReport:
+        moved = self.drain(site, actor)
+        return service_mod.DrainReport(
+            site, False, tuple(service_mod.SliceMove(n, service_mod.MOVED, "now elsewhere") for n in moved)
+        )
+
+    def undrain(self, site: str, actor: str) -> list[str]:
+        self.drained.discard(self._site(site))
+        self.calls.append(("undrain", actor))
+        self._event(actor, "undrain", None, site, "back in service")
+        return []
+
+    def what_if(self, fail_sites: Sequence[str], fail_links: Sequence[LinkKey]) -> dict[str, object]:
+        for s in fail_sites:
+            self._site(s)
+        report: dict[str, Any] = {
+            "failSites": list(fail_sites),
+            "failLinks": [f"{a}:{b}" for a, b in fail_links],
+        }
+        report["lost"] = sorted(self.slices) if "edge-1" in fail_sites else []
+        return report

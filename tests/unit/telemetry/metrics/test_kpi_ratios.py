@@ -1,0 +1,71 @@
+"""The KPI-ratio family, built column-wise, against its one-slice-at-a-time definition."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from prometheus_client.utils import floatToGoString
+
+from telemetry.metrics import kpi_ratios
+from tests.support.metrics_city import build_city_state
+
+NAME = "edgeslice_slice_kpi_target_ratio"
+
+
+def test_the_family_is_kpi_ratios_of_every_placed_slice_with_kpis() -> None:
+    state = build_city_state(cells=200, slices=40, seed=3)
+    records = list(state.records)
+    kpis = dict(state.kpis)
+    names = [r.name for r in records]
+    # The edge cases of the definition: nothing demanded (owed 0), a zero loss target (perfect
+    # reliability asked) with and without loss, a ratio large enough for the Go number format.
+    kpis[names[0]] = dataclasses.replace(kpis[names[0]], demand_kbps_per_cell=0.0)
+    for i, loss in ((1, 0.01), (2, 0.0)):
+        intent = dataclasses.replace(records[i].intent, reliability=1.0)
+        records[i] = dataclasses.replace(records[i], intent=intent)
+        kpis[names[i]] = dataclasses.replace(kpis[names[i]], loss_ratio=loss)
+    kpis[names[3]] = dataclasses.replace(kpis[names[3]], devices=10**12)
+    records[4] = dataclasses.replace(records[4], placement=None)  # not placed: not listed
+    del kpis[names[5]]  # no KPIs yet: not listed
+    kpis["ghost"] = kpis[names[6]]  # KPIs of a slice the controller does not have: not listed
+
+    family = kpi_ratios.RenderedGauge(NAME, "help", ["slice", "kind", "kpi"])
+    kpi_ratios.fill(family, kpi_ratios.KpiTargets.of(NAME, records), kpis)
+
+    expected = [
+        (r.name, r.intent.kind.value, kpi, value)
+        for r in records
+        if r.placement is not None and r.name in kpis
+        for kpi, value in kpi_ratios.kpi_ratios(r.intent, kpis[r.name]).items()
+    ]
+    assert len(expected) == 4 * (40 - 2)
+    got = [(s.labels["slice"], s.labels["kind"], s.labels["kpi"], s.value) for s in family.samples]
+    assert [g[:3] for g in got] == [e[:3] for e in expected]
+    assert [g[3] for g in got] == pytest.approx([e[3] for e in expected])
+    assert {v for *_, v in expected if v == float("inf") or v > 1e6}  # the Go format is exercised
+    assert family.lines == "".join(
+        f'{NAME}{{slice="{name}",kind="{kind}",kpi="{kpi}"}} {floatToGoString(value)}\n'
+        for name, kind, kpi, value in expected
+    )
+
+
+def test_no_slice_with_kpis_is_an_empty_family() -> None:
+    state = build_city_state(cells=200, slices=3, seed=1)
+    family = kpi_ratios.RenderedGauge(NAME, "help", ["slice", "kind", "kpi"])
+    kpi_ratios.fill(family, kpi_ratios.KpiTargets.of(NAME, state.records), {})
+    assert family.samples == [] and family.lines == ""
+    with pytest.raises(TypeError):
+        family.samples = [*family.samples, None]  # type: ignore[list-item]
+
+
+def test_targets_reuse_the_series_of_slices_a_change_left_alone() -> None:
+    state = build_city_state(cells=200, slices=6, seed=2)
+    series: dict[tuple[str, str], tuple[list[dict[str, str]], list[str]]] = {}
+    first = kpi_ratios.KpiTargets.of(NAME, state.records, series)
+    renamed = [dataclasses.replace(state.records[0], name="renamed"), *state.records[1:]]
+    second = kpi_ratios.KpiTargets.of(NAME, renamed, series)
+    fresh = kpi_ratios.KpiTargets.of(NAME, renamed)
+    assert (second.labels, second.prefixes) == (fresh.labels, fresh.prefixes)
+    assert second.labels[4] is first.labels[4]  # an untouched slice's series: built once
+    assert second.prefixes[0].startswith(f'{NAME}{{slice="renamed",') and len(series) == 7
