@@ -2,8 +2,8 @@
 
     python bench/bench_citygen.py [--cells 1000 5000 20000] [--seed 0] [--repeat 3]
 
-Each size runs in a fresh Python process, so its peak RSS is its own (a process that has only
-imported the modules peaks around 100 MiB; the figures include that): once the city is generated
+Each size runs in a fresh Python process, so its peak RSS is its own (the interpreter and the
+imported libraries are part of every figure): once the city is generated
 and built, and again after writing and reading it back (PyYAML's node tree is the big one). Times are medians over
 ``--repeat`` runs of ``controller.core.citygen.generate_city`` and ``Topology.from_file``, and one
 JSON and one YAML write and read through ``controller.core.topology_file`` (libyaml's C

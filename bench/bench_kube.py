@@ -7,7 +7,10 @@ here with tests/support/envtest.py (KUBEBUILDER_ASSETS, as the tests find them):
 - fail-over: two ``slicectl controller run --kube --intents crd --leader-elect`` processes; the
   leader is SIGKILLed; seconds until the standby holds the Lease and until it serves.
 
-    KUBEBUILDER_ASSETS=/tmp/envtest .venv/bin/python bench/bench_kube.py [--slices 30] [--trials 20]
+    .venv/bin/python bench/bench_kube.py [--slices 30] [--trials 20]
+
+The binaries come from ``KUBEBUILDER_ASSETS`` (a folder with kube-apiserver and
+kube-controller-manager) or, when it is unset, ``.envtest/bin`` where ``bash .ci/run`` unpacks them.
 
 It prints figures; it asserts only that the work it measures was done.
 """

@@ -16,7 +16,7 @@ served with :func:`telemetry.metrics.exporter.serve_metrics` on loopback and scr
 over HTTP the way Prometheus does, in two cases: nothing changed between scrapes, and a committed
 change (one slice deleted and applied again: the ledger, the slice list and the revision move)
 before every scrape, so the service's ``topology_status()`` is recomputed each time (the change
-itself is not timed): once with the agents' reports (~1 s) between the change and the scrape,
+itself is not timed): once with the agents' reports (not timed) between the change and the scrape,
 during which the collector's ``follow_changes`` thread rebuilds the topology families, as in the
 running controller; and once right before the scrape, which then rebuilds them itself. Prints
 wall-time percentiles, the CPU time a scrape costs in this process (a figure that a busy machine
@@ -221,7 +221,7 @@ def run_scrapes(
         service.delete(name, "operator:bench")
         service.apply([by_name[name]], "operator:bench")
         assert service.revision > before
-        if report_after:  # the agents' reports take ~1 s: the collector catches up meanwhile
+        if report_after:  # the agents' reports take a while: the collector catches up meanwhile
             agents.report()
 
     worst = worst_cpu = 0.0

@@ -1,7 +1,7 @@
 """Placement quality: admitted revenue of our planners as a share of the exact ILP optimum.
 
-    python bench/bench_quality.py                      # every instance (≈ 10 min on 2 cores)
-    python bench/bench_quality.py --quick              # a subset in under 2 minutes (CI smoke check)
+    python bench/bench_quality.py                      # every instance
+    python bench/bench_quality.py --quick              # a subset, shorter ILP limit (CI smoke check)
     python bench/bench_quality.py --revenue priority   # revenue weighted by priority, not list price
 
 For each instance (a generated city and a set of mixed slice requests, revenue as defined in

@@ -4,7 +4,7 @@ The dashboards are code so that every panel's query is reviewed in one place, an
 Prometheus integration test (tests/e2e/test_prometheus_integration.py) can check that each query
 returns data against a live controller. Regenerate after an edit and commit the JSON:
 
-    /work/venv/bin/python deploy/grafana/generate.py
+    .venv/bin/python deploy/grafana/generate.py
 
 ``--check`` exits non-zero when the committed JSON differs from what this script writes.
 """
