@@ -3,8 +3,8 @@
 Drawn with matplotlib's object API on the Agg/SVG canvases (no pyplot, no display, no global
 state), so it runs in a server or a test. The output format follows the file name: ``.png`` or
 ``.svg``. Sites are placed by longitude and latitude (scaled by the cosine of the latitude so a
-city is not stretched); 40,000 access links go in one ``LineCollection``, which keeps a
-20,000-cell city to a few seconds.
+city is not stretched); the access links all go in one ``LineCollection``, so a
+city of tens of thousands of cells draws quickly.
 """
 
 from __future__ import annotations

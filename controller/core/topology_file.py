@@ -19,7 +19,7 @@ from slices import documents, errors
 from slices.model import WireModel
 
 FIBRE_MS_PER_KM = 0.005  # light in fibre: about 5 µs per km
-# libyaml's C dumper when PyYAML was built with it: ten times faster on a big city.
+# libyaml's C dumper when PyYAML was built with it: a big city is slow to write in pure Python.
 _YAML_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 SITE_ID = r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
 

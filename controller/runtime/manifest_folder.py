@@ -22,7 +22,7 @@ from slices import errors, files
 from slices.intent import is_dns_label
 from slices.profiles import SliceIntent
 
-# libyaml's emitter writes the same text several times faster than the pure-Python one.
+# libyaml's emitter writes the same text faster than the pure-Python one.
 _DUMPER: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 

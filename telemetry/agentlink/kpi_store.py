@@ -382,7 +382,7 @@ class KpiStore:
         # C-level passes over the sites (20,000 cells): their last batches, which are fresh, and
         # which lack a slice of the site (the slice's newest record is in an older batch: rare).
         # Walked in the store's own order, the order sites first reported in, not the caller's:
-        # a set's hash order would jump around memory (measured: read + aggregation 61 -> 48 ms).
+        # a set's hash order would jump around memory (cache locality; bench/README.md, metrics scrape).
         last = self._last
         reporting = list(filter(sites.__contains__, last))
         newest = list(map(last.__getitem__, reporting))

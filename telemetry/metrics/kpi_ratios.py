@@ -1,6 +1,6 @@
 """Each placed slice's latest KPIs over its targets: the ``slice_kpi_target_ratio`` family.
 
-At city scale it is almost all of a scrape (2,000 slices x 4 KPIs = 8,000 of ~8,200 series), so
+At city scale it is almost all of a scrape (4 series per slice, every other family is small), so
 it is built column-wise: the targets and the label text of each series are kept per controller
 revision, the ratios computed for every slice at once with numpy, and the family's lines written
 as text in one join. :class:`RenderedGauge` makes its ``Sample`` objects only for a reader that
