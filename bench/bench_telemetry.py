@@ -41,6 +41,7 @@ import grpc
 import grpc.aio
 import psutil
 
+from controller.cli import sim_city
 from controller.core import citygen
 from controller.core.topology import Topology
 from controller.core.topology_file import write_topology_file
@@ -263,7 +264,11 @@ def run_agents(args: argparse.Namespace) -> None:
     city = load_topology(args.city)
     sites = sorted(city.sites)[args.shard :: args.shards]
     sim = simulator.Simulator(
-        f"127.0.0.1:{args.port}", city, sites, streams_per_channel=2000, seed=args.shard
+        f"127.0.0.1:{args.port}",
+        sim_city.from_topology(city),
+        sites,
+        streams_per_channel=2000,
+        seed=args.shard,
     )
     # Announce first: the parent starts the next shard on this line, and the ramp takes a while.
     print(json.dumps({"sites": len(sites)}), flush=True)
@@ -298,7 +303,10 @@ def sustained(args: argparse.Namespace, city: Topology, city_file: Path) -> dict
     print(f"controller up on port {ctl.first['port']}, {ctl.first['slices_ready']}/{SLICES} slices Ready")
     shards: list[Child] = []
     sim = simulator.Simulator(
-        f"127.0.0.1:{ctl.first['port']}", city, sorted(city.sites), streams_per_channel=2000
+        f"127.0.0.1:{ctl.first['port']}",
+        sim_city.from_topology(city),
+        sorted(city.sites),
+        streams_per_channel=2000,
     )
     runner = simulator.SimulatorThread(sim)
     try:
@@ -353,7 +361,7 @@ def sustained(args: argparse.Namespace, city: Topology, city_file: Path) -> dict
 
 async def _blast(port: int, sites: list[str], city: Topology, seconds: float) -> int:
     """Each stream: Hello, read the config, then send one pre-built batch after another."""
-    model = simulator.LoadModel(city)
+    model = simulator.LoadModel(sim_city.from_topology(city))
     channels = [grpc.aio.insecure_channel(f"127.0.0.1:{port}") for _ in range(max(1, len(sites) // 50))]
     sent = 0
     stop_at = time.monotonic() + seconds

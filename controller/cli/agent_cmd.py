@@ -331,6 +331,7 @@ def simulate_cmd(
     another. A controller running another city refuses the simulator's agents; that is one line
     and exit code 1.
     """
+    from controller.cli import sim_city
     from telemetry.site import agent as agent_mod
     from telemetry.site import simulator
 
@@ -363,7 +364,7 @@ def simulate_cmd(
 
     elif target.rsplit(":", 1)[0] not in ("127.0.0.1", "localhost", "[::1]"):
         raise errors.InvalidSpec(f"--controller {target!r}: without --tls-dir only a loopback controller")
-    sim = simulator.Simulator(target, city, sites, credentials)
+    sim = simulator.Simulator(target, sim_city.from_topology(city), sites, credentials)
     sim.model.set_load(load)
     runner = simulator.SimulatorThread(sim).start(wait_connected_s=None)
     click.echo(f"simulating {len(sites)} sites of {city.name!r} against {target} (Ctrl-C to stop)")

@@ -58,11 +58,13 @@ class TelemetryWorld:
         return self.parts.attachments()
 
     def start_agents(self, topology: Topology, sites: Sequence[str]) -> None:
+        from controller.cli import sim_city
         from telemetry.site import simulator
 
         server = self.parts.agent_server
         assert server is not None, "the controller attaches the agent server first"
-        sim = simulator.Simulator(server.address, topology, sites, streams_per_channel=100, backoff_max_s=0.5)
+        city = sim_city.from_topology(topology)
+        sim = simulator.Simulator(server.address, city, sites, streams_per_channel=100, backoff_max_s=0.5)
         self.sim = simulator.SimulatorThread(sim).start(wait_connected_s=30.0)
 
     def acks(self) -> list[demo_mod.AgentAck]:

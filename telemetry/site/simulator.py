@@ -7,6 +7,9 @@ KPIs: each slice offers ``load Ã— guarantee`` on every cell, links carry that pl
 share, and utilisation drives queueing delay (latency) and drops (loss). Fault injection:
 ``kill`` a site (its agent goes silent; traffic through it is lost), ``cut_link`` (both ends report
 it down; traffic over it is lost), ``degrade`` (extra latency through a site), ``set_load``.
+
+The city arrives as plain data (:class:`City`): the site side imports nothing of the controller,
+whose caller converts its topology (``controller.cli.sim_city``).
 """
 
 from __future__ import annotations
@@ -18,14 +21,16 @@ import math
 import random
 import threading
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, TypeVar
 
 import grpc
 import grpc.aio
 
-from controller.core.topology import LinkKey, Topology, link_key
 from protos.edgeslice.agent.v1 import agent_pb2
+from slices import errors
 from telemetry.site import agent
 
 T = TypeVar("T")
@@ -35,14 +40,79 @@ TAIL_FACTOR = math.log(100)  # p99 of an exponential queueing delay is ln(100) Ã
 LOSS_KNEE = 0.85  # utilisation above which queues start to drop
 EDGE_SERVICE_MS = 0.3  # an edge site's processing time per request at zero load
 
+LinkKey = tuple[str, str]
+
+
+def link_key(a: str, b: str) -> LinkKey:
+    """Links are undirected; their key orders the endpoints.
+
+    >>> link_key("b", "a")
+    ('a', 'b')
+    """
+    return (a, b) if a <= b else (b, a)
+
+
+@dataclass(frozen=True)
+class Site:
+    """What the load model needs of a site: its capacities (0 where it has none)."""
+
+    cpu_millicores: int = 0
+    radio_kbps: int = 0
+
+
+@dataclass(frozen=True)
+class Link:
+    a: str
+    b: str
+    bandwidth_kbps: int
+    latency_ms: float
+
+    @property
+    def key(self) -> LinkKey:
+        return link_key(self.a, self.b)
+
+
+@dataclass(frozen=True)
+class City:
+    """The city as plain data: sites by id, links, and the fingerprint the controller gave it
+    (sent in every agent's Hello; a controller running another city refuses it).
+
+    >>> city = City("two", {"c1": Site(radio_kbps=1000), "e1": Site(cpu_millicores=8000)},
+    ...             (Link("e1", "c1", 10_000, 0.5),), "f00d")
+    >>> city.link("c1", "e1").key, city.link_index[("c1", "e1")]
+    (('c1', 'e1'), 0)
+    >>> city.site("e9")
+    Traceback (most recent call last):
+    slices.errors.NotFound: site 'e9' is not in topology 'two'
+    """
+
+    name: str
+    sites: Mapping[str, Site]
+    links: Sequence[Link]
+    fingerprint: str
+
+    @cached_property
+    def link_index(self) -> dict[LinkKey, int]:
+        return {ln.key: i for i, ln in enumerate(self.links)}
+
+    def site(self, site_id: str) -> Site:
+        try:
+            return self.sites[site_id]
+        except KeyError:
+            raise errors.NotFound(f"site {site_id!r} is not in topology {self.name!r}") from None
+
+    def link(self, a: str, b: str) -> Link:
+        try:
+            return self.links[self.link_index[link_key(a, b)]]
+        except KeyError:
+            raise errors.NotFound(f"link {a}:{b} is not in topology {self.name!r}") from None
+
 
 class LoadModel:
     """KPIs from load. Thread-safe enough for one asyncio loop (all calls come from it)."""
 
-    def __init__(
-        self, topology: Topology, seed: int = 0, background: float = 0.2, columnar: bool = True
-    ) -> None:
-        self.topology = topology
+    def __init__(self, city: City, seed: int = 0, background: float = 0.2, columnar: bool = True) -> None:
+        self.city = city
         self.background = background
         self.columnar = columnar  # KPIs as SliceKpiColumns (cheaper for everyone) or SliceKpi rows
         self.surge = 1.0
@@ -56,8 +126,8 @@ class LoadModel:
         self._radio_demand: dict[str, float] = {}
         self._dirty = True
         self._computed_at = -math.inf
-        self._site_links: dict[str, list[tuple[str, LinkKey]]] = {sid: [] for sid in topology.sites}
-        for ln in topology.links:
+        self._site_links: dict[str, list[tuple[str, LinkKey]]] = {sid: [] for sid in city.sites}
+        for ln in city.links:
             self._site_links[ln.a].append((ln.b, ln.key))
             self._site_links[ln.b].append((ln.a, ln.key))
 
@@ -103,16 +173,15 @@ class LoadModel:
         self._computed_at = now
 
     def link_utilisation(self, key: LinkKey) -> float:
-        idx = self.topology.link_index.get(key)
+        idx = self.city.link_index.get(key)
         if idx is None:
             return 0.0
-        return self.background + self._link_demand.get(key, 0.0) / self.topology.links[idx].bandwidth_kbps
+        return self.background + self._link_demand.get(key, 0.0) / self.city.links[idx].bandwidth_kbps
 
     def sample(self, site: str, config: agent_pb2.SiteConfig | None) -> agent_pb2.TelemetryBatch:
         self._recompute()
         batch = agent_pb2.TelemetryBatch(observed_at_unix_ms=int(time.time() * 1000))
-        topo = self.topology
-        info = topo.sites.get(site)
+        info = self.city.sites.get(site)
         cpu = 0.0
         if config is not None and info is not None and info.cpu_millicores:
             used = sum(
@@ -159,9 +228,9 @@ class LoadModel:
         worst = u_radio
         for u, v in itertools.pairwise(route):
             key = link_key(u, v)
-            idx = self.topology.link_index.get(key)
+            idx = self.city.link_index.get(key)
             if idx is not None:
-                base += self.topology.links[idx].latency_ms
+                base += self.city.links[idx].latency_ms
             util = self.link_utilisation(key)
             worst = max(worst, util)
             capped = min(util, 0.98)
@@ -244,7 +313,7 @@ class Simulator:
     def __init__(
         self,
         target: str,
-        topology: Topology,
+        city: City,
         sites: Sequence[str],
         credentials: Callable[[str], grpc.ChannelCredentials] | None = None,
         server_name: str | None = None,
@@ -253,7 +322,7 @@ class Simulator:
         backoff_max_s: float = 2.0,
     ) -> None:
         self.target = target
-        self.model = LoadModel(topology, seed)
+        self.model = LoadModel(city, seed)
         self.sites = list(sites)
         self._credentials = credentials
         self._server_name = server_name
@@ -293,7 +362,7 @@ class Simulator:
                 version="edgeslice-simulator/0.1.0",
                 backoff_max_s=self._backoff_max_s,
                 seed=i,
-                topology_fingerprint=self.model.topology.fingerprint,
+                topology_fingerprint=self.model.city.fingerprint,
             )
             self._start(site)
 
@@ -336,7 +405,7 @@ class Simulator:
         self._start(site)
 
     def cut_link(self, a: str, b: str) -> None:
-        self.model.topology.link((a, b))  # NotFound for a link that does not exist
+        self.model.city.link(a, b)  # NotFound for a link that does not exist
         self.model.cut.add(link_key(a, b))
 
     def restore_link(self, a: str, b: str) -> None:
@@ -344,7 +413,7 @@ class Simulator:
 
     def degrade(self, site: str, extra_ms: float) -> None:
         """Add ``extra_ms`` of latency to every path through ``site`` (0 to undo)."""
-        self.model.topology.site(site)
+        self.model.city.site(site)
         if extra_ms > 0:
             self.model.degraded_ms[site] = extra_ms
         else:

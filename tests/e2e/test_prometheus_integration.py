@@ -45,6 +45,7 @@ from prometheus_client import CollectorRegistry
 from controller.api import auth
 from controller.api import client as api_client
 from controller.api import server as api_server
+from controller.cli import sim_city
 from controller.core import citygen
 from controller.core.topology import Topology
 from controller.runtime.clock import RealClock
@@ -282,7 +283,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
         sim = simulator.SimulatorThread(
             simulator.Simulator(
-                f"127.0.0.1:{agents.port}", topology, sorted(topology.sites), streams_per_channel=40
+                f"127.0.0.1:{agents.port}",
+                sim_city.from_topology(topology),
+                sorted(topology.sites),
+                streams_per_channel=40,
             )
         )
         sim.start()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from controller.cli import sim_city
 from controller.core import citygen
 from controller.core.topology import Topology
 from controller.runtime.clock import RealClock
@@ -77,7 +78,10 @@ spec: {kind: iot, coverage: {zones: [downtown]}}
     server = agent_service.serve_agents(service, "127.0.0.1:0", dev=True, settings=SETTINGS)
     sim = simulator.SimulatorThread(
         simulator.Simulator(
-            f"127.0.0.1:{server.port}", topology, sorted(topology.sites), streams_per_channel=40
+            f"127.0.0.1:{server.port}",
+            sim_city.from_topology(topology),
+            sorted(topology.sites),
+            streams_per_channel=40,
         )
     )
     try:

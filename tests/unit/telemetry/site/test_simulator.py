@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from controller.cli import sim_city
 from protos.edgeslice.agent.v1 import agent_pb2
 from slices import errors
 from telemetry.agentlink import service as agent_service
@@ -24,7 +25,7 @@ def _config(site: str, route: list[str], dl_kbps: int = 50_000) -> agent_pb2.Sit
 
 
 def _model() -> tuple[simulator.LoadModel, agent_pb2.SiteConfig]:
-    model = simulator.LoadModel(small_city(), seed=1, background=0.2)
+    model = simulator.LoadModel(sim_city.from_topology(small_city()), seed=1, background=0.2)
     cfg = _config("c1", ["c1", "a1", "e1"], dl_kbps=500_000)
     model.on_applied(cfg)
     return model, cfg
@@ -41,7 +42,7 @@ def _kpi(model: simulator.LoadModel, cfg: agent_pb2.SiteConfig) -> agent_pb2.Sli
 
 def test_rows_and_columns_carry_the_same_kpis() -> None:
     model, cfg = _model()
-    rows = simulator.LoadModel(small_city(), seed=1, background=0.2, columnar=False)
+    rows = simulator.LoadModel(sim_city.from_topology(small_city()), seed=1, background=0.2, columnar=False)
     rows.on_applied(cfg)
     assert _kpi(model, cfg) == _kpi_row(rows, cfg)
 
@@ -89,7 +90,7 @@ def test_faults_kill_cut_and_degrade() -> None:
 
 
 def test_fault_on_unknown_element_is_not_found() -> None:
-    sim = simulator.Simulator("127.0.0.1:1", small_city(), ["c1"])
+    sim = simulator.Simulator("127.0.0.1:1", sim_city.from_topology(small_city()), ["c1"])
     with pytest.raises(errors.NotFound):
         sim.cut_link("c1", "e2")
     with pytest.raises(errors.NotFound):
@@ -102,7 +103,9 @@ def test_simulated_agents_connect_over_shared_channels_and_report() -> None:
     server = agent_service.serve_agents(service, "127.0.0.1:0", dev=True, settings=FAST)
     sites = sorted(service.base.sites)
     sim = simulator.SimulatorThread(
-        simulator.Simulator(f"127.0.0.1:{server.port}", service.base, sites, streams_per_channel=4)
+        simulator.Simulator(
+            f"127.0.0.1:{server.port}", sim_city.from_topology(service.base), sites, streams_per_channel=4
+        )
     )
     try:
         sim.start()
