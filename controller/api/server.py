@@ -2,7 +2,8 @@
 
 Every call is checked for a bearer token before it reaches the servicer (an interceptor, so no
 method can forget it); the health service and reflection stay open for probes and tools. The
-servicer turns requests into :class:`controller.runtime.service.ControllerService` calls and the
+servicer turns requests into calls of :class:`controller.api.ports.OperatorPort` (what the
+controller's service implements) and the
 results into messages; our exceptions become status codes (InvalidSpec → INVALID_ARGUMENT with
 the message naming the field, NotFound → NOT_FOUND, ...) plus trailing metadata
 ``edgeslice-error`` naming the exception, so :mod:`controller.api.client` can raise the same kind.
@@ -28,7 +29,7 @@ import grpc
 from google.protobuf import timestamp_pb2
 
 from controller.api import auth as auth_mod
-from controller.api import grpc_services, paging
+from controller.api import grpc_services, paging, ports
 from controller.core.placement_model import Placement
 from controller.core.topology import LinkKey, link_key
 from controller.runtime import service as service_mod
@@ -458,7 +459,7 @@ class RequestLog:
 class OperatorServicer(pb_grpc.OperatorServiceServicer):
     def __init__(
         self,
-        service: service_mod.ControllerService,
+        service: ports.OperatorPort,
         authenticator: auth_mod.Authenticator,
         stopping: threading.Event,
         max_watches: int,
@@ -863,7 +864,7 @@ def bind(server: grpc.Server, listen: str, tls: auth_mod.TlsConfig | None) -> in
 
 
 def serve(
-    service: service_mod.ControllerService,
+    service: ports.OperatorPort,
     listen: str,
     authenticator: auth_mod.Authenticator,
     tls: auth_mod.TlsConfig | None,

@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import grpc
 import pytest
@@ -95,7 +95,7 @@ class Rig:
         self.fake = fake
         self.directory = directory
         self.server = api_server.serve(
-            cast(Any, fake),
+            fake,
             "127.0.0.1:0",
             auth.Authenticator({"alice": TOKEN}),
             None,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
-from typing import Any, cast
+from typing import Any
 
 import grpc
 import pytest
@@ -43,7 +43,7 @@ def fake() -> operator_fake.FakeService:
 @pytest.fixture
 def server(fake: operator_fake.FakeService) -> Iterator[api_server.ApiServer]:
     running = api_server.serve(
-        cast(Any, fake), "127.0.0.1:0", auth.Authenticator({"alice": TOKEN}), None, dev=True, poll_s=0.05
+        fake, "127.0.0.1:0", auth.Authenticator({"alice": TOKEN}), None, dev=True, poll_s=0.05
     )
     yield running
     running.stop(0)
@@ -331,7 +331,7 @@ def test_watch_sends_the_backlog_then_new_events(
 
 def test_watches_are_capped_and_end_on_stop(fake: operator_fake.FakeService) -> None:
     running = api_server.serve(
-        cast(Any, fake), "127.0.0.1:0", auth.Authenticator({"alice": TOKEN}), None, dev=True, max_workers=4
+        fake, "127.0.0.1:0", auth.Authenticator({"alice": TOKEN}), None, dev=True, max_workers=4
     )
     with grpc.insecure_channel(running.address) as ch:
         stub = pb_grpc.OperatorServiceStub(ch)
@@ -355,7 +355,7 @@ def test_watches_are_capped_and_end_on_stop(fake: operator_fake.FakeService) -> 
 def test_slice_writes_can_be_refused_while_reads_still_work(fake: operator_fake.FakeService) -> None:
     """In NetworkSlice-CRD mode a write through the API would be lost at the next sync: refused."""
     running = api_server.serve(
-        cast(Any, fake),
+        fake,
         "127.0.0.1:0",
         auth.Authenticator({"alice": TOKEN}),
         None,

@@ -50,7 +50,7 @@ REFLECTION = {
 @pytest.fixture(scope="module")
 def operator_port() -> Iterator[str]:
     running = api_server.serve(
-        cast(Any, operator_fake.FakeService()),
+        operator_fake.FakeService(),
         "127.0.0.1:0",
         auth.Authenticator({"alice": "alice-token-0123456789"}),
         None,

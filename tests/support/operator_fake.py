@@ -1,4 +1,5 @@
-"""An in-memory stand-in for :class:`controller.runtime.service.ControllerService` at our own interface.
+"""An in-memory implementation of :class:`controller.api.ports.OperatorPort` (what the operator API
+needs from the controller), every method of it.
 
 Only for unit tests of the operator API's translation layer (auth, status codes, messages,
 streaming). The integration tests run the real service on a real SQLite store.
@@ -11,13 +12,38 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from controller.core.topology import LinkKey
+from controller.api.ports import OperatorPort
+from controller.core.topology import LinkKey, Topology
+from controller.core.topology_file import TopologyFile
 from controller.runtime import service as service_mod
 from slices import errors, intent, profiles
 from slices.status import Condition, ConditionStatus, ConditionType
 
 REJECT_ANNOTATION = "fake.edgeslice.io/reject"
 SITES = ("cell-1", "cell-2", "edge-1")
+LINKS = (("cell-1", "edge-1"), ("cell-2", "edge-1"))
+
+
+def topology_file() -> TopologyFile:
+    """The fake's city: two cells, each linked to one edge site."""
+
+    def site(name: str) -> dict[str, object]:
+        edge = name.startswith("edge")
+        capacity = {"cpuMillicores": 8000, "memoryMib": 16384} if edge else {"radioMbps": 100}
+        return {
+            "id": name,
+            "kind": "edge" if edge else "cell",
+            "location": {"lat": 0, "lon": 0},
+            "capacity": capacity,
+        }
+
+    return TopologyFile.model_validate(
+        {
+            "name": "fake-city",
+            "sites": [site(s) for s in SITES],
+            "links": [{"a": a, "b": b, "bandwidthMbps": 10, "latencyMs": 1} for a, b in LINKS],
+        }
+    )
 
 
 class FakeService:
@@ -26,6 +52,8 @@ class FakeService:
         self.slices: dict[str, service_mod.SliceRecord] = {}
         self.log: list[service_mod.Event] = []
         self.drained: set[str] = set()
+        self.cordoned: set[str] = set()
+        self.source = topology_file()
         self.calls: list[tuple[str, str]] = []  # (operation, actor) of every change
 
     @property
@@ -42,9 +70,12 @@ class FakeService:
             )
             self._lock.notify_all()
 
-    def apply(self, documents: Sequence[intent.NetworkSlice], actor: str) -> list[service_mod.ApplyResult]:
+    def apply(
+        self, documents: Sequence[intent.NetworkSlice], actor: str, dry_run: bool = False
+    ) -> list[service_mod.ApplyResult]:
         resolved = [(d, profiles.resolve(d)) for d in documents]  # all validated before any is stored
-        self.calls.append(("apply", actor))
+        if not dry_run:
+            self.calls.append(("apply", actor))
         out = []
         now = datetime.now(UTC)
         for doc, slice_intent in resolved:
@@ -55,6 +86,9 @@ class FakeService:
             state = service_mod.SliceState.REJECTED if rejected else service_mod.SliceState.ADMITTED
             reason = "InsufficientBandwidth" if rejected else ""
             message = "link agg-1:edge-1 is short by 5000 kbit/s" if rejected else "placed on edge-1"
+            out.append(service_mod.ApplyResult(doc.name, generation, changed, state, reason, message))
+            if dry_run:
+                continue  # decided, nothing stored
             condition = Condition(
                 type=ConditionType.ADMITTED,
                 status=ConditionStatus.FALSE if rejected else ConditionStatus.TRUE,
@@ -77,7 +111,6 @@ class FakeService:
                 updated_at=now,
             )
             self._event(actor, "apply", doc.name, None, f"generation {generation}")
-            out.append(service_mod.ApplyResult(doc.name, generation, changed, state, reason, message))
         return out
 
     def delete(self, name: str, actor: str) -> None:
@@ -155,6 +188,28 @@ class FakeService:
             site, False, tuple(service_mod.SliceMove(n, service_mod.MOVED, "now elsewhere") for n in moved)
         )
 
+    def cordon(self, site: str, actor: str) -> tuple[bool, list[str]]:
+        changed = self._site(site) not in self.cordoned
+        self.cordoned.add(site)
+        self.calls.append(("cordon", actor))
+        if changed:
+            self._event(actor, "cordon", None, site, "cordoned")
+        return changed, sorted(self.slices)
+
+    def uncordon(self, site: str, actor: str) -> bool:
+        changed = self._site(site) in self.cordoned
+        self.cordoned.discard(site)
+        self.calls.append(("uncordon", actor))
+        if changed:
+            self._event(actor, "uncordon", None, site, "uncordoned")
+        return changed
+
+    def topology(self) -> Topology:
+        return Topology.from_file(self.source)
+
+    def topology_file(self) -> TopologyFile:
+        return self.source
+
     def undrain(self, site: str, actor: str) -> list[str]:
         self.drained.discard(self._site(site))
         self.calls.append(("undrain", actor))
@@ -170,3 +225,7 @@ class FakeService:
         }
         report["lost"] = sorted(self.slices) if "edge-1" in fail_sites else []
         return report
+
+
+def _typed(fake: FakeService) -> OperatorPort:
+    return fake  # mypy checks here that the fake implements the whole port
