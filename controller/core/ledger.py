@@ -8,6 +8,9 @@ import contextlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+import numpy as np
+
+from controller.core import capacity
 from controller.core.placement_model import Placement, Reservation
 from controller.core.topology import Topology
 
@@ -36,9 +39,14 @@ class Ledger:
         self.cpu_millicores: dict[str, int] = {}
         self.memory_mib: dict[str, int] = {}
         self.held: dict[str, Reservation] = {}
-        #: Cells and sites whose reserved figures moved; a reader of the figures (the service's
-        #: capacity status) clears it once it has caught up, so it rereads only those.
-        self.touched_sites: set[str] = set()
+        #: Moves with every reserve and release (see :meth:`capacity`).
+        self.revision = 0
+        # What moved since the last capacity view, so the next one rereads only that.
+        self._touched_sites: set[str] = set()
+        self._touched_links: set[int] = set()
+        self._touched_holders: set[str] = set()
+        self._view: capacity.CapacityView | None = None
+        self._counted: dict[str, tuple[Reservation, np.ndarray]] = {}
         # While a trial runs: every reserve/release, so the trial can be undone (see trial()).
         self._journal: list[tuple[bool, str, Reservation]] | None = None
 
@@ -99,6 +107,18 @@ class Ledger:
 
     # -- residual capacity --------------------------------------------------------------------
 
+    def capacity(self) -> capacity.CapacityView:
+        """Every site's and link's capacity, reserved and free figures as arrays, at this
+        revision: the same object until a reservation moves, then a new one made from the
+        last by rereading only what moved."""
+        view = self._view
+        if view is None or view.revision != self.revision:
+            view = self._view = capacity.advance(
+                self, view, self._counted, self._touched_sites, self._touched_links, self._touched_holders
+            )
+            self._touched_sites, self._touched_links, self._touched_holders = set(), set(), set()
+        return view
+
     def free_radio(self, cell: str) -> int:
         return self.topology.sites[cell].radio_kbps - self.radio_kbps.get(cell, 0)
 
@@ -132,7 +152,10 @@ class Ledger:
         """Add a reservation; the caller has checked it fits (see :meth:`shortfall`)."""
         if holder in self.held:
             raise ValueError(f"{holder!r} already holds a reservation")
-        self.touched_sites.update(res.radio_kbps, res.cpu_millicores, res.memory_mib)
+        self.revision += 1
+        self._touched_sites.update(res.radio_kbps, res.cpu_millicores, res.memory_mib)
+        self._touched_links.update(res.link_kbps)
+        self._touched_holders.add(holder)
         for cell, kbps in res.radio_kbps.items():
             self.radio_kbps[cell] = self.radio_kbps.get(cell, 0) + kbps
         for idx, kbps in res.link_kbps.items():
@@ -150,7 +173,10 @@ class Ledger:
         res = self.held.pop(holder, None)
         if res is None:
             return None
-        self.touched_sites.update(res.radio_kbps, res.cpu_millicores, res.memory_mib)
+        self.revision += 1
+        self._touched_sites.update(res.radio_kbps, res.cpu_millicores, res.memory_mib)
+        self._touched_links.update(res.link_kbps)
+        self._touched_holders.add(holder)
         for cell, kbps in res.radio_kbps.items():
             left = self.radio_kbps[cell] - kbps
             if left:

@@ -15,19 +15,18 @@ from __future__ import annotations
 
 import dataclasses
 import gc
-import operator
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-import numpy as np
 import pydantic
 
 from controller.core import admission, whatif
+from controller.core.capacity import CapacityView
 from controller.core.placement_model import Placement
-from controller.core.topology import LinkKey, Site, Topology, parse_link_key
+from controller.core.topology import LinkKey, Topology, parse_link_key
 from controller.core.topology_file import TopologyFile
 from controller.runtime.clock import Clock
 from controller.runtime.observer import NullObserver, ServiceObserver
@@ -153,34 +152,6 @@ class TopologyStatus:
     )  # (link, reserved, capacity), busiest first
 
 
-def _site_status(
-    s: Site,
-    up: bool,
-    drained: bool,
-    reason: str,
-    cpu: int,
-    memory: int,
-    radio: int,
-    users: int,
-    cordoned: bool = False,
-) -> SiteStatus:
-    return SiteStatus(
-        site=s.id,
-        kind=s.kind.value,
-        up=up,
-        drained=drained,
-        reason=reason,
-        cpu_reserved=cpu,
-        cpu_capacity=s.cpu_millicores,
-        memory_reserved=memory,
-        memory_capacity=s.memory_mib,
-        radio_reserved_kbps=radio,
-        radio_capacity_kbps=s.radio_kbps,
-        slices=users,
-        cordoned=cordoned,
-    )
-
-
 class ControllerService:
     def __init__(
         self,
@@ -201,16 +172,8 @@ class ControllerService:
         self._clock = clock
         self._observer: ServiceObserver = observer or NullObserver()
         self._world = World(topology)
-        # topology_status(): the last answer and its key, and each busy site's inputs and status.
-        self._status_cache: tuple[tuple[int, int, int], TopologyStatus] | None = None
-        self._site_statuses: dict[str, SiteStatus] = {}
-        self._site_users: dict[str, int] = {}  # site → slices routed through or placed at it
-        self._slot_nodes: dict[str, tuple[Placement, frozenset[str]]] = {}  # the sites each placement uses
-        self._sites_out: set[str] = set()  # down or drained at the last computation
-        self._link_rank: tuple[np.ndarray, np.ndarray] | None = None
-        # By link index: (key, reserved, capacity) as of the last call, and the reservations then.
-        self._util_entries: list[tuple[LinkKey, int, int] | None] = [None] * len(topology.links)
-        self._util_kbps: np.ndarray | None = None
+        # topology_status(): the last answer, by (service revision, ledger revision).
+        self._status_cache: tuple[tuple[int, int], TopologyStatus] | None = None
         self._reconciler = Reconciler(
             store, realisers, clock.now, clock.monotonic, self._observer, self._notify
         )
@@ -597,112 +560,81 @@ class ControllerService:
         """The topology file the controller runs on (what a simulator of this city needs)."""
         return self._world.base.source
 
-    def topology_status(self) -> TopologyStatus:
-        """Every site's and busy link's capacity figures; recomputed only when state moved.
-
-        A city has tens of thousands of sites, and the metrics scrape and the agents read this
-        often: the answer is kept while the revision (every committed change) and the routed
-        topology stand, and a recomputation rebuilds only the sites whose figures changed.
-        """
+    def capacity(self) -> CapacityView:
+        """Every site's and link's capacity, reserved and free figures (the ledger's view; the
+        same object until a reservation moves). Which sites are up, drained or cordoned is
+        :meth:`topology_status`'s (or :meth:`topology`'s and :meth:`cordoned`'s) to say."""
         with self._lock:
-            key = (self.revision, id(self._world.topology), self._world.epoch)
+            return self._world.ledger.capacity()
+
+    def topology_status(self) -> TopologyStatus:
+        """Every site's and busy link's capacity figures, derived from :meth:`capacity` and the
+        sites' state; the same answer until the state moves."""
+        with self._lock:
+            view = self._world.ledger.capacity()
+            key = (self.revision, view.revision)
             cached = self._status_cache
-            if cached is not None and cached[0] == key:
-                return cached[1]
-            status = self._topology_status()
-            self._status_cache = (key, status)
-            return status
+            if cached is None or cached[0] != key:
+                cached = self._status_cache = (key, self._topology_status(view))
+            return cached[1]
 
-    def _topology_status(self) -> TopologyStatus:
-        # Incremental: only the sites whose reservations moved (the ledger says which), whose
-        # slice count moved (a placement changed) or whose state moved get a new SiteStatus.
+    def _topology_status(self, view: CapacityView) -> TopologyStatus:
         world = self._world
-        ledger = world.ledger
-        base = world.base
-        sites = self._site_statuses
-        changed: set[str] = set(ledger.touched_sites)
-        ledger.touched_sites.clear()
-        if not sites:  # the first call: every site, in the topology's order
-            sites.update((sid, _site_status(s, True, False, "", 0, 0, 0, 0)) for sid, s in base.sites.items())
-            changed.update(base.sites)
-        users, nodes_of = self._site_users, self._slot_nodes
-        for name, slot in world.slots.items():
-            p = slot.placement
-            old = nodes_of.get(name)
-            if old is not None and old[0] is p:
-                continue
-            if old is not None:
-                self._count_users(old[1], -1, changed)
-                del nodes_of[name]
-            if p is not None:
-                nodes = placement_uses(p)[0]
-                nodes_of[name] = (p, nodes)
-                self._count_users(nodes, 1, changed)
-        for name in [n for n in nodes_of if n not in world.slots]:
-            self._count_users(nodes_of.pop(name)[1], -1, changed)
-        drained, down = world.drained_sites, world.down_sites
-        cordoned = world.cordoned_sites
-        out_now = {**dict.fromkeys(down), **dict.fromkeys(drained), **dict.fromkeys(cordoned)}
-        changed.update(out_now, self._sites_out)  # few: always reread
-        self._sites_out = set(out_now)
-        cpu, memory, radio = ledger.cpu_millicores, ledger.memory_mib, ledger.radio_kbps
-        for sid in changed:
-            sites[sid] = _site_status(
-                base.sites[sid],
-                sid not in down,
-                sid in drained,
-                "Drained" if sid in drained else down.get(sid, "") or ("Cordoned" if sid in cordoned else ""),
-                cpu.get(sid, 0),
-                memory.get(sid, 0),
-                radio.get(sid, 0),
-                users.get(sid, 0),
-                sid in cordoned,
+        drained, down, cordoned = world.drained_sites, world.down_sites, world.cordoned_sites
+        sites = [
+            SiteStatus(
+                site=sid,
+                kind=kind,
+                up=True,
+                drained=False,
+                reason="",
+                cpu_reserved=cpu,
+                cpu_capacity=cpu_cap,
+                memory_reserved=mem,
+                memory_capacity=mem_cap,
+                radio_reserved_kbps=radio,
+                radio_capacity_kbps=radio_cap,
+                slices=users,
             )
+            for sid, kind, cpu, cpu_cap, mem, mem_cap, radio, radio_cap, users in zip(
+                view.sites,
+                view.kinds,
+                view.cpu_reserved_millicores.tolist(),
+                view.cpu_capacity_millicores.tolist(),
+                view.memory_reserved_mib.tolist(),
+                view.memory_capacity_mib.tolist(),
+                view.radio_reserved_kbps.tolist(),
+                view.radio_capacity_kbps.tolist(),
+                view.slices.tolist(),
+                strict=True,
+            )
+        ]
+        for sid in {*down, *drained, *cordoned}:  # few
+            i = view.site_index[sid]
+            sites[i] = dataclasses.replace(
+                sites[i],
+                up=sid not in down,
+                drained=sid in drained,
+                reason="Drained"
+                if sid in drained
+                else down.get(sid, "") or ("Cordoned" if sid in cordoned else ""),
+                cordoned=sid in cordoned,
+            )
+        busiest = view.busiest_links.tolist()
+        keys, reserved, capacity = view.links, view.link_reserved_kbps, view.link_capacity_kbps
         return TopologyStatus(
-            name=base.name,
-            sites=tuple(sites.values()),
+            name=world.base.name,
+            sites=tuple(sites),
             down_links=tuple(sorted(set(world.down_links) | world.drained_links)),
-            link_utilisation=self._link_utilisation(),
+            link_utilisation=tuple(
+                zip(
+                    [keys[i] for i in busiest],
+                    reserved[busiest].tolist(),
+                    capacity[busiest].tolist(),
+                    strict=True,
+                )
+            ),
         )
-
-    def _count_users(self, nodes: frozenset[str], step: int, changed: set[str]) -> None:
-        users = self._site_users
-        for n in nodes:
-            left = users.get(n, 0) + step
-            if left:
-                users[n] = left
-            else:
-                users.pop(n, None)
-        changed.update(nodes)
-
-    def _link_utilisation(self) -> tuple[tuple[LinkKey, int, int], ...]:
-        """(link, reserved, capacity) of every loaded link, busiest first, then by key.
-
-        Vectorised: 42,000 links, most of them loaded once 2,000 slices are placed.
-        """
-        base = self._world.base
-        if self._link_rank is None:  # each link's position in key order, for the tie-break
-            rank = np.empty(len(base.links), dtype=np.int64)
-            rank[sorted(range(len(base.links)), key=lambda i: base.links[i].key)] = np.arange(len(base.links))
-            self._link_rank = (rank, np.array(base.link_capacity_kbps, dtype=np.float64))
-        rank, capacity = self._link_rank
-        kbps_list = self._world.ledger.link_kbps
-        kbps = np.array(kbps_list, dtype=np.float64)
-        loaded = np.flatnonzero(kbps > 0)
-        order = loaded[np.lexsort((rank[loaded], -(kbps[loaded] / capacity[loaded])))]
-        # One entry per link, made again only when its reservation moved: few do between calls,
-        # and making 30,000 tuples each time costs more than the rest of this method.
-        entries, caps = self._util_entries, base.link_capacity_kbps
-        previous = self._util_kbps
-        moved = np.flatnonzero(kbps != previous) if previous is not None else loaded
-        for i in moved.tolist():
-            entries[i] = (base.links[i].key, kbps_list[i], caps[i])
-        self._util_kbps = kbps
-        if len(order) == 0:
-            return ()
-        if len(order) == 1:
-            return (entries[int(order[0])],)  # type: ignore[return-value]
-        return operator.itemgetter(*order.tolist())(entries)  # type: ignore[no-any-return]
 
     def _affected(self, site: str | None = None, link: LinkKey | None = None) -> list[str]:
         out = []
@@ -844,7 +776,8 @@ class ControllerService:
 
     def what_if(self, fail_sites: Sequence[str], fail_links: Sequence[LinkKey]) -> dict[str, object]:
         with self._lock:
-            report = whatif.what_if(self._world.topology, dict(self._world.admitted), fail_sites, fail_links)
+            world = self._world
+            report = whatif.what_if(world.topology, dict(world.admitted), fail_sites, fail_links, world.ledger)
         return report.to_dict()
 
     def reconcile(self) -> int:

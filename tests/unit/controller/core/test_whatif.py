@@ -9,6 +9,7 @@ import pytest
 
 from controller.core import planner
 from controller.core.admission import Outcome
+from controller.core.ledger import Ledger
 from controller.core.placement_model import Placement
 from controller.core.topology import link_key
 from controller.core.whatif import what_if
@@ -78,6 +79,19 @@ def test_what_if_changes_nothing() -> None:
     what_if(CITY, slices, fail_sites=["e0", "e2"], fail_links=[("r0", "r1")])
     assert slices == before
     assert CITY.down_sites == frozenset() and CITY.down_links == frozenset()
+
+
+@pytest.mark.parametrize(
+    ("sites", "links"), [(["e0"], []), (["e2"], []), (["e0", "e2"], [("r0", "r1")]), (["r2-c1"], [])]
+)
+def test_copying_the_live_ledger_decides_as_rebuilding_it(
+    sites: list[str], links: list[tuple[str, str]]
+) -> None:
+    slices = admitted()
+    live = Ledger.from_placements(CITY, (p for _, p in slices.values()))
+    before = live.snapshot(), dict(live.held), live.revision
+    assert what_if(CITY, slices, sites, links, ledger=live) == what_if(CITY, slices, sites, links)
+    assert (live.snapshot(), dict(live.held), live.revision) == before  # the live ledger is untouched
 
 
 def test_unknown_elements_are_not_found() -> None:

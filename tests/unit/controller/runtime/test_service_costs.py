@@ -177,3 +177,73 @@ def test_topology_status_cached_until_state_moves(tmp_path: Path) -> None:
         assert fresh.topology_status() == status
     finally:
         store.close()
+
+
+def test_topology_status_from_the_capacity_view_equals_the_plain_figures(tmp_path: Path) -> None:
+    from controller.runtime.reconciler import placement_uses
+
+    svc, store = make_service(tmp_path)
+    try:
+        svc.apply(
+            [doc("cars", "vehicle", ["c1"]), doc("meters", "iot", ["c3"]), doc("web", "wifi", ["c2", "c4"])],
+            "operator:a",
+        )
+        svc.drain("e2", "operator:a")
+        svc.cordon("c4", "operator:a")
+        svc.site_down("c3", "lease", "agent:c3")
+        status, world = svc.topology_status(), svc._world
+        ledger, topo = world.ledger, world.base
+        users: dict[str, int] = {}
+        for r in svc.list_slices():
+            if r.placement is not None:
+                for n in placement_uses(r.placement)[0]:
+                    users[n] = users.get(n, 0) + 1
+        plain = [
+            (
+                sid,
+                s.kind.value,
+                sid not in world.down_sites,
+                sid in world.drained_sites,
+                sid in world.cordoned_sites,
+                ledger.cpu_millicores.get(sid, 0),
+                s.cpu_millicores,
+                ledger.memory_mib.get(sid, 0),
+                s.memory_mib,
+                ledger.radio_kbps.get(sid, 0),
+                s.radio_kbps,
+                users.get(sid, 0),
+            )
+            for sid, s in topo.sites.items()
+        ]
+        assert [
+            (
+                x.site,
+                x.kind,
+                x.up,
+                x.drained,
+                x.cordoned,
+                x.cpu_reserved,
+                x.cpu_capacity,
+                x.memory_reserved,
+                x.memory_capacity,
+                x.radio_reserved_kbps,
+                x.radio_capacity_kbps,
+                x.slices,
+            )
+            for x in status.sites
+        ] == plain
+        assert {x.site: x.reason for x in status.sites if x.reason} == {
+            "e2": "Drained",
+            "c4": "Cordoned",
+            "c3": "lease",
+        }
+        loaded = [
+            (ln.key, ledger.link_kbps[ln.index], ln.bandwidth_kbps)
+            for ln in topo.links
+            if ledger.link_kbps[ln.index]
+        ]
+        assert list(status.link_utilisation) == sorted(loaded, key=lambda e: (-e[1] / e[2], e[0]))
+        assert all(type(v) is int for x in status.sites[:3] for v in (x.cpu_reserved, x.slices))
+        assert svc.capacity() is svc.capacity() and svc.capacity().revision == ledger.revision
+    finally:
+        store.close()
