@@ -149,37 +149,14 @@ def _densities(
     return out
 
 
-def revenue_density(intents: Sequence[SliceIntent], topology: Topology) -> dict[str, float]:
-    """Revenue per unit of *contended* capacity, for every slice of a batch (first-round prices).
-
-    Each slice's demand is its share of every element it would use on its nearest routes; each
-    element is priced by how oversubscribed the whole batch makes it (load squared), so the
-    capacity that runs out dominates the ordering.
-    """
-    demands = _demands(intents, topology)
-    load: dict[Element, float] = {}
-    for d in demands.values():
-        for key, share in d.items():
-            load[key] = load.get(key, 0.0) + share
-    return _densities(intents, topology, demands, {k: v * v for k, v in load.items()})
-
-
 def _ordered(
     intents: Sequence[SliceIntent], density: dict[str, float], order: BatchOrder
 ) -> list[SliceIntent]:
+    """``priority``: highest priority first, then highest density; ``revenue``: by density alone
+    (what maximises revenue when priorities do not follow it). Ties by name."""
     if order == "revenue":
         return sorted(intents, key=lambda i: (-density[i.name], i.name))
     return sorted(intents, key=lambda i: (-i.priority, -density[i.name], i.name))
-
-
-def batch_order(
-    intents: Sequence[SliceIntent], topology: Topology, order: BatchOrder = "priority"
-) -> list[SliceIntent]:
-    """First-round order. ``priority``: highest priority first, then highest revenue density;
-    ``revenue``: by revenue density alone (what maximises revenue when priorities do not follow
-    it). Ties by name.
-    """
-    return _ordered(intents, revenue_density(intents, topology), order)
 
 
 def _apply(state: PlanState, intent: SliceIntent, decision: Decision) -> list[Decision]:

@@ -54,9 +54,6 @@ class ManifestFolder:
         self.settings = settings or KubeSettings()
         self.writes = 0  # files actually (re)written; lets tests see idempotence
 
-    def set_topology(self, topology: Topology) -> None:
-        self.topology = topology
-
     def slice_folder(self, name: str) -> Path:
         if not is_dns_label(name):
             raise errors.InvalidSpec(f"slice name {name!r}: not a DNS label")
