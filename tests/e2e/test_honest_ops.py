@@ -444,10 +444,10 @@ def test_a_cordon_is_kept_in_the_cluster_and_restored_by_a_new_leader(
     """Kubernetes mode: the cordon goes to ConfigMap edgeslice-maintenance (as `cordon.<site>`,
     beside drains) before it is committed, and a replica that starts leading restores it."""
     from controller.kube import crd_source
-    from controller.runtime.clock import FakeClock
     from controller.runtime.service import ControllerService
     from controller.runtime.store import Store
     from tests.support import kube_fixtures, kube_real
+    from tests.support.clock import FakeClock
 
     namespace = "honest-ops"
     gateway = kube_real.gateway(kube_apiserver)

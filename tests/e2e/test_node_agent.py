@@ -37,6 +37,7 @@ from telemetry.site import certs
 from tests.support.paths import TESTS
 from tests.support.runtime_helpers import doc, small_city
 from tests.support.tls_certs import client_certificate
+from tests.support.waiting import eventually
 
 NODE_AGENT = TESTS / "node_agent"
 AGENT_JS = NODE_AGENT / "agent.js"
@@ -80,14 +81,6 @@ def node_binary() -> str:
         pytest.skip(missing)
     assert node is not None
     return node
-
-
-def wait_for(what: str, cond: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout_s} s")
-        time.sleep(0.02)
 
 
 class NodeAgent:
@@ -296,7 +289,7 @@ def test_an_acked_config_shows_as_acked_and_the_slice_is_realised_once_every_sit
     ack = first.wait("ack")
     config = first.wait("config")
     assert ack["ok"] and ack["generation"] == config["generation"]
-    wait_for(
+    eventually(
         f"{sites[0]} shows its ack",
         lambda: rig.registry.status(sites[0]).acked_generation == ack["generation"],
     )
@@ -304,21 +297,21 @@ def test_an_acked_config_shows_as_acked_and_the_slice_is_realised_once_every_sit
     assert status.desired_generation == ack["generation"] and status.config_lag_s == 0.0
     assert status.nack_reason == ""
     # One site of several has acked: the slice is not realised yet.
-    wait_for(
+    eventually(
         "cars awaits the other acks",
         lambda: rig.condition("cars", ConditionType.REALISED)[:2] == ("False", "AwaitingAcks"),
     )
     assert rig.condition("cars", ConditionType.READY)[0] == "False"
     for site in sites[1:]:
         rig.agent(site).wait("ack")
-    wait_for("cars is realised", lambda: rig.condition("cars", ConditionType.REALISED)[0] == "True")
+    eventually("cars is realised", lambda: rig.condition("cars", ConditionType.REALISED)[0] == "True")
     assert all(rig.registry.status(s).acked_generation >= 1 for s in sites)
 
 
 def test_a_heartbeat_reporting_an_older_generation_unacks_and_the_config_is_sent_again(rig: Rig) -> None:
     a = rig.agent("c1", "--rollback-after-acks", "2")  # its backend loses the second config it acks
     first = a.wait("ack")
-    wait_for("the first ack", lambda: rig.registry.status("c1").acked_generation == first["generation"])
+    eventually("the first ack", lambda: rig.registry.status("c1").acked_generation == first["generation"])
     a.wait("heartbeat", after=first)  # a heartbeat reports the first generation in effect
     rig.service.apply([doc("lamps", "iot", ["c1"])], "operator:test")  # a change at the cell
     second = a.wait("ack", lambda e: e["generation"] > first["generation"])
@@ -327,7 +320,7 @@ def test_a_heartbeat_reporting_an_older_generation_unacks_and_the_config_is_sent
     # Its heartbeats now report the older generation: not acked any more, the config is sent again.
     again = a.wait("config", lambda e: e["generation"] == second["generation"], after=rollback)
     assert "lamps" in again["slices"]
-    wait_for(
+    eventually(
         "c1 is no longer acked", lambda: rig.registry.status("c1").acked_generation != second["generation"]
     )
     assert rig.registry.status("c1").desired_generation == second["generation"]
@@ -339,7 +332,9 @@ def test_a_refused_config_is_shown_with_the_site_and_the_agents_reason(rig: Rig)
     a = rig.agent(edge, "--refuse", "BackendUnavailable", "--refuse-message", "no GPU left")
     ack = a.wait("ack")
     assert ack == {**ack, "ok": False, "reason": "BackendUnavailable"}
-    wait_for("the refusal is recorded", lambda: rig.registry.status(edge).nack_reason == "BackendUnavailable")
+    eventually(
+        "the refusal is recorded", lambda: rig.registry.status(edge).nack_reason == "BackendUnavailable"
+    )
     status = rig.registry.status(edge)
     assert status.nack_message == "no GPU left" and status.acked_generation == 0
     info = rig.registry.agent(edge)
@@ -350,7 +345,7 @@ def test_a_refused_config_is_shown_with_the_site_and_the_agents_reason(rig: Rig)
         "BackendUnavailable",
         "no GPU left",
     )
-    wait_for(
+    eventually(
         "cars shows the refusal",
         lambda: rig.condition("cars", ConditionType.REALISED)[:2] == ("False", "ConfigRefused"),
     )
@@ -358,7 +353,7 @@ def test_a_refused_config_is_shown_with_the_site_and_the_agents_reason(rig: Rig)
     assert edge in message and "BackendUnavailable" in message
     assert rig.condition("cars", ConditionType.READY)[0] == "False"
     # ... and as an event on the slice (agent.proto: "an event").
-    wait_for(
+    eventually(
         "an event on cars names the refusal",
         lambda: any("BackendUnavailable" in e.message for e in rig.service.events(slice_name="cars")),
     )
@@ -369,7 +364,7 @@ def test_a_long_refusal_message_is_cut_not_refused(rig: Rig) -> None:
     edge = rig.edge_of("cars")
     a = rig.agent(edge, "--refuse", "Unsupported", "--refuse-message", "x" * 3000)
     ack = a.wait("ack")
-    wait_for("the refusal is recorded", lambda: rig.registry.status(edge).nack_reason == "Unsupported")
+    eventually("the refusal is recorded", lambda: rig.registry.status(edge).nack_reason == "Unsupported")
     info = rig.registry.agent(edge)
     assert info is not None and info.last_refusal is not None
     assert info.last_refusal.message == "x" * 2000  # agent.proto: at most 2,000, longer is cut
@@ -394,15 +389,15 @@ def test_good_kpis_from_a_cell_and_an_edge_site_are_kept_and_the_sla_is_met(rig:
     ]
     cell.wait("telemetry")
     edge_agent.wait("telemetry")
-    wait_for("the cell's KPIs are kept", lambda: rig.latest("meters", "c1") is not None)
-    wait_for("the cell's rows are kept", lambda: rig.latest("cars", "c1") is not None)
-    wait_for("the edge's KPIs are kept", lambda: rig.latest("cars", edge) is not None)
+    eventually("the cell's KPIs are kept", lambda: rig.latest("meters", "c1") is not None)
+    eventually("the cell's rows are kept", lambda: rig.latest("cars", "c1") is not None)
+    eventually("the edge's KPIs are kept", lambda: rig.latest("cars", edge) is not None)
     at_cell, at_edge = rig.latest("cars", "c1"), rig.latest("cars", edge)
     assert at_cell is not None and at_edge is not None
     assert (at_cell.dl_mbps, at_cell.latency_p99_ms, at_cell.active_devices) == (20.0, 2.0, 12)
     assert (at_cell.radio_utilisation, at_cell.packet_loss) == (0.4, 0.000001)
     assert (at_edge.latency_p50_ms, at_edge.latency_p99_ms, at_edge.active_devices) == (0.5, 1.0, 0)
-    wait_for("cars meets its SLA", lambda: rig.condition("cars", ConditionType.SLA_MET)[0] == "True")
+    eventually("cars meets its SLA", lambda: rig.condition("cars", ConditionType.SLA_MET)[0] == "True")
     assert not cell.of("rejection") and not edge_agent.of("rejection")
     assert all(not o.of("end") for o in (cell, edge_agent, *others))
 
@@ -412,10 +407,10 @@ def test_bad_kpis_from_an_edge_site_fail_the_sla(rig: Rig) -> None:
     bad = {**GOOD_EDGE, "latency_p50_ms": 400.0, "latency_p99_ms": 900.0, "packet_loss": 0.5}
     a = rig.agent(edge, scenario={"telemetry": [{"columns": [{"slice": "cars", **bad}]}]})
     a.wait("telemetry")
-    wait_for("the edge's KPIs are kept", lambda: rig.latest("cars", edge) is not None)
+    eventually("the edge's KPIs are kept", lambda: rig.latest("cars", edge) is not None)
     kept = rig.latest("cars", edge)
     assert kept is not None and (kept.latency_p99_ms, kept.packet_loss) == (900.0, 0.5)
-    wait_for("cars fails its SLA", lambda: rig.condition("cars", ConditionType.SLA_MET)[0] == "False")
+    eventually("cars fails its SLA", lambda: rig.condition("cars", ConditionType.SLA_MET)[0] == "False")
     _, reason, message = rig.condition("cars", ConditionType.SLA_MET)
     assert reason in {"LatencyExceeded", "PacketLossExceeded"} and edge in message
     assert not a.of("rejection") and not a.of("end")
@@ -511,8 +506,8 @@ def test_bad_data_is_rejected_in_band_naming_the_field_and_the_stream_stays_open
     later = a.wait("telemetry", lambda e: e["batch"] >= 2, after=rejection)
     a.wait("heartbeat", after=later)
     messages = rig.registry.status(edge).messages
-    wait_for("a later message is accepted", lambda: rig.registry.status(edge).messages > messages)
-    wait_for("the good batch is kept", lambda: rig.latest("cars", edge) is not None)
+    eventually("a later message is accepted", lambda: rig.registry.status(edge).messages > messages)
+    eventually("the good batch is kept", lambda: rig.latest("cars", edge) is not None)
     # Nothing of the bad batch was kept (its record says 7 ms, or the bad value).
     assert {s.latency_p99_ms for s in rig.registry.kpis()[("cars", edge)]} == {3.0}
     assert rig.registry.status(edge).connected and a.of("end") == []
@@ -529,7 +524,7 @@ def test_a_slice_not_configured_at_the_site_is_dropped_alone(rig: Rig) -> None:
     sent = {e["observed_at_unix_ms"] for e in a.of("telemetry")}
     assert rejection["observed_at_unix_ms"] in sent
     # The rest of the batch is kept; nothing is kept for the slice the site does not carry.
-    wait_for("cars is kept", lambda: rig.latest("cars", edge) is not None)
+    eventually("cars is kept", lambda: rig.latest("cars", edge) is not None)
     assert ("ghost", edge) not in rig.registry.kpis()
     a.wait("heartbeat", after=a.wait("telemetry", after=rejection))
     assert rig.registry.status(edge).connected and a.of("end") == []
@@ -544,7 +539,7 @@ def test_messages_over_the_advertised_rate_are_throttled_in_band(rig: Rig) -> No
     # Back under the rate, the session goes on.
     beat = a.wait("heartbeat", after=a.wait("heartbeat", after=rejection))
     messages = rig.registry.status("c1").messages
-    wait_for("a later heartbeat is accepted", lambda: rig.registry.status("c1").messages > messages)
+    eventually("a later heartbeat is accepted", lambda: rig.registry.status("c1").messages > messages)
     assert beat and rig.registry.status("c1").connected and a.of("end") == []
 
 
@@ -569,14 +564,14 @@ def test_a_silent_agent_loses_its_lease_the_stream_ends_unavailable_and_the_site
     assert not status.connected and not status.up
     info = rig.registry.agent(edge)
     assert info is not None and info.state == SessionState.DISCONNECTED and info.lease_expires_in_s is None
-    wait_for("cars is moved off the silent site", lambda: rig.edge_of("cars") != edge)
+    eventually("cars is moved off the silent site", lambda: rig.edge_of("cars") != edge)
     downs = [e for e in rig.service.events() if e.action == "site-down" and e.site == edge]
     assert len(downs) == 1 and "LeaseExpired" in downs[0].message
     assert not rig.service.topology().is_up(edge)
     # The lease ran out: the next Hello, of any instance, is accepted and the site is used again.
     back = rig.agent(edge)
     back.wait("ack")
-    wait_for("the site is up again", lambda: rig.service.topology().is_up(edge))
+    eventually("the site is up again", lambda: rig.service.topology().is_up(edge))
     assert rig.registry.status(edge).connected and back.of("end") == []
 
 
@@ -589,7 +584,7 @@ def test_a_second_instance_is_refused_and_the_same_instance_replaces_its_stream(
     # The session in place is kept: a message sent after the refusal still renews its lease.
     beat = first.wait("heartbeat", after=first.wait("heartbeat"))
     messages = rig.registry.status(edge).messages
-    wait_for("the first session is still served", lambda: rig.registry.status(edge).messages > messages)
+    eventually("the first session is still served", lambda: rig.registry.status(edge).messages > messages)
     assert first.of("end") == [] and beat
     again = rig.agent(edge, "--instance", "instance-a")  # the same agent re-dialled
     again.wait("welcome")
@@ -637,7 +632,7 @@ def test_generations_only_increase_across_a_restart_and_the_epoch_names_the_stat
         first.service.apply([doc("cams", "vehicle", ["c1"])], "operator:test")
         before = a.wait("config", lambda e: "cams" in e["slices"], after=initial)
         assert before["generation"] > initial["generation"]
-        wait_for("the ack", lambda: first.registry.status("c1").acked_generation == before["generation"])
+        eventually("the ack", lambda: first.registry.status("c1").acked_generation == before["generation"])
     # A restart on the same state file: the same state (epoch), generations carry on.
     with controller(tmp_path, tag="again-") as again:
         b = again.agent("c1")  # a fresh agent: nothing applied
@@ -662,7 +657,7 @@ def test_hello_applied_generation_skips_the_resend_in_one_epoch_and_raises_gener
     first = rig.agent(edge, "--instance", "agent-1")
     epoch = first.wait("welcome")["epoch"]
     generation = first.wait("ack")["generation"]
-    wait_for("the ack", lambda: rig.registry.status(edge).acked_generation == generation)
+    eventually("the ack", lambda: rig.registry.status(edge).acked_generation == generation)
     # The agent re-dials (the same instance: its new stream replaces the old one, no gap in the
     # lease) with what it applied, from this controller: nothing to send again.
     flags = ("--instance", "agent-1", "--no-ack", "--applied-generation", str(generation))
@@ -747,7 +742,7 @@ def _tls(pki: Path, stem: str) -> tuple[str, ...]:
 def test_mtls_an_agent_with_its_own_site_certificate_is_served(tls_rig: Rig, pki: Path) -> None:
     a = tls_rig.agent("c1", *_tls(pki, "site-c1"))
     assert a.wait("welcome")["site_id"] == "c1"
-    wait_for("c1 acks over mTLS", lambda: tls_rig.registry.status("c1").acked_generation >= 1)
+    eventually("c1 acks over mTLS", lambda: tls_rig.registry.status("c1").acked_generation >= 1)
 
 
 @pytest.mark.parametrize(

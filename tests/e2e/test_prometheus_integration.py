@@ -57,6 +57,7 @@ from telemetry.agentlink import service as agent_service
 from telemetry.metrics import exporter as metrics
 from telemetry.site import simulator
 from tests.support.paths import ROOT
+from tests.support.waiting import eventually
 
 DASHBOARDS = ROOT / "deploy" / "grafana" / "dashboards"
 RULES = ROOT / "deploy" / "prometheus" / "rules"
@@ -118,15 +119,6 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_for(cond: Callable[[], bool], timeout: float, what: str) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
 @contextlib.contextmanager
 def interceptors_added(module: Any, attr: str, interceptor: object) -> Iterator[None]:
     """Give servers built inside the block our interceptor, when their factory takes no such parameter.
@@ -176,7 +168,12 @@ class Prometheus:
             stderr=subprocess.STDOUT,
         )
         self.url = f"http://127.0.0.1:{self.port}"
-        wait_for(self._ready, 30, f"prometheus to be ready on {self.url} (log: {folder / 'prometheus.log'})")
+        eventually(
+            f"prometheus to be ready on {self.url} (log: {folder / 'prometheus.log'})",
+            self._ready,
+            timeout_s=30,
+            interval_s=0.25,
+        )
 
     def _ready(self) -> bool:
         if self.process.poll() is not None:
@@ -294,7 +291,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         prometheus = Prometheus(binary, folder / "prometheus", endpoint.port)
         cleanups.append(prometheus.stop)
         # Decisions after Prometheus is scraping, so rates and latency quantiles see them.
-        wait_for(lambda: bool(prometheus.query(f'up{{job="{JOB}"}} == 1')), 30, "the first scrape")
+        eventually(
+            "the first scrape",
+            lambda: bool(prometheus.query(f'up{{job="{JOB}"}} == 1')),
+            timeout_s=30,
+            interval_s=0.25,
+        )
         client.apply([("slices.yaml", SLICES)])
         yield Stack(service, topology, agents, sim, api, client, prometheus)
     finally:
@@ -531,8 +533,11 @@ def test_a_silent_agent_is_not_connected_and_agent_down_fires(stack: Stack) -> N
         agent.connect()
         since = time.time()
         # Connected, as Prometheus sees it: a scrape after the Hello says up, the alert is not firing.
-        wait_for(
-            lambda: scraped(since, 1.0) and not down_fires(), 60, f"{site}'s agent to be up in Prometheus"
+        eventually(
+            f"{site}'s agent to be up in Prometheus",
+            lambda: scraped(since, 1.0) and not down_fires(),
+            timeout_s=60,
+            interval_s=0.25,
         )
         before = value(connected)
         assert before is not None and before >= 1
@@ -541,11 +546,28 @@ def test_a_silent_agent_is_not_connected_and_agent_down_fires(stack: Stack) -> N
         assert agent.ended.wait(30), f"the controller kept {site}'s silent stream open"
         assert agent.code == grpc.StatusCode.UNAVAILABLE, (agent.code, agent.details)
         ended = time.time()
-        wait_for(lambda: scraped(ended, 0.0), 60, f"edgeslice_agent_up of the silent {site} to be 0")
-        wait_for(lambda: (value(connected) or 0.0) < before, 60, f"{connected} to drop below {before}")
-        wait_for(down_fires, 60, f"EdgesliceAgentDown to fire for the silent {site}")
+        eventually(
+            f"edgeslice_agent_up of the silent {site} to be 0",
+            lambda: scraped(ended, 0.0),
+            timeout_s=60,
+            interval_s=0.25,
+        )
+        eventually(
+            f"{connected} to drop below {before}",
+            lambda: (value(connected) or 0.0) < before,
+            timeout_s=60,
+            interval_s=0.25,
+        )
+        eventually(
+            f"EdgesliceAgentDown to fire for the silent {site}", down_fires, timeout_s=60, interval_s=0.25
+        )
     finally:
         agent.close()
         stack.sim.do(lambda: sim.revive(site))
     # Back: the alert resolves once the agent is (so other tests see only their own alerts).
-    wait_for(lambda: value(up) == 1.0 and not down_fires(), 60, f"{site}'s revived agent to be up again")
+    eventually(
+        f"{site}'s revived agent to be up again",
+        lambda: value(up) == 1.0 and not down_fires(),
+        timeout_s=60,
+        interval_s=0.25,
+    )

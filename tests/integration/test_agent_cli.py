@@ -20,10 +20,11 @@ from click.testing import CliRunner, Result
 from controller.cli import agent_views, main
 from controller.runtime import process as runtime
 from tests.integration.test_api_pages import AGENTS, TOKEN, FakeDirectory, Rig
-from tests.integration.test_controller_agents import start_agent, wait_for
+from tests.integration.test_controller_agents import start_agent
 from tests.support import operator_fake
 from tests.support.controller_process import SLICECTL, ControllerProcess, start_controller
 from tests.support.runtime_helpers import doc
+from tests.support.waiting import eventually
 
 
 @pytest.fixture
@@ -63,11 +64,11 @@ def test_agent_list_and_get_show_sessions_and_a_refusal(
             start_agent(willing, agents_at, tmp_path / "agent-config", tmp_path / f"{willing}.log"),
         ]
         try:
-            wait_for(
+            eventually(
                 "both edge agents connected",
                 lambda: {a.site for a in client.agents(state="Connected")} >= {refusing, willing},
             )
-            wait_for(
+            eventually(
                 f"{refusing}'s refusal is known", lambda: client.agent(refusing).HasField("last_refusal")
             )
 

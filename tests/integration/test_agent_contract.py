@@ -27,19 +27,11 @@ from telemetry.agentlink import lease, sla
 from telemetry.agentlink import service as agent_service
 from telemetry.site import agent
 from tests.support.runtime_helpers import doc, small_city
+from tests.support.waiting import eventually
 
 SETTINGS = agent_service.AgentSettings(
     lease_s=1.0, heartbeat_interval_s=0.2, telemetry_interval_s=0.2, resend_after_s=0.3, sla_window_s=60.0
 )
-
-
-def eventually(what: str, cond: Callable[[], bool], timeout_s: float = 15.0) -> None:
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        if cond():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"{what}: not within {timeout_s} s")
 
 
 class Agents:

@@ -4,8 +4,7 @@ SLA violation → condition and re-placement attempt in the audit trail."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from slices.intent import load_slices
 from slices.status import ConditionStatus, ConditionType, get_condition
 from telemetry.agentlink import service as agent_service
 from telemetry.site import simulator
+from tests.support.waiting import eventually
 
 SETTINGS = agent_service.AgentSettings(
     lease_s=1.0,
@@ -30,15 +30,6 @@ SETTINGS = agent_service.AgentSettings(
     sla_window_s=0.5,
     sla_sustain_windows=3,
 )
-
-
-def wait_for(cond: Callable[[], bool], timeout: float = 10.0) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 @dataclass
@@ -94,7 +85,10 @@ spec: {kind: iot, coverage: {zones: [downtown]}}
 
 def test_every_site_gets_its_config_and_acks_it(rig: Rig) -> None:
     reg = rig.server.registry
-    wait_for(lambda: all(s.acked_generation == s.desired_generation >= 1 for s in reg.statuses()))
+    eventually(
+        "every site acks its config",
+        lambda: all(s.acked_generation == s.desired_generation >= 1 for s in reg.statuses()),
+    )
     cars = rig.service.get("cars").placement
     assert cars is not None
     cell = cars.assignments[0].cell
@@ -108,16 +102,19 @@ def test_reconnecting_agent_with_the_current_generation_is_not_sent_it_again(rig
     cars = rig.service.get("cars").placement
     assert cars is not None
     cell = cars.assignments[0].cell
-    wait_for(lambda: reg.status(cell).acked_generation == reg.status(cell).desired_generation >= 1)
+    eventually(
+        f"{cell} acks its config",
+        lambda: reg.status(cell).acked_generation == reg.status(cell).desired_generation >= 1,
+    )
     generation = reg.status(cell).acked_generation
     a = rig.sim.simulator.agents[cell]
     applied_before = a.stats.configs_applied
     rig.sim.do(a.drop)
-    wait_for(lambda: a.stats.connects == 2 and reg.status(cell).connected)
+    eventually(f"{cell} reconnects", lambda: a.stats.connects == 2 and reg.status(cell).connected)
     # Its Hello said it has the current generation of this epoch: nothing is resent. The config
     # would follow the Welcome at once, before any heartbeat of the new stream is answered.
     messages = reg.status(cell).messages
-    wait_for(lambda: reg.status(cell).messages >= messages + 2)
+    eventually(f"two more messages from {cell}", lambda: reg.status(cell).messages >= messages + 2)
     assert a.stats.configs_applied == applied_before and a.applied_generation == generation
     assert reg.status(cell).acked_generation == generation and reg.status(cell).up
     assert not any(act == "site-down" for act, *_ in rig.actions())  # a short drop is no outage
@@ -127,18 +124,19 @@ def test_missed_lease_heals_and_the_site_is_used_again(rig: Rig) -> None:
     edge = rig.edge_of("cars")[0]
     affected = [r.name for r in rig.service.list_slices() if r.placement and edge in r.placement.edge_sites]
     rig.sim.do(lambda: rig.sim.simulator.kill(edge))
-    wait_for(lambda: all(edge not in rig.edge_of(n) for n in affected))
+    eventually(f"the slices healed off {edge}", lambda: all(edge not in rig.edge_of(n) for n in affected))
     downs = [a for a in rig.actions() if a[0] == "site-down"]
     assert len(downs) == 1 and downs[0][2] == edge and "LeaseExpired" in downs[0][3]
     assert all(rig.service.get(n).placement is not None for n in affected)  # no slice lost
     assert not rig.server.registry.status(edge).up
     # The new serving sites got their config.
     reg = rig.server.registry
-    wait_for(
-        lambda: all(s.acked_generation == s.desired_generation for s in reg.statuses() if s.site != edge)
+    eventually(
+        "the other sites ack the healed configs",
+        lambda: all(s.acked_generation == s.desired_generation for s in reg.statuses() if s.site != edge),
     )
     rig.sim.do(lambda: rig.sim.simulator.revive(edge))
-    wait_for(lambda: any(a[0] == "site-up" and a[2] == edge for a in rig.actions()))
+    eventually(f"{edge} marked up", lambda: any(a[0] == "site-up" and a[2] == edge for a in rig.actions()))
     assert rig.service.topology().is_up(edge)
 
 
@@ -148,7 +146,7 @@ def test_link_reported_down_is_routed_around(rig: Rig) -> None:
     a = cars.assignments[0]
     cell, home = a.nodes[0], a.nodes[1]
     rig.sim.do(lambda: rig.sim.simulator.cut_link(cell, home))
-    wait_for(lambda: any(x[0] == "link-down" for x in rig.actions()))
+    eventually("a link-down action", lambda: any(x[0] == "link-down" for x in rig.actions()))
     down = next(x for x in rig.actions() if x[0] == "link-down")
     assert f"{min(cell, home)}:{max(cell, home)}" in down[3] and "ReportedDown" in down[3]
 
@@ -156,25 +154,28 @@ def test_link_reported_down_is_routed_around(rig: Rig) -> None:
         p = rig.service.get("cars").placement
         return p is not None and all(x.nodes[:2] != (cell, home) for x in p.assignments if x.cell == cell)
 
-    wait_for(rerouted)
+    eventually("cars rerouted around the link", rerouted)
     rig.sim.do(lambda: rig.sim.simulator.restore_link(cell, home))
-    wait_for(lambda: any(x[0] == "link-up" for x in rig.actions()))
+    eventually("a link-up action", lambda: any(x[0] == "link-up" for x in rig.actions()))
 
 
 def test_sla_violation_sets_condition_and_sustained_one_tries_replacement(rig: Rig) -> None:
-    wait_for(lambda: _sla(rig, "cars") == ("True", "SLAMet"))
+    eventually("cars meets its SLA", lambda: _sla(rig, "cars") == ("True", "SLAMet"))
     cars = rig.service.get("cars").placement
     assert cars is not None
     hop = cars.assignments[0].nodes[1]
     rig.sim.do(lambda: rig.sim.simulator.degrade(hop, 25.0))
-    wait_for(lambda: _sla(rig, "cars")[0] == "False")
+    eventually("cars's SLA condition False", lambda: _sla(rig, "cars")[0] == "False")
     cond = get_condition(rig.service.get("cars").conditions, ConditionType.SLA_MET)
     assert cond is not None and cond.reason == "LatencyExceeded"
     assert "latency p99 at site cell-" in cond.message and "above the 5 ms bound" in cond.message
-    wait_for(lambda: any(x[0] == "heal" and x[1] == "cars" and "sustained" in x[3] for x in rig.actions()))
+    eventually(
+        "a heal of cars for a sustained violation",
+        lambda: any(x[0] == "heal" and x[1] == "cars" and "sustained" in x[3] for x in rig.actions()),
+    )
     assert any(x[0] == "sla-violation" and x[1] == "cars" for x in rig.actions())
     rig.sim.do(lambda: rig.sim.simulator.degrade(hop, 0))
-    wait_for(lambda: _sla(rig, "cars") == ("True", "SLAMet"))
+    eventually("cars meets its SLA", lambda: _sla(rig, "cars") == ("True", "SLAMet"))
 
 
 def _sla(rig: Rig, name: str) -> tuple[str, str]:

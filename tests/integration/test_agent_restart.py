@@ -9,25 +9,17 @@ import asyncio
 import dataclasses
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from telemetry.agentlink import service as agent_service
 from telemetry.site import agent
 from tests.support.runtime_helpers import doc, make_service
+from tests.support.waiting import eventually
 
 SETTINGS = agent_service.AgentSettings(
     lease_s=0.6, heartbeat_interval_s=0.1, telemetry_interval_s=0.1, resend_after_s=0.3
 )
-
-
-def wait_for(what: str, cond: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout_s} s")
-        time.sleep(0.02)
 
 
 class Agents:
@@ -71,7 +63,7 @@ def test_an_agent_that_does_not_come_back_after_a_restart_is_marked_down(tmp_pat
     server = agent_service.serve_agents(service, dev=True, settings=SETTINGS)
     agents = Agents(server.port, ["e1", "e2", "a1"])
     try:
-        wait_for("the agents remembered", lambda: service.agent_sites() == {"e1", "e2", "a1"})
+        eventually("the agents remembered", lambda: service.agent_sites() == {"e1", "e2", "a1"})
     finally:
         agents.stop()
         server.stop()
@@ -89,14 +81,14 @@ def test_an_agent_that_does_not_come_back_after_a_restart_is_marked_down(tmp_pat
     try:
         registry = server.registry
         assert {s.site for s in registry.statuses(connected_only=True)} == {"e1", "e2", "a1"}  # expected
-        wait_for(
+        eventually(
             "e1 and a1 connected", lambda: registry.status("e1").connected and registry.status("a1").connected
         )
         returning.stop()
-        wait_for("a1 marked down", lambda: not service.topology().is_up("a1"), timeout_s=5.0)
+        eventually("a1 marked down", lambda: not service.topology().is_up("a1"), timeout_s=5.0)
         assert time.monotonic() - started < grace - 0.5, "a1 waited for the grace period"
         assert service.topology().is_up("e2"), "e2 marked down before the grace period ran out"
-        wait_for("e2 marked down", lambda: not service.topology().is_up("e2"), timeout_s=5.0)
+        eventually("e2 marked down", lambda: not service.topology().is_up("e2"), timeout_s=5.0)
         assert time.monotonic() - started >= grace - 0.1
         assert service.topology().is_up("e1") and registry.status("e1").up
         events = [(e.action, e.site) for e in service.events()]

@@ -18,20 +18,13 @@ from slices import errors
 from telemetry.agentlink import lease
 from telemetry.agentlink import service as agent_service
 from telemetry.site import agent
-from tests.support.telemetry_fakes import FakeClock, FakeService, intent
+from tests.support.clock import FakeClock
+from tests.support.telemetry_fakes import FakeService, intent
+from tests.support.waiting import eventually
 
 FAST = agent_service.AgentSettings(
     lease_s=1.0, heartbeat_interval_s=0.1, telemetry_interval_s=0.1, resend_after_s=0.3, sla_window_s=0.5
 )
-
-
-def wait_for(cond: Callable[[], bool], timeout: float = 5.0) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return
-        time.sleep(0.02)
-    raise AssertionError("condition not met in time")
 
 
 @pytest.fixture
@@ -108,13 +101,17 @@ def test_config_is_pushed_acked_and_lag_clears(
         cfg = agents["c1"].applied
         assert cfg is not None and cfg.site_id == "c1" and [s.name for s in cfg.slices] == ["cars"]
         assert list(cfg.slices[0].route) == ["c1", "a1", "e1"] and cfg.slices[0].qos.five_qi == 83
-        await asyncio.to_thread(wait_for, lambda: server.registry.status("c1").acked_generation == 1)
+        await asyncio.to_thread(
+            eventually, "c1 acks generation 1", lambda: server.registry.status("c1").acked_generation == 1
+        )
         st = server.registry.status("c1")
         assert (st.connected, st.up, st.desired_generation, st.config_lag_s) == (True, True, 1, 0.0)
         assert st.software_version == agent.AGENT_VERSION
         # A change in the controller reaches the agent as a new generation.
         service.put(intent("cars"), [("c1", "a2", "e2"), ("c2", "a1", "e1")])
-        await asyncio.to_thread(wait_for, lambda: server.registry.status("c1").acked_generation == 2)
+        await asyncio.to_thread(
+            eventually, "c1 acks generation 2", lambda: server.registry.status("c1").acked_generation == 2
+        )
         assert agents["c1"].applied is not None and list(agents["c1"].applied.slices[0].route) == [
             "c1",
             "a2",
@@ -135,12 +132,18 @@ def test_refused_config_is_reported_and_resent_until_acked(server: agent_service
         backend.refuse = agent.ApplyResult(False, "Unsupported", "no radio scheduler here")
         a = agent.SiteAgent("c1", lambda: ch, backend, agent.IdleKpiSource())
         task = asyncio.create_task(a.run())
-        await asyncio.to_thread(wait_for, lambda: server.registry.status("c1").nack_reason == "Unsupported")
+        await asyncio.to_thread(
+            eventually,
+            "c1's nack recorded",
+            lambda: server.registry.status("c1").nack_reason == "Unsupported",
+        )
         st = server.registry.status("c1")
         assert st.acked_generation == 0 and st.desired_generation == 1 and st.config_lag_s > 0
         assert st.nack_message == "no radio scheduler here"
         backend.refuse = None  # the backend recovers: the resend is applied
-        await asyncio.to_thread(wait_for, lambda: server.registry.status("c1").acked_generation == 1)
+        await asyncio.to_thread(
+            eventually, "c1 acks generation 1", lambda: server.registry.status("c1").acked_generation == 1
+        )
         assert backend.applies == 1 and server.registry.status("c1").nack_reason == ""
         a.stop()
         await task

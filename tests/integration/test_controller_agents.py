@@ -11,7 +11,7 @@ import os
 import subprocess
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,16 +19,9 @@ import pytest
 from controller.runtime import process as runtime
 from tests.support.controller_process import SLICECTL, ControllerProcess, start_controller
 from tests.support.runtime_helpers import doc
+from tests.support.waiting import eventually
 
 LEASE_S = 1.0
-
-
-def wait_for(what: str, cond: Callable[[], bool], timeout_s: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout_s} s")
-        time.sleep(0.1)
 
 
 def recorded_slices(record_dir: Path, site: str) -> list[str]:
@@ -85,7 +78,7 @@ def test_agents_ack_config_and_a_dead_edge_agent_heals_its_slice(
 ) -> None:
     endpoints = runtime.read_endpoints(tmp_path / "state")
     assert set(endpoints) == {"operator", "agents", "metrics"}
-    wait_for("the start line", lambda: "serving on" in controller.log.read_text())
+    eventually("the start line", lambda: "serving on" in controller.log.read_text())
     log = controller.log.read_text()
     assert f"agents on {endpoints['agents']}" in log and f"metrics on {endpoints['metrics']}" in log
     records = tmp_path / "agent-config"
@@ -108,16 +101,16 @@ def test_agents_ack_config_and_a_dead_edge_agent_heals_its_slice(
             [first] = [e.site for e in client.get("cars").placement.edges]
             other = "edge-2" if first == "edge-1" else "edge-1"
             # The edge agent applied the config with the slice and acked it: no generation lag.
-            wait_for(f"{first}'s agent configures cars", lambda: "cars" in recorded_slices(records, first))
+            eventually(f"{first}'s agent configures cars", lambda: "cars" in recorded_slices(records, first))
             lag = f'edgeslice_agent_config_generation_lag{{site="{first}",kind="edge"}}'
-            wait_for("the controller sees the ack", lambda: metric(endpoints["metrics"], lag) == 0.0)
+            eventually("the controller sees the ack", lambda: metric(endpoints["metrics"], lag) == 0.0)
             connected = 'edgeslice_agents{kind="edge",state="connected"}'
-            wait_for("both edge agents connected", lambda: metric(endpoints["metrics"], connected) == 2.0)
+            eventually("both edge agents connected", lambda: metric(endpoints["metrics"], connected) == 2.0)
 
             agents[first].kill()  # SIGKILL: the agent goes silent, as a dead site does
             agents[first].wait(timeout=10)
             started = time.monotonic()
-            wait_for(
+            eventually(
                 "the slice is healed onto the other edge site",
                 lambda: [e.site for e in client.get("cars").placement.edges] == [other],
             )
@@ -129,11 +122,11 @@ def test_agents_ack_config_and_a_dead_edge_agent_heals_its_slice(
             assert any(e.action == "heal" and e.slice == "cars" and e.seq > down.seq for e in events)
             assert healed_after < 10 * LEASE_S
             # Ready again only once the new edge site's agent has acked the healed config.
-            wait_for("cars is Ready on the other edge", lambda: client.get("cars").state == "Ready")
+            eventually("cars is Ready on the other edge", lambda: client.get("cars").state == "Ready")
             # The surviving edge agent is pushed the healed slice and acks it.
-            wait_for(f"{other}'s agent configures cars", lambda: "cars" in recorded_slices(records, other))
+            eventually(f"{other}'s agent configures cars", lambda: "cars" in recorded_slices(records, other))
             lag_other = f'edgeslice_agent_config_generation_lag{{site="{other}",kind="edge"}}'
-            wait_for(
+            eventually(
                 "the controller sees the new ack", lambda: metric(endpoints["metrics"], lag_other) == 0.0
             )
         # Both gRPC servers' calls are counted by the metrics interceptors: the killed agent's

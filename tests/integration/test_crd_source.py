@@ -13,11 +13,11 @@ import pytest
 from controller.kube import gateway as kube_gateway
 from controller.kube.crd_source import CrdSource, document_of
 from controller.kube.realiser import KubeRealiser
-from controller.runtime.clock import FakeClock
 from controller.runtime.service import ControllerService
 from controller.runtime.store import Store
 from slices import errors
 from tests.support import kube_real
+from tests.support.clock import FakeClock
 from tests.support.envtest import KubeApiServer
 from tests.support.kube_fixtures import city
 

@@ -228,8 +228,8 @@ class _Clocked(Running):
 
         from controller.api import auth
         from controller.api import server as api_server
-        from controller.runtime.clock import FakeClock
         from tests.support import runtime_helpers
+        from tests.support.clock import FakeClock
 
         self.folder = folder
         self.clock = FakeClock(datetime.now(UTC) - timedelta(hours=2))

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from tests.support.envtest import KubeApiServer
 from tests.support.kube_emulator import KubeEmulator
 from tests.support.kube_fixtures import gateway
 from tests.support.paths import ROOT
+from tests.support.waiting import eventually
 
 CITY = {"name": "two-edges", **kube_fixtures.CITY_DOCUMENT}
 
@@ -41,15 +41,6 @@ def _slice(name: str, kind: str = "vehicle", cells: tuple[str, ...] = ("c1", "c2
         "metadata": {"name": name},
         "spec": {"kind": kind, "snssai": snssai, "coverage": {"sites": list(cells)}},
     }
-
-
-def _wait(check: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture
@@ -123,7 +114,7 @@ def test_embedded_default_renders_manifests_shown_by_slice_manifests(
     with _client(controller) as client:
         client.apply([("cars.yaml", yaml.safe_dump(_slice("cars")))])
     folder = tmp_path / "state" / "manifests" / "cars"
-    _wait(lambda: any(folder.glob("*deployment*.yaml")), "rendered deployments")
+    eventually("rendered deployments", lambda: any(folder.glob("*deployment*.yaml")))
     result = CliRunner().invoke(main, ["slice", "manifests", "cars", "--state-dir", str(tmp_path / "state")])
     assert result.exit_code == 0, result.output
     docs = [d for d in yaml.safe_load_all(result.output) if d]
@@ -155,12 +146,12 @@ def test_kube_mode_realises_through_a_kubeconfig(
     try:
         with _client(controller) as client:
             client.apply([("cars.yaml", yaml.safe_dump(_slice("rk-cars")))])
-            _wait(lambda: bool(gw.list("Deployment", "slice-rk-cars")[0]), "deployments in the cluster")
-            _wait(lambda: client.get("rk-cars").state == "Ready", "rk-cars Ready", 60)
+            eventually("deployments in the cluster", lambda: bool(gw.list("Deployment", "slice-rk-cars")[0]))
+            eventually("rk-cars Ready", lambda: client.get("rk-cars").state == "Ready", timeout_s=60)
             # Nothing rendered locally: the cluster is the realisation.
             assert not (tmp_path / "state" / "manifests").exists()
             client.delete("rk-cars")
-        _wait(lambda: gw.get("Namespace", "slice-rk-cars") is None, "namespace removed", 60)
+        eventually("namespace removed", lambda: gw.get("Namespace", "slice-rk-cars") is None, timeout_s=60)
     finally:
         kubelet.close()
 
@@ -193,12 +184,16 @@ def test_crd_intents_are_realised_and_their_status_written_back(
             found: dict[str, Any] = (kubectl.get("NetworkSlice", "rk-crd") or {}).get("status") or {}
             return found
 
-        _wait(lambda: status().get("state") == "Ready", "rk-crd Ready on the object", 60)
+        eventually("rk-crd Ready on the object", lambda: status().get("state") == "Ready", timeout_s=60)
         assert {c["type"]: c["status"] for c in status()["conditions"]}["Realised"] == "True"
         assert kubectl.list("Deployment", "slice-rk-crd")[0]
         kubectl.delete("NetworkSlice", "rk-crd")
-        _wait(lambda: kubectl.get("Namespace", "slice-rk-crd") is None, "namespace removed", 60)
-        _wait(lambda: kubectl.get("NetworkSlice", "rk-crd") is None, "the object gone (finalizer dropped)")
+        eventually(
+            "namespace removed", lambda: kubectl.get("Namespace", "slice-rk-crd") is None, timeout_s=60
+        )
+        eventually(
+            "the object gone (finalizer dropped)", lambda: kubectl.get("NetworkSlice", "rk-crd") is None
+        )
     finally:
         kubelet.close()
 

@@ -10,13 +10,13 @@ from typing import Any
 from controller.core.placement_model import Placement
 from controller.core.topology import Topology
 from controller.core.topology_file import TopologyFile
-from controller.runtime.clock import FakeClock
 from controller.runtime.plan_recorder import PlanRecorder
 from controller.runtime.realisation import RealisationResult
 from controller.runtime.service import ControllerService
 from controller.runtime.store import Store
 from slices.intent import NetworkSlice
 from slices.profiles import SliceIntent
+from tests.support.clock import FakeClock
 
 
 def _site(sid: str, kind: str, **cap: Any) -> dict[str, Any]:

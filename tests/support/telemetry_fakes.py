@@ -219,17 +219,3 @@ class FakeService:
     def calls_of(self, kind: str) -> list[tuple[object, ...]]:
         with self.lock:
             return [c for c in self.calls if c[0] == kind]
-
-
-class FakeClock:
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-        self.lock = threading.Lock()
-
-    def __call__(self) -> float:
-        with self.lock:
-            return self.now
-
-    def advance(self, seconds: float) -> None:
-        with self.lock:
-            self.now += seconds

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from controller.kube.leader import LeaderElector
-from controller.runtime.clock import FakeClock
+from tests.support.clock import FakeClock
 from tests.support.kube_emulator import KubeEmulator
 from tests.support.kube_fixtures import gateway
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from controller.runtime.clock import FakeClock
 from controller.runtime.service import ControllerService, SliceState
 from slices import errors
 from slices.status import ConditionStatus, ConditionType, get_condition
+from tests.support.clock import FakeClock
 from tests.support.runtime_helpers import FlakyRealiser, doc, make_service, small_city
 
 

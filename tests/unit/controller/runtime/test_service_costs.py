@@ -16,12 +16,12 @@ from controller.core.ledger import Ledger
 from controller.core.placement_model import Reservation
 from controller.core.topology import Topology
 from controller.core.topology_file import SiteKind
-from controller.runtime.clock import FakeClock
 from controller.runtime.service import ControllerService, SliceState
 from controller.runtime.store import Store
 from slices import errors
 from slices.intent import NetworkSlice
 from slices.profiles import resolve
+from tests.support.clock import FakeClock
 from tests.support.runtime_helpers import doc, make_service
 
 

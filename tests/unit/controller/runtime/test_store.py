@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from controller.runtime import store as store_mod
-from controller.runtime.clock import FakeClock
 from controller.runtime.service import ControllerService
 from controller.runtime.store import SliceRow, Store
 from slices import errors
+from tests.support.clock import FakeClock
 from tests.support.runtime_helpers import FlakyRealiser, doc, small_city
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

@@ -16,7 +16,8 @@ from protos.edgeslice.agent.v1 import agent_ingest_pb2, agent_pb2
 from telemetry.agentlink import kpi_store
 from telemetry.agentlink import service as agent_service
 from telemetry.metrics import exporter as metrics
-from tests.support.telemetry_fakes import FakeClock, FakeService, intent
+from tests.support.clock import FakeClock
+from tests.support.telemetry_fakes import FakeService, intent
 
 DOUBLE_COLUMNS = [f.name for f in agent_pb2.SliceKpiColumns.DESCRIPTOR.fields if f.type == f.TYPE_DOUBLE]
 

@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 
 from slices.profiles import SliceIntent
 from telemetry.agentlink import sla
-from tests.support.telemetry_fakes import FakeClock, FakeService, intent
+from tests.support.clock import FakeClock
+from tests.support.telemetry_fakes import FakeService, intent
 
 CARS = intent("cars", "vehicle")  # 5 ms, 50/25 Mbps per cell, 0.99999, 5000 devices
 CELLS = {"c1": "cell", "c2": "cell", "a1": "aggregation", "e1": "edge"}

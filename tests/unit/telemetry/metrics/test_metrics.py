@@ -18,11 +18,11 @@ import grpc.aio
 import pytest
 from prometheus_client import CollectorRegistry
 
-from controller.runtime.clock import FakeClock
 from controller.runtime.service import ControllerService
 from telemetry.agentlink import service as agent_service
 from telemetry.agentlink.session_table import SessionColumns, SessionTable
 from telemetry.metrics import exporter as metrics
+from tests.support.clock import FakeClock
 from tests.support.paths import ROOT
 from tests.support.runtime_helpers import doc, make_service
 
@@ -541,7 +541,7 @@ def test_agent_registry_view_reads_the_real_registry_column_wise() -> None:
     """With the real registry the view takes the columnar read (tests/unit/telemetry/agentlink/test_kpi_ingest.py checks it
     against the per-sample read); only cells count."""
     from protos.edgeslice.agent.v1 import agent_pb2
-    from tests.support.telemetry_fakes import FakeClock, FakeService, intent
+    from tests.support.telemetry_fakes import FakeService, intent
 
     service = FakeService()
     service.put(intent("cars"), [("c1", "a1", "e1"), ("c2", "a1", "e1")])
@@ -597,7 +597,7 @@ def test_agent_registry_view_counts_the_real_registrys_refusals() -> None:
     """Refused acks of the real registry, through the view: a known reason by name, an unknown
     one as Other, the other known reasons at zero; a good ack counts nothing."""
     from protos.edgeslice.agent.v1 import agent_pb2
-    from tests.support.telemetry_fakes import FakeClock, FakeService, intent
+    from tests.support.telemetry_fakes import FakeService, intent
 
     service = FakeService()
     service.put(intent("cars"), [("c1", "a1", "e1")])

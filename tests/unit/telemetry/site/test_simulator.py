@@ -9,8 +9,9 @@ from protos.edgeslice.agent.v1 import agent_pb2
 from slices import errors
 from telemetry.agentlink import service as agent_service
 from telemetry.site import simulator
-from tests.integration.test_agent_service import FAST, wait_for
+from tests.integration.test_agent_service import FAST
 from tests.support.telemetry_fakes import FakeService, intent, small_city
+from tests.support.waiting import eventually
 
 
 def _config(site: str, route: list[str], dl_kbps: int = 50_000) -> agent_pb2.SiteConfig:
@@ -111,14 +112,17 @@ def test_simulated_agents_connect_over_shared_channels_and_report() -> None:
         sim.start()
         assert len(sim.simulator._channels) == 2  # six sites, four streams per channel
         reg = server.registry
-        wait_for(lambda: all(s.acked_generation == 1 for s in reg.statuses()))
-        wait_for(
-            lambda: reg.latest_kpi("cars", "c1") is not None and reg.latest_kpi("cars", "c2") is not None
+        eventually(
+            "every site acks generation 1", lambda: all(s.acked_generation == 1 for s in reg.statuses())
+        )
+        eventually(
+            "KPIs from c1 and c2",
+            lambda: reg.latest_kpi("cars", "c1") is not None and reg.latest_kpi("cars", "c2") is not None,
         )
         sample = reg.latest_kpi("cars", "c1")
         assert sample is not None and sample.dl_demand_mbps > 0 and sample.latency_p99_ms > 0
         sim.do(lambda: sim.simulator.kill("a1"))
-        wait_for(lambda: bool(service.calls_of("site_down")))
+        eventually("a site marked down", lambda: bool(service.calls_of("site_down")))
         assert service.calls_of("site_down")[0][1] == "a1"
     finally:
         sim.stop()
