@@ -17,7 +17,7 @@ from typing import Any
 import grpc
 import pytest
 
-from controller.api import auth, paging
+from controller.api import agents_rpc, auth, messages, paging
 from controller.api import client as api_client
 from controller.api import server as api_server
 from controller.core import citygen
@@ -198,7 +198,7 @@ def test_without_an_agent_server_agents_are_failed_precondition() -> None:
         ):
             err = _error(call)
             assert err.code() == grpc.StatusCode.FAILED_PRECONDITION
-            assert _details(err) == api_server.NO_AGENTS
+            assert _details(err) == agents_rpc.NO_AGENTS
         with r.client() as client, pytest.raises(errors.EdgesliceError, match="runs no agent server"):
             client.agents()
     finally:
@@ -249,14 +249,14 @@ def test_pages_of_an_exact_multiple_end_without_an_empty_page(rig: Rig) -> None:
 
 
 def test_page_size_zero_is_the_default_and_above_the_maximum_is_the_maximum() -> None:
-    many = [info(f"cell-{i:05d}") for i in range(api_server.AGENT_PAGES.maximum + 5)]
+    many = [info(f"cell-{i:05d}") for i in range(agents_rpc.AGENT_PAGES.maximum + 5)]
     r = Rig(operator_fake.FakeService(), FakeDirectory(many))
     try:
         first = _list_agents(r)
-        assert len(first.agents) == api_server.AGENT_PAGES.default == 1000
+        assert len(first.agents) == agents_rpc.AGENT_PAGES.default == 1000
         assert first.next_page_token
         biggest = _list_agents(r, page_size=10**9)
-        assert len(biggest.agents) == api_server.AGENT_PAGES.maximum == 10_000
+        assert len(biggest.agents) == agents_rpc.AGENT_PAGES.maximum == 10_000
         rest = _list_agents(r, page_size=10**9, page_token=biggest.next_page_token)
         assert [a.site for a in rest.agents] == [a.site for a in many[10_000:]]
         assert rest.next_page_token == ""
@@ -482,7 +482,7 @@ def test_a_city_status_read_in_pages_is_the_whole_status(
     service.apply(documents, "test")
     server = api_server.serve(service, "127.0.0.1:0", auth.Authenticator({"alice": TOKEN}), None, dev=True)
     try:
-        whole = api_server.topology_status_message(service.topology_status())
+        whole = messages.topology_status_message(service.topology_status())
         assert len(whole.link_utilisation) > 0 and len(whole.sites) > 5 * 97  # many pages
         monkeypatch.setattr(api_client, "PAGE_SIZE", 97)
         with api_client.ApiClient(server.address, TOKEN, timeout_s=20) as client:
