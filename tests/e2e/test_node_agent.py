@@ -34,9 +34,9 @@ from slices.status import ConditionStatus, ConditionType, get_condition
 from telemetry.agentlink import service as agent_service
 from telemetry.agentlink.sla import KpiSample
 from telemetry.site import certs
+from tests.support.cityfixtures import small_city
 from tests.support.paths import TESTS
-from tests.support.runtime_helpers import doc, small_city
-from tests.support.tls_certs import client_certificate
+from tests.support.runtime_helpers import doc
 from tests.support.waiting import eventually
 
 NODE_AGENT = TESTS / "node_agent"
@@ -712,9 +712,9 @@ def pki(tmp_path: Path) -> Path:
     d = tmp_path / "pki"
     certs.create_dev_pki(d, ["c1"])
     ca = certs.load_pair(d, "ca")
-    two = client_certificate(ca.cert, ca.key, "c1", ["spiffe://edgeslice/site/c2"])
-    (d / "site-two.crt").write_bytes(two.cert_pem)
-    (d / "site-two.key").write_bytes(two.key_pem)
+    two = certs.client_certificate(ca, "c1", uris=["spiffe://edgeslice/site/c2"], days=1)
+    (d / "site-two.crt").write_bytes(two.cert)
+    (d / "site-two.key").write_bytes(two.key)
     certs.write_pair(certs.site_certificate(certs.create_ca(), "c1"), d, "site-other-ca")
     return d
 

@@ -26,7 +26,8 @@ from slices.status import ConditionStatus, ConditionType, get_condition
 from telemetry.agentlink import lease, sla
 from telemetry.agentlink import service as agent_service
 from telemetry.site import agent
-from tests.support.runtime_helpers import doc, small_city
+from tests.support.cityfixtures import small_city
+from tests.support.runtime_helpers import doc
 from tests.support.waiting import eventually
 
 SETTINGS = agent_service.AgentSettings(

@@ -31,17 +31,30 @@ def cell(
     }
 
 
-def agg(sid: str, lat: float = 0.0, lon: float = 0.0) -> Doc:
-    return {"id": sid, "kind": "aggregation", "location": {"lat": lat, "lon": lon}}
+def agg(sid: str, lat: float = 0.0, lon: float = 0.0, zones: Sequence[str] = ()) -> Doc:
+    out: Doc = {"id": sid, "kind": "aggregation", "location": {"lat": lat, "lon": lon}}
+    if zones:
+        out["zones"] = list(zones)
+    return out
 
 
-def edge(sid: str, cpu: int = 16_000, memory: int = 32_768, lat: float = 0.0, lon: float = 0.0) -> Doc:
-    return {
+def edge(
+    sid: str,
+    cpu: int = 16_000,
+    memory: int = 32_768,
+    lat: float = 0.0,
+    lon: float = 0.0,
+    zones: Sequence[str] = (),
+) -> Doc:
+    out: Doc = {
         "id": sid,
         "kind": "edge",
         "location": {"lat": lat, "lon": lon},
         "capacity": {"cpuMillicores": cpu, "memoryMib": memory},
     }
+    if zones:
+        out["zones"] = list(zones)
+    return out
 
 
 def link(a: str, b: str, mbps: float = 10_000, ms: float = 0.5) -> Doc:
@@ -79,6 +92,38 @@ def two_edge_file(
 
 def two_edge_city(**kwargs: Any) -> Topology:
     return Topology.from_file(two_edge_file(**kwargs))
+
+
+def small_city() -> Topology:
+    """Four cells (200 Mbps radio each) on two aggregation sites; two edge sites: the controller
+    runtime tests' city, whose capacities make admission, preemption and healing easy to follow.
+
+        c1, c2 ── a1 ──(1 ms)── e1        zones: c1, c2 ``north``; c3, c4 ``south``
+                  │ 0.5 ms                 access links 0.2 ms, 10 Gbps; the rest 100 Gbps
+        c3, c4 ── a2 ──(1 ms)── e2        each edge site: 16 cores, 32 GiB
+    """
+    lat, lon = 48.85, 2.35
+    sites = [
+        cell(f"c{i}", 200, zones=["north" if i <= 2 else "south"], lat=lat, lon=lon) for i in range(1, 5)
+    ]
+    sites += [agg(a, lat, lon) for a in ("a1", "a2")]
+    sites += [edge(e, 16_000, 32_768, lat, lon) for e in ("e1", "e2")]
+    links = [link(c, a, 10_000, 0.2) for c, a in (("c1", "a1"), ("c2", "a1"), ("c3", "a2"), ("c4", "a2"))]
+    links += [link("a1", "e1", 100_000, 1), link("a2", "e2", 100_000, 1), link("a1", "a2", 100_000, 0.5)]
+    return build(sites, links, "small")
+
+
+def dual_homed_city() -> Topology:
+    """Cells c1, c2 each dual-homed to a1 (0.2 ms) and a2 (0.3 ms); a1-a2 0.4 ms; edge e1 on a1
+    and e2 on a2 (0.5 ms, 64 cores and 256 GiB each); every site in zone ``z``: the telemetry
+    tests' city (sites spread east along latitude 48)."""
+    z = ["z"]
+    sites = [cell("c1", 1000, z, 48.0, 0.0), cell("c2", 1000, z, 48.0, 0.01)]
+    sites += [agg("a1", 48.0, 0.02, z), agg("a2", 48.0, 0.03, z)]
+    sites += [edge("e1", 64_000, 262_144, 48.0, 0.04, z), edge("e2", 64_000, 262_144, 48.0, 0.05, z)]
+    links = [link(c, a, 10_000, ms) for c in ("c1", "c2") for a, ms in (("a1", 0.2), ("a2", 0.3))]
+    links += [link("a1", "e1", 100_000, 0.5), link("a2", "e2", 100_000, 0.5), link("a1", "a2", 100_000, 0.4)]
+    return build(sites, links, "small")
 
 
 def ring_file(

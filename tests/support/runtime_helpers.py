@@ -1,5 +1,5 @@
-"""Shared builders for the controller runtime tests: a small hand-made city whose capacities
-make admission, preemption and healing easy to reason about, and slice documents."""
+"""Shared builders for the controller runtime tests: slice documents, a realiser that fails on
+command and a service on the small city (:func:`tests.support.cityfixtures.small_city`)."""
 
 from __future__ import annotations
 
@@ -9,42 +9,14 @@ from typing import Any
 
 from controller.core.placement_model import Placement
 from controller.core.topology import Topology
-from controller.core.topology_file import TopologyFile
 from controller.runtime.plan_recorder import PlanRecorder
 from controller.runtime.realisation import RealisationResult
 from controller.runtime.service import ControllerService
 from controller.runtime.store import Store
 from slices.intent import NetworkSlice
 from slices.profiles import SliceIntent
+from tests.support.cityfixtures import small_city
 from tests.support.clock import FakeClock
-
-
-def _site(sid: str, kind: str, **cap: Any) -> dict[str, Any]:
-    return {"id": sid, "kind": kind, "location": {"lat": 48.85, "lon": 2.35}, "capacity": cap, "zones": []}
-
-
-def small_city() -> Topology:
-    """Four cells (200 Mbps radio each) on two aggregation sites; two edge sites.
-
-    c1, c2 home on a1; c3, c4 on a2; a1-e1 and a2-e2 are 1 ms, a1-a2 0.5 ms; each edge site
-    has 16 cores and 32 GiB.
-    """
-    sites = [
-        {**_site(f"c{i}", "cell", radioMbps=200), "zones": ["north" if i <= 2 else "south"]}
-        for i in range(1, 5)
-    ]
-    sites += [_site("a1", "aggregation"), _site("a2", "aggregation")]
-    sites += [_site(e, "edge", cpuMillicores=16000, memoryMib=32768) for e in ("e1", "e2")]
-    links = [
-        {"a": "c1", "b": "a1", "bandwidthMbps": 10000, "latencyMs": 0.2},
-        {"a": "c2", "b": "a1", "bandwidthMbps": 10000, "latencyMs": 0.2},
-        {"a": "c3", "b": "a2", "bandwidthMbps": 10000, "latencyMs": 0.2},
-        {"a": "c4", "b": "a2", "bandwidthMbps": 10000, "latencyMs": 0.2},
-        {"a": "a1", "b": "e1", "bandwidthMbps": 100000, "latencyMs": 1},
-        {"a": "a2", "b": "e2", "bandwidthMbps": 100000, "latencyMs": 1},
-        {"a": "a1", "b": "a2", "bandwidthMbps": 100000, "latencyMs": 0.5},
-    ]
-    return Topology.from_file(TopologyFile.model_validate({"name": "small", "sites": sites, "links": links}))
 
 
 def doc(name: str, kind: str, cells: list[str] | None = None, **spec: Any) -> NetworkSlice:

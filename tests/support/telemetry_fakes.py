@@ -1,4 +1,4 @@
-"""A small city and a fake of the controller service's agent-facing methods, for the telemetry
+"""A fake of the controller service's agent-facing methods, for the telemetry
 unit tests (the end-to-end tests use the real :class:`controller.runtime.service.ControllerService`)."""
 
 from __future__ import annotations
@@ -9,47 +9,10 @@ from dataclasses import dataclass, field, replace
 
 from controller.core.placement_model import CellAssignment, EdgeShare, Placement
 from controller.core.topology import LinkKey, Topology, link_key
-from controller.core.topology_file import TopologyFile
 from controller.runtime.realisation import AgentProgress
 from slices.intent import NetworkSlice
 from slices.profiles import SliceIntent, resolve
-
-
-def small_city() -> Topology:
-    """c1, c2 dual-homed to a1/a2; a1-a2-e1, a2-e2 ring; edge sites e1, e2."""
-
-    def site(sid: str, kind: str, lon: float, **cap: int) -> dict[str, object]:
-        out: dict[str, object] = {
-            "id": sid,
-            "kind": kind,
-            "location": {"lat": 48.0, "lon": lon},
-            "zones": ["z"],
-        }
-        if cap:
-            out["capacity"] = cap
-        return out
-
-    doc = {
-        "name": "small",
-        "sites": [
-            site("c1", "cell", 0.0, radioMbps=1000),
-            site("c2", "cell", 0.01, radioMbps=1000),
-            site("a1", "aggregation", 0.02),
-            site("a2", "aggregation", 0.03),
-            site("e1", "edge", 0.04, cpuMillicores=64000, memoryMib=262144),
-            site("e2", "edge", 0.05, cpuMillicores=64000, memoryMib=262144),
-        ],
-        "links": [
-            {"a": "c1", "b": "a1", "bandwidthMbps": 10000, "latencyMs": 0.2},
-            {"a": "c1", "b": "a2", "bandwidthMbps": 10000, "latencyMs": 0.3},
-            {"a": "c2", "b": "a1", "bandwidthMbps": 10000, "latencyMs": 0.2},
-            {"a": "c2", "b": "a2", "bandwidthMbps": 10000, "latencyMs": 0.3},
-            {"a": "a1", "b": "e1", "bandwidthMbps": 100000, "latencyMs": 0.5},
-            {"a": "a2", "b": "e2", "bandwidthMbps": 100000, "latencyMs": 0.5},
-            {"a": "a1", "b": "a2", "bandwidthMbps": 100000, "latencyMs": 0.4},
-        ],
-    }
-    return Topology.from_file(TopologyFile.model_validate(doc))
+from tests.support.cityfixtures import dual_homed_city
 
 
 def intent(name: str, kind: str = "vehicle", **spec: object) -> SliceIntent:
@@ -86,7 +49,7 @@ class FakeRecord:
 class FakeService:
     """Records what telemetry asks of the controller; heals by moving routes off a down site."""
 
-    base: Topology = field(default_factory=small_city)
+    base: Topology = field(default_factory=dual_homed_city)
     records: dict[str, FakeRecord] = field(default_factory=dict)
     down_sites: set[str] = field(default_factory=set)
     down_links: set[LinkKey] = field(default_factory=set)

@@ -15,7 +15,9 @@ from slices import errors
 from tests.support.paths import ROOT
 
 
-def small_city() -> dict[str, Any]:
+def file_document() -> dict[str, Any]:
+    """A topology file as read from YAML (camelCase, a link by length, a node label): the raw
+    document the format tests edit; tests that want a city use tests/support/cityfixtures.py."""
     return {
         "name": "tiny",
         "sites": [
@@ -53,8 +55,8 @@ def problem(document: dict[str, Any]) -> str:
 
 
 def edited(path: str, value: Any) -> dict[str, Any]:
-    """small_city() with one field set (``sites.0.capacity.radioMbps``); ``...`` deletes it."""
-    doc = small_city()
+    """file_document() with one field set (``sites.0.capacity.radioMbps``); ``...`` deletes it."""
+    doc = file_document()
     *parents, last = path.split(".")
     node: Any = doc
     for part in parents:
@@ -67,10 +69,10 @@ def edited(path: str, value: Any) -> dict[str, Any]:
 
 
 def test_valid_file_parses_with_both_spellings() -> None:
-    city = tf.parse_topology(small_city())
+    city = tf.parse_topology(file_document())
     assert [s.id for s in city.sites] == ["c1", "a1", "e1"]
     assert city.sites[0].capacity.radio_mbps == 1000
-    snake = copy.deepcopy(small_city())
+    snake = copy.deepcopy(file_document())
     snake["sites"][0]["capacity"] = {"radio_mbps": 1000}
     assert tf.parse_topology(snake) == city
 
@@ -155,16 +157,16 @@ def test_every_problem_is_reported_one_per_line() -> None:
 
 
 def test_link_latency_from_fibre_length_adds_the_hop_cost() -> None:
-    city = tf.parse_topology(small_city())
+    city = tf.parse_topology(file_document())
     assert city.link_latency_ms(city.links[0]) == pytest.approx(1.2 * 0.005 + 0.05)
     assert city.link_latency_ms(city.links[1]) == 0.2
-    cheaper = tf.parse_topology(small_city() | {"hopLatencyMs": 0})
+    cheaper = tf.parse_topology(file_document() | {"hopLatencyMs": 0})
     assert cheaper.link_latency_ms(cheaper.links[0]) == pytest.approx(0.006)
 
 
 @pytest.mark.parametrize("suffix", [".yaml", ".json"])
 def test_write_then_read_gives_the_same_file(tmp_path: Path, suffix: str) -> None:
-    city = tf.parse_topology(small_city())
+    city = tf.parse_topology(file_document())
     path = tmp_path / f"city{suffix}"
     tf.write_topology_file(city, path)
     assert tf.read_topology_file(path) == city
@@ -175,7 +177,7 @@ def test_write_then_read_gives_the_same_file(tmp_path: Path, suffix: str) -> Non
 
 def test_json_is_read_as_yaml_too(tmp_path: Path) -> None:
     path = tmp_path / "city.yml"
-    path.write_text(json.dumps(small_city()))
+    path.write_text(json.dumps(file_document()))
     assert tf.read_topology_file(path).name == "tiny"
 
 

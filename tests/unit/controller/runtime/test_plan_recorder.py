@@ -12,7 +12,8 @@ from controller.core.ledger import Ledger
 from controller.core.placement_model import Placement
 from controller.runtime.plan_recorder import PlanRecorder
 from slices.profiles import resolve
-from tests.support.runtime_helpers import doc, small_city
+from tests.support.cityfixtures import small_city
+from tests.support.runtime_helpers import doc
 
 
 def test_plan_has_sites_cells_links_and_qos(tmp_path: Path) -> None:

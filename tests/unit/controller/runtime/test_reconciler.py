@@ -14,7 +14,8 @@ from controller.core.placement_model import Placement
 from controller.runtime.reconciler import REMOVED, Work, broken_by, needed_work, order_work
 from controller.runtime.world import SliceState, Slot
 from slices.profiles import resolve
-from tests.support.runtime_helpers import doc, make_service, small_city
+from tests.support.cityfixtures import small_city
+from tests.support.runtime_helpers import doc, make_service
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 CITY = small_city()

@@ -10,8 +10,9 @@ import pytest
 from controller.runtime.service import ControllerService, SliceState
 from slices import errors
 from slices.status import ConditionStatus, ConditionType, get_condition
+from tests.support.cityfixtures import small_city
 from tests.support.clock import FakeClock
-from tests.support.runtime_helpers import FlakyRealiser, doc, make_service, small_city
+from tests.support.runtime_helpers import FlakyRealiser, doc, make_service
 
 
 @pytest.fixture

@@ -15,8 +15,9 @@ from controller.runtime import store as store_mod
 from controller.runtime.service import ControllerService
 from controller.runtime.store import SliceRow, Store
 from slices import errors
+from tests.support.cityfixtures import small_city
 from tests.support.clock import FakeClock
-from tests.support.runtime_helpers import FlakyRealiser, doc, small_city
+from tests.support.runtime_helpers import FlakyRealiser, doc
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from slices.profiles import default_sd
 from telemetry.agentlink import site_config
-from tests.support.telemetry_fakes import intent, placement, small_city
+from tests.support.cityfixtures import dual_homed_city
+from tests.support.telemetry_fakes import intent, placement
 
 
 def _configs(*items: tuple[str, str, list[tuple[str, ...]]]) -> dict[str, site_config.SiteConfig]:
@@ -12,7 +13,7 @@ def _configs(*items: tuple[str, str, list[tuple[str, ...]]]) -> dict[str, site_c
     for name, kind, routes in items:
         it = intent(name, kind)
         pairs.append((it, placement(it, routes)))
-    return site_config.site_configs(small_city(), pairs)
+    return site_config.site_configs(dual_homed_city(), pairs)
 
 
 def test_every_site_gets_a_config_and_only_its_own_slices() -> None:

@@ -10,7 +10,8 @@ from slices import errors
 from telemetry.agentlink import service as agent_service
 from telemetry.site import simulator
 from tests.integration.test_agent_service import FAST
-from tests.support.telemetry_fakes import FakeService, intent, small_city
+from tests.support.cityfixtures import dual_homed_city
+from tests.support.telemetry_fakes import FakeService, intent
 from tests.support.waiting import eventually
 
 
@@ -26,7 +27,7 @@ def _config(site: str, route: list[str], dl_kbps: int = 50_000) -> agent_pb2.Sit
 
 
 def _model() -> tuple[simulator.LoadModel, agent_pb2.SiteConfig]:
-    model = simulator.LoadModel(sim_city.from_topology(small_city()), seed=1, background=0.2)
+    model = simulator.LoadModel(sim_city.from_topology(dual_homed_city()), seed=1, background=0.2)
     cfg = _config("c1", ["c1", "a1", "e1"], dl_kbps=500_000)
     model.on_applied(cfg)
     return model, cfg
@@ -43,7 +44,9 @@ def _kpi(model: simulator.LoadModel, cfg: agent_pb2.SiteConfig) -> agent_pb2.Sli
 
 def test_rows_and_columns_carry_the_same_kpis() -> None:
     model, cfg = _model()
-    rows = simulator.LoadModel(sim_city.from_topology(small_city()), seed=1, background=0.2, columnar=False)
+    rows = simulator.LoadModel(
+        sim_city.from_topology(dual_homed_city()), seed=1, background=0.2, columnar=False
+    )
     rows.on_applied(cfg)
     assert _kpi(model, cfg) == _kpi_row(rows, cfg)
 
@@ -91,7 +94,7 @@ def test_faults_kill_cut_and_degrade() -> None:
 
 
 def test_fault_on_unknown_element_is_not_found() -> None:
-    sim = simulator.Simulator("127.0.0.1:1", sim_city.from_topology(small_city()), ["c1"])
+    sim = simulator.Simulator("127.0.0.1:1", sim_city.from_topology(dual_homed_city()), ["c1"])
     with pytest.raises(errors.NotFound):
         sim.cut_link("c1", "e2")
     with pytest.raises(errors.NotFound):
@@ -132,7 +135,7 @@ def test_simulated_agents_connect_over_shared_channels_and_report() -> None:
 def test_cli_picks_transport_sites_first_and_parses_faults() -> None:
     from controller.cli import agent_cmd
 
-    city = small_city()
+    city = dual_homed_city()
     assert agent_cmd.choose_sites(city, 3) == ["e1", "e2", "a1"]
     assert len(agent_cmd.choose_sites(city, None)) == 6
     faults = agent_cmd._parse_faults(("e1@5",), ("c1:a1@2",), ("a2=20",))
