@@ -1,0 +1,290 @@
+"""What the service answers about slices, the audit trail and the topology (reads only).
+
+Capacity figures come from the ledger's :class:`~controller.core.capacity.CapacityView`;
+:meth:`Views.topology_status` derives the operator API's per-site shape from it and the sites'
+state, kept while neither the service's nor the ledger's revision moves.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from controller.core import admission
+from controller.core.capacity import CapacityView
+from controller.core.placement_model import Placement
+from controller.core.topology import LinkKey, Topology
+from controller.core.topology_file import TopologyFile
+from controller.runtime.service_core import ServiceCore
+from controller.runtime.world import SliceState, Slot
+from slices import errors
+from slices.intent import NetworkSlice
+from slices.profiles import SliceIntent
+from slices.status import Condition, ConditionType, get_condition
+
+
+@dataclass(frozen=True)
+class SliceRecord:
+    name: str
+    generation: int  # bumps on every spec change
+    document: NetworkSlice
+    intent: SliceIntent
+    state: SliceState
+    placement: Placement | None
+    conditions: tuple[Condition, ...]
+    reason: str  # CamelCase reason of the current state ("" when Ready)
+    message: str
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class Event:
+    """One line of the audit trail."""
+
+    seq: int
+    at: datetime
+    actor: str  # "operator:<token name>", "controller", "agent:<site>", "kubernetes"
+    action: str  # apply, delete, admit, reject, preempt, readmit, heal, degrade, drain, undrain, site-down, site-up, link-down, link-up, sla-violation
+    slice: str | None
+    site: str | None
+    message: str
+
+
+@dataclass(frozen=True)
+class SiteStatus:
+    site: str
+    kind: str
+    up: bool
+    drained: bool
+    reason: str
+    cpu_reserved: int
+    cpu_capacity: int
+    memory_reserved: int
+    memory_capacity: int
+    radio_reserved_kbps: int
+    radio_capacity_kbps: int
+    slices: int  # slices with a route through or workloads at this site
+    cordoned: bool = False  # no new placements there
+
+
+@dataclass(frozen=True)
+class TopologyStatus:
+    name: str
+    sites: tuple[SiteStatus, ...]
+    down_links: tuple[LinkKey, ...]
+    link_utilisation: tuple[tuple[LinkKey, int, int], ...] = field(
+        default=()
+    )  # (link, reserved, capacity), busiest first
+
+
+class Views:
+    def __init__(self, core: ServiceCore) -> None:
+        self.core = core
+        # topology_status(): the last answer, by (service revision, ledger revision).
+        self._status_cache: tuple[tuple[int, int], TopologyStatus] | None = None
+
+    def _record(self, slot: Slot) -> SliceRecord:
+        return SliceRecord(
+            name=slot.name,
+            generation=slot.generation,
+            document=slot.document,
+            intent=slot.intent,
+            state=slot.state,
+            placement=slot.placement,
+            conditions=slot.conditions,
+            reason=slot.reason,
+            message=slot.message,
+            created_at=slot.created_at,
+            updated_at=slot.updated_at,
+        )
+
+    def get(self, name: str) -> SliceRecord:
+        with self.core.lock:
+            return self._record(self.core.slot(name))
+
+    def list_slices(self) -> list[SliceRecord]:
+        with self.core.lock:
+            return [self._record(s) for s in self.core.world.slots.values()]
+
+    def explain(self, name: str) -> dict[str, object]:
+        """Why the slice is where it is: the decision, checks passed/failed, binding constraint, routes."""
+        with self.core.lock:
+            slot = self.core.slot(name)
+            intent = slot.intent
+            out: dict[str, object] = {
+                "slice": slot.name,
+                "generation": slot.generation,
+                "state": slot.state.value,
+                "reason": slot.reason,
+                "message": slot.message,
+                "resolved": {
+                    "kind": intent.kind.value,
+                    "snssai": intent.snssai,
+                    "latencyMs": intent.latency_ms,
+                    "kbpsPerCell": intent.kbps_per_cell,
+                    "priority": intent.priority,
+                    "preemptible": intent.preemptible,
+                    "fiveQI": intent.five_qi,
+                },
+                "conditions": [c.model_dump(mode="json", by_alias=True) for c in slot.conditions],
+            }
+            admitted_cond = get_condition(slot.conditions, ConditionType.ADMITTED)
+            if admitted_cond is not None:
+                out["decision"] = {
+                    "status": admitted_cond.status.value,
+                    "reason": admitted_cond.reason,
+                    "message": admitted_cond.message,
+                }
+            ctx = admission.Context(
+                intent, self.core.world.topology, self.core.world.ledger, self.core.world.admitted
+            )
+            checks = []
+            for check in admission.CHECKS:
+                violation = check(ctx)
+                label = check.__name__.removeprefix("check_")
+                checks.append(
+                    {
+                        "check": label,
+                        "passed": violation is None,
+                        **({"reason": violation[0], "message": violation[1]} if violation else {}),
+                    }
+                )
+            out["checks"] = checks
+            if slot.placement is not None:
+                p = slot.placement
+                out["placement"] = {
+                    "generation": slot.placed_generation,
+                    "edges": [
+                        {
+                            "site": e.site,
+                            "cells": e.cells,
+                            "cpuMillicores": e.cpu_millicores,
+                            "memoryMib": e.memory_mib,
+                        }
+                        for e in p.edges
+                    ],
+                    "worstLatencyMs": p.worst_latency_ms,
+                    "routes": [
+                        {"cell": a.cell, "edge": a.edge, "path": list(a.nodes), "latencyMs": a.latency_ms}
+                        for a in p.assignments
+                    ],
+                    "unserved": list(p.unserved),
+                }
+            elif slot.state in (SliceState.REJECTED, SliceState.PREEMPTED, SliceState.PENDING):
+                out["bindingConstraint"] = {"reason": slot.reason, "message": slot.message}
+            return out
+
+    def events(self, after_seq: int = 0, limit: int = 1000, slice_name: str | None = None) -> list[Event]:
+        if limit <= 0:
+            raise errors.InvalidSpec(f"limit: must be positive, got {limit}")
+        return [
+            Event(
+                seq=r.seq,
+                at=r.at,
+                actor=r.actor,
+                action=r.action,
+                slice=r.slice,
+                site=r.site,
+                message=r.message,
+            )
+            for r in self.core.store.events(after_seq, limit, slice_name)
+        ]
+
+    def wait_events(self, after_seq: int, timeout_s: float) -> list[Event]:
+        """Block until events newer than ``after_seq`` exist or the timeout passes (for watch/follow)."""
+        deadline = time.monotonic() + max(0.0, timeout_s)
+        with self.core.events_cond:
+            while True:
+                found = self.events(after_seq)
+                left = deadline - time.monotonic()
+                if found or left <= 0:
+                    return found
+                self.core.events_cond.wait(left)
+
+    def topology(self) -> Topology:
+        """The topology as the controller sees it now (with down and drained elements)."""
+        with self.core.lock:
+            return self.core.world.topology
+
+    def topology_file(self) -> TopologyFile:
+        """The topology file the controller runs on (what a simulator of this city needs)."""
+        return self.core.world.base.source
+
+    def capacity(self) -> CapacityView:
+        """Every site's and link's capacity, reserved and free figures (the ledger's view; the
+        same object until a reservation moves). Which sites are up, drained or cordoned is
+        :meth:`topology_status`'s (or :meth:`topology`'s and :meth:`cordoned`'s) to say."""
+        with self.core.lock:
+            return self.core.world.ledger.capacity()
+
+    def topology_status(self) -> TopologyStatus:
+        """Every site's and busy link's capacity figures, derived from :meth:`capacity` and the
+        sites' state; the same answer until the state moves."""
+        with self.core.lock:
+            view = self.core.world.ledger.capacity()
+            key = (self.core.reconciler.revision, view.revision)
+            cached = self._status_cache
+            if cached is None or cached[0] != key:
+                cached = self._status_cache = (key, self._topology_status(view))
+            return cached[1]
+
+    def _topology_status(self, view: CapacityView) -> TopologyStatus:
+        world = self.core.world
+        drained, down, cordoned = world.drained_sites, world.down_sites, world.cordoned_sites
+        sites = [
+            SiteStatus(
+                site=sid,
+                kind=kind,
+                up=True,
+                drained=False,
+                reason="",
+                cpu_reserved=cpu,
+                cpu_capacity=cpu_cap,
+                memory_reserved=mem,
+                memory_capacity=mem_cap,
+                radio_reserved_kbps=radio,
+                radio_capacity_kbps=radio_cap,
+                slices=users,
+            )
+            for sid, kind, cpu, cpu_cap, mem, mem_cap, radio, radio_cap, users in zip(
+                view.sites,
+                view.kinds,
+                view.cpu_reserved_millicores.tolist(),
+                view.cpu_capacity_millicores.tolist(),
+                view.memory_reserved_mib.tolist(),
+                view.memory_capacity_mib.tolist(),
+                view.radio_reserved_kbps.tolist(),
+                view.radio_capacity_kbps.tolist(),
+                view.slices.tolist(),
+                strict=True,
+            )
+        ]
+        for sid in {*down, *drained, *cordoned}:  # few
+            i = view.site_index[sid]
+            sites[i] = dataclasses.replace(
+                sites[i],
+                up=sid not in down,
+                drained=sid in drained,
+                reason="Drained"
+                if sid in drained
+                else down.get(sid, "") or ("Cordoned" if sid in cordoned else ""),
+                cordoned=sid in cordoned,
+            )
+        busiest = view.busiest_links.tolist()
+        keys, reserved, capacity = view.links, view.link_reserved_kbps, view.link_capacity_kbps
+        return TopologyStatus(
+            name=world.base.name,
+            sites=tuple(sites),
+            down_links=tuple(sorted(set(world.down_links) | world.drained_links)),
+            link_utilisation=tuple(
+                zip(
+                    [keys[i] for i in busiest],
+                    reserved[busiest].tolist(),
+                    capacity[busiest].tolist(),
+                    strict=True,
+                )
+            ),
+        )
