@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent import futures
 from dataclasses import dataclass
-from typing import Any
 
 import grpc
 
@@ -25,6 +24,7 @@ from controller.api import auth as auth_mod
 from controller.api import grpc_services, ports
 from controller.api.agents_rpc import AgentMethods
 from controller.api.events_rpc import EventMethods
+from controller.api.interceptors import CallInterceptor, Refusal
 from controller.api.servicing import InFlight, RequestLog
 from controller.api.slices_rpc import SliceMethods
 from controller.api.topology_rpc import TopologyMethods
@@ -46,47 +46,23 @@ OPEN_METHOD_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 # ---- authentication -------------------------------------------------------------------------
 
 
-class BearerAuthInterceptor(grpc.ServerInterceptor):
+class BearerAuthInterceptor(CallInterceptor[None]):
     """Refuses every call without a known bearer token with UNAUTHENTICATED."""
 
     def __init__(self, authenticator: auth_mod.Authenticator) -> None:
         self._auth = authenticator
 
-    def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = continuation(handler_call_details)
-        if handler is None or handler_call_details.method.startswith(OPEN_METHOD_PREFIXES):
-            return handler
-        token = auth_mod.bearer_token(handler_call_details.invocation_metadata)
+    def refusal(self, details: grpc.HandlerCallDetails) -> Refusal | None:
+        if details.method.startswith(OPEN_METHOD_PREFIXES):
+            return None
+        token = auth_mod.bearer_token(details.invocation_metadata)
         if not token:
             why = "no bearer token: send metadata 'authorization: Bearer <token>'"
         elif self._auth.identify(token) is None:
             why = "the bearer token is not known to this controller"
         else:
-            return handler
-        return _refusing(handler, why)
-
-
-def _refusing(handler: grpc.RpcMethodHandler[Any, Any], why: str) -> grpc.RpcMethodHandler[Any, Any]:
-    """A handler of the same shape as ``handler`` that fails with UNAUTHENTICATED."""
-
-    def deny(_request: object, context: grpc.ServicerContext) -> Any:
-        context.abort(grpc.StatusCode.UNAUTHENTICATED, why)
-
-    if handler.response_streaming:
-        return grpc.unary_stream_rpc_method_handler(
-            deny,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
-    return grpc.unary_unary_rpc_method_handler(
-        deny,
-        request_deserializer=handler.request_deserializer,
-        response_serializer=handler.response_serializer,
-    )
+            return None
+        return grpc.StatusCode.UNAUTHENTICATED, why
 
 
 # ---- the servicer ---------------------------------------------------------------------------
