@@ -32,7 +32,7 @@ from controller.runtime.clock import RealClock
 from controller.runtime.service import ControllerService, SliceState
 from controller.runtime.store import Store
 from slices.intent import NetworkSlice
-from telemetry.agentlink import service as agent_service
+from telemetry import agentlink as agent_service
 
 
 def _doc(i: int, cell: str) -> NetworkSlice:

@@ -8,7 +8,7 @@ SQLite store in a temporary folder, and 2,000 slice documents (the admission ben
 10-200 cells each) applied through ``ControllerService.apply`` so the real admission places them.
 The city's capacity is scaled (``--capacity-scale``) so that the slices fit; the script prints how
 many were placed. Every site then reports through the real
-:class:`telemetry.agentlink.service.AgentRegistry` (a session opened, its config acknowledged, a
+:class:`telemetry.agentlink.registry.AgentRegistry` (a session opened, its config acknowledged, a
 telemetry batch with a KPI record for every slice configured at the site, serialised as an
 agent sends it and handled as the agent service handles a message off its stream); every agent reports again before each scrape (not timed),
 as agents do every second, so the KPI windows fill as in production. The Prometheus registry is
@@ -51,7 +51,7 @@ from controller.runtime.service import ControllerService, SliceState
 from controller.runtime.store import Store
 from protos.edgeslice.agent.v1 import agent_pb2
 from slices.intent import NetworkSlice
-from telemetry.agentlink import service as agent_service
+from telemetry import agentlink as agent_service
 from telemetry.metrics import exporter as metrics
 
 TARGET_MS = 250.0
@@ -97,7 +97,7 @@ class Agents:
             if record.placement is not None:
                 for a in record.placement.assignments:
                     at_site.setdefault(a.cell, []).append(record.name)
-        self.streams: list[tuple[agent_service._Session, bytes]] = []
+        self.streams: list[tuple[agent_service.Session, bytes]] = []
         for site in service.topology().sites:
             session = self.registry.open(site, "edgeslice-agent/bench", lambda: None)
             wanted = self.registry.desired(site)

@@ -46,7 +46,7 @@ from controller.core import citygen
 from controller.core.topology import Topology
 from controller.core.topology_file import write_topology_file
 from protos.edgeslice.agent.v1 import agent_pb2
-from telemetry.agentlink import service as agent_service
+from telemetry import agentlink as agent_service
 from telemetry.site import simulator
 
 SLICES = 40

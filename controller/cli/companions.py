@@ -20,7 +20,7 @@ from controller.runtime.service import ControllerService
 from slices import errors
 
 if TYPE_CHECKING:
-    from telemetry.agentlink.service import AgentServer, AgentSettings, TlsFiles
+    from telemetry.agentlink import AgentServer, AgentSettings, TlsFiles
     from telemetry.metrics.exporter import ControllerMetrics, MetricsServer
 
 DEFAULT_AGENTS_PORT = 50052
@@ -133,7 +133,7 @@ class Companions:
         return out
 
     def _attach_agents(self, service: ControllerService) -> runtime.Closeable:
-        from telemetry.agentlink import service as agent_service
+        from telemetry import agentlink as agent_service
 
         options = self.agents
         assert options is not None

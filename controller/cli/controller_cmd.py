@@ -344,7 +344,7 @@ def _agents_options(
     reconnect_grace_s: float,
     agent_policy: str = "all",
 ) -> companions.AgentsOptions:
-    from telemetry.agentlink import service as agent_service
+    from telemetry import agentlink as agent_service
 
     given = [f for f in tls_files if f]
     if given and len(given) != 3:

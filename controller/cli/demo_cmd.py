@@ -33,7 +33,7 @@ class TelemetryWorld:
     metrics endpoint on free loopback ports, and one simulated agent per site."""
 
     def __init__(self) -> None:
-        from telemetry.agentlink import service as agent_service
+        from telemetry import agentlink as agent_service
 
         settings = agent_service.AgentSettings(
             lease_s=DEMO_LEASE_S,

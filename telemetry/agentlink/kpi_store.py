@@ -11,7 +11,7 @@ Python objects on the way in:
 * :class:`KpiStore` keeps each site's recent batches as those bytes, plus the slice ids of the
   records, so reads decode with ``memoryview`` (samples) or ``numpy`` (whole-city columns).
 
-Not thread-safe: :class:`telemetry.agentlink.service.AgentRegistry` calls it under its lock.
+Not thread-safe: :class:`telemetry.agentlink.registry.AgentRegistry` calls it under its lock.
 """
 
 from __future__ import annotations
@@ -332,10 +332,15 @@ class KpiStore:
 
     # -- reading ---------------------------------------------------------------------------------
 
-    def samples(self, since: float = -_INF) -> dict[tuple[str, str], list[KpiSample]]:
-        """(slice, site) → its samples taken after ``since``, oldest first."""
+    def samples(
+        self, since: float = -_INF, sites: AbstractSet[str] | None = None
+    ) -> dict[tuple[str, str], list[KpiSample]]:
+        """(slice, site) → its samples taken after ``since``, oldest first (of ``sites`` only,
+        when given)."""
         out: dict[tuple[str, str], list[KpiSample]] = {}
-        for site, window in self._batches.items():
+        batches = self._batches
+        windows = batches.items() if sites is None else ((s, batches[s]) for s in sites if s in batches)
+        for site, window in windows:
             if not window or window[-1][AT] <= since:
                 continue
             recent = []
@@ -352,28 +357,6 @@ class KpiStore:
                     else:
                         found.append(sample)
         return out
-
-    def latest(
-        self, since: float = -_INF, configured: dict[str, int] | None = None
-    ) -> dict[tuple[str, str], KpiSample]:
-        """(slice, site) → its newest sample taken after ``since``. ``configured`` (site → how many
-        slices it has) spares looking past a site's last batch when that one has them all."""
-        out: dict[tuple[str, str], KpiSample] = {}
-        for site, window in self._batches.items():
-            for b, keep in self._newest(site, window, since, configured):
-                decoded = zip(zip(b[NAMES], repeat(site)), _decode(b), strict=True)
-                if keep is None:
-                    out.update(decoded)
-                else:
-                    out.update(pair for i, pair in enumerate(decoded) if i in keep)
-        return out
-
-    def latest_of(self, slice_name: str, site: str) -> KpiSample | None:
-        for b in reversed(self._batches.get(site, ())):
-            if slice_name in b[NAMES]:
-                i = b[NAMES].index(slice_name)
-                return _new_sample((b[AT], *(column[i] for column in _sample_columns(b))))
-        return None
 
     def latest_columns(self, since: float, sites: AbstractSet[str], configured: dict[str, int]) -> KpiColumns:
         """The newest record of every (slice, site) of ``sites`` taken after ``since``, column-wise:

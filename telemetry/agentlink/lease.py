@@ -15,7 +15,8 @@ import threading
 import time
 from collections import deque
 
-from telemetry.agentlink import service as agent_service
+from telemetry.agentlink.ports import ControllerPort
+from telemetry.agentlink.registry import AgentRegistry, Effect
 
 log = logging.getLogger(__name__)
 MAX_DOWNS_KEPT = 10_000  # detections kept for benchmarks and tests (bounded: a long run must not grow)
@@ -30,8 +31,8 @@ class LeaseMonitor:
 
     def __init__(
         self,
-        registry: agent_service.AgentRegistry,
-        service: agent_service.ControllerPort,
+        registry: AgentRegistry,
+        service: ControllerPort,
         interval_s: float | None = None,
     ) -> None:
         self.registry = registry
@@ -100,7 +101,7 @@ class LeaseMonitor:
         else:
             self.service.site_down(expired[0], reason, f"agent:{expired[0]}")
 
-    def _apply(self, effect: agent_service.Effect) -> None:
+    def _apply(self, effect: Effect) -> None:
         actor = f"agent:{effect.site}"
         if effect.action == "site-up":
             self.service.site_up(effect.site, actor)

@@ -48,8 +48,8 @@ from controller.runtime.service import Event, SliceRecord, SliceState, TopologyS
 from slices.intent import SliceKind
 from slices.status import ConditionStatus, ConditionType, get_condition
 from telemetry.agentlink.kpi_store import KpiColumns
-from telemetry.agentlink.service import KNOWN_REFUSALS
 from telemetry.agentlink.session_table import SessionColumns
+from telemetry.agentlink.settings import KNOWN_REFUSALS
 from telemetry.metrics import kpi_ratios
 from telemetry.metrics.exposition_text import escape_label_value
 from telemetry.metrics.kpi_ratios import KpiTargets, RenderedGauge, SliceKpis
@@ -192,7 +192,7 @@ class _SampleLike(Protocol):
 
 
 class _RegistryLike(Protocol):
-    """The reading side of :class:`telemetry.agentlink.service.AgentRegistry`."""
+    """The reading side of :class:`telemetry.agentlink.registry.AgentRegistry`."""
 
     @property
     def clock(self) -> Callable[[], float]: ...

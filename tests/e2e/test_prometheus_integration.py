@@ -53,7 +53,7 @@ from controller.runtime.service import ControllerService
 from controller.runtime.store import Store
 from protos.edgeslice.agent.v1 import agent_pb2
 from slices import errors
-from telemetry.agentlink import service as agent_service
+from telemetry import agentlink as agent_service
 from telemetry.metrics import exporter as metrics
 from telemetry.site import simulator
 from tests.support.paths import ROOT
@@ -123,7 +123,7 @@ def free_port() -> int:
 def interceptors_added(module: Any, attr: str, interceptor: object) -> Iterator[None]:
     """Give servers built inside the block our interceptor, when their factory takes no such parameter.
 
-    ``controller.api.server.serve`` and ``telemetry.agentlink.service.serve_agents`` do not take
+    ``controller.api.server.serve`` and ``telemetry.agentlink.server.serve_agents`` do not take
     interceptors yet; until they do, the servers they build get ours by wrapping the grpc
     factory for the duration of the call (the servers themselves are the real ones).
     """

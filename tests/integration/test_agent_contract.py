@@ -23,8 +23,8 @@ from controller.runtime.service import ControllerService
 from controller.runtime.store import Store
 from protos.edgeslice.agent.v1 import agent_pb2
 from slices.status import ConditionStatus, ConditionType, get_condition
+from telemetry import agentlink as agent_service
 from telemetry.agentlink import lease, sla
-from telemetry.agentlink import service as agent_service
 from telemetry.site import agent
 from tests.support.cityfixtures import small_city
 from tests.support.runtime_helpers import doc

@@ -18,7 +18,7 @@ from controller.runtime.service import ControllerService, SliceState
 from controller.runtime.store import Store
 from slices.intent import load_slices
 from slices.status import ConditionStatus, ConditionType, get_condition
-from telemetry.agentlink import service as agent_service
+from telemetry import agentlink as agent_service
 from telemetry.site import simulator
 from tests.support.waiting import eventually
 

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from telemetry.agentlink import service as agent_service
+from telemetry import agentlink as agent_service
 from telemetry.site import agent
 from tests.support.runtime_helpers import doc, make_service
 from tests.support.waiting import eventually

@@ -15,8 +15,8 @@ import pytest
 
 from protos.edgeslice.agent.v1 import agent_pb2
 from slices import errors
+from telemetry import agentlink as agent_service
 from telemetry.agentlink import lease
-from telemetry.agentlink import service as agent_service
 from telemetry.site import agent
 from tests.support.clock import FakeClock
 from tests.support.telemetry_fakes import FakeService, intent
@@ -314,7 +314,7 @@ def test_links_reported_down_and_up(service: FakeService) -> None:
     registry.refresh(force=True)
     c1, a1 = registry.open("c1", "t", lambda: None), registry.open("a1", "t", lambda: None)
 
-    def report(session: agent_service._Session, peer: str, up: bool) -> None:
+    def report(session: agent_service.Session, peer: str, up: bool) -> None:
         batch = agent_pb2.TelemetryBatch()
         batch.health.links.add(peer=peer, up=up)
         registry.record_telemetry(session, batch)

@@ -19,7 +19,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from controller.runtime.service import ControllerService
-from telemetry.agentlink import service as agent_service
+from telemetry import agentlink as agent_service
 from telemetry.agentlink.session_table import SessionColumns, SessionTable
 from telemetry.metrics import exporter as metrics
 from tests.support.clock import FakeClock
@@ -484,7 +484,7 @@ def test_every_metric_is_documented(service: ControllerService) -> None:
 
 
 def test_agent_registry_view_reads_sessions_and_only_cells_kpis() -> None:
-    from telemetry.agentlink.service import KpiSample
+    from telemetry.agentlink.sla import KpiSample
 
     def sample(at: float, latency: float, dl: float) -> KpiSample:
         return KpiSample(at, dl, 0.0, 10.0, 0.0, latency / 2, latency, 0.001, 7, 0.5)

@@ -7,7 +7,7 @@ import pytest
 from controller.cli import sim_city
 from protos.edgeslice.agent.v1 import agent_pb2
 from slices import errors
-from telemetry.agentlink import service as agent_service
+from telemetry import agentlink as agent_service
 from telemetry.site import simulator
 from tests.integration.test_agent_service import FAST
 from tests.support.cityfixtures import dual_homed_city
