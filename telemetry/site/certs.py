@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,7 +79,7 @@ def create_ca(days: int = 365) -> PemPair:
 
 
 def _issue(
-    ca: PemPair, common_name: str, sans: list[x509.GeneralName], usage: x509.ObjectIdentifier, days: int
+    ca: PemPair, subject: x509.Name, sans: list[x509.GeneralName], usage: x509.ObjectIdentifier, days: int
 ) -> PemPair:
     try:
         ca_cert = x509.load_pem_x509_certificate(ca.cert)
@@ -90,23 +91,33 @@ def _issue(
     key = _key()
     builder = (
         x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+        .subject_name(subject)
         .issuer_name(ca_cert.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
     )
+    if sans:
+        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
     cert = _validity(builder, days).sign(ca_key, hashes.SHA256())
     return PemPair(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key))
 
 
+def client_certificate(
+    ca: PemPair, common_name: str, organisation: str | None = None, uris: Sequence[str] = (), days: int = 365
+) -> PemPair:
+    """A client certificate: subject CN (and O, which Kubernetes reads as the user's group), URI SANs."""
+    subject = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
+    if organisation:
+        subject.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, organisation))
+    sans: list[x509.GeneralName] = [x509.UniformResourceIdentifier(u) for u in uris]
+    return _issue(ca, x509.Name(subject), sans, ExtendedKeyUsageOID.CLIENT_AUTH, days)
+
+
 def site_certificate(ca: PemPair, site: str, days: int = 365) -> PemPair:
     """A client certificate for the agent of ``site``."""
-    return _issue(
-        ca, site, [x509.UniformResourceIdentifier(SPIFFE_SITE + site)], ExtendedKeyUsageOID.CLIENT_AUTH, days
-    )
+    return client_certificate(ca, site, uris=[SPIFFE_SITE + site], days=days)
 
 
 def controller_certificate(
@@ -119,7 +130,8 @@ def controller_certificate(
             sans.append(x509.IPAddress(ipaddress.ip_address(host)))
         except ValueError:
             sans.append(x509.DNSName(host))
-    return _issue(ca, CONTROLLER_NAME, sans, ExtendedKeyUsageOID.SERVER_AUTH, days)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, CONTROLLER_NAME)])
+    return _issue(ca, name, sans, ExtendedKeyUsageOID.SERVER_AUTH, days)
 
 
 def certificate_sites(cert_pem: bytes) -> set[str]:

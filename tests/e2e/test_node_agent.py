@@ -31,12 +31,11 @@ from controller.runtime.plan_recorder import PlanRecorder
 from controller.runtime.service import ControllerService
 from controller.runtime.store import Store
 from slices.status import ConditionStatus, ConditionType, get_condition
-from telemetry import agentlink as agent_service
+from telemetry.agentlink import service as agent_service
 from telemetry.agentlink.sla import KpiSample
 from telemetry.site import certs
-from tests.support.cityfixtures import small_city
 from tests.support.paths import TESTS
-from tests.support.runtime_helpers import doc
+from tests.support.runtime_helpers import doc, small_city
 from tests.support.waiting import eventually
 
 NODE_AGENT = TESTS / "node_agent"

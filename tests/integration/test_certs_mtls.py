@@ -12,7 +12,7 @@ import pytest
 from cryptography import x509
 
 from slices import errors
-from telemetry import agentlink as agent_service
+from telemetry.agentlink import service as agent_service
 from telemetry.site import agent, certs
 from tests.support.telemetry_fakes import FakeService
 
@@ -147,13 +147,7 @@ def test_a_certificate_naming_two_sites_is_refused_for_both(
 ) -> None:
     # CN=c1 with a SAN for c2: it must not be good for either site.
     ca = certs.load_pair(pki, "ca")
-    two = certs._issue(
-        ca,
-        "c1",
-        [x509.UniformResourceIdentifier(certs.SPIFFE_SITE + "c2")],
-        x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH,
-        1,
-    )
+    two = certs.client_certificate(ca, "c1", uris=[certs.SPIFFE_SITE + "c2"], days=1)
     certs.write_pair(two, pki, "site-two")
     for claim in ("c1", "c2"):
         with pytest.raises(errors.Unavailable, match=r"PERMISSION_DENIED.*names 2 sites \(c1, c2\)"):

@@ -1,7 +1,7 @@
 """A real Kubernetes control plane for tests, the way controller-runtime's *envtest* does it.
 
 One etcd, one kube-apiserver and (on request) one kube-controller-manager per test session, all
-on free loopback ports, with certificates made here with ``cryptography``:
+on free loopback ports, with certificates from the dev CA of :mod:`telemetry.site.certs`:
 
 - ``KUBEBUILDER_ASSETS`` names the folder holding ``kube-apiserver`` (and ``kube-controller-manager``),
   else ``.envtest/bin`` of this work tree if ``.ci/run`` has unpacked them there;
@@ -20,8 +20,6 @@ fixtures in ``tests/conftest.py`` turn that into a skip, or a failure when ``CI`
 from __future__ import annotations
 
 import contextlib
-import datetime
-import ipaddress
 import os
 import secrets
 import shutil
@@ -39,11 +37,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
+from telemetry.site import certs
 from tests.support.paths import ROOT
 
 #: How long a component may take to become ready (2 shared cores: the apiserver needs 5-15 s).
@@ -124,14 +121,7 @@ def free_port() -> int:
 # --- certificates -------------------------------------------------------------------------------
 
 
-def _name(common_name: str, organisation: str | None = None) -> x509.Name:
-    attributes = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
-    if organisation:
-        attributes.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, organisation))
-    return x509.Name(attributes)
-
-
-def _pem_key(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> bytes:
+def _pem_key(key: rsa.RSAPrivateKey) -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
@@ -151,67 +141,12 @@ class Pki:
 
 
 def make_pki(folder: Path) -> Pki:
-    now = datetime.datetime.now(datetime.UTC)
-    start, end = now - datetime.timedelta(minutes=5), now + datetime.timedelta(days=2)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = _name("edgeslice envtest CA")
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(end)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-
-    def issue(
-        subject: x509.Name, usage: x509.ObjectIdentifier, sans: Sequence[x509.GeneralName] = ()
-    ) -> tuple[bytes, bytes]:
-        key = ec.generate_private_key(ec.SECP256R1())
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(ca_name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(start)
-            .not_valid_after(end)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-        )
-        if sans:
-            builder = builder.add_extension(x509.SubjectAlternativeName(list(sans)), critical=False)
-        cert = builder.sign(ca_key, hashes.SHA256())
-        return cert.public_bytes(serialization.Encoding.PEM), _pem_key(key)
-
-    serving = issue(
-        _name("kube-apiserver"),
-        ExtendedKeyUsageOID.SERVER_AUTH,
-        [
-            x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-            x509.IPAddress(ipaddress.ip_address("10.96.0.1")),
-            x509.DNSName("localhost"),
-            x509.DNSName("kubernetes.default.svc"),
-        ],
-    )
-    admin = issue(_name("envtest-admin", "system:masters"), ExtendedKeyUsageOID.CLIENT_AUTH)
+    """The dev CA of :mod:`telemetry.site.certs` issues the apiserver's serving certificate and the
+    admin's client certificate (O=system:masters: Kubernetes reads the organisation as a group)."""
+    ca = certs.create_ca(days=2)
+    hosts = ("127.0.0.1", "10.96.0.1", "localhost", "kubernetes.default.svc")
+    serving = certs.controller_certificate(ca, hosts, days=2)
+    admin = certs.client_certificate(ca, "envtest-admin", "system:masters", days=2)
     sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
     pki = Pki(
@@ -223,11 +158,11 @@ def make_pki(folder: Path) -> Pki:
         sa_key=folder / "sa.key",
         sa_pub=folder / "sa.pub",
     )
-    pki.ca_cert.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    pki.serving_cert.write_bytes(serving[0])
-    pki.serving_key.write_bytes(serving[1])
-    pki.admin_client_cert.write_bytes(admin[0])
-    pki.admin_client_key.write_bytes(admin[1])
+    pki.ca_cert.write_bytes(ca.cert)
+    pki.serving_cert.write_bytes(serving.cert)
+    pki.serving_key.write_bytes(serving.key)
+    pki.admin_client_cert.write_bytes(admin.cert)
+    pki.admin_client_key.write_bytes(admin.key)
     pki.sa_key.write_bytes(_pem_key(sa_key))
     pki.sa_pub.write_bytes(
         sa_key.public_key().public_bytes(

@@ -1,4 +1,7 @@
-"""A throwaway CA and a server certificate for 127.0.0.1/localhost, made with ``cryptography``."""
+"""A throwaway CA and a certificate for 127.0.0.1/localhost, made with ``cryptography``.
+
+The certificate has no extended key usage, so one file serves as the operator API's server and
+client certificate; site and controller certificates come from :mod:`telemetry.site.certs`."""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import NameOID
 
 
 @dataclass(frozen=True)
@@ -65,37 +68,6 @@ def make_pki() -> Pki:
     pem = serialization.Encoding.PEM
     return Pki(
         ca_pem=ca_cert.public_bytes(pem),
-        cert_pem=cert.public_bytes(pem),
-        key_pem=key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
-    )
-
-
-def client_certificate(ca_cert_pem: bytes, ca_key_pem: bytes, common_name: str, uris: list[str]) -> Pki:
-    """A client certificate with subject CN ``common_name`` and the given URI SANs, signed by the
-    CA (e.g. ``telemetry.site.certs``' dev CA): a certificate naming two sites, for instance."""
-    now = datetime.datetime.now(datetime.UTC)
-    ca_cert = x509.load_pem_x509_certificate(ca_cert_pem)
-    ca_key = serialization.load_pem_private_key(ca_key_pem, password=None)
-    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name(common_name))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-        .add_extension(
-            x509.SubjectAlternativeName([x509.UniformResourceIdentifier(u) for u in uris]), critical=False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    pem = serialization.Encoding.PEM
-    return Pki(
-        ca_pem=ca_cert_pem,
         cert_pem=cert.public_bytes(pem),
         key_pem=key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
     )
