@@ -396,11 +396,6 @@ class Store:
             rows = self._conn.execute("SELECT * FROM slices ORDER BY created_at, name").fetchall()
         return [_row_to_slice(r, self.path) for r in rows]
 
-    def get_slice(self, name: str) -> SliceRow | None:
-        with self._lock:
-            r = self._conn.execute("SELECT * FROM slices WHERE name = ?", (name,)).fetchone()
-        return _row_to_slice(r, self.path) if r is not None else None
-
     def events(self, after_seq: int = 0, limit: int = 1000, slice_name: str | None = None) -> list[EventRow]:
         sql = "SELECT * FROM events WHERE seq > ?"
         args: list[object] = [after_seq]
