@@ -279,6 +279,6 @@ def test_a_leader_that_loses_the_lease_stops_writing_and_stops(
     assert controller.wait(5), "the controller should stop after losing the lease"
     assert controller.lost_leadership
     gate = runtime.LeaderGate(
-        PlanRecorder(tmp_path / "plans", runtime.load_city(config)), controller._is_leading
+        PlanRecorder(tmp_path / "plans", runtime.load_city(config)), controller.is_leading
     )
     assert gate.remove("cars").reason == "NotLeader"

@@ -1,0 +1,43 @@
+"""A standby replica's operator port over real gRPC: health and reflection answer, every other
+call (unary, streaming, or of no service at all) is refused UNAVAILABLE, naming the replica."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from controller.api import grpc_services
+from controller.runtime.standby import Standby
+from protos.edgeslice.operator.v1 import operator_pb2 as pb
+from protos.edgeslice.operator.v1 import operator_pb2_grpc
+
+
+@pytest.fixture
+def standby() -> Iterator[Standby]:
+    runnable = Standby("127.0.0.1:0", None, True, "replica-b")
+    runnable.start()
+    try:
+        yield runnable
+    finally:
+        runnable.stop()
+
+
+def test_a_standby_refuses_every_call_but_health(standby: Standby) -> None:
+    assert standby.endpoints == {"operator": standby.address}
+    with grpc.insecure_channel(standby.address) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        assert health.Check(health_pb2.HealthCheckRequest(), timeout=5).status == grpc_services.SERVING
+        stub = operator_pb2_grpc.OperatorServiceStub(channel)
+        calls = [
+            lambda: stub.ListSlices(pb.ListSlicesRequest(), timeout=5),
+            lambda: list(stub.WatchEvents(pb.WatchEventsRequest(), timeout=5)),
+            lambda: channel.unary_unary("/no.such.Service/Call")(b"", timeout=5),
+        ]
+        for call in calls:
+            with pytest.raises(grpc.RpcError) as err:
+                call()
+            assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+            assert "replica-b is a standby replica" in (err.value.details() or "")
