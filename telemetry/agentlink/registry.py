@@ -19,7 +19,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import grpc
@@ -30,6 +30,7 @@ from controller.runtime.realisation import AgentProgress
 from protos.edgeslice.agent.v1 import agent_ingest_pb2, agent_pb2
 from slices.profiles import SliceIntent
 from telemetry.agentlink import kpi_store, site_config, wire
+from telemetry.agentlink.desired import DesiredConfigs, slice_sites
 from telemetry.agentlink.limits import (
     MAX_ACK_MESSAGE,
     MAX_NAME,
@@ -60,16 +61,6 @@ class Effect:
     slices: tuple[str, ...] = ()  # "refused": the slices whose config the refused generation carried
 
 
-@dataclass
-class _Desired:
-    config: site_config.SiteConfig
-    generation: int
-    wire: agent_pb2.ControllerMessage = field(default_factory=agent_pb2.ControllerMessage)
-    names: frozenset[str] = frozenset()
-    # slice → the first generation of this site that carries the slice's current config here
-    since: dict[str, int] = field(default_factory=dict)
-
-
 class AgentRegistry:
     """Every site's session, lease, config generation and KPIs. All methods are thread-safe.
 
@@ -97,22 +88,14 @@ class AgentRegistry:
             nb[ln.b].add(ln.a)
         self._neighbours = {k: frozenset(v) for k, v in nb.items()}
         self._table = SessionTable(list(topology.sites))  # every session fact, once
-        self._generations = site_config.Generations(service.site_generations())
-        self._unsaved: set[str] = set()  # sites whose generation moved since the last save
-        self._desired: dict[str, _Desired] = {}
-        self._intents: dict[str, SliceIntent] = {}
-        self._carriers: dict[str, tuple[str, ...]] = {}  # slice → the sites its config goes to
-        self._reporters: dict[str, frozenset[str]] = {}  # slice → the sites that report its KPIs
-        self._dirty: set[str] = set()  # slices whose agent progress may have changed
+        self._desired = DesiredConfigs(self._table, service.site_generations(), self._neighbours, self._kinds)
         self._refusal_counts: dict[str, int] = {}
         # Each site's recent telemetry batches, column-wise as they arrived (see kpi_store).
         self._kpis = kpi_store.KpiStore(self.settings.kpi_window)
-        self._slice_counts: dict[str, int] = {}  # site → how many slices are configured there
         self._links_down_by: dict[LinkKey, set[str]] = {}
         self._link_state: dict[str, list[tuple[str, bool]]] = {}  # site → its last (peer, up) report
         self._effects: deque[Effect] = deque()
         self._expect_returning_agents(service)
-        self._revision = -1
         self._serial = 0
         self.effects_ready = threading.Event()
 
@@ -130,17 +113,11 @@ class AgentRegistry:
 
     # -- desired configuration ------------------------------------------------------------------
 
-    def _set_desired(self, site: str, d: _Desired) -> None:
-        self._desired[site] = d
-        row = self._table.row.get(site)
-        if row is not None:
-            self._table.desired[row] = d.generation
-
     def refresh(self, force: bool = False) -> list[str]:
         """Recompute desired configs if the controller's revision moved; wake the sites whose
         generation changed. Returns those sites. Runs on the lease monitor thread."""
         revision = self.service.revision
-        if revision == self._revision and not force:
+        if revision == self._desired.revision and not force:
             return []
         records = self.service.list_slices()
         placed = [
@@ -149,48 +126,13 @@ class AgentRegistry:
             if r.placement is not None and str(r.state) not in _INACTIVE_STATES
         ]
         configs = site_config.site_configs(self.service.topology(), placed)
-        carriers: dict[str, list[str]] = {}
-        reporters: dict[str, set[str]] = {}
-        for site, config in configs.items():
-            for s in config.slices:
-                carriers.setdefault(s.name, []).append(site)
-                if s.radio is not None or s.compute is not None:
-                    reporters.setdefault(s.name, set()).add(site)
+        carriers, reporters = slice_sites(configs)
         now = self.clock()
         wakes: list[Callable[[], None]] = []
         t = self._table
         with self._lock:
-            self._revision = revision
-            self._intents = {intent.name: intent for intent, _ in placed}
-            new_carriers = {name: tuple(sites) for name, sites in carriers.items()}
-            self._dirty.update(n for n in new_carriers if self._carriers.get(n) != new_carriers[n])
-            self._carriers = new_carriers
-            self._reporters = {name: frozenset(sites) for name, sites in reporters.items()}
-            changed = self._generations.update(configs)
-            self._unsaved.update(changed)
-            moved = dict(changed)
-            # Sites whose stored generation still holds (a restart, nothing changed) are desired too.
-            for site in configs.keys() - self._desired.keys() - changed.keys():
-                moved[site] = self._generations.generation(site)
-            for site, generation in moved.items():
-                config = configs[site]
-                old = self._desired.get(site)
-                before = {s.name: s for s in old.config.slices} if old is not None else {}
-                since = {
-                    s.name: (old.since[s.name] if old is not None and before.get(s.name) == s else generation)
-                    for s in config.slices
-                }
-                self._set_desired(
-                    site,
-                    _Desired(
-                        config,
-                        generation,
-                        wire.config_message(config, generation, self._neighbours.get(site, ())),
-                        frozenset(config.slice_names()),
-                        since,
-                    ),
-                )
-                self._dirty.update(since)
+            moved = self._desired.update(revision, placed, configs, carriers, reporters)
+            for site in moved:
                 row = t.row.get(site)
                 if row is not None:
                     rec = t.records[row]
@@ -198,11 +140,8 @@ class AgentRegistry:
                     rec.refusals_in_row = 0
                     if rec.session is not None:
                         wakes.append(rec.session.wake)
-            # KPIs of a slice that left a site are no longer about anything.
-            for site in moved:
-                names = self._desired[site].names
-                self._slice_counts[site] = len(names)
-                self._kpis.reconfigured(site, names)
+                # KPIs of a slice that left a site are no longer about anything.
+                self._kpis.reconfigured(site, self._desired.by_site[site].names)
         for wake in wakes:
             wake()
         return sorted(moved)
@@ -210,62 +149,33 @@ class AgentRegistry:
     def take_unsaved_generations(self) -> list[tuple[str, int, str]]:
         """(site, generation, content hash) of the sites whose generation moved since the last call."""
         with self._lock:
-            rows = self._generations.rows(sorted(self._unsaved))
-            self._unsaved.clear()
-        return rows
+            return self._desired.take_unsaved()
 
     def desired(self, site: str) -> tuple[site_config.SiteConfig, int] | None:
         with self._lock:
-            d = self._desired.get(site)
+            d = self._desired.by_site.get(site)
             return (d.config, d.generation) if d else None
 
     def intents(self) -> dict[str, SliceIntent]:
         with self._lock:
-            return dict(self._intents)
+            return dict(self._desired.intents)
 
     def reporters(self) -> dict[str, frozenset[str]]:
         """slice → the sites expected to report its KPIs (its cells and its edge sites)."""
         with self._lock:
-            return dict(self._reporters)
-
-    # -- agent progress (what makes a slice Realised) -------------------------------------------
+            return dict(self._desired.reporters)
 
     def take_progress(self) -> dict[str, AgentProgress]:
-        """The agent progress of every slice whose progress may have changed since the last call."""
-        policy = self.settings.agent_policy
+        """The agent progress (what makes a slice Realised) of every slice whose progress may
+        have changed since the last call."""
         with self._lock:
-            dirty, self._dirty = self._dirty, set()
-            return {name: self._progress(name, policy) for name in sorted(dirty) if name in self._carriers}
+            return self._desired.take_progress(self.settings.agent_policy)
 
     def progress(self, name: str) -> AgentProgress | None:
         with self._lock:
-            return self._progress(name, self.settings.agent_policy) if name in self._carriers else None
-
-    def _progress(self, name: str, policy: str) -> AgentProgress:
-        acked = 0
-        required = 0
-        exempt = 0
-        waiting: list[str] = []
-        refused: list[tuple[str, int, str, str]] = []
-        t = self._table
-        for site in self._carriers[name]:
-            if policy == "none" or (policy == "edge" and self._kinds[site] not in ("edge", "core")):
-                exempt += 1
-                continue
-            required += 1
-            row = t.row[site]
-            since = self._desired[site].since.get(name, 0)
-            if t.acked[row] >= since:
-                acked += 1
-                continue
-            r = t.records[row].refusal
-            if r is not None and r.generation >= since:
-                refused.append((site, r.generation, r.reason, r.message))
-            elif len(waiting) < 5:
-                waiting.append(site)
-        return AgentProgress(
-            required, acked, tuple(refused[:5]), tuple(waiting), exempt, policy, self._revision
-        )
+            if name not in self._desired.carriers:
+                return None
+            return self._desired.progress(name, self.settings.agent_policy)
 
     # -- sessions -------------------------------------------------------------------------------
 
@@ -331,7 +241,7 @@ class AgentRegistry:
         no resend; a generation at or above ours from elsewhere (another controller, a restored
         state) makes us number the current config above it, so generations never go back."""
         site = session.site
-        d = self._desired.get(site)
+        d = self._desired.by_site.get(site)
         if d is None or applied == 0:
             return
         if epoch == self.epoch and applied == d.generation:
@@ -339,22 +249,9 @@ class AgentRegistry:
             session.acked_seen = applied
             if self._table.acked[session.row] != applied:
                 self._table.acked[session.row] = applied
-                self._dirty.update(d.since)
+                self._desired.touched(site)
         elif applied >= d.generation:
-            generation = self._generations.raise_above(site, applied)
-            since = {name: generation for name in d.since}
-            self._set_desired(
-                site,
-                _Desired(
-                    d.config,
-                    generation,
-                    wire.config_message(d.config, generation, self._neighbours.get(site, ())),
-                    d.names,
-                    since,
-                ),
-            )
-            self._unsaved.add(site)
-            self._dirty.update(since)
+            self._desired.raise_above(site, applied)
 
     def heartbeat(self, session: Session, applied: int) -> None:
         """The agent says which generation is in effect. Below what it acked (its backend lost or
@@ -362,14 +259,12 @@ class AgentRegistry:
         t = self._table
         with self._lock:
             row = session.row
-            d = self._desired.get(session.site)
             if applied == 0 or applied >= t.acked[row] or t.records[row].session is not session:
                 return
             t.acked[row] = applied
             session.acked_seen = applied
             session.sent_generation = 0  # resend at once
-            if d is not None:
-                self._dirty.update(d.since)
+            self._desired.touched(session.site)
 
     def close(self, session: Session) -> None:
         with self._lock:
@@ -445,7 +340,7 @@ class AgentRegistry:
         backoff up to REFUSAL_BACKOFF_MAX_S)."""
         now = self.clock()
         with self._lock:
-            d = self._desired.get(session.site)
+            d = self._desired.by_site.get(session.site)
             if d is None or session.replaced or session.expired:
                 return None
             rec = self._table.records[session.row]
@@ -468,7 +363,7 @@ class AgentRegistry:
         """How long the writer may sleep before the config is due again (None: nothing due)."""
         now = self.clock()
         with self._lock:
-            d = self._desired.get(session.site)
+            d = self._desired.by_site.get(session.site)
             if d is None or session.replaced or session.expired:
                 return None
             if self._table.acked[session.row] == d.generation:
@@ -481,14 +376,14 @@ class AgentRegistry:
         with self._lock:
             row = session.row
             rec = t.records[row]
-            d = self._desired.get(session.site)
+            d = self._desired.by_site.get(session.site)
             if d is None or ack.generation != d.generation:
                 return  # an ack of a superseded generation: the current one is (re)sent anyway
             if ack.ok:
                 session.acked_seen = ack.generation
                 if t.acked[row] != ack.generation:
                     t.acked[row] = ack.generation
-                    self._dirty.update(d.since)
+                    self._desired.touched(session.site)
                 rec.refusal = None
                 rec.refusals_in_row = 0
                 return
@@ -499,7 +394,7 @@ class AgentRegistry:
             rec.refusals_in_row += 1
             label = reason if reason in KNOWN_REFUSALS else "Other"
             self._refusal_counts[label] = self._refusal_counts.get(label, 0) + 1
-            self._dirty.update(d.since)
+            self._desired.touched(session.site)
             if first:  # one event per refused generation, not per resend
                 slices = tuple(sorted(n for n, g in d.since.items() if g <= ack.generation))
                 self._effects.append(
@@ -554,7 +449,7 @@ class AgentRegistry:
             links = health.links
             reported = self._link_states(site, links) if links else None
             with self._lock:
-                desired = self._desired.get(site)
+                desired = self._desired.by_site.get(site)
                 configured = desired.names if desired else frozenset()
                 kept = self._kpis.add(site, now, columns, configured)
                 rec.kpi_records += kept
@@ -674,7 +569,7 @@ class AgentRegistry:
         """The newest record of every (slice, site) of ``sites`` taken after ``since``, as arrays:
         what a metrics scrape aggregates per slice (200,000 records in a city)."""
         with self._lock:
-            return self._kpis.latest_columns(since, sites, self._slice_counts)
+            return self._kpis.latest_columns(since, sites, self._desired.slice_counts)
 
     def site_kinds(self) -> dict[str, str]:
         return dict(self._kinds)
