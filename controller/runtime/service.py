@@ -6,7 +6,7 @@ lock: decisions are serialised, reads see committed state).
 
 The names and signatures below are the agreed interface between the runtime (controller.runtime.service
 / store / reconciler), the operator API (controller.api.server), the agents (telemetry.*),
-Kubernetes (controller.kube_*) and metrics (telemetry.metrics.exporter). The service does the operator's
+Kubernetes (controller.kube_*) and metrics (telemetry.metrics.observer). The service does the operator's
 and agents' operations itself (each a committed decision) and leaves the rest to the
 level-based pass in :mod:`controller.runtime.reconciler`.
 
@@ -45,7 +45,8 @@ from controller.runtime.progress import Progress
 from controller.runtime.realisation import AgentProgress, Realiser
 from controller.runtime.reconciler import RealisationPolicy, Reconciler, set_cond
 from controller.runtime.service_core import ServiceCore
-from controller.runtime.store import Store, bad_row
+from controller.runtime.store import Store
+from controller.runtime.store_rows import bad_row
 from controller.runtime.views import Event, SiteStatus, SliceRecord, TopologyStatus, Views
 from controller.runtime.world import SliceState, Slot, World
 from slices import errors

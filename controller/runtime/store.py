@@ -11,12 +11,12 @@ foreign or damaged file (``PRAGMA quick_check``) with one line naming the proble
 cannot be decoded names its slice. Only a missing file, or ``init=True`` over a 0-byte one, makes
 a new state. :class:`StateLock` keeps a second controller off a state; :func:`check_state`,
 :func:`backup_state` and :func:`restore_state` are ``slicectl state check|backup|restore``.
+The schema and the rows (their JSON columns) are :mod:`controller.runtime.store_rows`.
 """
 
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import sqlite3
 import threading
@@ -25,199 +25,26 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import pydantic
 
+from controller.runtime.store_rows import (
+    APPLICATION_ID,
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    TABLES,
+    EventRow,
+    MaintenanceRow,
+    SliceRow,
+    bad_row,
+    dumps,
+    opt_dumps,
+    row_to_slice,
+)
 from slices import errors
 
-SCHEMA_VERSION = 3
-#: ``PRAGMA application_id`` of an edgeslice state ("ESLC"): a SQLite file of something else is
-#: refused rather than having our tables added to it.
-APPLICATION_ID = 0x45534C43
 SQLITE_MAGIC = b"SQLite format 3\x00"
 LOCK_SUFFIX = ".lock"  # <state file>.lock: held (flock) by the controller using that file
-
-# Each entry upgrades the schema from version i to i + 1.
-_MIGRATIONS: tuple[str, ...] = (
-    """
-    CREATE TABLE slices (
-        name            TEXT PRIMARY KEY,
-        generation      INTEGER NOT NULL,
-        document        TEXT NOT NULL,      -- the NetworkSlice as applied (JSON, camelCase)
-        spec_hash       TEXT NOT NULL,
-        state           TEXT NOT NULL,
-        reason          TEXT NOT NULL,
-        message         TEXT NOT NULL,
-        placement       TEXT,               -- Placement.to_dict() JSON, NULL when nothing is held
-        placed_document TEXT,               -- the document the placement was made for
-        conditions      TEXT NOT NULL,      -- JSON list of Condition
-        created_at      TEXT NOT NULL,
-        updated_at      TEXT NOT NULL,
-        deleted_at      TEXT                -- set while realisation backends clean up
-    );
-    CREATE TABLE events (
-        seq     INTEGER PRIMARY KEY AUTOINCREMENT,
-        at      TEXT NOT NULL,
-        actor   TEXT NOT NULL,
-        action  TEXT NOT NULL,
-        slice   TEXT,
-        site    TEXT,
-        message TEXT NOT NULL
-    );
-    CREATE INDEX events_by_slice ON events (slice, seq);
-    CREATE TABLE maintenance (
-        kind    TEXT NOT NULL,              -- 'site' or 'link' ("a:b")
-        name    TEXT NOT NULL,
-        at      TEXT NOT NULL,
-        actor   TEXT NOT NULL,
-        PRIMARY KEY (kind, name)
-    );
-    """,
-    # 1 -> 2: the sites whose agent has connected at some time, so that after a restart an agent
-    # that does not come back is noticed (its lease runs from the restart).
-    """
-    CREATE TABLE agent_sites (
-        site        TEXT PRIMARY KEY,
-        first_seen  TEXT NOT NULL
-    );
-    """,
-    # 2 -> 3: per-site config generations survive restarts (an agent may trust "same generation,
-    # same config"), and an epoch that tells this state apart from any other controller's.
-    """
-    CREATE TABLE site_generations (
-        site          TEXT PRIMARY KEY,
-        generation    INTEGER NOT NULL,
-        content_hash  TEXT NOT NULL
-    );
-    CREATE TABLE meta (
-        key    TEXT PRIMARY KEY,
-        value  TEXT NOT NULL
-    );
-    INSERT INTO meta (key, value) VALUES ('epoch', lower(hex(randomblob(8))));
-    """,
-)
-
-
-#: The tables a state of each schema version has (version 0 has none: a new file).
-_TABLES: tuple[frozenset[str], ...] = (
-    frozenset(),
-    frozenset({"slices", "events", "maintenance"}),
-    frozenset({"slices", "events", "maintenance", "agent_sites"}),
-    frozenset({"slices", "events", "maintenance", "agent_sites", "site_generations", "meta"}),
-)
-
-
-def one_line(exc: BaseException) -> str:
-    """An exception as one line: pydantic's per-field lines joined with "; ".
-
-    >>> one_line(ValueError("a\\nb"))
-    'a; b'
-    """
-    text = errors.describe_validation_error(exc) if isinstance(exc, pydantic.ValidationError) else str(exc)
-    return "; ".join(part.strip() for part in text.splitlines() if part.strip()) or type(exc).__name__
-
-
-def bad_row(path: str, name: str, exc: BaseException) -> errors.StoreError:
-    """The error for a stored slice that cannot be read: names the file and the slice."""
-    return errors.StoreError(f"state file {path}: slice {name!r} cannot be read: {one_line(exc)}")
-
-
-@dataclass(frozen=True)
-class SliceRow:
-    """One slice as stored; JSON columns decoded."""
-
-    name: str
-    generation: int
-    document: dict[str, Any]
-    spec_hash: str
-    state: str
-    reason: str
-    message: str
-    placement: dict[str, Any] | None
-    placed_document: dict[str, Any] | None
-    conditions: list[dict[str, Any]]
-    created_at: datetime
-    updated_at: datetime
-    deleted_at: datetime | None = None
-
-
-@dataclass(frozen=True)
-class EventRow:
-    seq: int
-    at: datetime
-    actor: str
-    action: str
-    slice: str | None
-    site: str | None
-    message: str
-
-
-@dataclass(frozen=True)
-class MaintenanceRow:
-    kind: str
-    name: str
-    at: datetime
-    actor: str
-
-
-def _dumps(value: object) -> str:
-    return json.dumps(value, separators=(",", ":"), sort_keys=True)
-
-
-def _opt_dumps(value: object | None) -> str | None:
-    return None if value is None else _dumps(value)
-
-
-def _json(r: sqlite3.Row, column: str, kind: type) -> Any:
-    text = r[column]
-    if text is None:
-        return None
-    try:
-        value = json.loads(text)
-    except (json.JSONDecodeError, TypeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{column} is not JSON ({exc})") from exc
-    if not isinstance(value, kind):
-        raise ValueError(f"{column} is JSON {type(value).__name__}, not {kind.__name__}")
-    return value
-
-
-def _time(r: sqlite3.Row, column: str) -> datetime | None:
-    text = r[column]
-    if text is None:
-        return None
-    try:
-        return datetime.fromisoformat(text)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{column} is not a time ({text!r})") from exc
-
-
-def _row_to_slice(r: sqlite3.Row, path: str = "") -> SliceRow:
-    """Decode one stored slice; a column that is not what it should be is a
-    :class:`errors.StoreError` naming the slice."""
-    try:
-        document = _json(r, "document", dict)
-        conditions = _json(r, "conditions", list)
-        created_at, updated_at = _time(r, "created_at"), _time(r, "updated_at")
-        if document is None or conditions is None or created_at is None or updated_at is None:
-            raise ValueError("a required column is NULL")
-        return SliceRow(
-            name=r["name"],
-            generation=int(r["generation"]),
-            document=document,
-            spec_hash=r["spec_hash"],
-            state=r["state"],
-            reason=r["reason"],
-            message=r["message"],
-            placement=_json(r, "placement", dict),
-            placed_document=_json(r, "placed_document", dict),
-            conditions=conditions,
-            created_at=created_at,
-            updated_at=updated_at,
-            deleted_at=_time(r, "deleted_at"),
-        )
-    except (ValueError, TypeError) as exc:
-        raise bad_row(path, str(r["name"]), exc) from exc
 
 
 class Transaction:
@@ -240,14 +67,14 @@ class Transaction:
             (
                 row.name,
                 row.generation,
-                _dumps(row.document),
+                dumps(row.document),
                 row.spec_hash,
                 row.state,
                 row.reason,
                 row.message,
-                _opt_dumps(row.placement),
-                _opt_dumps(row.placed_document),
-                _dumps(row.conditions),
+                opt_dumps(row.placement),
+                opt_dumps(row.placed_document),
+                dumps(row.conditions),
                 row.created_at.isoformat(),
                 row.updated_at.isoformat(),
                 row.deleted_at.isoformat() if row.deleted_at else None,
@@ -355,7 +182,7 @@ class Store:
         while version < SCHEMA_VERSION:
             # executescript commits first, so run each step inside an explicit transaction.
             self._conn.executescript(
-                f"BEGIN IMMEDIATE; {_MIGRATIONS[version]} PRAGMA user_version = {version + 1}; "
+                f"BEGIN IMMEDIATE; {MIGRATIONS[version]} PRAGMA user_version = {version + 1}; "
                 f"PRAGMA application_id = {APPLICATION_ID}; COMMIT;"
             )
             version += 1
@@ -394,7 +221,7 @@ class Store:
     def load_slices(self) -> list[SliceRow]:
         with self._lock:
             rows = self._conn.execute("SELECT * FROM slices ORDER BY created_at, name").fetchall()
-        return [_row_to_slice(r, self.path) for r in rows]
+        return [row_to_slice(r, self.path) for r in rows]
 
     def events(self, after_seq: int = 0, limit: int = 1000, slice_name: str | None = None) -> list[EventRow]:
         sql = "SELECT * FROM events WHERE seq > ?"
@@ -550,8 +377,8 @@ def _check_contents(conn: sqlite3.Connection, path: str, quick: bool) -> int:
             f"state file {path}: a SQLite database of something else (tables "
             f"{', '.join(sorted(tables))}), not an edgeslice state"
         )
-    if version < len(_TABLES) and not _TABLES[version] <= tables:
-        missing = ", ".join(sorted(_TABLES[version] - tables))
+    if version < len(TABLES) and not TABLES[version] <= tables:
+        missing = ", ".join(sorted(TABLES[version] - tables))
         raise errors.StoreError(
             f"state file {path}: not an edgeslice state of schema version {version} (no table {missing})"
         )
@@ -679,7 +506,7 @@ def check_state(path: Path, max_problems: int = 20) -> CheckReport:
             for r in conn.execute("SELECT * FROM slices ORDER BY name"):
                 report.slices += 1
                 try:
-                    row = _row_to_slice(r, str(path))
+                    row = row_to_slice(r, str(path))
                     if row.deleted_at is None:
                         Slot.from_row(row)
                 except errors.StoreError as exc:

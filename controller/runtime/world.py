@@ -17,7 +17,7 @@ from controller.core.ledger import Ledger
 from controller.core.placement_model import Placement
 from controller.core.topology import LinkKey, Topology
 from controller.runtime.realisation import AgentProgress
-from controller.runtime.store import SliceRow
+from controller.runtime.store_rows import SliceRow
 from slices.intent import NetworkSlice
 from slices.profiles import SliceIntent, resolve
 from slices.status import Condition, ConditionStatus

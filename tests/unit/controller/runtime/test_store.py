@@ -13,7 +13,8 @@ import pytest
 
 from controller.runtime import store as store_mod
 from controller.runtime.service import ControllerService
-from controller.runtime.store import SliceRow, Store
+from controller.runtime.store import Store
+from controller.runtime.store_rows import MIGRATIONS, SCHEMA_VERSION, SliceRow
 from slices import errors
 from tests.support.cityfixtures import small_city
 from tests.support.clock import FakeClock
@@ -41,7 +42,7 @@ def row(name: str, generation: int = 1, placement: dict[str, object] | None = No
 
 def test_new_file_is_wal_and_current_schema(tmp_path: Path) -> None:
     s = Store.open(tmp_path / "a.db")
-    assert s.schema_version == store_mod.SCHEMA_VERSION
+    assert s.schema_version == SCHEMA_VERSION
     s.close()
     conn = sqlite3.connect(tmp_path / "a.db")
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -125,7 +126,7 @@ def test_bad_files_give_one_clear_error(tmp_path: Path) -> None:
 def test_agent_sites_are_kept_across_reopening_and_added_by_migration(tmp_path: Path) -> None:
     path = tmp_path / "v1.db"
     conn = sqlite3.connect(path)
-    conn.executescript(store_mod._MIGRATIONS[0] + "PRAGMA user_version = 1;")  # a version-1 file
+    conn.executescript(MIGRATIONS[0] + "PRAGMA user_version = 1;")  # a version-1 file
     conn.close()
     s = Store.open(path)
     assert s.schema_version == 3 and s.agent_sites() == set()
@@ -227,7 +228,7 @@ def test_truncated_and_foreign_files_are_refused_unchanged(tmp_path: Path) -> No
         Store.open(app)
     half = tmp_path / "half.db"
     conn = sqlite3.connect(half)
-    conn.executescript(store_mod._MIGRATIONS[0] + "DROP TABLE maintenance; PRAGMA user_version = 1;")
+    conn.executescript(MIGRATIONS[0] + "DROP TABLE maintenance; PRAGMA user_version = 1;")
     conn.close()
     with pytest.raises(
         errors.StoreError,
@@ -308,7 +309,7 @@ def test_check_of_a_sound_state_counts_what_is_in_it(tmp_path: Path) -> None:
 def _version(path: Path, version: int) -> None:
     """A file of an earlier schema version, with data in it."""
     conn = sqlite3.connect(path)
-    script = "".join(store_mod._MIGRATIONS[:version]) + f"PRAGMA user_version = {version};"
+    script = "".join(MIGRATIONS[:version]) + f"PRAGMA user_version = {version};"
     conn.executescript(script)
     conn.close()
 
