@@ -1,6 +1,6 @@
 """Metrics scrape at city scale: time and bytes of a full ``GET /metrics`` of the real controller.
 
-    python bench/bench_metrics.py [--cells 20000] [--slices 2000] [--scrapes 20] [--capacity-scale 3]
+    python bench/bench_metrics.py [--cells 20000] [--slices 2000] [--scrapes 20] [--capacity-scale 3] [--writer both]
 
 Builds the product's own state, nothing faked at the collector's interfaces: a generated city
 (``controller.core.citygen``, 20,000 cells), a real :class:`controller.runtime.service.ControllerService` over a
@@ -12,7 +12,7 @@ many were placed. Every site then reports through the real
 telemetry batch with a KPI record for every slice configured at the site, serialised as an
 agent sends it and handled as the agent service handles a message off its stream); every agent reports again before each scrape (not timed),
 as agents do every second, so the KPI windows fill as in production. The Prometheus registry is
-served with :func:`telemetry.metrics.exporter.serve_metrics` on loopback and scraped ``--scrapes`` times
+served with :func:`telemetry.metrics.exposition.serve_metrics` on loopback and scraped ``--scrapes`` times
 over HTTP the way Prometheus does, in two cases: nothing changed between scrapes, and a committed
 change (one slice deleted and applied again: the ledger, the slice list and the revision move)
 before every scrape, so the service's ``topology_status()`` is recomputed each time (the change
@@ -52,9 +52,16 @@ from controller.runtime.store import Store
 from protos.edgeslice.agent.v1 import agent_pb2
 from slices.intent import NetworkSlice
 from telemetry import agentlink as agent_service
-from telemetry.metrics import exporter as metrics
+from telemetry.metrics.agents import AgentRegistryView
+from telemetry.metrics.exposition import serve_metrics
+from telemetry.metrics.kpis import KPI_MAX_AGE_S
+from telemetry.metrics.observer import ControllerMetrics
 
 TARGET_MS = 250.0
+WRITERS = {
+    "library": "prometheus-client exposition",
+    "own": "own text writer",
+}
 CASES = {
     "unchanged": "state unchanged between scrapes",
     "changed": "a committed change before every scrape (then every agent reports, ~1 s)",
@@ -134,13 +141,13 @@ class Agents:
 
 def placed_city(
     store: Store, cells: int, slices: int, seed: int, capacity_scale: float
-) -> tuple[ControllerService, metrics.ControllerMetrics, list[NetworkSlice]]:
+) -> tuple[ControllerService, ControllerMetrics, list[NetworkSlice]]:
     """A generated city on ``store`` with ``slices`` slice documents applied by the real service
     (in batches, as an operator would), its metrics observer wired in; returns the service, the
     observer (its ``registry`` is what a scrape reads) and the documents."""
     topology = Topology.from_file(citygen.generate_city(cells, seed, capacity_scale=capacity_scale))
     documents = slice_documents(topology, slices, seed)
-    observer = metrics.ControllerMetrics(CollectorRegistry())
+    observer = ControllerMetrics(CollectorRegistry())
     service = ControllerService(topology, store, [], RealClock(), observer)
     for i in range(0, len(documents), 200):
         service.apply(documents[i : i + 200], "operator:bench")
@@ -155,6 +162,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scrapes", type=int, default=20)
     parser.add_argument(
         "--capacity-scale", type=float, default=3.0, help="citygen capacity scale (room for every slice)"
+    )
+    parser.add_argument(
+        "--writer",
+        choices=[*WRITERS, "both"],
+        default="both",
+        help="the /metrics body: prometheus-client's exposition, our own text writer, or both side by side",
     )
     args = parser.parse_args(argv)
 
@@ -174,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
             t1 = time.perf_counter()
             reporting = Agents(service, args.seed)
             registry = reporting.registry
-            agents = metrics.AgentRegistryView(registry)
+            agents = AgentRegistryView(registry)
             stop_following = observer.watch(service, agents).follow_changes()  # as the controller runs it
             kpis = agents.slice_kpis()
             print(
@@ -186,7 +199,8 @@ def main(argv: list[str] | None = None) -> int:
             gc.collect()
             gc.freeze()  # the long-lived city is not garbage: keep the collector off it, as a server would
             try:
-                worst, worst_cpu = run_scrapes(service, prom, documents, args.scrapes, reporting)
+                writers = list(WRITERS) if args.writer == "both" else [args.writer]
+                worst, worst_cpu = run_scrapes(service, prom, documents, args.scrapes, reporting, writers)
             finally:
                 stop_following()
         finally:
@@ -208,9 +222,11 @@ def run_scrapes(
     documents: list[NetworkSlice],
     scrapes: int,
     agents: Agents,
+    writers: list[str],
 ) -> tuple[float, float]:
-    """Every case of CASES; returns the worst wall p95 and the worst CPU p95 (ms)."""
-    server = metrics.serve_metrics(prom, 0)
+    """Every case of CASES with each of ``writers`` (keys of WRITERS); returns the worst wall p95
+    and the worst CPU p95 (ms)."""
+    servers = {writer: serve_metrics(prom, 0, own_writer=writer == "own") for writer in writers}
     placed = [r.name for r in service.list_slices() if r.state != SliceState.REJECTED]
     by_name = {d.name: d for d in documents}
 
@@ -221,46 +237,49 @@ def run_scrapes(
         service.delete(name, "operator:bench")
         service.apply([by_name[name]], "operator:bench")
         assert service.revision > before
-        if report_after:  # the agents' reports take a while: the collector catches up meanwhile
+        if report_after:  # the agents' reports take ~1 s: the collector catches up meanwhile
             agents.report()
 
     worst = worst_cpu = 0.0
-    body = b""
+    bodies = dict.fromkeys(writers, b"")
     try:
         for case, what in CASES.items():
-            times: list[float] = []
-            cpu: list[float] = []
+            times: dict[str, list[float]] = {w: [] for w in writers}
+            cpu: dict[str, list[float]] = {w: [] for w in writers}
+            step = 0
             for i in range(scrapes + 1):
-                if case != "unchanged":  # a committed change: capacity figures and the slice list move
-                    change(placed[i % len(placed)], report_after=case == "changed")
-                else:
-                    agents.report()  # fresh KPIs from every site since the last scrape (not timed)
-                start, start_cpu = time.perf_counter(), time.process_time()
-                with urllib.request.urlopen(server.url, timeout=60) as resp:
-                    body = resp.read()
-                times.append((time.perf_counter() - start) * 1000)
-                cpu.append((time.process_time() - start_cpu) * 1000)
-            times, cpu = sorted(times[1:]), sorted(cpu[1:])  # the first also builds per-topology caches
-            p95 = _p95(times)
-            worst, worst_cpu = max(worst, p95), max(worst_cpu, _p95(cpu))
+                # Writers take turns going first, each scrape after its own change or reports.
+                for writer in writers[i % len(writers) :] + writers[: i % len(writers)]:
+                    if case != "unchanged":  # a committed change: capacity figures and the slice list move
+                        change(placed[step % len(placed)], report_after=case == "changed")
+                        step += 1
+                    else:
+                        agents.report()  # fresh KPIs from every site since the last scrape (not timed)
+                    start, start_cpu = time.perf_counter(), time.process_time()
+                    with urllib.request.urlopen(servers[writer].url, timeout=60) as resp:
+                        bodies[writer] = resp.read()
+                    if i:  # the first also builds per-topology caches
+                        times[writer].append((time.perf_counter() - start) * 1000)
+                        cpu[writer].append((time.process_time() - start_cpu) * 1000)
             print(f"{what}:")
-            print(
-                f"  wall: median {statistics.median(times):.1f} ms  p95 {p95:.1f} ms  max {times[-1]:.1f} ms "
-                f"over {len(times)} scrapes"
-            )
-            print(
-                f"  CPU per scrape (this process): median {statistics.median(cpu):.1f} ms, "
-                f"p95 {_p95(cpu):.1f} ms, max {cpu[-1]:.1f} ms"
-            )
+            for writer in writers:
+                wall, spent = sorted(times[writer]), sorted(cpu[writer])
+                p95 = _p95(wall)
+                worst, worst_cpu = max(worst, p95), max(worst_cpu, _p95(spent))
+                print(
+                    f"  {WRITERS[writer]}: wall median {statistics.median(wall):.1f} ms  p95 {p95:.1f} ms  "
+                    f"max {wall[-1]:.1f} ms over {len(wall)} scrapes; CPU (this process) median "
+                    f"{statistics.median(spent):.1f} ms, p95 {_p95(spent):.1f} ms, max {spent[-1]:.1f} ms"
+                )
         # Where a scrape's time goes: the reads it makes, each timed alone (CPU, median of 3, each
         # right after every agent reported), with the KPI windows as deep as in production
         # (agents report every second, so a KPI_MAX_AGE_S span holds that many batches per site).
-        for _ in range(math.ceil(metrics.KPI_MAX_AGE_S)):
+        for _ in range(math.ceil(KPI_MAX_AGE_S)):
             agents.report()
         registry = agents.registry
-        view = metrics.AgentRegistryView(registry)
+        view = AgentRegistryView(registry)
         cells = frozenset(site for site, kind in registry.site_kinds().items() if kind == "cell")
-        since = registry.clock() - metrics.KPI_MAX_AGE_S
+        since = registry.clock() - KPI_MAX_AGE_S
         columns = registry.latest_kpi_columns(since, cells)
         print(f"reads, timed alone: {columns.slice_ids.size} (slice, cell) records, the newest of each")
         for label, read in (
@@ -283,9 +302,11 @@ def run_scrapes(
             f"  ControllerService.topology_status() after a change: {(time.process_time() - start) * 1000:.1f} ms CPU"
         )
     finally:
-        server.close()
-    series = sum(1 for line in body.decode().splitlines() if line and not line.startswith("#"))
-    print(f"response: {len(body)} bytes ({len(body) / 1024:.0f} KiB), {series} series")
+        for server in servers.values():
+            server.close()
+    for writer, body in bodies.items():
+        series = sum(1 for line in body.decode().splitlines() if line and not line.startswith("#"))
+        print(f"response ({writer}): {len(body)} bytes ({len(body) / 1024:.0f} KiB), {series} series")
     return worst, worst_cpu
 
 

@@ -24,9 +24,13 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
+from prometheus_client import generate_latest
+
 from bench.bench_metrics import Agents, placed_city
 from controller.runtime.store import Store
-from telemetry.metrics import exporter as metrics
+from telemetry.metrics.agents import AgentRegistryView
+from telemetry.metrics.exposition import exposition
+from telemetry.metrics.kpis import KPI_MAX_AGE_S
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -39,11 +43,11 @@ def main(argv: list[str] | None = None) -> None:
         service, observer, _ = placed_city(Store.open(Path(folder) / "s.db"), args.cells, args.slices, 1, 3.0)
         prom = observer.registry
         agents = Agents(service, 1)
-        view = metrics.AgentRegistryView(agents.registry)
+        view = AgentRegistryView(agents.registry)
         observer.watch(service, view)
         for _ in range(5):
             agents.report()
-        metrics.exposition(prom)  # per-revision caches built
+        exposition(prom)  # per-revision caches built
         gc.collect()
         gc.freeze()
         registry = agents.registry
@@ -66,13 +70,15 @@ def main(argv: list[str] | None = None) -> None:
             def collect(self) -> Sequence[object]:
                 return families
 
-        best("whole scrape (metrics.exposition)", lambda: metrics.exposition(prom))
+        best("whole scrape, own text writer (exposition)", lambda: exposition(prom))
+        best("whole scrape, prometheus-client (generate_latest)", lambda: generate_latest(prom))
         best("collection (CollectorRegistry.collect)", lambda: list(prom.collect()))
-        best("text writer, families collected already", lambda: metrics.exposition(Collected()))  # type: ignore[arg-type]
+        best("own text writer, families collected already", lambda: exposition(Collected()))  # type: ignore[arg-type]
+        best("prometheus-client writer, families collected already", lambda: generate_latest(Collected()))  # type: ignore[arg-type]
         best("AgentRegistryView.slice_kpis (KPI read + aggregation)", view.slice_kpis)
         best(
             "AgentRegistry.latest_kpi_columns (KPI read)",
-            lambda: registry.latest_kpi_columns(registry.clock() - metrics.KPI_MAX_AGE_S, cells),
+            lambda: registry.latest_kpi_columns(registry.clock() - KPI_MAX_AGE_S, cells),
         )
         best("AgentRegistryView.agent_table", view.agent_table)
         best("ControllerService.list_slices", service.list_slices)
@@ -80,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
             agents.report()
             profile = cProfile.Profile()
             profile.enable()
-            metrics.exposition(prom)
+            exposition(prom)
             profile.disable()
             pstats.Stats(profile).sort_stats(args.profile).print_stats(30)
 

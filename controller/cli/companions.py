@@ -21,7 +21,8 @@ from slices import errors
 
 if TYPE_CHECKING:
     from telemetry.agentlink import AgentServer, AgentSettings, TlsFiles
-    from telemetry.metrics.exporter import ControllerMetrics, MetricsServer
+    from telemetry.metrics.exposition import MetricsServer
+    from telemetry.metrics.observer import ControllerMetrics
 
 DEFAULT_AGENTS_PORT = 50052
 
@@ -110,9 +111,9 @@ class Companions:
         if metrics_port is not None:
             from prometheus_client import CollectorRegistry
 
-            from telemetry.metrics import exporter as metrics
+            from telemetry.metrics.observer import ControllerMetrics
 
-            self.metrics = metrics.ControllerMetrics(CollectorRegistry())
+            self.metrics = ControllerMetrics(CollectorRegistry())
         self.agent_server: AgentServer | None = None
         self.metrics_server: MetricsServer | None = None
 
@@ -160,16 +161,15 @@ class Companions:
         return _StartedAgents(close, {"agents": server.address}, server.registry)
 
     def _attach_metrics(self, service: ControllerService) -> runtime.Closeable:
-        from telemetry.metrics import exporter as metrics
+        from telemetry.metrics.agents import AgentRegistryView
+        from telemetry.metrics.exposition import serve_metrics
 
         observer = self.metrics
         assert observer is not None and self.metrics_port is not None
-        agents = (
-            metrics.AgentRegistryView(self.agent_server.registry) if self.agent_server is not None else None
-        )
+        agents = AgentRegistryView(self.agent_server.registry) if self.agent_server is not None else None
         state = observer.state if observer.state is not None else observer.watch(service, agents=agents)
         try:
-            server = metrics.serve_metrics(observer.registry, self.metrics_port, self.metrics_host)
+            server = serve_metrics(observer.registry, self.metrics_port, self.metrics_host)
         except OSError as exc:
             why = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
             raise errors.Unavailable(f"--metrics-port {self.metrics_port}: {why}") from exc

@@ -54,7 +54,9 @@ from controller.runtime.store import Store
 from protos.edgeslice.agent.v1 import agent_pb2
 from slices import errors
 from telemetry import agentlink as agent_service
-from telemetry.metrics import exporter as metrics
+from telemetry.metrics.agents import AgentRegistryView
+from telemetry.metrics.exposition import serve_metrics
+from telemetry.metrics.observer import ControllerMetrics
 from telemetry.site import simulator
 from tests.support.paths import ROOT
 from tests.support.waiting import eventually
@@ -229,7 +231,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     folder = tmp_path_factory.mktemp("prom-integration")
     topology = Topology.from_file(citygen.generate_city(60, seed=1))
     registry = CollectorRegistry()
-    observer = metrics.ControllerMetrics(registry)
+    observer = ControllerMetrics(registry)
     store = Store.open(folder / "state.db")
     service = ControllerService(topology, store, [], RealClock(), observer)
     cleanups: list[Callable[[], None]] = [store.close]
@@ -246,7 +248,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             with interceptors_added(grpc.aio, "server", observer.aio_interceptor("agent")):
                 agents = agent_service.serve_agents(service, "127.0.0.1:0", dev=True, settings=SETTINGS)
         cleanups.append(agents.stop)
-        observer.watch(service, metrics.AgentRegistryView(agents.registry))
+        observer.watch(service, AgentRegistryView(agents.registry))
         state_dir = folder / "state"
         authenticator = auth.build_authenticator(None, {}, True, state_dir)
         if "interceptors" in inspect.signature(api_server.serve).parameters:
@@ -264,7 +266,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         cleanups.append(lambda: api.stop(1.0))
         client = api_client.ApiClient(api.address, auth.ensure_dev_token(state_dir), timeout_s=20)
         cleanups.append(client.close)
-        endpoint = metrics.serve_metrics(registry, 0)
+        endpoint = serve_metrics(registry, 0)
         cleanups.append(endpoint.close)
 
         stopping = threading.Event()

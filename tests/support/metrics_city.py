@@ -1,7 +1,7 @@
 """A city-scale controller state for the metrics cardinality test and the scrape benchmark.
 
 20,000 cells, 2,000 slices and every site's agent reporting, built at our own interfaces (the
-collector's :class:`telemetry.metrics.exporter.StateSource` and :class:`telemetry.metrics.exporter.AgentsView`):
+collector's :class:`telemetry.metrics.views.StateSource` and :class:`telemetry.metrics.views.AgentsView`):
 running the real placement for 2,000 slices and 21,677 agent streams would measure those, not
 the scrape. The state is the worst case for the budget: every slice placed, reporting KPIs and
 violating its SLA; some agents down, some behind on config; many distinct rejection reasons;
@@ -10,12 +10,15 @@ every API method answered with several status codes.
 
 from __future__ import annotations
 
+import math
+import operator
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import numpy as np
 from prometheus_client import CollectorRegistry
 
 from controller.core.citygen import generate_city
@@ -25,7 +28,10 @@ from controller.runtime.service import Event, SiteStatus, SliceRecord, SliceStat
 from slices.intent import NetworkSlice
 from slices.profiles import resolve
 from slices.status import ConditionStatus, ConditionType, set_condition
-from telemetry.metrics import exporter as metrics
+from telemetry.metrics.kpi_ratios import SliceKpis
+from telemetry.metrics.observer import ControllerMetrics
+from telemetry.metrics.state import MAX_REASONS
+from telemetry.metrics.views import AgentSnapshot, AgentTable
 
 CELLS = 20_000
 SLICES = 2_000
@@ -71,8 +77,8 @@ class CityState:
     records: list[SliceRecord]
     status: TopologyStatus
     events_list: list[Event]
-    snapshots: list[metrics.AgentSnapshot]
-    kpis: dict[str, metrics.SliceKpis]
+    snapshots: list[AgentSnapshot]
+    kpis: dict[str, SliceKpis]
     revision: int = 1
 
     def list_slices(self) -> list[SliceRecord]:
@@ -87,16 +93,16 @@ class CityState:
     def events(self, after_seq: int = 0, limit: int = 1000, slice_name: str | None = None) -> list[Event]:
         return [e for e in self.events_list if e.seq > after_seq][:limit]
 
-    def agent_table(self) -> metrics.AgentTable:
-        return metrics.AgentTable.of(self.snapshots)
+    def agent_table(self) -> AgentTable:
+        return agent_table(self.snapshots)
 
-    def slice_kpis(self) -> Mapping[str, metrics.SliceKpis]:
+    def slice_kpis(self) -> Mapping[str, SliceKpis]:
         return self.kpis
 
     def refusal_counts(self) -> Mapping[str, int]:
         # Worst case: more distinct reasons than the cap (the registry bounds them; the collector
         # caps them again).
-        return {f"Refused{i:02d}": i for i in range(metrics.MAX_REASONS + 8)} | {"Other": 3}
+        return {f"Refused{i:02d}": i for i in range(MAX_REASONS + 8)} | {"Other": 3}
 
 
 def build_city_state(cells: int = CELLS, slices: int = SLICES, seed: int = 0) -> CityState:
@@ -105,7 +111,7 @@ def build_city_state(cells: int = CELLS, slices: int = SLICES, seed: int = 0) ->
     at = datetime(2026, 1, 1, tzinfo=UTC)
     cell_ids = list(topo.cells)
     records: list[SliceRecord] = []
-    kpis: dict[str, metrics.SliceKpis] = {}
+    kpis: dict[str, SliceKpis] = {}
     for i in range(slices):
         kind = KINDS[i % 3]
         name = f"slice-{i:04d}"
@@ -133,7 +139,7 @@ def build_city_state(cells: int = CELLS, slices: int = SLICES, seed: int = 0) ->
                 name, 1, document, intent, SliceState.DEGRADED, placement, conditions, "SlaNotMet", "", at, at
             )
         )
-        kpis[name] = metrics.SliceKpis(
+        kpis[name] = SliceKpis(
             name,
             latency_ms=intent.latency_ms * rng.uniform(0.2, 1.5),
             throughput_kbps_per_cell=intent.kbps_per_cell * rng.uniform(0.5, 1.0),
@@ -175,7 +181,7 @@ def build_city_state(cells: int = CELLS, slices: int = SLICES, seed: int = 0) ->
     ]
     now = time.time()
     snapshots = [
-        metrics.AgentSnapshot(
+        AgentSnapshot(
             site=s.id,
             kind=s.kind.value,
             connected=rng.random() > 0.05,
@@ -191,14 +197,14 @@ def build_city_state(cells: int = CELLS, slices: int = SLICES, seed: int = 0) ->
 def city_registry(state: CityState) -> CollectorRegistry:
     """A registry watching ``state``, with every event metric exercised (worst case for labels)."""
     registry = CollectorRegistry()
-    m = metrics.ControllerMetrics(registry)
+    m = ControllerMetrics(registry)
     m.watch(state, state)
     for kind in KINDS:
         m.preempted(kind)
         m.healed(kind, True)
         m.healed(kind, False)
         m.decision(kind, "admitted", "Admitted")
-        for r in range(metrics.MAX_REASONS + 8):
+        for r in range(MAX_REASONS + 8):
             m.decision(kind, "rejected", f"Reason{r}")
     m.reconciled(0.5, 3, 1)
     m.placement_timed(0.01)
@@ -217,3 +223,50 @@ def city_registry(state: CityState) -> CollectorRegistry:
 def count_series(registry: CollectorRegistry) -> dict[str, int]:
     """Samples per metric family in one scrape (each sample is one series in Prometheus)."""
     return {family.name: len(family.samples) for family in registry.collect()}
+
+
+def agent_table(snapshots: Iterable[AgentSnapshot]) -> AgentTable:
+    """The table of ``snapshots``, for views at our own interface.
+
+    >>> agent_table([AgentSnapshot("e1", "edge", True, 5.0, 2, 1)]).snapshots()
+    [AgentSnapshot(site='e1', kind='edge', connected=True, last_heartbeat_unix=5.0, desired_generation=2, acked_generation=1)]
+    """
+    rows = list(snapshots)
+    names = sorted({a.kind for a in rows})
+    return AgentTable(
+        [a.site for a in rows],
+        names,
+        np.array([names.index(a.kind) for a in rows], np.intp),
+        np.array([a.connected for a in rows], np.bool_),
+        np.array(
+            [math.nan if a.last_heartbeat_unix is None else a.last_heartbeat_unix for a in rows], np.float64
+        ),
+        np.array([a.desired_generation for a in rows], np.int64),
+        np.array([a.acked_generation for a in rows], np.int64),
+    )
+
+
+def aggregate_kpis(slice_name: str, latest: Sequence[object]) -> SliceKpis:
+    """The oracle of :func:`telemetry.metrics.kpis.aggregate_kpi_columns`, one slice at a time:
+    its KPIs from the latest sample (``dl_mbps``, ``latency_p99_ms``, ... attributes) of each
+    reporting site.
+
+    >>> from telemetry.agentlink.sla import KpiSample
+    >>> a = KpiSample(0, 10.0, 2.0, 20.0, 4.0, 1.0, 4.0, 0.001, 5, 0.5)
+    >>> b = KpiSample(0, 30.0, 2.0, 20.0, 4.0, 1.0, 9.0, 0.0, 7, 0.5)
+    >>> aggregate_kpis("cars", [a, b])
+    SliceKpis(slice='cars', latency_ms=9.0, throughput_kbps_per_cell=22000.0, demand_kbps_per_cell=24000.0, devices=12, loss_ratio=0.001)
+    """
+    n = len(latest)
+
+    def total(*fields: str) -> float:
+        return sum(sum(map(operator.attrgetter(f), latest)) for f in fields)
+
+    return SliceKpis(
+        slice=slice_name,
+        latency_ms=max(map(operator.attrgetter("latency_p99_ms"), latest)),
+        throughput_kbps_per_cell=total("dl_mbps", "ul_mbps") * 1000.0 / n,
+        demand_kbps_per_cell=total("dl_demand_mbps", "ul_demand_mbps") * 1000.0 / n,
+        devices=sum(map(operator.attrgetter("active_devices"), latest)),
+        loss_ratio=max(map(operator.attrgetter("packet_loss"), latest)),
+    )

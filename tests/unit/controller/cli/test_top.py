@@ -17,7 +17,8 @@ from controller.runtime import process as runtime
 from controller.runtime.service import ControllerService
 from protos.edgeslice.operator.v1 import operator_pb2 as pb
 from slices import errors
-from telemetry.metrics import exporter as metrics
+from telemetry.metrics.exposition import MetricsServer, serve_metrics
+from telemetry.metrics.observer import ControllerMetrics
 
 NOW = datetime(2026, 11, 27, 20, 0, 0, tzinfo=UTC)
 
@@ -131,12 +132,12 @@ def test_unreachable_metrics_endpoint_is_one_clear_error() -> None:
 
 @pytest.fixture
 def controller(tmp_path: Path) -> Iterator[tuple[runtime.Controller, Any]]:
-    observer = metrics.ControllerMetrics(CollectorRegistry())
-    servers: list[metrics.MetricsServer] = []
+    observer = ControllerMetrics(CollectorRegistry())
+    servers: list[MetricsServer] = []
 
-    def attach(service: ControllerService) -> metrics.MetricsServer:
+    def attach(service: ControllerService) -> MetricsServer:
         observer.watch(service)
-        servers.append(metrics.serve_metrics(observer.registry, 0))
+        servers.append(serve_metrics(observer.registry, 0))
         return servers[-1]
 
     config = runtime.RuntimeConfig(

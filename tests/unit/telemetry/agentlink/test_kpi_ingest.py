@@ -15,8 +15,10 @@ import pytest
 from protos.edgeslice.agent.v1 import agent_ingest_pb2, agent_pb2
 from telemetry import agentlink as agent_service
 from telemetry.agentlink import kpi_store
-from telemetry.metrics import exporter as metrics
+from telemetry.metrics.kpi_ratios import SliceKpis
+from telemetry.metrics.kpis import aggregate_kpi_columns
 from tests.support.clock import FakeClock
+from tests.support.metrics_city import aggregate_kpis
 from tests.support.telemetry_fakes import FakeService, intent
 
 DOUBLE_COLUMNS = [f.name for f in agent_pb2.SliceKpiColumns.DESCRIPTOR.fields if f.type == f.TYPE_DOUBLE]
@@ -200,14 +202,14 @@ def test_the_columnar_read_matches_the_sample_read(service: FakeService) -> None
     registry.record_telemetry(sessions["c1"], _batch(rng, ["bus", "cars"]))
     clock.advance(1.0)
 
-    def both(since: float) -> tuple[dict[str, metrics.SliceKpis], dict[str, metrics.SliceKpis]]:
+    def both(since: float) -> tuple[dict[str, SliceKpis], dict[str, SliceKpis]]:
         cells = {"c1", "c2"}
-        columnar = metrics.aggregate_kpi_columns(registry.latest_kpi_columns(since, cells))
+        columnar = aggregate_kpi_columns(registry.latest_kpi_columns(since, cells))
         per_slice: dict[str, list[Any]] = {}
         for (name, site), window in registry.kpis(since).items():
             if site in cells:
                 per_slice.setdefault(name, []).append(window[-1])  # the newest sample of each pair
-        return columnar, {n: metrics.aggregate_kpis(n, s) for n, s in per_slice.items()}
+        return columnar, {n: aggregate_kpis(n, s) for n, s in per_slice.items()}
 
     columnar, samples = both(-math.inf)
     assert set(columnar) == set(samples) == {"cars", "bus", "tram"}

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry
 
-from telemetry.metrics import exporter as metrics
+from telemetry.metrics.observer import build_metrics
+from telemetry.metrics.state import MAX_LISTED_AGENTS, MAX_LISTED_VIOLATIONS, MAX_REASONS, TOP_LINKS
 from tests.support import metrics_city
 
 BUDGET = 10_000
@@ -19,17 +20,17 @@ def test_city_scale_scrape_stays_within_the_series_budget() -> None:
     per_slice = series["edgeslice_slice_kpi_target_ratio"]
     assert per_slice == 4 * metrics_city.SLICES  # every slice reports, four KPIs each
     # The bounded lists hit their caps: this is the worst case, not a lucky one.
-    assert series["edgeslice_slice_sla_violated"] == metrics.MAX_LISTED_VIOLATIONS
-    assert series["edgeslice_link_reserved_bits_per_second"] == metrics.TOP_LINKS
+    assert series["edgeslice_slice_sla_violated"] == MAX_LISTED_VIOLATIONS
+    assert series["edgeslice_link_reserved_bits_per_second"] == TOP_LINKS
     edge_and_core = sum(1 for s in state.topo.sites.values() if s.kind.value in ("edge", "core"))
-    assert series["edgeslice_agent_up"] == edge_and_core + metrics.MAX_LISTED_AGENTS
+    assert series["edgeslice_agent_up"] == edge_and_core + MAX_LISTED_AGENTS
     reasons = {
         s.labels["reason"]
         for f in registry.collect()
         if f.name == "edgeslice_admission_decisions"
         for s in f.samples
     }
-    assert len(reasons) == metrics.MAX_REASONS + 1
+    assert len(reasons) == MAX_REASONS + 1
     assert not any(
         name.endswith("_created") for f in registry.collect() for name in {s.name for s in f.samples}
     )
@@ -52,5 +53,5 @@ def test_nothing_is_labelled_by_cell() -> None:
 def test_budget_holds_without_agents_too() -> None:
     registry = CollectorRegistry()
     state = metrics_city.build_city_state(cells=300, slices=30)
-    metrics.build_metrics(state, None, registry)
+    build_metrics(state, None, registry)
     assert sum(metrics_city.count_series(registry).values()) < 1_000

@@ -6,23 +6,35 @@ from __future__ import annotations
 import asyncio
 import math
 import re
+import threading
 import time
 import urllib.request
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from concurrent import futures
 from pathlib import Path
 from typing import Any
 
 import grpc
 import grpc.aio
+import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 
 from controller.runtime.service import ControllerService
 from telemetry import agentlink as agent_service
+from telemetry.agentlink.kpi_store import KpiColumns
 from telemetry.agentlink.session_table import SessionColumns, SessionTable
-from telemetry.metrics import exporter as metrics
+from telemetry.metrics.agents import AgentRegistryView
+from telemetry.metrics.exposition import exposition, serve_metrics
+from telemetry.metrics.kpi_ratios import SliceKpis
+from telemetry.metrics.kpis import aggregate_kpi_columns
+from telemetry.metrics.observer import ControllerMetrics, build_metrics
+from telemetry.metrics.scrapes import SCRAPES
+from telemetry.metrics.state import MAX_LISTED_AGENTS, MAX_REASONS, link_class
+from telemetry.metrics.views import AgentSnapshot, AgentsView, AgentTable
 from tests.support.clock import FakeClock
+from tests.support.metrics_city import agent_table, aggregate_kpis
 from tests.support.paths import ROOT
 from tests.support.runtime_helpers import doc, make_service
 
@@ -32,22 +44,47 @@ class FakeAgents:
 
     def __init__(
         self,
-        snapshots: Sequence[metrics.AgentSnapshot],
-        kpis: Mapping[str, metrics.SliceKpis],
+        snapshots: Sequence[AgentSnapshot],
+        kpis: Mapping[str, SliceKpis],
         refusals: Mapping[str, int] | None = None,
     ) -> None:
         self.snapshots = list(snapshots)
         self.kpis = dict(kpis)
         self.refusals = dict(refusals or {"Other": 0})
 
-    def agent_table(self) -> metrics.AgentTable:
-        return metrics.AgentTable.of(self.snapshots)
+    def agent_table(self) -> AgentTable:
+        return agent_table(self.snapshots)
 
-    def slice_kpis(self) -> Mapping[str, metrics.SliceKpis]:
+    def slice_kpis(self) -> Mapping[str, SliceKpis]:
         return self.kpis
 
     def refusal_counts(self) -> Mapping[str, int]:
         return self.refusals
+
+
+def _columns(latest: Mapping[tuple[str, str], Any]) -> KpiColumns:
+    """The newest sample of each (slice, site), column-wise as the agent registry reads them."""
+    names = sorted({name for name, _ in latest})
+    rows = list(latest.items())
+
+    def col(field: str, kind: type = float) -> Any:
+        return np.array(
+            [getattr(sample, field) for _, sample in rows], np.float64 if kind is float else np.int64
+        )
+
+    return KpiColumns(
+        names,
+        np.array([names.index(name) for (name, _), _ in rows], np.int64),
+        col("dl_mbps"),
+        col("ul_mbps"),
+        col("dl_demand_mbps"),
+        col("ul_demand_mbps"),
+        np.zeros(len(rows)),
+        col("latency_p99_ms"),
+        col("packet_loss"),
+        col("active_devices", int),
+        np.zeros(len(rows)),
+    )
 
 
 @pytest.fixture
@@ -59,9 +96,9 @@ def service(tmp_path: Path) -> Iterator[ControllerService]:
         store.close()
 
 
-def _registry_with(service: ControllerService, agents: metrics.AgentsView | None = None) -> CollectorRegistry:
+def _registry_with(service: ControllerService, agents: AgentsView | None = None) -> CollectorRegistry:
     registry = CollectorRegistry()
-    metrics.build_metrics(service, agents, registry)
+    build_metrics(service, agents, registry)
     return registry
 
 
@@ -108,7 +145,7 @@ def test_site_capacity_in_base_units_and_link_classes(service: ControllerService
     (key, reserved, cap), *_ = util
     labels = {
         "link": f"{key[0]}:{key[1]}",
-        "class": metrics.link_class(*(service.topology().sites[k].kind.value for k in key)),
+        "class": link_class(*(service.topology().sites[k].kind.value for k in key)),
     }
     assert registry.get_sample_value("edgeslice_link_reserved_bits_per_second", labels) == reserved * 1000
     assert registry.get_sample_value("edgeslice_link_capacity_bits_per_second", labels) == cap * 1000
@@ -146,8 +183,8 @@ def test_events_become_counters_read_incrementally(service: ControllerService) -
 
 def _agent(
     site: str, kind: str, connected: bool = True, seen: float = 1000.0, desired: int = 3, acked: int = 3
-) -> metrics.AgentSnapshot:
-    return metrics.AgentSnapshot(site, kind, connected, seen, desired, acked)
+) -> AgentSnapshot:
+    return AgentSnapshot(site, kind, connected, seen, desired, acked)
 
 
 def test_agents_listed_for_edge_sites_and_when_down_aggregated_for_the_rest(
@@ -186,17 +223,15 @@ def test_agents_listed_for_edge_sites_and_when_down_aggregated_for_the_rest(
 
 
 def test_listed_agents_are_capped_worst_first(service: ControllerService) -> None:
-    down = [
-        _agent(f"c{i}", "cell", connected=False, seen=float(i)) for i in range(metrics.MAX_LISTED_AGENTS + 50)
-    ]
+    down = [_agent(f"c{i}", "cell", connected=False, seen=float(i)) for i in range(MAX_LISTED_AGENTS + 50)]
     registry = _registry_with(service, FakeAgents(down, {}))
     listed = [s for m in registry.collect() if m.name == "edgeslice_agent_up" for s in m.samples]
-    assert len(listed) == metrics.MAX_LISTED_AGENTS
+    assert len(listed) == MAX_LISTED_AGENTS
     # The longest silent come first.
     assert registry.get_sample_value("edgeslice_agent_up", {"site": "c0", "kind": "cell"}) == 0
     assert (
         registry.get_sample_value(
-            "edgeslice_agent_up", {"site": f"c{metrics.MAX_LISTED_AGENTS + 10}", "kind": "cell"}
+            "edgeslice_agent_up", {"site": f"c{MAX_LISTED_AGENTS + 10}", "kind": "cell"}
         )
         is None
     )
@@ -206,10 +241,10 @@ def test_kpi_ratios_for_placed_slices_only(service: ControllerService) -> None:
     service.apply([doc("cars", "vehicle", ["c1"])], "operator:test")
     intent = service.get("cars").intent
     kpis = {
-        "cars": metrics.SliceKpis(
+        "cars": SliceKpis(
             "cars", intent.latency_ms * 2, intent.kbps_per_cell / 2, intent.kbps_per_cell, 10, 0.0
         ),
-        "ghost": metrics.SliceKpis("ghost", 1.0, 1.0, 1.0, 1, 0.0),
+        "ghost": SliceKpis("ghost", 1.0, 1.0, 1.0, 1, 0.0),
     }
     registry = _registry_with(service, FakeAgents([], kpis))
     ratio = "edgeslice_slice_kpi_target_ratio"
@@ -228,7 +263,9 @@ def test_aggregate_kpis_takes_worst_latency_and_loss_and_mean_throughput() -> No
             self.dl_mbps, self.ul_mbps, self.dl_demand_mbps, self.ul_demand_mbps = dl, 0.0, 10.0, 0.0
             self.latency_p99_ms, self.packet_loss, self.active_devices = lat, loss, devices
 
-    k = metrics.aggregate_kpis("s", [S(3.0, 4.0, 0.01, 5), S(7.0, 8.0, 0.0, 6)])
+    samples = [S(3.0, 4.0, 0.01, 5), S(7.0, 8.0, 0.0, 6)]
+    k = aggregate_kpi_columns(_columns({("s", f"c{i}"): s for i, s in enumerate(samples)}))["s"]
+    assert k == aggregate_kpis("s", samples)  # the one-slice-at-a-time definition
     assert (k.latency_ms, k.throughput_kbps_per_cell, k.demand_kbps_per_cell, k.loss_ratio, k.devices) == (
         7.0,
         6000.0,
@@ -240,7 +277,7 @@ def test_aggregate_kpis_takes_worst_latency_and_loss_and_mean_throughput() -> No
 
 def test_observer_counts_decisions_preemptions_healings_and_times() -> None:
     registry = CollectorRegistry()
-    m = metrics.ControllerMetrics(registry)
+    m = ControllerMetrics(registry)
     m.decision("wifi", "rejected", "LinkCapacity")
     m.decision("wifi", "rejected", "LinkCapacity")
     m.preempted("wifi")
@@ -269,8 +306,8 @@ def test_observer_counts_decisions_preemptions_healings_and_times() -> None:
 
 def test_admission_reasons_are_capped() -> None:
     registry = CollectorRegistry()
-    m = metrics.ControllerMetrics(registry)
-    for i in range(metrics.MAX_REASONS + 5):
+    m = ControllerMetrics(registry)
+    for i in range(MAX_REASONS + 5):
         m.decision("iot", "rejected", f"Reason{i}")
     reasons = {
         s.labels["reason"]
@@ -278,7 +315,7 @@ def test_admission_reasons_are_capped() -> None:
         if f.name == "edgeslice_admission_decisions"
         for s in f.samples
     }
-    assert len(reasons) == metrics.MAX_REASONS + 1
+    assert len(reasons) == MAX_REASONS + 1
     assert (
         registry.get_sample_value(
             "edgeslice_admission_decisions_total", {"kind": "iot", "outcome": "rejected", "reason": "Other"}
@@ -289,7 +326,7 @@ def test_admission_reasons_are_capped() -> None:
 
 def test_every_metric_follows_the_naming_conventions(service: ControllerService) -> None:
     registry = CollectorRegistry()
-    m = metrics.build_metrics(service, FakeAgents([_agent("e1", "edge")], {}), registry)
+    m = build_metrics(service, FakeAgents([_agent("e1", "edge")], {}), registry)
     m.decision("iot", "admitted", "Admitted")
     families = list(registry.collect())
     ours = [f for f in families if not f.name.startswith(("process_", "python_"))]
@@ -337,7 +374,7 @@ def _behaviours() -> dict[str, grpc.RpcMethodHandler[bytes, bytes]]:
 
 def test_sync_interceptor_counts_codes_and_times_calls() -> None:
     registry = CollectorRegistry()
-    m = metrics.ControllerMetrics(registry)
+    m = ControllerMetrics(registry)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=2), interceptors=[m.interceptor("operator")])
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, _behaviours()),))
     port = server.add_insecure_port("127.0.0.1:0")
@@ -368,7 +405,7 @@ def test_sync_interceptor_counts_codes_and_times_calls() -> None:
 
 def test_aio_interceptor_counts_streams() -> None:
     registry = CollectorRegistry()
-    m = metrics.ControllerMetrics(registry)
+    m = ControllerMetrics(registry)
 
     async def echo(
         requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[bytes, bytes]
@@ -424,8 +461,8 @@ def test_metrics_endpoint_serves_the_registry(tmp_path: Path) -> None:
     svc, store = make_service(tmp_path)
     try:
         registry = CollectorRegistry()
-        metrics.build_metrics(svc, None, registry)
-        server = metrics.serve_metrics(registry, 0)
+        build_metrics(svc, None, registry)
+        server = serve_metrics(registry, 0)
         try:
             with urllib.request.urlopen(server.url, timeout=5) as resp:
                 body = resp.read().decode()
@@ -441,7 +478,7 @@ def test_metrics_endpoint_serves_the_registry(tmp_path: Path) -> None:
 def test_watch_twice_is_refused(tmp_path: Path) -> None:
     svc, store = make_service(tmp_path)
     try:
-        m = metrics.build_metrics(svc)
+        m = build_metrics(svc)
         with pytest.raises(RuntimeError, match="already"):
             m.watch(svc)
     finally:
@@ -454,8 +491,8 @@ def test_exposition_matches_the_library_writer(service: ControllerService) -> No
 
     service.apply([doc("cars", "vehicle", ["c1"])], "operator:test")
     registry = CollectorRegistry()
-    kpis = {"cars": metrics.SliceKpis("cars", 3.0, 1000.0, 2000.0, 5, 0.0)}  # KPI ratios: lines of their own
-    m = metrics.build_metrics(
+    kpis = {"cars": SliceKpis("cars", 3.0, 1000.0, 2000.0, 5, 0.0)}  # KPI ratios: lines of their own
+    m = build_metrics(
         service, FakeAgents([_agent("e1", "edge", connected=False)], kpis), registry, process=False
     )
     m.decision("iot", "rejected", 'Odd"Reason\\with\nescapes')
@@ -467,7 +504,7 @@ def test_exposition_matches_the_library_writer(service: ControllerService) -> No
             for f in text_string_to_metric_families(text.decode())
         ]
 
-    ours, theirs = metrics.exposition(registry), generate_latest(registry)
+    ours, theirs = exposition(registry), generate_latest(registry)
     assert b'edgeslice_slice_kpi_target_ratio{slice="cars",kind="vehicle",kpi="latency"}' in ours
     assert parsed(ours) == parsed(theirs)
     assert ours.count(b"# HELP") == theirs.count(b"# HELP")
@@ -475,7 +512,7 @@ def test_exposition_matches_the_library_writer(service: ControllerService) -> No
 
 def test_every_metric_is_documented(service: ControllerService) -> None:
     registry = CollectorRegistry()
-    metrics.build_metrics(service, FakeAgents([_agent("e1", "edge")], {}), registry)
+    build_metrics(service, FakeAgents([_agent("e1", "edge")], {}), registry)
     documented = (ROOT / "docs" / "observability.md").read_text()
     for family in registry.collect():
         if family.name.startswith("edgeslice_"):
@@ -492,6 +529,7 @@ def test_agent_registry_view_reads_sessions_and_only_cells_kpis() -> None:
     class Registry:
         clock = staticmethod(lambda: 100.0)
         since: float | None = None
+        sites: set[str] | None = None
 
         def session_columns(self) -> SessionColumns:
             table = SessionTable(["c1", "c2", "e1"])
@@ -501,14 +539,15 @@ def test_agent_registry_view_reads_sessions_and_only_cells_kpis() -> None:
                 table.desired[row], table.acked[row] = desired, acked
             return table.columns(self.clock(), 3.0)
 
-        def kpis(self, since: float = float("-inf")) -> dict[tuple[str, str], list[KpiSample]]:
-            self.since = since
-            return {
+        def latest_kpi_columns(self, since: float, sites: AbstractSet[str]) -> KpiColumns:
+            self.since, self.sites = since, set(sites)
+            windows = {
                 ("cars", "c1"): [sample(90.0, 9.0, 1.0), sample(99.0, 3.0, 2.0)],
                 ("cars", "c2"): [sample(99.0, 5.0, 4.0)],
                 ("cars", "a1"): [sample(99.0, 80.0, 0.0)],  # transport sites are not judged
                 ("idle", "c1"): [],
             }
+            return _columns({key: w[-1] for key, w in windows.items() if key[1] in sites and w})
 
         def site_kinds(self) -> dict[str, str]:
             return {"c1": "cell", "c2": "cell", "a1": "aggregation", "e1": "edge"}
@@ -517,7 +556,7 @@ def test_agent_registry_view_reads_sessions_and_only_cells_kpis() -> None:
             return {"Timeout": 2, "Other": 1}
 
     registry = Registry()
-    view = metrics.AgentRegistryView(registry, wall_clock=lambda: 1_000.0, kpi_max_age_s=30.0)
+    view = AgentRegistryView(registry, wall_clock=lambda: 1_000.0, kpi_max_age_s=30.0)
     # Every known reason from zero, the registry's counts over them.
     assert view.refusal_counts() == {
         **dict.fromkeys(agent_service.KNOWN_REFUSALS, 0),
@@ -525,10 +564,11 @@ def test_agent_registry_view_reads_sessions_and_only_cells_kpis() -> None:
         "Other": 1,
     }
     snaps = {a.site: a for a in view.agent_table().snapshots()}
-    assert snaps["c1"] == metrics.AgentSnapshot("c1", "cell", True, 999.5, 3, 3)
+    assert snaps["c1"] == AgentSnapshot("c1", "cell", True, 999.5, 3, 3)
     assert snaps["e1"].last_heartbeat_unix is None and snaps["e1"].generation_lag == 2
     kpis = view.slice_kpis()
     assert registry.since == 70.0
+    assert registry.sites == {"c1", "c2"}  # only cells count
     assert set(kpis) == {"cars"}
     assert (kpis["cars"].latency_ms, kpis["cars"].throughput_kbps_per_cell, kpis["cars"].devices) == (
         5.0,
@@ -555,11 +595,11 @@ def test_agent_registry_view_reads_the_real_registry_column_wise() -> None:
             registry.open(site, "t", lambda: None), agent_pb2.TelemetryBatch(slices=[kpi])
         )
     registry.kpis = None  # type: ignore[assignment,method-assign]  # the view must not take the per-sample read
-    view = metrics.AgentRegistryView(registry, wall_clock=lambda: 5_000.0, kpi_max_age_s=30.0)
+    view = AgentRegistryView(registry, wall_clock=lambda: 5_000.0, kpi_max_age_s=30.0)
     kpis = view.slice_kpis()
     # Only sites that have connected are agents (e1, a2, e2 never did: not agents that are down).
     assert sorted(view.agent_table().snapshots()) == [
-        metrics.AgentSnapshot(site, kind, True, 5_000.0, generation, 0)
+        AgentSnapshot(site, kind, True, 5_000.0, generation, 0)
         for site, kind, generation in (("a1", "aggregation", 1), ("c1", "cell", 1), ("c2", "cell", 1))
     ]
     assert (kpis["cars"].latency_ms, kpis["cars"].throughput_kbps_per_cell, kpis["cars"].devices) == (
@@ -587,10 +627,10 @@ def test_config_refusals_are_a_counter_by_reason_read_at_scrape_time(service: Co
     agents.refusals = {"Timeout": 3, "Other": 1}  # what the registry counts now
     assert refusals() == {"Timeout": 3.0, "Other": 1.0}
     # More reasons than the cap: the rest count as Other, so the series stay bounded.
-    agents.refusals = {f"R{i:02d}": 1 for i in range(metrics.MAX_REASONS + 5)} | {"Other": 2}
+    agents.refusals = {f"R{i:02d}": 1 for i in range(MAX_REASONS + 5)} | {"Other": 2}
     got = refusals()
-    assert len(got) == metrics.MAX_REASONS + 1 and got["Other"] == 2 + 5
-    assert sum(got.values()) == metrics.MAX_REASONS + 5 + 2
+    assert len(got) == MAX_REASONS + 1 and got["Other"] == 2 + 5
+    assert sum(got.values()) == MAX_REASONS + 5 + 2
 
 
 def test_agent_registry_view_counts_the_real_registrys_refusals() -> None:
@@ -603,7 +643,7 @@ def test_agent_registry_view_counts_the_real_registrys_refusals() -> None:
     service.put(intent("cars"), [("c1", "a1", "e1")])
     registry = agent_service.AgentRegistry(service, clock=FakeClock())
     registry.refresh(force=True)
-    view = metrics.AgentRegistryView(registry)
+    view = AgentRegistryView(registry)
     assert view.refusal_counts() == dict.fromkeys((*agent_service.KNOWN_REFUSALS, "Other"), 0)
     session = registry.open("c1", "t", lambda: None, instance_id="i1")
     row = list(registry.session_columns().sites).index("c1")
@@ -623,7 +663,7 @@ def test_follow_changes_rebuilds_the_topology_families_off_the_scrape(service: C
     """A scrape that finds the topology families behind a change serves the previous revision's
     and wakes the follower, which rebuilds them; without a follower the scrape rebuilds them."""
     registry = CollectorRegistry()
-    m = metrics.build_metrics(service, None, registry, process=False)
+    m = build_metrics(service, None, registry, process=False)
     assert m.state is not None
 
     def e1_slices() -> float | None:
@@ -644,17 +684,51 @@ def test_follow_changes_rebuilds_the_topology_families_off_the_scrape(service: C
     assert e1_slices() == 0.0  # no follower: the scrape rebuilds
 
 
-def test_the_follower_waits_for_scrapes_in_progress(service: ControllerService) -> None:
+class _WatchedIdle:
+    """``SCRAPES.idle`` that tells who waits at it: the follower's gate, observed."""
+
+    def __init__(self, real: threading.Event) -> None:
+        self._real = real
+        self._changed = threading.Condition()
+        self.entered = 0  # waits begun
+        self.waiting = 0  # waits not returned yet
+
+    def wait(self, timeout: float | None = None) -> bool:
+        with self._changed:
+            self.entered += 1
+            self.waiting += 1
+            self._changed.notify_all()
+        try:
+            return self._real.wait(timeout)
+        finally:
+            with self._changed:
+                self.waiting -= 1
+
+    def someone_waits_since(self, entered: int, timeout: float) -> bool:
+        with self._changed:
+            return self._changed.wait_for(lambda: self.entered > entered and self.waiting > 0, timeout)
+
+    def __getattr__(self, name: str) -> Any:  # set, clear, is_set
+        return getattr(self._real, name)
+
+
+def test_the_follower_waits_for_scrapes_in_progress(
+    service: ControllerService, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The topology rebuild would share the GIL with a scrape: it starts once none is running."""
-    m = metrics.build_metrics(service, None, CollectorRegistry(), process=False)
+    m = build_metrics(service, None, CollectorRegistry(), process=False)
     assert m.state is not None
     state = m.state
     list(state.collect())  # built for the revision before the change
+    idle = _WatchedIdle(SCRAPES.idle)
+    monkeypatch.setattr(SCRAPES, "idle", idle)
     stop = state.follow_changes(interval_s=0.01)
     try:
-        with metrics.SCRAPES.running():
+        with SCRAPES.running():
+            # The follower comes to the gate while the scrape runs, and is held there.
+            assert idle.someone_waits_since(idle.entered, timeout=5)
             service.apply([doc("cars", "vehicle", ["c1"])], "operator:test")
-            time.sleep(0.3)  # thirty polls of the follower
+            assert idle.waiting  # still held after the change
             assert state._topology_samples[0] != service.revision  # type: ignore[index]
         deadline = time.monotonic() + 5
         while state._topology_samples[0] != service.revision and time.monotonic() < deadline:  # type: ignore[index]
