@@ -19,10 +19,8 @@ from click.testing import CliRunner, Result
 
 from controller.cli import agent_views, main
 from controller.runtime import process as runtime
-from tests.integration.test_api_pages import AGENTS, TOKEN, FakeDirectory, Rig
-from tests.integration.test_controller_agents import start_agent
-from tests.support import operator_fake
-from tests.support.controller_process import SLICECTL, ControllerProcess, start_controller
+from tests.support.agents_rig import TOKEN, Rig
+from tests.support.controller_process import SLICECTL, ControllerProcess, start_agent, start_controller
 from tests.support.runtime_helpers import doc
 from tests.support.waiting import eventually
 
@@ -145,13 +143,6 @@ def test_without_agents_the_commands_say_so(tmp_path: Path) -> None:
 
 
 # ---- the commands' output, against the servicer with a directory fake -----------------------
-
-
-@pytest.fixture
-def rig() -> Iterator[Rig]:
-    r = Rig(operator_fake.FakeService(), FakeDirectory(AGENTS))
-    yield r
-    r.close()
 
 
 def run_cli(rig: Rig, *args: str) -> Result:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,52 +9,11 @@ from pathlib import Path
 import grpc
 import pytest
 
-from controller.api import auth
 from controller.api import client as api_client
-from controller.api import server as api_server
 from controller.runtime.service import ControllerService
 from controller.runtime.store import Store
 from slices import errors
-from tests.support import runtime_helpers
-
-TOKEN = "ops-token-0123456789abcdef"
-
-
-def slice_yaml(name: str, kind: str = "vehicle", cells: str = "[c1]", extra: str = "") -> str:
-    sst = {"iot": 3, "vehicle": 4, "wifi": 1}[kind]
-    return f"""apiVersion: edgeslice.io/v1alpha1
-kind: NetworkSlice
-metadata: {{name: {name}}}
-spec:
-  kind: {kind}
-  snssai: {{sst: {sst}, sd: "{hashlib.sha256(name.encode()).hexdigest()[:6]}"}}
-  coverage: {{sites: {cells}}}
-{extra}"""
-
-
-class Running:
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.service, self.store = runtime_helpers.make_service(folder)
-        self.server = api_server.serve(
-            self.service, "127.0.0.1:0", auth.Authenticator({"ops": TOKEN}), None, dev=True, poll_s=0.05
-        )
-        self.address = self.server.address
-
-    def stop(self) -> None:
-        self.server.stop(0)
-        self.store.close()
-
-    def rows(self) -> int:
-        with sqlite3.connect(self.folder / "state.db") as db:
-            return int(db.execute("select count(*) from slices").fetchone()[0])
-
-
-@pytest.fixture
-def running(tmp_path: Path) -> Iterator[Running]:
-    r = Running(tmp_path)
-    yield r
-    r.stop()
+from tests.support.api_service_rig import TOKEN, Running, slice_yaml
 
 
 @pytest.fixture

@@ -7,8 +7,6 @@ the other edge site, whose agent then gets and acks the new configuration."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -17,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from controller.runtime import process as runtime
-from tests.support.controller_process import SLICECTL, ControllerProcess, start_controller
+from tests.support.controller_process import ControllerProcess, start_agent, start_controller
 from tests.support.runtime_helpers import doc
 from tests.support.waiting import eventually
 
@@ -60,17 +58,6 @@ def controller(tmp_path: Path) -> Iterator[ControllerProcess]:
         yield proc
     finally:
         proc.terminate()
-
-
-def start_agent(site: str, target: str, record_dir: Path, log: Path) -> subprocess.Popen[bytes]:
-    args = [*SLICECTL, "agent", "run", "--site", site, "--controller", target, "--insecure"]
-    with open(log, "wb") as out:
-        return subprocess.Popen(
-            [*args, "--record-dir", str(record_dir)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
 
 
 def test_agents_ack_config_and_a_dead_edge_agent_heals_its_slice(

@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,14 +16,7 @@ from click.testing import CliRunner, Result
 
 from controller.cli import event_window, main, selection
 from slices import errors
-from tests.integration.test_api_client import TOKEN, Running, slice_yaml
-
-
-@pytest.fixture
-def running(tmp_path: Path) -> Iterator[Running]:
-    r = Running(tmp_path)
-    yield r
-    r.stop()
+from tests.support.api_service_rig import TOKEN, Running, slice_yaml
 
 
 def run(running: Running, *args: object, stdin: str | None = None) -> Result:

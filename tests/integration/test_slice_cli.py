@@ -10,7 +10,6 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,14 +19,7 @@ from click.testing import CliRunner, Result
 from controller.cli import main
 from controller.cli.progress import Progress
 from controller.runtime import process as runtime
-from tests.integration.test_api_client import TOKEN, Running, slice_yaml
-
-
-@pytest.fixture
-def running(tmp_path: Path) -> Iterator[Running]:
-    r = Running(tmp_path)
-    yield r
-    r.stop()
+from tests.support.api_service_rig import TOKEN, Running, slice_yaml
 
 
 def run(running: Running, *args: object, token: str = TOKEN, stdin: str | None = None) -> Result:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from controller.cli import top
-from tests.integration.test_api_client import slice_yaml
+from tests.support.api_service_rig import slice_yaml
 from tests.support.controller_process import SLICECTL, ControllerProcess, start_controller
 from tests.support.paths import ROOT
 

@@ -75,3 +75,16 @@ def start_controller(
     proc.kill()
     proc.wait()
     raise errors.Unavailable(f"controller did not start within {timeout_s} s:\n{log.read_text()[-3000:]}")
+
+
+def start_agent(site: str, target: str, record_dir: Path, log: Path) -> subprocess.Popen[bytes]:
+    """The reference agent (``slicectl agent run --insecure``) of ``site``, recording the config it
+    acks in ``record_dir``, its output in ``log``."""
+    args = [*SLICECTL, "agent", "run", "--site", site, "--controller", target, "--insecure"]
+    with open(log, "wb") as out:
+        return subprocess.Popen(
+            [*args, "--record-dir", str(record_dir)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )

@@ -10,7 +10,7 @@ from typing import Any
 
 from controller.core.topology_file import write_topology_file
 from controller.runtime import decision_log
-from tests.integration.test_api_client import slice_yaml
+from tests.support.api_service_rig import slice_yaml
 from tests.support.cityfixtures import two_edge_file
 from tests.support.controller_process import start_controller
 
