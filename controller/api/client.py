@@ -273,11 +273,13 @@ class ApiClient:
             on_retry,
         )
 
-    def explain(self, name: str) -> dict[str, Any]:
+    def explain(self, name: str) -> pb.Explanation:
+        """Why the slice is where it is (:func:`controller.api.reports.explanation_data` gives it
+        as the plain data ``-o json`` prints)."""
         response: pb.ExplainSliceResponse = self._call(
             self._stub.ExplainSlice, pb.ExplainSliceRequest(name=name)
         )
-        return json_object(response.explanation_json, "explanation")
+        return response.explanation
 
     # -- events -----------------------------------------------------------------------------------
 
@@ -395,12 +397,14 @@ class ApiClient:
             raise errors.EdgesliceError(f"the topology {self.address} sent is too large")
         return response.fingerprint, json_object(text.decode("utf-8", "replace"), "topology")
 
-    def what_if(self, fail_sites: Sequence[str], fail_links: Sequence[LinkKey]) -> dict[str, Any]:
+    def what_if(self, fail_sites: Sequence[str], fail_links: Sequence[LinkKey]) -> pb.WhatIfReport:
+        """What failing these would do (:func:`controller.api.reports.what_if_data` gives it as
+        plain data)."""
         request = pb.WhatIfRequest(
             fail_sites=list(fail_sites), fail_links=[pb.Link(a=a, b=b) for a, b in fail_links]
         )
         response: pb.WhatIfResponse = self._call(self._stub.WhatIf, request)
-        return json_object(response.report_json, "what-if report")
+        return response.report
 
     # -- agents -----------------------------------------------------------------------------------
 

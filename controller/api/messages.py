@@ -6,18 +6,17 @@ The explanation and the what-if report have their own module, :mod:`controller.a
 from __future__ import annotations
 
 import json
-from dataclasses import is_dataclass
-from datetime import datetime
-from enum import Enum
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from controller.api import servicing
-from controller.core.placement_model import Placement
-from controller.core.topology import LinkKey
-from controller.runtime import service as service_mod
-from controller.runtime.agent_view import AgentInfo
 from protos.edgeslice.operator.v1 import operator_pb2 as pb
-from slices.status import Condition
+
+if TYPE_CHECKING:  # for annotations only: the CLI imports this module (through reports)
+    from controller.core.placement_model import Placement
+    from controller.core.topology import LinkKey
+    from controller.runtime import service as service_mod
+    from controller.runtime.agent_view import AgentInfo
+    from slices.status import Condition
 
 
 def condition_message(c: Condition) -> pb.Condition:
@@ -159,28 +158,3 @@ _Msg = TypeVar("_Msg", pb.Slice, pb.Event, pb.Agent)
 
 def byte_size(message: _Msg) -> int:
     return message.ByteSize()
-
-
-def _jsonable(value: object) -> object:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, set | frozenset):
-        return sorted(value, key=str)
-    if is_dataclass(value) and not isinstance(value, type):
-        return {k: v for k, v in vars(value).items() if not k.startswith("_")}
-    to_dict = getattr(value, "to_dict", None) or getattr(value, "to_wire", None)
-    if callable(to_dict):
-        return to_dict()
-    return str(value)
-
-
-def json_text(data: dict[str, object]) -> str:
-    """A report as JSON text (dates, enums and dataclasses made JSON first), keys kept in order.
-
-    >>> from datetime import UTC
-    >>> json_text({"at": datetime(2026, 1, 1, tzinfo=UTC), "n": 3, "route": ("a", "b")})
-    '{"at":"2026-01-01T00:00:00+00:00","n":3,"route":["a","b"]}'
-    """
-    return json.dumps(data, default=_jsonable, separators=(",", ":"))

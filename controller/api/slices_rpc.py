@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import grpc
 
-from controller.api import messages, paging, ports, servicing
+from controller.api import messages, paging, ports, reports, servicing
 from protos.edgeslice.operator.v1 import operator_pb2 as pb
 from slices import errors, intent
 
@@ -83,7 +83,7 @@ class SliceMethods(servicing.ServicerBase):
         self, request: pb.ExplainSliceRequest, context: grpc.ServicerContext
     ) -> pb.ExplainSliceResponse:
         report = self._slices.explain(servicing.slice_name(request.name))
-        return pb.ExplainSliceResponse(explanation_json=messages.json_text(report))
+        return pb.ExplainSliceResponse(explanation=reports.explanation_message(report))
 
 
 def _load_manifest(content: str, where: str) -> list[intent.NetworkSlice]:

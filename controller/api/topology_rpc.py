@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import grpc
 
-from controller.api import messages, paging, ports, servicing
+from controller.api import messages, paging, ports, reports, servicing
 from controller.core.topology import LinkKey, link_key
 from controller.runtime import service as service_mod
 from protos.edgeslice.operator.v1 import operator_pb2 as pb
@@ -124,7 +124,7 @@ class TopologyMethods(servicing.ServicerBase):
             links.append(link_key(link.a, link.b))
         if not sites and not links:
             raise errors.InvalidSpec("fail_sites, fail_links: give at least one site or link to fail")
-        return pb.WhatIfResponse(report_json=messages.json_text(self._topology.what_if(sites, links)))
+        return pb.WhatIfResponse(report=reports.what_if_message(self._topology.what_if(sites, links)))
 
 
 def status_page(

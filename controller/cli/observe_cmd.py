@@ -135,6 +135,7 @@ def render(
 ) -> None:
     """Draw the city: sites by kind (edge and core sites named), links by utilisation, chosen
     slices' routes. `--live` alone draws the running controller's topology as it is now."""
+    from controller.api import reports
     from controller.cli import render as picture
 
     picture.output_format(out)  # a bad --out fails before any work
@@ -177,7 +178,9 @@ def render(
                 ((u.link.a, u.link.b), u.reserved_kbps, u.capacity_kbps) for u in status.link_utilisation
             )
             for name in slice_names:
-                highlights.append(picture.Highlight.from_explain(name, client.explain(name)))
+                highlights.append(
+                    picture.Highlight.from_explain(name, reports.explanation_data(client.explain(name)))
+                )
             title = f"{status.name} (live)"
     written = picture.render_city(city, out, utilisation, highlights, title)
     click.echo(f"wrote {written}")

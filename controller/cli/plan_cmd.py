@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from controller.api import reports
 from controller.cli import output, readable
 from controller.core import planner, whatif
 from controller.core.admission import Decision, Outcome
@@ -177,7 +178,7 @@ def _print_table(doc: dict[str, Any]) -> None:
         )
     w = doc.get("whatIf")
     if w is not None:
-        click.echo("\n" + readable.what_if_text(w))
+        click.echo("\n" + readable.what_if_text(reports.what_if_message(w)))
 
 
 @click.command()

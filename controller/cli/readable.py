@@ -1,16 +1,16 @@
 """Readable views of the controller's reports: ``slice explain`` and ``what-if`` for people.
 
-The operator API answers both with nested data (``-o json`` prints it whole); these functions
-lead with what a person asks first and fold the long parts (per-cell routes, cell lists) into
-counts.
+The operator API answers both with messages (``pb.Explanation``, ``pb.WhatIfReport``; ``-o json``
+prints them whole, as :mod:`controller.api.reports` turns them into data); these functions lead
+with what a person asks first and fold the long parts (per-cell routes, cell lists) into counts.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from controller.cli import output
+from protos.edgeslice.operator.v1 import operator_pb2 as pb
 
 CONDITIONS = ("Admitted", "Placed", "Realised", "SLAMet", "Ready")
 
@@ -29,106 +29,91 @@ def sig3(value: float) -> str:
     return text.rstrip(".") if "e" not in text else f"{value:.3f}"
 
 
-def _get(data: Mapping[str, Any], key: str) -> Any:
-    return data.get(key) if isinstance(data, Mapping) else None
-
-
-def _decision(report: Mapping[str, Any]) -> str:
-    decision = _get(report, "decision")
-    state = str(report.get("state", ""))
-    if isinstance(decision, Mapping):
-        admitted = decision.get("status") == "True"
-        verb = "admitted" if admitted else "rejected" if decision.get("status") == "False" else "undecided"
-        why = decision.get("reason") or ""
-        message = decision.get("message") or ""
+def _decision(report: pb.Explanation) -> str:
+    if report.HasField("decision"):
+        decision = report.decision
+        admitted = decision.status == "True"
+        verb = "admitted" if admitted else "rejected" if decision.status == "False" else "undecided"
+        why = decision.reason
+        message = decision.message
         if why.lower() == verb:
             why = ""  # "admitted (Admitted: ...)" says it twice
         if not admitted and why:
             return f"{verb}: {why}"  # the binding constraint, next, says why
         detail = f"{why}: {message}" if why and message else why or message
         return f"{verb} ({detail})" if detail else verb
-    return f"not decided yet (state {state})" if state else "not decided yet"
+    return f"not decided yet (state {report.state})" if report.state else "not decided yet"
 
 
-def _binding(report: Mapping[str, Any]) -> str:
-    binding = _get(report, "bindingConstraint")
-    if isinstance(binding, Mapping):
-        return f"{binding.get('reason', '')}: {binding.get('message', '')}".strip(": ")
-    failed = [c for c in report.get("checks", []) if isinstance(c, Mapping) and not c.get("passed")]
+def _binding(report: pb.Explanation) -> str:
+    if report.HasField("binding_constraint"):
+        binding = report.binding_constraint
+        return f"{binding.reason}: {binding.message}".strip(": ")
+    failed = [c for c in report.checks if not c.passed]
     if failed:
         first = failed[0]
-        return f"{first.get('check')}: {first.get('reason', '')}: {first.get('message', '')}".strip(": ")
-    placement = _get(report, "placement")
-    resolved = _get(report, "resolved")
-    bound = _get(resolved, "latencyMs") if isinstance(resolved, Mapping) else None
-    if isinstance(placement, Mapping) and isinstance(bound, int | float) and bound > 0:
-        worst = float(placement.get("worstLatencyMs", 0.0))
+        return f"{first.check}: {first.reason}: {first.message}".strip(": ")
+    bound = report.resolved.latency_ms
+    if report.HasField("placement") and bound > 0:
+        worst = report.placement.worst_latency_ms
         return (
             f"none, every check passed (tightest: latency, worst {sig3(worst)} ms "
-            f"of the {sig3(float(bound))} ms bound, {100 * worst / bound:.0f}%)"
+            f"of the {sig3(bound)} ms bound, {100 * worst / bound:.0f}%)"
         )
     return "none, every check passed"
 
 
-def explain_text(report: Mapping[str, Any], routes: bool = False) -> str:
+def explain_text(report: pb.Explanation, routes: bool = False) -> str:
     """``slicectl slice explain``: a summary first, then the conditions and checks; the
     per-cell routes only with ``routes``."""
-    resolved = report.get("resolved") if isinstance(report.get("resolved"), Mapping) else {}
-    placement = report.get("placement") if isinstance(report.get("placement"), Mapping) else None
-    kind = resolved.get("kind", "?") if resolved else "?"
+    resolved = report.resolved
+    placement = report.placement if report.HasField("placement") else None
     lines = [
-        f"Slice:          {report.get('slice')} ({kind}, generation {report.get('generation')}, "
-        f"state {report.get('state')})",
+        f"Slice:          {report.slice} ({resolved.kind or '?'}, generation {report.generation}, "
+        f"state {report.state})",
         f"Decision:       {_decision(report)}",
         f"Binding:        {_binding(report)}",
     ]
     if placement is not None:
-        edges = placement.get("edges", [])
-        where = ", ".join(f"{e['site']} ({e['cells']} cell{'s' * (e['cells'] != 1)})" for e in edges) or "-"
-        bound = resolved.get("latencyMs") if resolved else None
-        worst = sig3(float(placement.get("worstLatencyMs", 0.0)))
-        unserved = placement.get("unserved", [])
+        where = ", ".join(f"{e.site} ({e.cells} cell{'s' * (e.cells != 1)})" for e in placement.edges) or "-"
+        bound = resolved.latency_ms
+        worst = sig3(placement.worst_latency_ms)
+        unserved = list(placement.unserved_cells)
         lines += [
             f"Edge sites:     {where}",
-            f"Worst latency:  {worst} ms" + (f" (bound {sig3(float(bound))} ms)" if bound else ""),
+            f"Worst latency:  {worst} ms" + (f" (bound {sig3(bound)} ms)" if bound else ""),
         ]
         if unserved:
             lines.append(f"Unserved cells: {len(unserved)} ({_few(unserved)})")
     else:
         lines += ["Edge sites:     - (not placed)", "Worst latency:  -"]
-    conditions = {c.get("type"): c for c in report.get("conditions", []) if isinstance(c, Mapping)}
+    conditions = {c.type: c for c in report.conditions}
     rows = []
     for name in [*CONDITIONS, *(t for t in conditions if t not in CONDITIONS)]:
         c = conditions.get(name)
         if c is None:
             rows.append([name, "-", "-", "(not set yet)"])
         else:
-            rows.append([name, c.get("status", "-"), c.get("reason") or "-", c.get("message") or "-"])
+            rows.append([name, c.status or "-", c.reason or "-", c.message or "-"])
     blocks = ["\n".join(lines), "Conditions:\n" + output.table(["TYPE", "STATUS", "REASON", "MESSAGE"], rows)]
-    checks = [c for c in report.get("checks", []) if isinstance(c, Mapping)]
-    if checks:
+    if report.checks:
         blocks.append(
             "Checks (against the topology as it is now):\n"
             + output.table(
                 ["CHECK", "RESULT", "REASON", "MESSAGE"],
                 [
-                    [
-                        c.get("check"),
-                        "pass" if c.get("passed") else "FAIL",
-                        c.get("reason") or "-",
-                        c.get("message") or "-",
-                    ]
-                    for c in checks
+                    [c.check, "pass" if c.passed else "FAIL", c.reason or "-", c.message or "-"]
+                    for c in report.checks
                 ],
             )
         )
-    found = placement.get("routes", []) if placement is not None else []
+    found = placement.routes if placement is not None else []
     if routes and found:
         blocks.append(
             "Routes:\n"
             + output.table(
                 ["CELL", "EDGE", "LATENCY-MS", "PATH"],
-                [[r["cell"], r["edge"], sig3(float(r["latencyMs"])), " > ".join(r["path"])] for r in found],
+                [[r.cell, r.edge, sig3(r.latency_ms), " > ".join(r.nodes)] for r in found],
             )
         )
     elif found:
@@ -146,48 +131,47 @@ def _few(names: Sequence[str], most: int = 5) -> str:
     return shown + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
-def what_if_counts(report: Mapping[str, Any]) -> dict[str, int]:
+def what_if_counts(report: pb.WhatIfReport) -> dict[str, int]:
     """Counts of a what-if report: cells affected; slices moved (re-placed whole), degraded
     (re-placed, some cells unserved) and lost (could not be re-placed); unaffected."""
-    affected = [a for a in report.get("affected", []) if isinstance(a, Mapping)]
-    cells = {c for a in affected for c in a.get("lostCells", [])}
-    lost = [a for a in affected if not a.get("recovered")]
-    degraded = [a for a in affected if a.get("recovered") and a.get("unserved")]
+    affected = report.affected
+    cells = {c for a in affected for c in a.lost_cells}
+    lost = [a for a in affected if not a.recovered]
+    degraded = [a for a in affected if a.recovered and a.unserved_cells]
     return {
         "cellsAffected": len(cells),
         "slicesAffected": len(affected),
         "slicesMoved": len(affected) - len(lost) - len(degraded),
         "slicesDegraded": len(degraded),
         "slicesLost": len(lost),
-        "slicesUnaffected": int(report.get("unaffected", 0)),
+        "slicesUnaffected": report.unaffected,
     }
 
 
-def what_if_text(report: Mapping[str, Any]) -> str:
+def what_if_text(report: pb.WhatIfReport) -> str:
     """``slicectl topology what-if``: a summary line of counts and one row per slice hit, with
     counts of cells (``-o json`` has the lists)."""
     n = what_if_counts(report)
-    failed = [*report.get("failedSites", []), *report.get("failedLinks", [])]
+    failed = [*report.failed_sites, *(f"{k.a}:{k.b}" for k in report.failed_links)]
     head = (
         f"What if {', '.join(failed)} failed: {n['slicesAffected']} slices affected, "
         f"{n['slicesUnaffected']} unaffected ({n['slicesMoved']} moved, {n['slicesDegraded']} degraded, "
         f"{n['slicesLost']} lost; {n['cellsAffected']} cells affected)"
     )
-    affected = [a for a in report.get("affected", []) if isinstance(a, Mapping)]
-    if not affected:
+    if not report.affected:
         return head
     rows = []
-    for a in affected:
-        outcome = "lost" if not a.get("recovered") else "degraded" if a.get("unserved") else "moved"
+    for a in report.affected:
+        outcome = "lost" if not a.recovered else "degraded" if a.unserved_cells else "moved"
         rows.append(
             [
-                a.get("slice"),
+                a.slice,
                 outcome,
-                len(a.get("lostCells", [])),
-                ",".join(a.get("lostEdges", [])) or "-",
-                ",".join(a.get("edges", [])) or "-",
-                len(a.get("unserved", [])) if a.get("recovered") else "-",
-                a.get("reason") or "-",
+                len(a.lost_cells),
+                ",".join(a.lost_edges) or "-",
+                ",".join(a.edges) or "-",
+                len(a.unserved_cells) if a.recovered else "-",
+                a.reason or "-",
             ]
         )
     table = output.table(

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import click
 
+from controller.api import reports
 from controller.cli import diff_view, event_window, output, readable, selection, slice_get, views
 from controller.cli.connect import Connection, connection_options
 from controller.cli.progress import Progress
@@ -294,7 +295,7 @@ def explain(name: str, routes: bool, fmt: str, conn: Connection) -> None:
     if fmt == "table":
         click.echo(readable.explain_text(report, routes=routes))
     else:
-        output.emit_data(report, fmt)
+        output.emit_data(reports.explanation_data(report), fmt)
 
 
 DEFAULT_TAIL = 1000

@@ -7,6 +7,7 @@ from collections import Counter
 
 import click
 
+from controller.api import reports
 from controller.cli import output, readable, views
 from controller.cli.connect import Connection, connection_options
 from controller.cli.progress import Progress
@@ -280,4 +281,4 @@ def what_if(fail_sites: tuple[str, ...], fail_links: tuple[str, ...], fmt: str, 
     if fmt == "table":
         click.echo(readable.what_if_text(report))
     else:
-        output.emit_data(report, fmt)
+        output.emit_data(reports.what_if_data(report), fmt)

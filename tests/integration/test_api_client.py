@@ -10,6 +10,7 @@ import grpc
 import pytest
 
 from controller.api import client as api_client
+from controller.api import reports
 from controller.runtime.service import ControllerService
 from controller.runtime.store import Store
 from slices import errors
@@ -36,8 +37,9 @@ def test_apply_get_list_explain_delete(client: api_client.ApiClient, running: Ru
     assert [c.type for c in cars.conditions][:2] == ["Admitted", "Placed"]
     assert [s.name for s in client.list_slices()] == ["cars", "meters"]
     why = client.explain("cars")
-    assert why["slice"] == "cars" and why["generation"] == 1  # whole numbers come back as ints
-    assert all(check["passed"] for check in why["checks"])
+    assert why.slice == "cars" and why.generation == 1
+    assert reports.explanation_data(why)["generation"] == 1  # whole numbers come back as ints
+    assert all(check.passed for check in why.checks)
     client.delete("cars")
     with pytest.raises(errors.NotFound, match="cars"):
         client.get("cars")
@@ -141,7 +143,7 @@ def test_topology_drain_undrain_what_if(client: api_client.ApiClient) -> None:
     with pytest.raises(errors.NotFound, match="nowhere"):
         client.drain("nowhere")
     report = client.what_if(["e2"], [("a1", "e1")])
-    assert report["affected"][0]["slice"] == "cars"
+    assert report.affected[0].slice == "cars"
     assert client.health() == "SERVING"
 
 

@@ -7,7 +7,6 @@ the real service on a real SQLite store.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -17,7 +16,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from controller.api import auth
+from controller.api import auth, reports
 from controller.api import server as api_server
 from protos.edgeslice.operator.v1 import operator_pb2 as pb
 from protos.edgeslice.operator.v1 import operator_pb2_grpc as pb_grpc
@@ -266,17 +265,25 @@ def test_bad_requests_name_the_field(
     assert details in err.details()
 
 
-def test_explain_is_a_json_object(stub: pb_grpc.OperatorServiceStub) -> None:
+def test_explain_is_a_structured_message(
+    stub: pb_grpc.OperatorServiceStub, fake: operator_fake.FakeService
+) -> None:
     _apply(stub, SLICE % "sensors")
     reply = stub.ExplainSlice(pb.ExplainSliceRequest(name="sensors"), metadata=AUTH, timeout=5)
-    explanation = json.loads(reply.explanation_json)
-    assert explanation == {
-        "slice": "sensors",
-        "state": "Admitted",
-        "checks": [{"name": "latency", "passed": True}],
-        "cells": 2,
-    }
-    assert list(explanation) == ["slice", "state", "checks", "cells"]  # the service's order is kept
+    assert reply.explanation_json == ""  # deprecated: no longer filled
+    why = reply.explanation
+    assert (why.slice, why.generation, why.state) == ("sensors", 1, "Admitted")
+    assert [(c.check, c.passed) for c in why.checks] == [("latency", True), ("bandwidth", True)]
+    assert (why.decision.status, why.resolved.kind) == ("True", "iot")
+    assert [(r.cell, list(r.nodes)) for r in why.placement.routes] == [
+        ("cell-1", ["cell-1", "edge-1"]),
+        ("cell-2", ["cell-2", "edge-1"]),
+    ]
+    assert not why.HasField("binding_constraint")
+    # Back to the service's data exactly: the same values, keys in the service's order.
+    data = reports.explanation_data(why)
+    assert data == fake.explain("sensors")
+    assert list(data) == list(fake.explain("sensors"))
     err = _error(lambda: stub.ExplainSlice(pb.ExplainSliceRequest(name="nope"), metadata=AUTH, timeout=5))
     assert err.code() == grpc.StatusCode.NOT_FOUND
 
@@ -393,10 +400,13 @@ def test_topology_operations(stub: pb_grpc.OperatorServiceStub) -> None:
     stub.UndrainSite(pb.UndrainSiteRequest(site="edge-1"), metadata=AUTH, timeout=5)
     err = _error(lambda: stub.DrainSite(pb.DrainSiteRequest(site="edge-9"), metadata=AUTH, timeout=5))
     assert err.code() == grpc.StatusCode.NOT_FOUND and "edge-9" in err.details()
-    report = stub.WhatIf(
+    reply = stub.WhatIf(
         pb.WhatIfRequest(fail_sites=["edge-1"], fail_links=[pb.Link(a="edge-1", b="cell-1")]),
         metadata=AUTH,
         timeout=5,
-    ).report_json
-    assert json.loads(report)["lost"] == ["a"]
-    assert json.loads(report)["failLinks"] == ["cell-1:edge-1"]  # link keys are ordered
+    )
+    assert reply.report_json == ""  # deprecated: no longer filled
+    report = reply.report
+    assert [(a.slice, a.recovered) for a in report.affected] == [("a", False)]
+    assert [(k.a, k.b) for k in report.failed_links] == [("cell-1", "edge-1")]  # link keys are ordered
+    assert reports.what_if_data(report)["failedLinks"] == ["cell-1:edge-1"]

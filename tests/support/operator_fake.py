@@ -10,7 +10,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
 
 from controller.api.ports import OperatorPort
 from controller.core.topology import LinkKey, Topology
@@ -129,13 +128,58 @@ class FakeService:
         return list(self.slices.values())
 
     def explain(self, name: str) -> dict[str, object]:
+        """In the real service's shape: an admitted slice is placed on edge-1 (both cells), a
+        rejected one has a failed check and a binding constraint."""
         record = self.get(name)
-        return {
+        i = record.intent
+        rejected = record.state == service_mod.SliceState.REJECTED
+        out: dict[str, object] = {
             "slice": name,
-            "state": record.state,
-            "checks": [{"name": "latency", "passed": True}],
-            "cells": 2,
+            "generation": record.generation,
+            "state": record.state.value,
+            "reason": record.reason,
+            "message": record.message,
+            "resolved": {
+                "kind": i.kind.value,
+                "snssai": i.snssai,
+                "latencyMs": i.latency_ms,
+                "kbpsPerCell": i.kbps_per_cell,
+                "priority": i.priority,
+                "preemptible": i.preemptible,
+                "fiveQI": i.five_qi,
+            },
+            "conditions": [c.model_dump(mode="json", by_alias=True) for c in record.conditions],
+            "decision": {
+                "status": record.conditions[0].status.value,
+                "reason": record.conditions[0].reason,
+                "message": record.conditions[0].message,
+            },
+            "checks": [
+                {"check": "latency", "passed": True},
+                {"check": "bandwidth", "passed": True}
+                if not rejected
+                else {
+                    "check": "bandwidth",
+                    "passed": False,
+                    "reason": record.reason,
+                    "message": record.message,
+                },
+            ],
         }
+        if rejected:
+            out["bindingConstraint"] = {"reason": record.reason, "message": record.message}
+        else:
+            out["placement"] = {
+                "generation": record.generation,
+                "edges": [{"site": "edge-1", "cells": 2, "cpuMillicores": 1000, "memoryMib": 512}],
+                "worstLatencyMs": 1.5,
+                "routes": [
+                    {"cell": c, "edge": "edge-1", "path": [c, "edge-1"], "latencyMs": 1.0 + n / 2}
+                    for n, c in enumerate(("cell-1", "cell-2"))
+                ],
+                "unserved": [],
+            }
+        return out
 
     def events(
         self, after_seq: int = 0, limit: int = 1000, slice_name: str | None = None
@@ -217,14 +261,28 @@ class FakeService:
         return []
 
     def what_if(self, fail_sites: Sequence[str], fail_links: Sequence[LinkKey]) -> dict[str, object]:
+        """In the real service's shape: failing edge-1 loses every slice (no other edge site)."""
         for s in fail_sites:
             self._site(s)
-        report: dict[str, Any] = {
-            "failSites": list(fail_sites),
-            "failLinks": [f"{a}:{b}" for a, b in fail_links],
+        lost = sorted(self.slices) if "edge-1" in fail_sites else []
+        return {
+            "failedSites": sorted(set(fail_sites)),
+            "failedLinks": [f"{a}:{b}" for a, b in sorted(set(fail_links))],
+            "affected": [
+                {
+                    "slice": name,
+                    "lostCells": ["cell-1", "cell-2"],
+                    "lostEdges": ["edge-1"],
+                    "recovered": False,
+                    "reason": "NoEdgeSite",
+                    "message": "no edge site in reach",
+                    "edges": [],
+                    "unserved": [],
+                }
+                for name in lost
+            ],
+            "unaffected": len(self.slices) - len(lost),
         }
-        report["lost"] = sorted(self.slices) if "edge-1" in fail_sites else []
-        return report
 
 
 def _typed(fake: FakeService) -> OperatorPort:

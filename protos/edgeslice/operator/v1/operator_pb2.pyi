@@ -96,10 +96,112 @@ class ExplainSliceRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class ExplainSliceResponse(_message.Message):
-    __slots__ = ("explanation_json",)
+    __slots__ = ("explanation_json", "explanation")
     EXPLANATION_JSON_FIELD_NUMBER: _ClassVar[int]
+    EXPLANATION_FIELD_NUMBER: _ClassVar[int]
     explanation_json: str
-    def __init__(self, explanation_json: _Optional[str] = ...) -> None: ...
+    explanation: Explanation
+    def __init__(self, explanation_json: _Optional[str] = ..., explanation: _Optional[_Union[Explanation, _Mapping]] = ...) -> None: ...
+
+class Explanation(_message.Message):
+    __slots__ = ("slice", "generation", "state", "reason", "message", "resolved", "conditions", "decision", "checks", "placement", "binding_constraint")
+    SLICE_FIELD_NUMBER: _ClassVar[int]
+    GENERATION_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    RESOLVED_FIELD_NUMBER: _ClassVar[int]
+    CONDITIONS_FIELD_NUMBER: _ClassVar[int]
+    DECISION_FIELD_NUMBER: _ClassVar[int]
+    CHECKS_FIELD_NUMBER: _ClassVar[int]
+    PLACEMENT_FIELD_NUMBER: _ClassVar[int]
+    BINDING_CONSTRAINT_FIELD_NUMBER: _ClassVar[int]
+    slice: str
+    generation: int
+    state: str
+    reason: str
+    message: str
+    resolved: ResolvedIntent
+    conditions: _containers.RepeatedCompositeFieldContainer[Condition]
+    decision: AdmissionDecision
+    checks: _containers.RepeatedCompositeFieldContainer[AdmissionCheck]
+    placement: PlacementDetail
+    binding_constraint: BindingConstraint
+    def __init__(self, slice: _Optional[str] = ..., generation: _Optional[int] = ..., state: _Optional[str] = ..., reason: _Optional[str] = ..., message: _Optional[str] = ..., resolved: _Optional[_Union[ResolvedIntent, _Mapping]] = ..., conditions: _Optional[_Iterable[_Union[Condition, _Mapping]]] = ..., decision: _Optional[_Union[AdmissionDecision, _Mapping]] = ..., checks: _Optional[_Iterable[_Union[AdmissionCheck, _Mapping]]] = ..., placement: _Optional[_Union[PlacementDetail, _Mapping]] = ..., binding_constraint: _Optional[_Union[BindingConstraint, _Mapping]] = ...) -> None: ...
+
+class ResolvedIntent(_message.Message):
+    __slots__ = ("kind", "snssai", "latency_ms", "kbps_per_cell", "priority", "preemptible", "five_qi")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    SNSSAI_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
+    KBPS_PER_CELL_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    PREEMPTIBLE_FIELD_NUMBER: _ClassVar[int]
+    FIVE_QI_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    snssai: str
+    latency_ms: float
+    kbps_per_cell: int
+    priority: int
+    preemptible: bool
+    five_qi: int
+    def __init__(self, kind: _Optional[str] = ..., snssai: _Optional[str] = ..., latency_ms: _Optional[float] = ..., kbps_per_cell: _Optional[int] = ..., priority: _Optional[int] = ..., preemptible: _Optional[bool] = ..., five_qi: _Optional[int] = ...) -> None: ...
+
+class AdmissionDecision(_message.Message):
+    __slots__ = ("status", "reason", "message")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    status: str
+    reason: str
+    message: str
+    def __init__(self, status: _Optional[str] = ..., reason: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
+class AdmissionCheck(_message.Message):
+    __slots__ = ("check", "passed", "reason", "message")
+    CHECK_FIELD_NUMBER: _ClassVar[int]
+    PASSED_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    check: str
+    passed: bool
+    reason: str
+    message: str
+    def __init__(self, check: _Optional[str] = ..., passed: _Optional[bool] = ..., reason: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
+class BindingConstraint(_message.Message):
+    __slots__ = ("reason", "message")
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    reason: str
+    message: str
+    def __init__(self, reason: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
+class CellRoute(_message.Message):
+    __slots__ = ("cell", "edge", "nodes", "latency_ms")
+    CELL_FIELD_NUMBER: _ClassVar[int]
+    EDGE_FIELD_NUMBER: _ClassVar[int]
+    NODES_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
+    cell: str
+    edge: str
+    nodes: _containers.RepeatedScalarFieldContainer[str]
+    latency_ms: float
+    def __init__(self, cell: _Optional[str] = ..., edge: _Optional[str] = ..., nodes: _Optional[_Iterable[str]] = ..., latency_ms: _Optional[float] = ...) -> None: ...
+
+class PlacementDetail(_message.Message):
+    __slots__ = ("generation", "edges", "worst_latency_ms", "routes", "unserved_cells")
+    GENERATION_FIELD_NUMBER: _ClassVar[int]
+    EDGES_FIELD_NUMBER: _ClassVar[int]
+    WORST_LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
+    ROUTES_FIELD_NUMBER: _ClassVar[int]
+    UNSERVED_CELLS_FIELD_NUMBER: _ClassVar[int]
+    generation: int
+    edges: _containers.RepeatedCompositeFieldContainer[EdgeShare]
+    worst_latency_ms: float
+    routes: _containers.RepeatedCompositeFieldContainer[CellRoute]
+    unserved_cells: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, generation: _Optional[int] = ..., edges: _Optional[_Iterable[_Union[EdgeShare, _Mapping]]] = ..., worst_latency_ms: _Optional[float] = ..., routes: _Optional[_Iterable[_Union[CellRoute, _Mapping]]] = ..., unserved_cells: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Condition(_message.Message):
     __slots__ = ("type", "status", "reason", "message", "observed_generation", "last_transition_time")
@@ -394,10 +496,44 @@ class WhatIfRequest(_message.Message):
     def __init__(self, fail_sites: _Optional[_Iterable[str]] = ..., fail_links: _Optional[_Iterable[_Union[Link, _Mapping]]] = ...) -> None: ...
 
 class WhatIfResponse(_message.Message):
-    __slots__ = ("report_json",)
+    __slots__ = ("report_json", "report")
     REPORT_JSON_FIELD_NUMBER: _ClassVar[int]
+    REPORT_FIELD_NUMBER: _ClassVar[int]
     report_json: str
-    def __init__(self, report_json: _Optional[str] = ...) -> None: ...
+    report: WhatIfReport
+    def __init__(self, report_json: _Optional[str] = ..., report: _Optional[_Union[WhatIfReport, _Mapping]] = ...) -> None: ...
+
+class WhatIfReport(_message.Message):
+    __slots__ = ("failed_sites", "failed_links", "affected", "unaffected")
+    FAILED_SITES_FIELD_NUMBER: _ClassVar[int]
+    FAILED_LINKS_FIELD_NUMBER: _ClassVar[int]
+    AFFECTED_FIELD_NUMBER: _ClassVar[int]
+    UNAFFECTED_FIELD_NUMBER: _ClassVar[int]
+    failed_sites: _containers.RepeatedScalarFieldContainer[str]
+    failed_links: _containers.RepeatedCompositeFieldContainer[Link]
+    affected: _containers.RepeatedCompositeFieldContainer[SliceImpact]
+    unaffected: int
+    def __init__(self, failed_sites: _Optional[_Iterable[str]] = ..., failed_links: _Optional[_Iterable[_Union[Link, _Mapping]]] = ..., affected: _Optional[_Iterable[_Union[SliceImpact, _Mapping]]] = ..., unaffected: _Optional[int] = ...) -> None: ...
+
+class SliceImpact(_message.Message):
+    __slots__ = ("slice", "lost_cells", "lost_edges", "recovered", "reason", "message", "edges", "unserved_cells")
+    SLICE_FIELD_NUMBER: _ClassVar[int]
+    LOST_CELLS_FIELD_NUMBER: _ClassVar[int]
+    LOST_EDGES_FIELD_NUMBER: _ClassVar[int]
+    RECOVERED_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    EDGES_FIELD_NUMBER: _ClassVar[int]
+    UNSERVED_CELLS_FIELD_NUMBER: _ClassVar[int]
+    slice: str
+    lost_cells: _containers.RepeatedScalarFieldContainer[str]
+    lost_edges: _containers.RepeatedScalarFieldContainer[str]
+    recovered: bool
+    reason: str
+    message: str
+    edges: _containers.RepeatedScalarFieldContainer[str]
+    unserved_cells: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, slice: _Optional[str] = ..., lost_cells: _Optional[_Iterable[str]] = ..., lost_edges: _Optional[_Iterable[str]] = ..., recovered: _Optional[bool] = ..., reason: _Optional[str] = ..., message: _Optional[str] = ..., edges: _Optional[_Iterable[str]] = ..., unserved_cells: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class AgentRefusal(_message.Message):
     __slots__ = ("generation", "reason", "message", "at")

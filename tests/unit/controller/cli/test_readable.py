@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from controller.api import reports
 from controller.cli import readable
+from protos.edgeslice.operator.v1 import operator_pb2 as pb
 
 
 def _report(cells: int) -> dict[str, object]:
@@ -47,7 +49,7 @@ def _report(cells: int) -> dict[str, object]:
 
 
 def test_what_if_shows_counts_not_a_cell_list() -> None:
-    text = readable.what_if_text(_report(2000))
+    text = readable.what_if_text(reports.what_if_message(_report(2000)))
     assert "cell-0001" not in text and len(text) < 1000, text
     assert text.splitlines()[0] == (
         "What if edge-1 failed: 3 slices affected, 7 unaffected "
@@ -64,32 +66,21 @@ def test_what_if_shows_counts_not_a_cell_list() -> None:
 
 
 def test_explain_summary_for_a_rejected_slice() -> None:
-    report = {
-        "slice": "big",
-        "generation": 2,
-        "state": "Rejected",
-        "reason": "EdgeCapacityExhausted",
-        "message": "no edge site has 64000m CPU free",
-        "resolved": {"kind": "wifi", "latencyMs": 20.0},
-        "conditions": [
-            {
-                "type": "Admitted",
-                "status": "False",
-                "reason": "EdgeCapacityExhausted",
-                "message": "no edge site has 64000m CPU free",
-            },
+    why = "no edge site has 64000m CPU free"
+    report = pb.Explanation(
+        slice="big",
+        generation=2,
+        state="Rejected",
+        reason="EdgeCapacityExhausted",
+        message=why,
+        resolved=pb.ResolvedIntent(kind="wifi", latency_ms=20.0),
+        conditions=[
+            pb.Condition(type="Admitted", status="False", reason="EdgeCapacityExhausted", message=why)
         ],
-        "decision": {
-            "status": "False",
-            "reason": "EdgeCapacityExhausted",
-            "message": "no edge site has 64000m CPU free",
-        },
-        "checks": [{"check": "coverage", "passed": True}],
-        "bindingConstraint": {
-            "reason": "EdgeCapacityExhausted",
-            "message": "no edge site has 64000m CPU free",
-        },
-    }
+        decision=pb.AdmissionDecision(status="False", reason="EdgeCapacityExhausted", message=why),
+        checks=[pb.AdmissionCheck(check="coverage", passed=True)],
+        binding_constraint=pb.BindingConstraint(reason="EdgeCapacityExhausted", message=why),
+    )
     lines = readable.explain_text(report).splitlines()
     assert lines[:5] == [
         "Slice:          big (wifi, generation 2, state Rejected)",
