@@ -100,8 +100,8 @@ class ControllerService:
     # -- start-up -----------------------------------------------------------------------------
 
     def _load(self) -> None:
-        # Thousands of long-lived objects are created here and none is garbage: pausing the
-        # cyclic collector meanwhile halves the restart time (bench/bench_restart.py).
+        # Thousands of long-lived objects are created here and none is garbage: its passes over
+        # them would be wasted, so the cyclic collector is paused meanwhile (bench/README.md, restart).
         was_enabled = gc.isenabled()
         gc.disable()
         try:

@@ -1,7 +1,7 @@
 """The agent table: every site's session facts, one row per site, written by the registry only.
 
-Each fact is kept once. What a metrics scrape or the lease scan reads for every site (21,677 in a
-city) is a flat array (:class:`SessionTable`'s columns: a message renews ``last_seen`` with one
+Each fact is kept once. What a metrics scrape or the lease scan reads for every site (one per site of
+a city) is a flat array (:class:`SessionTable`'s columns: a message renews ``last_seen`` with one
 array store, a scrape copies the arrays whole); the rest of a site's facts, read one site at a
 time, is its :class:`SiteRecord`. The registry (:class:`telemetry.agentlink.registry.AgentRegistry`)
 writes both under its lock; :meth:`SessionTable.columns`, :meth:`SessionTable.status` and
@@ -36,8 +36,8 @@ class SessionColumns(NamedTuple):
 
 
 class SiteSessionStatus(NamedTuple):
-    """One site's session as the registry sees it (a named tuple: a scrape makes one per agent,
-    21,677 in a city, and a frozen dataclass costs several times more to build)."""
+    """One site's session as the registry sees it (a named tuple: a scrape makes one per agent
+    of a city, and a frozen dataclass costs more to build)."""
 
     site: str
     connected: bool  # a session whose lease is valid

@@ -33,8 +33,8 @@ class AgentSettings:
     rate_burst: float = 40.0
     kpi_window: int = 60  # telemetry batches kept per site (so at most this many samples per slice there)
     # Streams the gRPC core queues before the handler takes them. Its default (1,000 soft, 3,000
-    # hard) silently stalls new streams when a city (re)connects at once: at 20,000 agents the
-    # server stopped near 6,000 streams, bare grpcio included. A whole city must fit.
+    # hard) silently stalls new streams when a city (re)connects at once, bare grpcio included
+    # (bench/README.md, telemetry ingest). A whole city must fit.
     max_pending_streams: int = 100_000
     # ... and how long one may wait there before the core cancels it (its default, 30 s, cancels
     # a city's Hellos while the loop works through a reconnect storm; each then retries, adding load).

@@ -106,8 +106,8 @@ def exposition(registry: CollectorRegistry) -> bytes:
     """The registry in the Prometheus text format 0.0.4, as ``generate_latest`` writes it.
 
     A leaner writer than prometheus-client's: our label names are fixed identifiers, so it skips
-    validating and escaping them for each of the ~9,000 samples of a city-scale scrape (the
-    library's writer alone takes most of the 250 ms budget there); labels keep the order they
+    validating and escaping them for each of the thousands of samples of a city-scale scrape (the
+    library's writer alone would take much of the scrape budget there); labels keep the order they
     were added in (Prometheus does not mind) and are escaped only when a value needs it. Sample
     values are formatted by the library's own ``floatToGoString``.
     """

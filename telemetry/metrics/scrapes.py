@@ -36,8 +36,8 @@ class _Scrapes:
     @contextlib.contextmanager
     def running(self) -> Iterator[None]:
         """One scrape counted, with Python's cyclic garbage collector paused when
-        :attr:`pause_gc`: a city-scale scrape allocates ~100,000 short-lived objects (refcounting
-        frees them all; none is in a cycle), enough to set off a hundred young-generation
+        :attr:`pause_gc`: a city-scale scrape allocates a great many short-lived objects (refcounting
+        frees them all; none is in a cycle), enough to set off many young-generation
         collections. Scrapes overlapping this one may re-enable the collector early; it only
         runs later, never wrongly."""
         with self._lock:

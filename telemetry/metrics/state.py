@@ -317,7 +317,7 @@ class StateCollector(Collector):
                 wake.wait(interval_s)
                 wake.clear()
                 # A scrape in progress goes first (it serves the previous revision's families):
-                # rebuilding alongside would make it share the GIL with ~80 ms of work.
+                # rebuilding alongside would make it share the GIL with the rebuild's work.
                 SCRAPES.idle.wait(5.0)
                 try:
                     self._topology_samples_now()
@@ -338,7 +338,7 @@ class StateCollector(Collector):
     def _topology(self, fam: dict[str, Metric]) -> None:
         status = self._source.topology_status()
         down = dict.fromkeys(KIND_ORDER, 0)
-        # 20,000 cells: comprehensions rather than one loop with branches (a third of the time).
+        # A city's cells: comprehensions rather than one loop with branches (less work per cell).
         sites = status.sites
         cells = [s for s in sites if s.kind == "cell"]
         radio_reserved = sum([s.radio_reserved_kbps for s in cells])
@@ -366,7 +366,7 @@ class StateCollector(Collector):
         busiest: list[tuple[LinkKey, str, float, float]] = []
         util = status.link_utilisation
         if util:
-            # Vectorised: 40,000 access links are too many for a Python loop within the budget.
+            # Vectorised: a city's access links are too many for a Python loop within the budget.
             keys = list(map(_FIRST, util))
             cached_keys, cached_idx = self._last_util
             if keys == cached_keys:  # same links in the same order as last scrape: a C-level compare
@@ -446,7 +446,7 @@ class StateCollector(Collector):
     def _agent_metrics(self, fam: dict[str, Metric], records: Sequence[SliceRecord], revision: int) -> None:
         assert self._agents is not None
         t = self._agents.agent_table()
-        # 21,677 agents in a city: counted with numpy; series only for the agents listed.
+        # One agent per site of a city: counted with numpy; series only for the agents listed.
         behind = t.acked_generation < t.desired_generation
         listed_kind = np.isin(t.kind, [i for i, k in enumerate(t.kind_names) if k in LISTED_AGENT_KINDS])
         for i in np.flatnonzero(listed_kind).tolist():

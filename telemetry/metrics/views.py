@@ -38,7 +38,7 @@ class StateSource(Protocol):
 class AgentSnapshot(NamedTuple):
     """One site agent as the agent registry sees it now.
 
-    A named tuple, not a dataclass: a city scrape builds one for each of 21,677 agents.
+    A named tuple, not a dataclass: a city scrape builds one for every agent of the city.
     """
 
     site: str
@@ -54,7 +54,7 @@ class AgentSnapshot(NamedTuple):
 
 
 class AgentTable(NamedTuple):
-    """Every agent as columns: a city has 21,677, and a scrape counts them with numpy."""
+    """Every agent as columns: one per site of a city, and a scrape counts them with numpy."""
 
     sites: Sequence[str]
     kind_names: Sequence[str]  # kind code → kind
