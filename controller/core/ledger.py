@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from controller.core import capacity
+from controller.core.capacity import CapacityView, advance
 from controller.core.placement_model import Placement, Reservation
 from controller.core.topology import Topology
 
@@ -45,7 +45,7 @@ class Ledger:
         self._touched_sites: set[str] = set()
         self._touched_links: set[int] = set()
         self._touched_holders: set[str] = set()
-        self._view: capacity.CapacityView | None = None
+        self._view: CapacityView | None = None
         self._counted: dict[str, tuple[Reservation, np.ndarray]] = {}
         # While a trial runs: every reserve/release, so the trial can be undone (see trial()).
         self._journal: list[tuple[bool, str, Reservation]] | None = None
@@ -107,13 +107,13 @@ class Ledger:
 
     # -- residual capacity --------------------------------------------------------------------
 
-    def capacity(self) -> capacity.CapacityView:
+    def capacity(self) -> CapacityView:
         """Every site's and link's capacity, reserved and free figures as arrays, at this
         revision: the same object until a reservation moves, then a new one made from the
         last by rereading only what moved."""
         view = self._view
         if view is None or view.revision != self.revision:
-            view = self._view = capacity.advance(
+            view = self._view = advance(
                 self, view, self._counted, self._touched_sites, self._touched_links, self._touched_holders
             )
             self._touched_sites, self._touched_links, self._touched_holders = set(), set(), set()
