@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import stat
 from pathlib import Path
-from typing import Any, cast
 
 import pytest
 
@@ -104,7 +103,7 @@ def test_tls_config_loading(tmp_path: Path) -> None:
 )
 def test_serve_refuses_plaintext_outside_dev_loopback(listen: str, dev: bool, message: str) -> None:
     authenticator = auth.Authenticator({"alice": ALICE})
-    fake = cast(Any, operator_fake.FakeService())
+    fake = operator_fake.FakeService()
     with pytest.raises(errors.InvalidSpec, match=message):
         api_server.serve(fake, listen, authenticator, None, dev=dev)
 
@@ -113,7 +112,7 @@ def test_tls_server_with_token(tmp_path: Path) -> None:
     pki = tls_certs.make_pki()
     tls = auth.TlsConfig(cert_chain=pki.cert_pem, private_key=pki.key_pem)
     server = api_server.serve(
-        cast(Any, operator_fake.FakeService()),
+        operator_fake.FakeService(),
         "127.0.0.1:0",
         auth.Authenticator({"alice": ALICE}),
         tls,
@@ -145,7 +144,7 @@ def test_mutual_tls_needs_a_client_certificate(tmp_path: Path) -> None:
     # The same CA signs the server and the client certificate in this test.
     tls = auth.TlsConfig(cert_chain=pki.cert_pem, private_key=pki.key_pem, client_ca=pki.ca_pem)
     server = api_server.serve(
-        cast(Any, operator_fake.FakeService()),
+        operator_fake.FakeService(),
         "127.0.0.1:0",
         auth.Authenticator({"alice": ALICE}),
         tls,
