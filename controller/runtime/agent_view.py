@@ -1,5 +1,5 @@
 """What the operator sees of the site agents: one read model, written by the agent registry
-(``telemetry.agentlink.service``), read by the operator API and ``slicectl agent``.
+(``telemetry.agentlink.registry``), read by the operator API and ``slicectl agent``.
 
 It lives in ``controller`` because the operator API (here) reads it and ``controller`` never
 imports ``telemetry``; the registry implements :class:`AgentDirectory`.

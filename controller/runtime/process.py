@@ -214,7 +214,7 @@ class Controller:
         self._extra_realisers = realisers or []
         self._observer = observer
         # The Kubernetes client request counts go on the observer's prometheus_client registry
-        # (telemetry.metrics.exporter.ControllerMetrics has one), beside the service's own metrics.
+        # (telemetry.metrics.observer.ControllerMetrics has one), beside the service's own metrics.
         self.metrics_registry: Any = getattr(observer, "registry", None)
         self._manager = Manager()
         self._stop = threading.Event()

@@ -54,7 +54,7 @@ class Progress:
 
     def require_agents(self, policy: str) -> None:
         """An agent server runs: from now on a slice is Realised only when the site agents the
-        ``policy`` requires have acked it (telemetry.agentlink.service.AGENT_POLICIES)."""
+        ``policy`` requires have acked it (telemetry.agentlink.settings.AGENT_POLICIES)."""
         with self.core.lock:
             rec = self.core.reconciler
             rec.policy = dataclasses.replace(rec.policy, agents=policy)

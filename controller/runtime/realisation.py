@@ -2,7 +2,7 @@
 
 Backends: the plan recorder (writes the realisation plan per slice to the state folder), the
 manifest folder (renders the Kubernetes objects there: the embedded default) and Kubernetes itself
-(controller.kube.realiser). Site agents are not a realiser: telemetry.agentlink.service derives each
+(controller.kube.realiser). Site agents are not a realiser: telemetry.agentlink.desired derives each
 site's desired config from the placements and pushes it when the service's revision moves.
 """
 

@@ -153,7 +153,7 @@ class RealisationPolicy:
     """What evidence makes a slice Realised, besides its realisation backends' results.
 
     ``agents``: None when no agent server runs (site configs are not pushed; said in the
-    message), else the agent policy ("all", "edge" or "none", see telemetry.agentlink.service).
+    message), else the agent policy ("all", "edge" or "none", see telemetry.agentlink.settings).
     ``workloads``: in Kubernetes mode, the slice's Deployments must be Available."""
 
     agents: str | None = None

@@ -1,13 +1,13 @@
 """The controller's one entry point for everything that changes or reads slice state.
 
-The operator gRPC API, the agent service, the Kubernetes NetworkSlice watcher and the demo all
+The operator gRPC API, the agent link, the Kubernetes NetworkSlice watcher and the demo all
 call this class; none of them touches the store or the ledger directly. It is thread-safe (one
 lock: decisions are serialised, reads see committed state).
 
 The names and signatures below are the agreed interface between the runtime (controller.runtime.service
-/ store / reconciler), the operator API (controller.api.server), the agents (telemetry.*),
-Kubernetes (controller.kube_*) and metrics (telemetry.metrics.observer). The service does the operator's
-and agents' operations itself (each a committed decision) and leaves the rest to the
+/ store / reconciler), the operator API (controller.api, through controller.api.ports), the agent
+link (telemetry.agentlink, through telemetry.agentlink.ports), Kubernetes (controller.kube) and
+metrics (telemetry.metrics.observer). The service does the operator's and agents' operations itself (each a committed decision) and leaves the rest to the
 level-based pass in :mod:`controller.runtime.reconciler`.
 
 This class is a facade: it loads the state and delegates each operation to the module of its
@@ -305,7 +305,7 @@ class ControllerService:
 
     def require_agents(self, policy: str) -> None:
         """An agent server runs: from now on a slice is Realised only when the site agents the
-        ``policy`` requires have acked it (telemetry.agentlink.service.AGENT_POLICIES)."""
+        ``policy`` requires have acked it (telemetry.agentlink.settings.AGENT_POLICIES)."""
         self._progress.require_agents(policy)
 
     def record_agent_progress(self, progress: Mapping[str, AgentProgress], actor: str) -> None:

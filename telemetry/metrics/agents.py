@@ -21,7 +21,7 @@ from telemetry.metrics.views import AgentTable
 
 
 class _RegistryLike(Protocol):
-    """The reading side of :class:`telemetry.agentlink.service.AgentRegistry`."""
+    """The reading side of :class:`telemetry.agentlink.registry.AgentRegistry`."""
 
     @property
     def clock(self) -> Callable[[], float]: ...

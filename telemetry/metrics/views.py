@@ -80,7 +80,7 @@ class AgentTable(NamedTuple):
 
 
 class AgentsView(Protocol):
-    """What the collector reads of the agents (an adapter over ``telemetry.agentlink.service``)."""
+    """What the collector reads of the agents (an adapter over ``telemetry.agentlink.registry``)."""
 
     def agent_table(self) -> AgentTable: ...
 
