@@ -7,8 +7,9 @@ lock: decisions are serialised, reads see committed state).
 The names and signatures below are the agreed interface between the runtime (controller.runtime.service
 / store / reconciler), the operator API (controller.api, through controller.api.ports), the agent
 link (telemetry.agentlink, through telemetry.agentlink.ports), Kubernetes (controller.kube) and
-metrics (telemetry.metrics.observer). The service does the operator's and agents' operations itself (each a committed decision) and leaves the rest to the
-level-based pass in :mod:`controller.runtime.reconciler`.
+metrics (telemetry.metrics.observer). The service does the operator's and agents' operations
+itself (each a committed decision) and leaves the rest to the level-based pass in
+:mod:`controller.runtime.reconciler`.
 
 This class is a facade: it loads the state and delegates each operation to the module of its
 concept, which all share one :class:`~controller.runtime.service_core.ServiceCore`:
