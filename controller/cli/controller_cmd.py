@@ -10,7 +10,9 @@ import click
 
 from controller.api import auth
 from controller.cli import companions
+from controller.cli.state_cmd import state_options
 from controller.kube import manifests as kube_manifests
+from controller.runtime import config as runtime_config
 from controller.runtime import decision_log
 from controller.runtime import process as runtime
 from slices import errors
@@ -32,31 +34,22 @@ def controller() -> None:
 @click.option(
     "--cells",
     type=click.IntRange(1, 100_000),
-    default=runtime.DEFAULT_SAMPLE_CELLS,
+    default=runtime_config.DEFAULT_SAMPLE_CELLS,
     show_default=True,
     help="Cells of the generated sample city (without --topology).",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the generated sample city.")
-@click.option(
-    "--state",
-    "state_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help=f"SQLite state file (default: <state-dir>/{runtime.DEFAULT_STATE_FILE}).",
-)
-@click.option(
-    "--state-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help=f"The state folder: state file, dev token, address and endpoints files, manifests, plans (default: ${auth.STATE_DIR_ENV} or ~/.local/state/edgeslice).",
-)
+@state_options
 @click.option(
     "--init",
     is_flag=True,
     help="Start a new, empty state over a 0-byte state file (refused over one that holds data; a missing file needs no --init).",
 )
 @click.option(
-    "--listen", default=runtime.DEFAULT_LISTEN, show_default=True, help="Operator API address HOST:PORT."
+    "--listen",
+    default=runtime_config.DEFAULT_LISTEN,
+    show_default=True,
+    help="Operator API address HOST:PORT.",
 )
 @click.option(
     "--health-listen",
@@ -186,7 +179,7 @@ def controller() -> None:
 )
 @click.option(
     "--intents",
-    type=click.Choice(runtime.INTENT_SOURCES),
+    type=click.Choice(runtime_config.INTENT_SOURCES),
     default="sqlite",
     show_default=True,
     help="Where intents live: the SQLite store (operator API) or NetworkSlice objects in the cluster.",
@@ -199,7 +192,7 @@ def controller() -> None:
 @click.option(
     "--lease-namespace",
     default=None,
-    help=f"Namespace of the leader Lease (default: $POD_NAMESPACE or {runtime.DEFAULT_LEASE_NAMESPACE}).",
+    help=f"Namespace of the leader Lease (default: $POD_NAMESPACE or {runtime_config.DEFAULT_LEASE_NAMESPACE}).",
 )
 @click.option(
     "--identity", default=None, help="This replica's name in the Lease (default: $POD_NAME or the host name)."
@@ -207,14 +200,14 @@ def controller() -> None:
 @click.option(
     "--lease-duration",
     type=click.IntRange(1, 3600),
-    default=runtime.DEFAULT_LEASE_DURATION_S,
+    default=runtime_config.DEFAULT_LEASE_DURATION_S,
     show_default=True,
     help="Seconds a standby waits for an unrenewed lease before taking over.",
 )
 @click.option(
     "--lease-retry",
     type=click.FloatRange(0.05, 600),
-    default=runtime.DEFAULT_LEASE_RETRY_S,
+    default=runtime_config.DEFAULT_LEASE_RETRY_S,
     show_default=True,
     help="Seconds between renewals (leader) or attempts (standby).",
 )
@@ -276,7 +269,7 @@ def run(
     if (tls_cert is None) != (tls_key is None):
         raise click.UsageError("give --tls-cert and --tls-key together")
     tls = auth.TlsConfig.load(tls_cert, tls_key, client_ca) if tls_cert and tls_key else None
-    config = runtime.RuntimeConfig(
+    config = runtime_config.RuntimeConfig(
         topology=topology_path,
         sample_cells=cells,
         sample_seed=seed,
