@@ -26,7 +26,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
 from itertools import compress, pairwise, repeat
 from operator import itemgetter
-from typing import Final, Literal, NamedTuple
+from typing import Any, Final, Literal, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -91,6 +91,26 @@ class KpiColumns(NamedTuple):
 
     slice_names: list[str]  # slice id → name
     slice_ids: npt.NDArray[np.int64]
+    dl_throughput_mbps: npt.NDArray[np.float64]
+    ul_throughput_mbps: npt.NDArray[np.float64]
+    dl_demand_mbps: npt.NDArray[np.float64]
+    ul_demand_mbps: npt.NDArray[np.float64]
+    latency_p50_ms: npt.NDArray[np.float64]
+    latency_p99_ms: npt.NDArray[np.float64]
+    packet_loss: npt.NDArray[np.float64]
+    active_devices: npt.NDArray[np.int64]
+    radio_utilisation: npt.NDArray[np.float64]
+
+
+class KpiWindow(NamedTuple):
+    """Every record taken after some time, as arrays of equal length: by site (in the order sites
+    first reported), oldest batch first, in each batch's order."""
+
+    slice_names: list[str]  # slice id → name
+    sites: list[str]  # site id → name
+    slice_ids: npt.NDArray[np.int64]
+    site_ids: npt.NDArray[np.int64]
+    at: npt.NDArray[np.float64]
     dl_throughput_mbps: npt.NDArray[np.float64]
     ul_throughput_mbps: npt.NDArray[np.float64]
     dl_demand_mbps: npt.NDArray[np.float64]
@@ -357,6 +377,60 @@ class KpiStore:
                     else:
                         found.append(sample)
         return out
+
+    def window_columns(self, since: float) -> KpiWindow:
+        """Every record taken after ``since``, column-wise (what an SLA pass judges): the kept
+        batches' bytes joined and gathered by numpy, no Python object per record."""
+        datas: list[bytes] = []
+        sizes: list[int] = []
+        ats: list[float] = []
+        site_of: list[int] = []
+        sites: list[str] = []
+        for site, window in self._batches.items():
+            if not window or window[-1][AT] <= since:
+                continue
+            recent = []
+            for b in reversed(window):
+                if b[AT] <= since:
+                    break
+                recent.append(b)
+            sid = len(sites)
+            sites.append(site)
+            for b in reversed(recent):
+                datas.append(b[DATA])
+                sizes.append(len(b[NAMES]))
+                ats.append(b[AT])
+                site_of.append(sid)
+        n = np.array(sizes, np.int64)
+        first = np.cumsum(n) - n  # each batch's first record
+        batch = np.repeat(np.arange(len(n)), n)  # each record's batch
+        nrep = n[batch]
+        # A batch is len(_BLOCKS) blocks of n 8-byte values: record j of batch b, block k is
+        # word len(_BLOCKS) * first[b] + k * n[b] + j of the joined bytes.
+        base = len(_BLOCKS) * first[batch] + (np.arange(int(n.sum())) - first[batch])
+        words = np.frombuffer(b"".join(datas), np.float64)
+        ints = words.view(np.int64)
+
+        def block(name: str, of: npt.NDArray[np.float64] | npt.NDArray[np.int64]) -> npt.NDArray[Any]:
+            out: npt.NDArray[Any] = of[base + _BLOCKS.index(name) * nrep]
+            return out
+
+        return KpiWindow(
+            list(self._ids),
+            sites,
+            block("slice_id", ints),
+            np.array(site_of, np.int64)[batch],
+            np.array(ats, np.float64)[batch],
+            block("dl_throughput_mbps", words),
+            block("ul_throughput_mbps", words),
+            block("dl_demand_mbps", words),
+            block("ul_demand_mbps", words),
+            block("latency_p50_ms", words),
+            block("latency_p99_ms", words),
+            block("packet_loss", words),
+            block("active_devices", ints),
+            block("radio_utilisation", words),
+        )
 
     def latest_columns(self, since: float, sites: AbstractSet[str], configured: dict[str, int]) -> KpiColumns:
         """The newest record of every (slice, site) of ``sites`` taken after ``since``, column-wise:

@@ -8,7 +8,8 @@ slices (site down/up, link down/up) is queued as :class:`Effect` s and carried o
 monitor thread (:mod:`telemetry.agentlink.lease`), so a slow healing pass never blocks a stream.
 
 Ingest keeps per-message work small: KPI columns are checked a whole batch at a time and stored
-as one tuple per batch; samples are built when read (once per SLA window).
+as one tuple per batch, and read back column-wise (an SLA pass, a metrics scrape) without a
+Python object per record.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -43,7 +44,8 @@ from telemetry.agentlink.ports import Clock, ControllerPort
 from telemetry.agentlink.session import Session, StreamError
 from telemetry.agentlink.session_table import SessionColumns, SessionTable, SiteRecord, SiteSessionStatus
 from telemetry.agentlink.settings import KNOWN_REFUSALS, AgentSettings
-from telemetry.agentlink.sla import KpiSample
+from telemetry.agentlink.sla import KpiSample, SiteWindow
+from telemetry.agentlink.sla_windows import sla_windows
 
 _INACTIVE_STATES = ("Rejected", "Preempted")
 
@@ -564,6 +566,15 @@ class AgentRegistry:
         """A snapshot: (slice, site) → samples taken after ``since``, oldest first."""
         with self._lock:
             return self._kpis.samples(since)
+
+    def sla_windows(
+        self, since: float, intents: Mapping[str, SliceIntent]
+    ) -> dict[str, dict[str, SiteWindow]]:
+        """slice → site → its window of the KPIs taken after ``since`` (slices of ``intents``):
+        what an SLA pass judges, computed column-wise (:mod:`telemetry.agentlink.sla_windows`)."""
+        with self._lock:
+            columns = self._kpis.window_columns(since)
+        return sla_windows(columns, intents)
 
     def latest_kpi_columns(self, since: float, sites: AbstractSet[str]) -> kpi_store.KpiColumns:
         """The newest record of every (slice, site) of ``sites`` taken after ``since``, as arrays:

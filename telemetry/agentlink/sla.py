@@ -82,6 +82,57 @@ def _mean(values: Sequence[float]) -> float:
     return sum(values) / len(values)
 
 
+class SiteWindow(NamedTuple):
+    """One slice's KPIs at one site over a window: what the SLA is judged on. Means are over the
+    window's samples, oldest first (``sum / len``, so a columnar computation adding in the same
+    order gets the same floats)."""
+
+    samples: int
+    latency_p99_ms: float
+    latency_p50_ms: float
+    packet_loss: float
+    dl_demand_max: float
+    dl_expected: float  # the mean of min(demand, guaranteed per cell)
+    dl_delivered: float
+    ul_demand_max: float
+    ul_expected: float
+    ul_delivered: float
+    radio_utilisation: float
+    active_devices: int  # the newest sample's
+
+
+def window_of(intent: SliceIntent, samples: Sequence[KpiSample]) -> SiteWindow:
+    """The window of ``samples`` (at least one, oldest first) for ``intent``: the plain
+    computation (:mod:`telemetry.agentlink.sla_windows` is the columnar one)."""
+    dl_g, ul_g = intent.dl_kbps / 1000, intent.ul_kbps / 1000
+    return SiteWindow(
+        len(samples),
+        _mean([s.latency_p99_ms for s in samples]),
+        _mean([s.latency_p50_ms for s in samples]),
+        _mean([s.packet_loss for s in samples]),
+        max(s.dl_demand_mbps for s in samples),
+        _mean([min(s.dl_demand_mbps, dl_g) for s in samples]),
+        _mean([s.dl_mbps for s in samples]),
+        max(s.ul_demand_mbps for s in samples),
+        _mean([min(s.ul_demand_mbps, ul_g) for s in samples]),
+        _mean([s.ul_mbps for s in samples]),
+        _mean([s.radio_utilisation for s in samples]),
+        samples[-1].active_devices,
+    )
+
+
+def windows_of(
+    samples: Mapping[tuple[str, str], Sequence[KpiSample]], intents: Mapping[str, SliceIntent]
+) -> dict[str, dict[str, SiteWindow]]:
+    """slice → site → its window, from (slice, site) → samples; slices of ``intents`` only."""
+    out: dict[str, dict[str, SiteWindow]] = {}
+    for (name, site), window in samples.items():
+        intent = intents.get(name)
+        if intent is not None and window:
+            out.setdefault(name, {})[site] = window_of(intent, window)
+    return out
+
+
 def evaluate(
     intent: SliceIntent,
     samples: Mapping[str, Sequence[KpiSample]],
@@ -104,16 +155,21 @@ def evaluate(
     >>> [v.reason for v in evaluate(cars, {"cell-1": [ok], "edge-1": [lossy_edge]}, kinds)]
     ['LatencyExceeded', 'PacketLossExceeded']
     """
-    judged = {site: w for site, w in samples.items() if w and kinds.get(site) in ("cell", "edge")}
+    return judge(intent, {site: window_of(intent, w) for site, w in samples.items() if w}, kinds)
+
+
+def judge(
+    intent: SliceIntent, windows: Mapping[str, SiteWindow], kinds: Mapping[str, str]
+) -> list[Violation]:
+    """:func:`evaluate` over the sites' windows (site → its window of this slice's KPIs)."""
+    judged = {site: w for site, w in windows.items() if w.samples and kinds.get(site) in ("cell", "edge")}
     cells = {site: w for site, w in judged.items() if kinds[site] == "cell"}
     out: list[Violation] = []
-    latency = sorted(
-        ((_mean([s.latency_p99_ms for s in w]), site) for site, w in judged.items()), reverse=True
-    )
+    latency = sorted(((w.latency_p99_ms, site) for site, w in judged.items()), reverse=True)
     for value, site in latency:
         if value > intent.latency_ms:
             what = "latency p99" if kinds[site] == "cell" else "processing latency p99"
-            p50 = _mean([s.latency_p50_ms for s in judged[site]])
+            p50 = judged[site].latency_p50_ms
             out.append(
                 Violation(
                     "LatencyExceeded",
@@ -126,7 +182,7 @@ def evaluate(
                 )
             )
     max_loss = 1.0 - intent.reliability
-    losses = sorted(((_mean([s.packet_loss for s in w]), site) for site, w in judged.items()), reverse=True)
+    losses = sorted(((w.packet_loss, site) for site, w in judged.items()), reverse=True)
     for value, site in losses:
         if value > max_loss * (1 + 1e-9):
             out.append(
@@ -146,14 +202,14 @@ def evaluate(
         for site, w in cells.items():
             if guaranteed <= 0:
                 continue
-            demand = [getattr(s, f"{direction}_demand_mbps") for s in w]
-            if max(demand) <= 0:
+            if direction == "dl":
+                demand, expected, delivered = w.dl_demand_max, w.dl_expected, w.dl_delivered
+            else:
+                demand, expected, delivered = w.ul_demand_max, w.ul_expected, w.ul_delivered
+            if demand <= 0:
                 continue  # no demand, nothing to judge
-            expected = _mean([min(d, guaranteed) for d in demand])
-            delivered = _mean([getattr(s, f"{direction}_mbps") for s in w])
             if delivered < THROUGHPUT_TOLERANCE * expected:
-                share = _mean([s.radio_utilisation for s in w])
-                shortfalls.append((delivered / expected, delivered, expected, site, share))
+                shortfalls.append((delivered / expected, delivered, expected, site, w.radio_utilisation))
         for _, delivered, expected, site, share in sorted(shortfalls):
             text = (
                 f"{direction.upper()} throughput at site {site} is {delivered:.3g} Mbps, below the "
@@ -166,7 +222,7 @@ def evaluate(
             else:
                 reason = "ThroughputBelowGuarantee"
             out.append(Violation(reason, f"{direction}_throughput_mbps", site, delivered, expected, text))
-    latest = {site: w[-1].active_devices for site, w in cells.items()}
+    latest = {site: w.active_devices for site, w in cells.items()}
     devices = sum(latest.values())
     if devices > intent.max_devices:
         busiest = max(latest, key=lambda s: (latest[s], s))
@@ -218,14 +274,26 @@ def verdict(
     >>> verdict(cars, {"c1": [ok], "c2": [ok]}, kinds, {"c1", "c2"}, 10).met
     True
     """
-    violations = evaluate(intent, samples, kinds)
+    windows = {site: window_of(intent, w) for site, w in samples.items() if w}
+    return judgement(intent, windows, kinds, expected, window_s)
+
+
+def judgement(
+    intent: SliceIntent,
+    windows: Mapping[str, SiteWindow],
+    kinds: Mapping[str, str],
+    expected: Collection[str],
+    window_s: float,
+) -> Verdict:
+    """:func:`verdict` over the sites' windows (site → its window of this slice's KPIs)."""
+    violations = judge(intent, windows, kinds)
     if violations:
         first = violations[0]
         more = f" (and {len(violations) - 1} more violations)" if len(violations) > 1 else ""
         return Verdict(
             False, first.reason, f"{first.message} over the last {window_s:g} s{more}", tuple(violations)
         )
-    reported = {site for site, w in samples.items() if w}
+    reported = {site for site, w in windows.items() if w.samples}
     missing = sorted(set(expected) - reported)
     if not expected or len(missing) == len(expected):
         return Verdict(None, NO_TELEMETRY, f"no KPIs reported for this slice over the last {window_s:g} s")
@@ -242,9 +310,16 @@ def verdict(
 
 
 class KpiSource(Protocol):
+    """What the SLA evaluator reads: :class:`telemetry.agentlink.registry.AgentRegistry`."""
+
     @property
     def clock(self) -> Callable[[], float]: ...
-    def kpis(self, since: float = ...) -> dict[tuple[str, str], list[KpiSample]]: ...
+    def sla_windows(
+        self, since: float, intents: Mapping[str, SliceIntent]
+    ) -> Mapping[str, Mapping[str, SiteWindow]]:
+        """slice → site → its window of the KPIs taken after ``since``, slices of ``intents``."""
+        ...
+
     def intents(self) -> dict[str, SliceIntent]: ...
     def site_kinds(self) -> dict[str, str]: ...
     def reporters(self) -> dict[str, frozenset[str]]: ...
@@ -280,15 +355,13 @@ class SlaEvaluator:
 
     def evaluate_once(self) -> dict[str, Verdict]:
         now = self.source.clock()
-        by_slice: dict[str, dict[str, list[KpiSample]]] = {}
-        for (name, site), window in self.source.kpis(since=now - self.window_s).items():
-            by_slice.setdefault(name, {})[site] = window
         intents = self.source.intents()
+        by_slice = self.source.sla_windows(now - self.window_s, intents)
         kinds = self.source.site_kinds()
         reporters = self.source.reporters()
         results: dict[str, Verdict] = {}
         for name in sorted(intents):
-            v = verdict(
+            v = judgement(
                 intents[name], by_slice.get(name, {}), kinds, reporters.get(name, frozenset()), self.window_s
             )
             results[name] = v

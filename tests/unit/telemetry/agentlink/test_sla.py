@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from slices.profiles import SliceIntent
@@ -91,8 +92,11 @@ class _Source:
     intents_: dict[str, SliceIntent]
     samples: dict[tuple[str, str], list[sla.KpiSample]] = field(default_factory=dict)
 
-    def kpis(self, since: float = float("-inf")) -> dict[tuple[str, str], list[sla.KpiSample]]:
-        return {k: [s for s in v if s.at > since] for k, v in self.samples.items()}
+    def sla_windows(
+        self, since: float, intents: Mapping[str, SliceIntent]
+    ) -> dict[str, dict[str, sla.SiteWindow]]:
+        recent = {k: [s for s in v if s.at > since] for k, v in self.samples.items()}
+        return sla.windows_of(recent, intents)
 
     def intents(self) -> dict[str, SliceIntent]:
         return self.intents_
