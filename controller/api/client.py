@@ -29,8 +29,8 @@ from protos.edgeslice.operator.v1 import operator_pb2_grpc as pb_grpc
 from slices import errors
 
 DEFAULT_SERVER = "127.0.0.1:50051"
-ERROR_KIND_KEY = "edgeslice-error"  # same key as controller.api.server.ERROR_KIND_KEY
-VERSION_KEY = "edgeslice-version"  # same key as controller.api.server.VERSION_KEY
+ERROR_KIND_KEY = "edgeslice-error"  # same key as controller.api.servicing.ERROR_KIND_KEY
+VERSION_KEY = "edgeslice-version"  # same key as controller.api.servicing.VERSION_KEY
 
 _Resp = TypeVar("_Resp")
 PAGE_SIZE = 10_000  # asked for; the server serves at most its maximum and 2 MiB per page

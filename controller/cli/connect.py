@@ -21,7 +21,7 @@ from controller.api import auth
 from controller.api import client as api_client
 from slices import errors
 
-ADDRESS_FILE = "controller.addr"  # same name as controller.runtime.process.ADDRESS_FILE
+ADDRESS_FILE = "controller.addr"  # same name as controller.runtime.endpoints.ADDRESS_FILE
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
