@@ -8,7 +8,7 @@ own), the load generator in this process:
    (``ControllerService`` on SQLite with slices placed, the agent gRPC server, lease monitor and
    SLA evaluation on). Reports accepted messages/s, KPI records/s, controller CPU and RSS, the
    SLA pass time, and whether any lease was missed. Target: 20,000 sites every 10 s (2,000
-   messages/s) sustained on this 2-core machine.
+   messages/s) sustained on a 2-CPU machine (bench/README.md names the one measured).
 2. **Saturation vs bare grpcio** — ``--streams`` streams (on the cells of a ``--saturation-cells``
    city that carry the most slices) send pre-built telemetry batches as fast as they can, to the
    controller (rate limits lifted) and to a bare grpcio asyncio server with the same transport

@@ -1,4 +1,4 @@
-"""Render the edgeslice Helm chart without the ``helm`` binary (not installable offline here).
+"""Render the edgeslice Helm chart without the ``helm`` binary (so the checks run where helm is not installed).
 
 This implements only the template subset ``deploy/helm/edgeslice/templates`` uses, with Go
 template whitespace rules: ``{{ .Values.a.b }}``, ``.Release.Name``/``.Release.Namespace``,
