@@ -10,9 +10,9 @@ Each pair is the one place the JSON shape is read or written outside the service
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC
-from typing import Any
+from typing import Any, Protocol
 
 from controller.api import messages
 from controller.core.topology import parse_link_key
@@ -31,7 +31,27 @@ def _edges(entries: Any) -> list[pb.EdgeShare]:
     ]
 
 
-def _edges_data(edges: Any) -> list[dict[str, Any]]:
+class Share(Protocol):
+    """What an edge site runs of a slice: :class:`pb.EdgeShare` and the core's
+    :class:`controller.core.placement_model.EdgeShare` both are one."""
+
+    @property
+    def site(self) -> str: ...
+    @property
+    def cells(self) -> int: ...
+    @property
+    def cpu_millicores(self) -> int: ...
+    @property
+    def memory_mib(self) -> int: ...
+
+
+def edges_data(edges: Iterable[Share]) -> list[dict[str, Any]]:
+    """The edge sites of a placement as data: the one JSON shape of a placement's edges
+    (explain, ``slice get -o json``, ``plan -o json``).
+
+    >>> edges_data([pb.EdgeShare(site="e1", cells=2, cpu_millicores=500, memory_mib=256)])
+    [{'site': 'e1', 'cells': 2, 'cpuMillicores': 500, 'memoryMib': 256}]
+    """
     return [
         {"site": e.site, "cells": e.cells, "cpuMillicores": e.cpu_millicores, "memoryMib": e.memory_mib}
         for e in edges
@@ -55,7 +75,7 @@ def placement_detail_message(p: Mapping[str, Any]) -> pb.PlacementDetail:
 def placement_detail_data(p: pb.PlacementDetail) -> dict[str, Any]:
     return {
         "generation": p.generation,
-        "edges": _edges_data(p.edges),
+        "edges": edges_data(p.edges),
         "worstLatencyMs": p.worst_latency_ms,
         "routes": [
             {"cell": r.cell, "edge": r.edge, "path": list(r.nodes), "latencyMs": r.latency_ms}

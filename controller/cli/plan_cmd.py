@@ -36,15 +36,7 @@ def _decision_row(d: Decision, intents: dict[str, SliceIntent]) -> dict[str, Any
     }
     if p is not None and d.outcome == Outcome.ADMITTED:
         row.update(
-            edges=[
-                {
-                    "site": e.site,
-                    "cells": e.cells,
-                    "cpuMillicores": e.cpu_millicores,
-                    "memoryMib": e.memory_mib,
-                }
-                for e in p.edges
-            ],
+            edges=reports.edges_data(p.edges),
             cells=len(p.assignments),
             unserved=list(p.unserved),
             worstLatencyMs=round(p.worst_latency_ms, 3),

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 from google.protobuf import timestamp_pb2
 
+from controller.api import reports
 from controller.cli import output
 from protos.edgeslice.operator.v1 import operator_pb2 as pb
 
@@ -41,10 +42,7 @@ def apply_result_data(r: pb.ApplyResult) -> dict[str, Any]:
 
 def placement_data(p: pb.PlacementSummary) -> dict[str, Any]:
     return {
-        "edges": [
-            {"site": e.site, "cells": e.cells, "cpuMillicores": e.cpu_millicores, "memoryMib": e.memory_mib}
-            for e in p.edges
-        ],
+        "edges": reports.edges_data(p.edges),
         "cellsServed": p.cells_served,
         "unservedCells": list(p.unserved_cells),
         "worstLatencyMs": round(p.worst_latency_ms, 3),
