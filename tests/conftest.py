@@ -1,4 +1,8 @@
-"""Every level's hooks, and the session fixtures for the real-Kubernetes tests (see ``tests/support/envtest.py``).
+"""Every level's hooks, the Kubernetes fixtures (the in-process emulator and, once per session, the
+real servers of ``tests/support/envtest.py``); each level's own fixtures are in its conftest.py.
+
+``emu``: a :class:`tests.support.kube_emulator.KubeEmulator` (an in-process API server that speaks
+enough of Kubernetes for the gateway and realiser), fresh for each test.
 
 ``kube_apiserver``: etcd + kube-apiserver, started once per session. ``kube_controller_manager``:
 the same server with kube-controller-manager running too (namespace deletion, garbage collection,
@@ -13,6 +17,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support.envtest import AssetsMissing, KubeApiServer, ci_requires_real_servers, find_assets
+from tests.support.kube_emulator import KubeEmulator
 
 _FIXTURES = {"kube_apiserver", "kube_controller_manager"}
 
@@ -30,6 +35,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                 item.add_marker(getattr(pytest.mark, level))
         if _FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.real_kube)
+
+
+@pytest.fixture
+def emu() -> Iterator[KubeEmulator]:
+    with KubeEmulator() as server:
+        yield server
 
 
 def _unavailable(reason: str) -> None:

@@ -44,12 +44,6 @@ def _slice(name: str, kind: str = "vehicle", cells: tuple[str, ...] = ("c1", "c2
 
 
 @pytest.fixture
-def emu() -> Iterator[KubeEmulator]:
-    with KubeEmulator() as server:
-        yield server
-
-
-@pytest.fixture
 def city_file(tmp_path: Path) -> Path:
     path = tmp_path / "city.yaml"
     path.write_text(yaml.safe_dump(CITY), encoding="utf-8")

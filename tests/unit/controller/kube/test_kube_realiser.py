@@ -7,7 +7,6 @@ drift) is tested on the real kube-apiserver in ``tests/e2e/test_kube_realiser_re
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 
 import pytest
 
@@ -18,12 +17,6 @@ from tests.support.kube_emulator import KubeEmulator
 from tests.support.kube_fixtures import city, gateway, intent, placement
 
 NS = "slice-cars"
-
-
-@pytest.fixture
-def emu() -> Iterator[KubeEmulator]:
-    with KubeEmulator() as server:
-        yield server
 
 
 @pytest.fixture

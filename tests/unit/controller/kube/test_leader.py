@@ -4,20 +4,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-
-import pytest
 
 from controller.kube.leader import LeaderElector
 from tests.support.clock import FakeClock
 from tests.support.kube_emulator import KubeEmulator
 from tests.support.kube_fixtures import gateway
-
-
-@pytest.fixture
-def emu() -> Iterator[KubeEmulator]:
-    with KubeEmulator() as server:
-        yield server
 
 
 def _pair(emu: KubeEmulator) -> tuple[LeaderElector, LeaderElector, FakeClock, FakeClock]:

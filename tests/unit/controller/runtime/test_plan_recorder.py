@@ -10,14 +10,13 @@ import yaml
 from controller.core import placement
 from controller.core.ledger import Ledger
 from controller.core.placement_model import Placement
+from controller.core.topology import Topology
 from controller.runtime.plan_recorder import PlanRecorder
 from slices.profiles import resolve
-from tests.support.cityfixtures import small_city
 from tests.support.runtime_helpers import doc
 
 
-def test_plan_has_sites_cells_links_and_qos(tmp_path: Path) -> None:
-    city = small_city()
+def test_plan_has_sites_cells_links_and_qos(tmp_path: Path, city: Topology) -> None:
     intent = resolve(doc("cars", "vehicle", ["c1", "c3"]))
     p = placement.place(intent, city, Ledger(city))
     assert isinstance(p, Placement)
@@ -40,8 +39,7 @@ def test_plan_has_sites_cells_links_and_qos(tmp_path: Path) -> None:
     assert links == expected
 
 
-def test_idempotent_then_removed(tmp_path: Path) -> None:
-    city = small_city()
+def test_idempotent_then_removed(tmp_path: Path, city: Topology) -> None:
     intent = resolve(doc("cars", "vehicle", ["c1"]))
     p = placement.place(intent, city, Ledger(city))
     assert isinstance(p, Placement)
@@ -60,8 +58,7 @@ def test_idempotent_then_removed(tmp_path: Path) -> None:
     assert list((tmp_path / "plans").iterdir()) == []  # no temporary files left
 
 
-def test_unwritable_folder_is_reported_not_raised(tmp_path: Path) -> None:
-    city = small_city()
+def test_unwritable_folder_is_reported_not_raised(tmp_path: Path, city: Topology) -> None:
     intent = resolve(doc("cars", "vehicle", ["c1"]))
     p = placement.place(intent, city, Ledger(city))
     assert isinstance(p, Placement)
@@ -71,8 +68,7 @@ def test_unwritable_folder_is_reported_not_raised(tmp_path: Path) -> None:
     assert not result.ok and result.reason == "WriteFailed" and "cannot write" in result.message
 
 
-def test_a_hand_edited_plan_is_restored(tmp_path: Path) -> None:
-    city = small_city()
+def test_a_hand_edited_plan_is_restored(tmp_path: Path, city: Topology) -> None:
     intent = resolve(doc("cars", "vehicle", ["c1"]))
     p = placement.place(intent, city, Ledger(city))
     assert isinstance(p, Placement)

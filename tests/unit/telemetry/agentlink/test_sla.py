@@ -108,8 +108,7 @@ class _Source:
         return {name: frozenset({"c1"}) for name in self.intents_}
 
 
-def test_evaluator_sets_condition_on_change_and_replaces_when_sustained() -> None:
-    clock = FakeClock()
+def test_evaluator_sets_condition_on_change_and_replaces_when_sustained(clock: FakeClock) -> None:
     source = _Source(clock, {"cars": CARS})
     service = FakeService()
     ev = sla.SlaEvaluator(source, service, window_s=10.0, sustain_windows=3)
@@ -140,8 +139,7 @@ def test_evaluator_sets_condition_on_change_and_replaces_when_sustained() -> Non
     assert service.calls_of("set_sla")[-1][1:4] == ("cars", True, "SLAMet")
 
 
-def test_no_samples_is_unknown_not_met() -> None:
-    clock = FakeClock()
+def test_no_samples_is_unknown_not_met(clock: FakeClock) -> None:
     source = _Source(clock, {"cars": CARS})
     service = FakeService()
     sla.SlaEvaluator(source, service).evaluate_once()
@@ -149,8 +147,7 @@ def test_no_samples_is_unknown_not_met() -> None:
     assert (name, met, reason) == ("cars", None, "NoTelemetry") and "no KPIs" in str(message)
 
 
-def test_too_many_devices_sets_the_condition_but_never_moves_the_slice() -> None:
-    clock = FakeClock()
+def test_too_many_devices_sets_the_condition_but_never_moves_the_slice(clock: FakeClock) -> None:
     source = _Source(clock, {"cars": CARS})
     service = FakeService()
     ev = sla.SlaEvaluator(source, service, window_s=10.0, sustain_windows=2)
@@ -162,8 +159,7 @@ def test_too_many_devices_sets_the_condition_but_never_moves_the_slice() -> None
     assert service.calls_of("replace_slice") == []
 
 
-def test_a_slice_moved_for_its_sla_is_not_moved_back_within_the_hold_down() -> None:
-    clock = FakeClock()
+def test_a_slice_moved_for_its_sla_is_not_moved_back_within_the_hold_down(clock: FakeClock) -> None:
     source = _Source(clock, {"cars": CARS})
     source.reporters = lambda: {"cars": frozenset({"c1", "e1"})}  # type: ignore[method-assign]
     service = FakeService()
@@ -180,8 +176,7 @@ def test_a_slice_moved_for_its_sla_is_not_moved_back_within_the_hold_down() -> N
     assert [c[4] for c in service.calls_of("replace_slice")] == [[], ["e1"], []]
 
 
-def test_evaluator_ignores_slices_it_has_no_intent_for() -> None:
-    clock = FakeClock()
+def test_evaluator_ignores_slices_it_has_no_intent_for(clock: FakeClock) -> None:
     source = _Source(clock, {})
     source.samples[("gone", "c1")] = [kpi(at=clock(), p99=99.0)]
     service = FakeService()
