@@ -114,9 +114,11 @@ def main() -> int:
             spawn.append(time.perf_counter() - t0)
             proc.terminate()
             assert n == args.slices, n
+            # Controllers before 2312fdd logged how long start() took; report it when the line is there.
             found = re.findall(r"ready in ([0-9.]+) s \(topology ([0-9.]+) s\)", proc.log.read_text())
-            ready.append(float(found[-1][0]))
-            topo.append(float(found[-1][1]))
+            if found:
+                ready.append(float(found[-1][0]))
+                topo.append(float(found[-1][1]))
 
         def fmt(xs: list[float]) -> str:
             return f"median {statistics.median(xs) * 1000:.0f} ms (min {min(xs) * 1000:.0f}, max {max(xs) * 1000:.0f})"
@@ -125,9 +127,10 @@ def main() -> int:
         print(f"first reconcile pass after restart (re-check {placed} plans): {fmt(first)}")
         print(f"steady reconcile pass, nothing changed: {fmt(steady)}")
         print(f"restart, real process (spawn to ListSlices answering {args.slices} slices): {fmt(spawn)}")
-        print(
-            f"  of which controller start() to serving: {fmt(ready)}; loading the topology file: {fmt(topo)}"
-        )
+        if ready:
+            print(
+                f"  of which controller start() to serving: {fmt(ready)}; loading the topology file: {fmt(topo)}"
+            )
         cpu = time.process_time()
         print(f"(this process used {cpu:.1f} s CPU; compare with wall time to judge machine load)")
     return 0
