@@ -118,7 +118,7 @@ def drift(server: KubeApiServer, trials: int) -> None:
 
 
 def failover(server: KubeApiServer, folder: Path, lease_s: int, retry_s: float) -> None:
-    from tests.e2e.test_kube_failover import _client, _serving, _slice, _start
+    from tests.support.kube_failover import client_when_up, crd_slice, serving, start_leader_elected
 
     kube_real.install_crd(server)
     if server.kubectl("get", "ns", "edgeslice-system", check=False).returncode != 0:
@@ -126,7 +126,7 @@ def failover(server: KubeApiServer, folder: Path, lease_s: int, retry_s: float) 
     city_file = folder / "city.yaml"
     city_file.write_text(yaml.safe_dump({"name": "two-edges", **CITY_DOCUMENT}), encoding="utf-8")
     for i in range(3):
-        server.apply_yaml(yaml.safe_dump(_slice(f"fo-b{i}")))
+        server.apply_yaml(yaml.safe_dump(crd_slice(f"fo-b{i}")))
     gw = kube_real.gateway(server)
 
     def holder() -> str:
@@ -135,12 +135,16 @@ def failover(server: KubeApiServer, folder: Path, lease_s: int, retry_s: float) 
 
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        procs.append(_start(folder / "a", city_file, server.admin.kubeconfig, "fo-a", lease_s, retry_s))
-        a = _client(folder / "a", procs[0])
-        while not _serving(a):
+        procs.append(
+            start_leader_elected(folder / "a", city_file, server.admin.kubeconfig, "fo-a", lease_s, retry_s)
+        )
+        a = client_when_up(folder / "a", procs[0])
+        while not serving(a):
             time.sleep(0.05)
-        procs.append(_start(folder / "b", city_file, server.admin.kubeconfig, "fo-b", lease_s, retry_s))
-        b = _client(folder / "b", procs[1])
+        procs.append(
+            start_leader_elected(folder / "b", city_file, server.admin.kubeconfig, "fo-b", lease_s, retry_s)
+        )
+        b = client_when_up(folder / "b", procs[1])
         while holder() != "fo-a":
             time.sleep(0.05)
         time.sleep(2.0)  # let B settle as a standby
@@ -150,7 +154,7 @@ def failover(server: KubeApiServer, folder: Path, lease_s: int, retry_s: float) 
         while holder() != "fo-b":
             time.sleep(0.02)
         lease_at = time.perf_counter() - t0
-        while not _serving(b):
+        while not serving(b):
             time.sleep(0.02)
         serve_at = time.perf_counter() - t0
         while sorted(x.name for x in b.list_slices()) != [f"fo-b{i}" for i in range(3)]:

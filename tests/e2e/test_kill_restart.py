@@ -3,7 +3,6 @@ the same slices, the same placements and the same ledger, and never double-books
 
 from __future__ import annotations
 
-import hashlib
 import random
 import threading
 import time
@@ -20,23 +19,7 @@ from controller.core.topology_file import write_topology_file
 from controller.runtime.store import SliceRow, Store
 from slices import errors
 from tests.support.controller_process import ControllerProcess, start_controller
-
-KINDS = {"iot": 3, "vehicle": 4, "wifi": 1}
-
-
-def manifest(name: str, rng: random.Random, zones: list[str]) -> str:
-    kind = rng.choice(sorted(KINDS))
-    sd = hashlib.sha256(name.encode()).hexdigest()[:6]
-    zone = rng.choice(zones)
-    extra = ""
-    if kind == "wifi":
-        extra = f"\n  sla: {{dlMbpsPerCell: {rng.choice([50, 100, 200, 400])}}}"
-    return (
-        "apiVersion: edgeslice.io/v1alpha1\nkind: NetworkSlice\n"
-        f"metadata: {{name: {name}}}\n"
-        f"spec:\n  kind: {kind}\n  snssai: {{sst: {KINDS[kind]}, sd: '{sd}'}}\n"
-        f"  coverage: {{zones: [{zone}]}}\n  priority: {rng.randint(0, 200)}{extra}\n"
-    )
+from tests.support.manifests import random_manifest
 
 
 class Load(threading.Thread):
@@ -66,7 +49,7 @@ class Load(threading.Thread):
                     else:
                         name, i = f"{self.prefix}-{i}", i + 1
                     self.in_flight = name
-                    self.client.apply([(name, manifest(name, self.rng, self.zones))])
+                    self.client.apply([(name, random_manifest(name, self.rng, self.zones))])
                     self.acknowledged[name] = "applied"
                 self.calls += 1
         except errors.Unavailable:

@@ -6,23 +6,19 @@ objects as they were."""
 
 from __future__ import annotations
 
-import hashlib
-import os
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from controller.api.client import ApiClient
 from controller.kube import manifests as kube_manifests
 from controller.kube.crd_source import MAINTENANCE_CONFIGMAP
 from slices import errors
 from tests.support import kube_real
-from tests.support.controller_process import SLICECTL
 from tests.support.envtest import KubeApiServer
+from tests.support.kube_failover import client_when_up, crd_slice, serving, start_leader_elected
 from tests.support.kube_fixtures import CITY_DOCUMENT
 
 NAMES = ("fo-cars", "fo-fleet", "fo-meters")
@@ -36,76 +32,8 @@ def server(kube_controller_manager: KubeApiServer) -> KubeApiServer:
     return kube_controller_manager
 
 
-def _slice(name: str, kind: str = "vehicle") -> dict[str, Any]:
-    sd = hashlib.sha256(name.encode()).hexdigest()[:6]
-    sst = {"iot": 3, "vehicle": 4}[kind]
-    return {
-        "apiVersion": "edgeslice.io/v1alpha1",
-        "kind": "NetworkSlice",
-        "metadata": {"name": name},
-        "spec": {"kind": kind, "snssai": {"sst": sst, "sd": sd}, "coverage": {"sites": ["c1", "c2"]}},
-    }
-
-
-def _start(
-    workdir: Path, city: Path, kubeconfig: Path, identity: str, lease_s: int = 2, retry_s: float = 0.2
-) -> subprocess.Popen[bytes]:
-    workdir.mkdir()
-    args = [
-        *SLICECTL,
-        "controller",
-        "run",
-        "--topology",
-        str(city),
-        "--state",
-        str(workdir / "edgeslice.db"),
-        "--state-dir",
-        str(workdir / "state"),
-        "--listen",
-        "127.0.0.1:0",
-        "--reconcile-interval",
-        "0.3",
-        "--no-agents",
-        "--kube",
-        "--kubeconfig",
-        str(kubeconfig),
-        "--intents",
-        "crd",
-        "--leader-elect",
-        "--identity",
-        identity,
-        "--lease-namespace",
-        "edgeslice-system",
-        "--lease-duration",
-        str(lease_s),
-        "--lease-retry",
-        str(retry_s),
-    ]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    with open(workdir / "controller.log", "ab") as out:
-        return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, cwd=workdir, env=env)
-
-
-def _client(workdir: Path, proc: subprocess.Popen[bytes]) -> ApiClient:
-    path = workdir / "state" / "controller.addr"
-    deadline = time.monotonic() + 60
-    while not (path.exists() and path.read_text().strip()):
-        assert proc.poll() is None, (workdir / "controller.log").read_text()[-3000:]
-        assert time.monotonic() < deadline, "no address file"
-        time.sleep(0.05)
-    token = (workdir / "state" / "token").read_text().strip()
-    return ApiClient(path.read_text().strip(), token, timeout_s=10)
-
-
 def _sites(s: Any) -> list[str]:
     return [e.site for e in s.placement.edges]
-
-
-def _serving(client: ApiClient) -> bool:
-    try:
-        return client.health("edgeslice.operator.v1.OperatorService") == "SERVING"
-    except errors.Unavailable:
-        return False
 
 
 def _realised(server: KubeApiServer) -> dict[str, Any]:
@@ -131,7 +59,7 @@ def test_a_drain_survives_a_sigkill_fail_over(server: KubeApiServer, tmp_path: P
     city.write_text(yaml.safe_dump({"name": "two-edges", **CITY_DOCUMENT}), encoding="utf-8")
     kubeconfig = server.admin.kubeconfig
     for name in NAMES:
-        server.apply_yaml(yaml.safe_dump(_slice(name, "iot" if name == "fo-meters" else "vehicle")))
+        server.apply_yaml(yaml.safe_dump(crd_slice(name, "iot" if name == "fo-meters" else "vehicle")))
     kubelet = kube_real.FakeKubelet(server, *(f"slice-{n}" for n in NAMES))
     gw = kube_real.gateway(server)
     procs: list[subprocess.Popen[bytes]] = []
@@ -142,12 +70,12 @@ def test_a_drain_survives_a_sigkill_fail_over(server: KubeApiServer, tmp_path: P
 
     try:
         a_dir, b_dir = tmp_path / "a", tmp_path / "b"
-        procs.append(_start(a_dir, city, kubeconfig, "fo-a"))
-        a = _client(a_dir, procs[0])
+        procs.append(start_leader_elected(a_dir, city, kubeconfig, "fo-a"))
+        a = client_when_up(a_dir, procs[0])
         kube_real.wait(lambda: holder() == "fo-a", "A leads", 60)
-        procs.append(_start(b_dir, city, kubeconfig, "fo-b"))
-        b = _client(b_dir, procs[1])
-        kube_real.wait(lambda: _serving(a), "A serves", 60)
+        procs.append(start_leader_elected(b_dir, city, kubeconfig, "fo-b"))
+        b = client_when_up(b_dir, procs[1])
+        kube_real.wait(lambda: serving(a), "A serves", 60)
         kube_real.wait(
             lambda: all(s.get("state") == "Ready" for s in _statuses(server).values()),
             "A made every slice Ready",
@@ -199,7 +127,7 @@ def test_a_drain_survives_a_sigkill_fail_over(server: KubeApiServer, tmp_path: P
         procs[0].kill()  # SIGKILL: A releases nothing
         procs[0].wait(10)
         kube_real.wait(lambda: holder() == "fo-b", "B takes the lease", 30)
-        kube_real.wait(lambda: _serving(b), "B serves", 30)
+        kube_real.wait(lambda: serving(b), "B serves", 30)
         kube_real.wait(lambda: sorted(s.name for s in b.list_slices()) == sorted(NAMES), "B has the slices")
         sites = {s.site: s for s in b.topology_status().sites}
         assert sites[drained].drained, "B keeps the drain"
@@ -225,7 +153,7 @@ def test_a_drain_survives_a_sigkill_fail_over(server: KubeApiServer, tmp_path: P
             "the undrain recorded in the cluster",
         )
         # B keeps reconciling: a slice created now is realised by B.
-        server.apply_yaml(yaml.safe_dump(_slice("fo-trams")))
+        server.apply_yaml(yaml.safe_dump(crd_slice("fo-trams")))
         kube_real.wait(
             lambda: (
                 gw.get("Deployment", "v2x-edge-e1", "slice-fo-trams")

@@ -23,8 +23,8 @@ from controller.core.topology import Topology
 from controller.runtime import store as store_mod
 from controller.runtime.process import read_endpoints
 from slices import errors
-from tests.e2e.test_kill_restart import manifest
 from tests.support.controller_process import SLICECTL, ControllerProcess, start_controller
+from tests.support.manifests import random_manifest
 
 ZONES = Topology.from_file(generate_city(60, seed=0)).zones()  # the controller's sample city
 
@@ -66,7 +66,7 @@ def names(proc: ControllerProcess) -> set[str]:
 
 def apply(client: ApiClient, names_: list[str], seed: int = 1) -> None:
     rng = random.Random(seed)
-    client.apply([(n, manifest(n, rng, ZONES)) for n in names_])
+    client.apply([(n, random_manifest(n, rng, ZONES)) for n in names_])
 
 
 @pytest.fixture(scope="module")

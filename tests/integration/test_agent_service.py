@@ -19,12 +19,8 @@ from telemetry import agentlink as agent_service
 from telemetry.agentlink import lease
 from telemetry.site import agent
 from tests.support.clock import FakeClock
-from tests.support.telemetry_fakes import FakeService, intent
+from tests.support.telemetry_fakes import FAST, FakeService, intent
 from tests.support.waiting import eventually
-
-FAST = agent_service.AgentSettings(
-    lease_s=1.0, heartbeat_interval_s=0.1, telemetry_interval_s=0.1, resend_after_s=0.3, sla_window_s=0.5
-)
 
 
 @pytest.fixture

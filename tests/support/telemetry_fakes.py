@@ -12,6 +12,7 @@ from controller.core.topology import LinkKey, Topology, link_key
 from controller.runtime.realisation import AgentProgress
 from slices.intent import NetworkSlice
 from slices.profiles import SliceIntent, resolve
+from telemetry import agentlink as agent_service
 from tests.support.cityfixtures import dual_homed_city
 
 
@@ -35,6 +36,12 @@ def placement(it: SliceIntent, routes: list[tuple[str, ...]]) -> Placement:
         reps = tuple((w.name, it.replicas_at(w, cells, len(assignments))) for w in it.workloads)
         shares.append(EdgeShare(edge, cells, cpu, mem, reps))
     return Placement(it.name, it.spec_hash, it.kbps_per_cell, assignments, tuple(shares))
+
+
+# Agent settings short enough for loopback tests: a lease of 1 s, heartbeats and telemetry every 0.1 s.
+FAST = agent_service.AgentSettings(
+    lease_s=1.0, heartbeat_interval_s=0.1, telemetry_interval_s=0.1, resend_after_s=0.3, sla_window_s=0.5
+)
 
 
 @dataclass

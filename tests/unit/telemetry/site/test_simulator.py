@@ -9,9 +9,8 @@ from protos.edgeslice.agent.v1 import agent_pb2
 from slices import errors
 from telemetry import agentlink as agent_service
 from telemetry.site import simulator
-from tests.integration.test_agent_service import FAST
 from tests.support.cityfixtures import dual_homed_city
-from tests.support.telemetry_fakes import FakeService, intent
+from tests.support.telemetry_fakes import FAST, FakeService, intent
 from tests.support.waiting import eventually
 
 
