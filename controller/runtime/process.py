@@ -177,6 +177,101 @@ class OperatorApi:
             self.server.stop(1.0)
 
 
+class StateLocks:
+    """One controller per state: the folder (address file, token, manifests, plans) and the
+    state file, each an exclusive lock held while this runnable runs (or until the process ends)."""
+
+    name = "state-locks"
+    needs_leadership = False
+
+    def __init__(self, config: RuntimeConfig) -> None:
+        self._config = config
+        self._locks: list[StateLock] = []
+
+    def start(self) -> None:
+        state_dir = self._config.resolved_state_dir()
+        try:
+            state_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise errors.StoreError(f"state folder {state_dir}: cannot create: {exc.strerror}") from exc
+        try:
+            self._locks.append(StateLock.acquire(state_dir / FOLDER_LOCK_FILE, f"state folder {state_dir}"))
+            state_file = self._config.resolved_state_file()
+            self._locks.append(StateLock.acquire(lock_path(state_file), f"state file {state_file}"))
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        while self._locks:
+            self._locks.pop().release()
+
+
+class KubeClients:
+    """The process's Kubernetes clients: a gateway per user (each its own pool), all counting
+    their requests in one :class:`controller.kube.gateway.RequestMetrics`; closed when this
+    runnable stops, after everything that uses them (they all start later)."""
+
+    name = "kube-clients"
+    needs_leadership = False
+
+    def __init__(self, config: RuntimeConfig, registry: Any) -> None:
+        self._config = config
+        self._registry = registry  # a prometheus_client registry for the counts, or None
+        self._metrics: Any = None
+        self._gateways: list[KubeGateway] = []
+
+    def metrics(self) -> Any:
+        """The request counts (created on first use)."""
+        if self._metrics is None:
+            from controller.kube.gateway import RequestMetrics
+
+            self._metrics = RequestMetrics()
+            if self._registry is not None:
+                self._metrics.register(self._registry)
+        return self._metrics
+
+    def gateway(self) -> KubeGateway:
+        return self.adopt(self._config.gateway(self.metrics()))
+
+    def adopt(self, gateway: KubeGateway) -> KubeGateway:
+        """Close ``gateway`` (made elsewhere) with the others."""
+        self._gateways.append(gateway)
+        return gateway
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        while self._gateways:
+            self._gateways.pop(0).close()
+
+
+class KubeWatches:
+    """The Kubernetes realiser's watches of what it owns (level-triggered: watch, repair, report
+    the workloads' availability to the service) as a leader-only runnable."""
+
+    name = "kube-watches"
+    needs_leadership = True
+
+    def __init__(self, realiser: Callable[[], Any], service: Callable[[], Any], active: Callable[[], bool]):
+        self._realiser = realiser
+        self._service = service
+        self._active = active
+        self._stop = threading.Event()
+
+    def start(self) -> None:
+        realiser = self._realiser()
+        realiser.workloads = self._service()
+        realiser.leading = self._active
+        self._stop.clear()
+        realiser.start(self._stop)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._realiser().stop()
+
+
 class Controller:
     """A running controller. :meth:`start` returns once the API (or, with leader election, the
     standby's health service) is serving.
@@ -218,11 +313,8 @@ class Controller:
         self.metrics_registry: Any = getattr(observer, "registry", None)
         self._manager = Manager()
         self._stop = threading.Event()
-        self._locks: list[StateLock] = []  # the state folder's and the state file's, while running
-        self._gateways: list[KubeGateway] = []
-        self._kube_metrics: Any = None  # kube_gateway.RequestMetrics, shared by every gateway
+        self._kube = KubeClients(config, self.metrics_registry)
         self._kube_realiser: Any = None  # kube_realiser.KubeRealiser with --kube
-        self._watches_stop = threading.Event()  # the kube realiser's watches
         self._campaign: Campaign | None = None
         self._topology: Topology | None = None
         self._authenticator: auth.Authenticator | None = None
@@ -230,9 +322,8 @@ class Controller:
         self.store: Store | None = None
         self.crd_source: CrdSource | None = None
         self.address = ""
-        self.endpoints: dict[
-            str, str
-        ] = {}  # "operator" and what else it serves ("health", "agents", "metrics")
+        # "operator" and what else it serves ("health", "agents", "metrics")
+        self.endpoints: dict[str, str] = {}
         self.role = "starting"  # "standby", "leader" (or the only replica)
         self.leading = threading.Event()  # set once this replica serves and reconciles
         self.lost_leadership = False
@@ -242,10 +333,10 @@ class Controller:
     def _wire(self) -> None:
         config = self.config
         add = self._manager.add
-        add(Step("state-locks", False, self._lock_state, self._unlock_state))
+        add(StateLocks(config))
         add(Step("ports", False, self._refuse_ports))
         if config.needs_cluster():
-            add(Step("kube-clients", False, lambda: None, self._close_gateways))
+            add(self._kube)
         health = HealthPort(config.health_listen) if config.health_listen is not None else None
         if health is not None:
             add(health)
@@ -266,7 +357,7 @@ class Controller:
         # What was loaded lives as long as the process: keep it out of future collections.
         add(Step("gc-freeze", True, gc.freeze))
         if config.kube:
-            add(Step("kube-watches", True, self._watch_workloads, self._stop_watching))
+            add(KubeWatches(lambda: self._kube_realiser, lambda: self.service, self._active))
         if config.intents == "crd":
             add(LoopThread("networkslices", self._run_crd_source, join_s=1.0))
         add(LoopThread("reconcile", self._reconcile_loop, join_s=30))
@@ -302,27 +393,6 @@ class Controller:
 
     # -- needing no leadership --------------------------------------------------------------------
 
-    def _lock_state(self) -> None:
-        """One controller per state: the folder (address file, token, manifests, plans) and the
-        state file, each an exclusive lock held until :meth:`stop` (or the process's end)."""
-        config = self.config
-        state_dir = config.resolved_state_dir()
-        try:
-            state_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise errors.StoreError(f"state folder {state_dir}: cannot create: {exc.strerror}") from exc
-        try:
-            self._locks.append(StateLock.acquire(state_dir / FOLDER_LOCK_FILE, f"state folder {state_dir}"))
-            state_file = config.resolved_state_file()
-            self._locks.append(StateLock.acquire(lock_path(state_file), f"state file {state_file}"))
-        except BaseException:
-            self._unlock_state()
-            raise
-
-    def _unlock_state(self) -> None:
-        while self._locks:
-            self._locks.pop().release()
-
     def _refuse_ports(self) -> None:
         config = self.config
         ports = [(f"--listen {config.listen}", config.listen), *config.other_ports]
@@ -340,23 +410,7 @@ class Controller:
 
     def kube_metrics(self) -> Any:
         """The Kubernetes client request counts of this process (created on first use)."""
-        if self._kube_metrics is None:
-            from controller.kube.gateway import RequestMetrics
-
-            self._kube_metrics = RequestMetrics()
-            if self.metrics_registry is not None:
-                self._kube_metrics.register(self.metrics_registry)
-        return self._kube_metrics
-
-    def _gateway(self) -> KubeGateway:
-        gateway = self.config.gateway(self.kube_metrics())
-        self._gateways.append(gateway)
-        return gateway
-
-    def _close_gateways(self) -> None:
-        for gateway in self._gateways:
-            gateway.close()
-        self._gateways.clear()
+        return self._kube.metrics()
 
     def _publish(self, role: str) -> None:
         """Write what this replica serves now into the endpoints and address files."""
@@ -373,7 +427,7 @@ class Controller:
 
         config = self.config
         return LeaderElector(
-            self._gateway(),
+            self._kube.gateway(),
             config.resolved_identity(),
             config.resolved_lease_namespace(),
             self.clock,
@@ -437,7 +491,7 @@ class Controller:
             metrics=self.kube_metrics(),
             identity=config.resolved_identity(),
         )
-        self._gateways.append(realiser.gateway)
+        self._kube.adopt(realiser.gateway)
         self._kube_realiser = realiser
         return realiser
 
@@ -491,7 +545,7 @@ class Controller:
 
         service = self.service
         assert service is not None
-        gateway = self._gateway()
+        gateway = self._kube.gateway()
         maintenance = ClusterMaintenance(gateway, self.config.resolved_lease_namespace())
         maintenance.restore(service)  # before any slice is placed: none lands on a drained site
         service.maintenance_hook = maintenance.record
@@ -508,18 +562,6 @@ class Controller:
             audit=lambda after: service.events(after_seq=after, limit=1000) if self._active() else [],
             evidence=realiser.reported if realiser is not None else None,
         )
-
-    def _watch_workloads(self) -> None:
-        # Level-triggered on what it owns: watch, repair, report the workloads' availability.
-        realiser = self._kube_realiser
-        self._watches_stop.clear()
-        realiser.workloads = self.service
-        realiser.leading = self._active
-        realiser.start(self._watches_stop)
-
-    def _stop_watching(self) -> None:
-        self._watches_stop.set()
-        self._kube_realiser.stop()
 
     def _serve_api(self, attached: Sequence[Attached]) -> Any:
         from controller.api import server as api_server
