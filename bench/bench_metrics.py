@@ -1,6 +1,6 @@
 """Metrics scrape at city scale: time and bytes of a full ``GET /metrics`` of the real controller.
 
-    python bench/bench_metrics.py [--cells 20000] [--slices 2000] [--scrapes 20] [--capacity-scale 3] [--writer both]
+    python bench/bench_metrics.py [--cells 20000] [--slices 2000] [--scrapes 20] [--capacity-scale 3]
 
 Builds the product's own state, nothing faked at the collector's interfaces: a generated city
 (``controller.core.citygen``, 20,000 cells), a real :class:`controller.runtime.service.ControllerService` over a
@@ -58,10 +58,6 @@ from telemetry.metrics.kpis import KPI_MAX_AGE_S
 from telemetry.metrics.observer import ControllerMetrics
 
 TARGET_MS = 250.0
-WRITERS = {
-    "library": "prometheus-client exposition",
-    "own": "own text writer",
-}
 CASES = {
     "unchanged": "state unchanged between scrapes",
     "changed": "a committed change before every scrape (then every agent reports, ~1 s)",
@@ -163,12 +159,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--capacity-scale", type=float, default=3.0, help="citygen capacity scale (room for every slice)"
     )
-    parser.add_argument(
-        "--writer",
-        choices=[*WRITERS, "both"],
-        default="both",
-        help="the /metrics body: prometheus-client's exposition, our own text writer, or both side by side",
-    )
     args = parser.parse_args(argv)
 
     t0 = time.perf_counter()
@@ -199,8 +189,7 @@ def main(argv: list[str] | None = None) -> int:
             gc.collect()
             gc.freeze()  # the long-lived city is not garbage: keep the collector off it, as a server would
             try:
-                writers = list(WRITERS) if args.writer == "both" else [args.writer]
-                worst, worst_cpu = run_scrapes(service, prom, documents, args.scrapes, reporting, writers)
+                worst, worst_cpu = run_scrapes(service, prom, documents, args.scrapes, reporting)
             finally:
                 stop_following()
         finally:
@@ -222,11 +211,9 @@ def run_scrapes(
     documents: list[NetworkSlice],
     scrapes: int,
     agents: Agents,
-    writers: list[str],
 ) -> tuple[float, float]:
-    """Every case of CASES with each of ``writers`` (keys of WRITERS); returns the worst wall p95
-    and the worst CPU p95 (ms)."""
-    servers = {writer: serve_metrics(prom, 0, own_writer=writer == "own") for writer in writers}
+    """Every case of CASES; returns the worst wall p95 and the worst CPU p95 (ms)."""
+    server = serve_metrics(prom, 0)
     placed = [r.name for r in service.list_slices() if r.state != SliceState.REJECTED]
     by_name = {d.name: d for d in documents}
 
@@ -241,36 +228,33 @@ def run_scrapes(
             agents.report()
 
     worst = worst_cpu = 0.0
-    bodies = dict.fromkeys(writers, b"")
+    body = b""
     try:
         for case, what in CASES.items():
-            times: dict[str, list[float]] = {w: [] for w in writers}
-            cpu: dict[str, list[float]] = {w: [] for w in writers}
-            step = 0
+            times: list[float] = []
+            cpu: list[float] = []
             for i in range(scrapes + 1):
-                # Writers take turns going first, each scrape after its own change or reports.
-                for writer in writers[i % len(writers) :] + writers[: i % len(writers)]:
-                    if case != "unchanged":  # a committed change: capacity figures and the slice list move
-                        change(placed[step % len(placed)], report_after=case == "changed")
-                        step += 1
-                    else:
-                        agents.report()  # fresh KPIs from every site since the last scrape (not timed)
-                    start, start_cpu = time.perf_counter(), time.process_time()
-                    with urllib.request.urlopen(servers[writer].url, timeout=60) as resp:
-                        bodies[writer] = resp.read()
-                    if i:  # the first also builds per-topology caches
-                        times[writer].append((time.perf_counter() - start) * 1000)
-                        cpu[writer].append((time.process_time() - start_cpu) * 1000)
+                if case != "unchanged":  # a committed change: capacity figures and the slice list move
+                    change(placed[i % len(placed)], report_after=case == "changed")
+                else:
+                    agents.report()  # fresh KPIs from every site since the last scrape (not timed)
+                start, start_cpu = time.perf_counter(), time.process_time()
+                with urllib.request.urlopen(server.url, timeout=60) as resp:
+                    body = resp.read()
+                times.append((time.perf_counter() - start) * 1000)
+                cpu.append((time.process_time() - start_cpu) * 1000)
+            times, cpu = sorted(times[1:]), sorted(cpu[1:])  # the first also builds per-topology caches
+            p95 = _p95(times)
+            worst, worst_cpu = max(worst, p95), max(worst_cpu, _p95(cpu))
             print(f"{what}:")
-            for writer in writers:
-                wall, spent = sorted(times[writer]), sorted(cpu[writer])
-                p95 = _p95(wall)
-                worst, worst_cpu = max(worst, p95), max(worst_cpu, _p95(spent))
-                print(
-                    f"  {WRITERS[writer]}: wall median {statistics.median(wall):.1f} ms  p95 {p95:.1f} ms  "
-                    f"max {wall[-1]:.1f} ms over {len(wall)} scrapes; CPU (this process) median "
-                    f"{statistics.median(spent):.1f} ms, p95 {_p95(spent):.1f} ms, max {spent[-1]:.1f} ms"
-                )
+            print(
+                f"  wall: median {statistics.median(times):.1f} ms  p95 {p95:.1f} ms  max {times[-1]:.1f} ms "
+                f"over {len(times)} scrapes"
+            )
+            print(
+                f"  CPU per scrape (this process): median {statistics.median(cpu):.1f} ms, "
+                f"p95 {_p95(cpu):.1f} ms, max {cpu[-1]:.1f} ms"
+            )
         # Where a scrape's time goes: the reads it makes, each timed alone (CPU, median of 3, each
         # right after every agent reported), with the KPI windows as deep as in production
         # (agents report every second, so a KPI_MAX_AGE_S span holds that many batches per site).
@@ -302,11 +286,9 @@ def run_scrapes(
             f"  ControllerService.topology_status() after a change: {(time.process_time() - start) * 1000:.1f} ms CPU"
         )
     finally:
-        for server in servers.values():
-            server.close()
-    for writer, body in bodies.items():
-        series = sum(1 for line in body.decode().splitlines() if line and not line.startswith("#"))
-        print(f"response ({writer}): {len(body)} bytes ({len(body) / 1024:.0f} KiB), {series} series")
+        server.close()
+    series = sum(1 for line in body.decode().splitlines() if line and not line.startswith("#"))
+    print(f"response: {len(body)} bytes ({len(body) / 1024:.0f} KiB), {series} series")
     return worst, worst_cpu
 
 

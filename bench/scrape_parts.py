@@ -29,7 +29,6 @@ from prometheus_client import generate_latest
 from bench.bench_metrics import Agents, placed_city
 from controller.runtime.store import Store
 from telemetry.metrics.agents import AgentRegistryView
-from telemetry.metrics.exposition import exposition
 from telemetry.metrics.kpis import KPI_MAX_AGE_S
 
 
@@ -47,7 +46,7 @@ def main(argv: list[str] | None = None) -> None:
         observer.watch(service, view)
         for _ in range(5):
             agents.report()
-        exposition(prom)  # per-revision caches built
+        generate_latest(prom)  # per-revision caches built
         gc.collect()
         gc.freeze()
         registry = agents.registry
@@ -70,11 +69,9 @@ def main(argv: list[str] | None = None) -> None:
             def collect(self) -> Sequence[object]:
                 return families
 
-        best("whole scrape, own text writer (exposition)", lambda: exposition(prom))
-        best("whole scrape, prometheus-client (generate_latest)", lambda: generate_latest(prom))
+        best("whole scrape (generate_latest)", lambda: generate_latest(prom))
         best("collection (CollectorRegistry.collect)", lambda: list(prom.collect()))
-        best("own text writer, families collected already", lambda: exposition(Collected()))  # type: ignore[arg-type]
-        best("prometheus-client writer, families collected already", lambda: generate_latest(Collected()))  # type: ignore[arg-type]
+        best("text writer, families collected already", lambda: generate_latest(Collected()))  # type: ignore[arg-type]
         best("AgentRegistryView.slice_kpis (KPI read + aggregation)", view.slice_kpis)
         best(
             "AgentRegistry.latest_kpi_columns (KPI read)",
@@ -86,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
             agents.report()
             profile = cProfile.Profile()
             profile.enable()
-            exposition(prom)
+            generate_latest(prom)
             profile.disable()
             pstats.Stats(profile).sort_stats(args.profile).print_stats(30)
 

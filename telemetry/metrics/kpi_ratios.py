@@ -1,10 +1,8 @@
 """Each placed slice's latest KPIs over its targets: the ``slice_kpi_target_ratio`` family.
 
 At city scale it is almost all of a scrape (4 series per slice, every other family is small), so
-it is built column-wise: the targets and the label text of each series are kept per controller
-revision, the ratios computed for every slice at once with numpy, and the family's lines written
-as text in one join. :class:`RenderedGauge` makes its ``Sample`` objects only for a reader that
-asks (``CollectorRegistry.get_sample_value``, the library's own writer); ours writes the lines.
+it is built column-wise: the targets and the labels of each series are kept per controller
+revision, and the ratios computed for every slice at once with numpy.
 :func:`kpi_ratios` is the definition, one slice at a time; the tests hold the two together.
 """
 
@@ -12,20 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from operator import itemgetter
 
 import numpy as np
 import numpy.typing as npt
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.samples import Sample
-from prometheus_client.utils import floatToGoString
 
 from controller.runtime.service import SliceRecord
 from slices.profiles import SliceIntent
-from telemetry.metrics.exposition_text import escape_label_value
 
 KPIS = ("latency", "throughput", "loss", "devices")
-_PLAIN_BELOW = 1e6  # below this, Python's repr of a float is the Go format Prometheus writes
 
 
 @dataclass(frozen=True)
@@ -76,38 +72,12 @@ def _ratio(value: float, target: float) -> float:
     return 0.0 if value <= 0 else float("inf")
 
 
-class RenderedGauge(GaugeMetricFamily):
-    """A gauge family whose exposition lines are written by whoever fills it (:meth:`set_rows`);
-    ``samples`` are made from the rows when read."""
-
-    def __init__(self, name: str, documentation: str, labels: Sequence[str]) -> None:
-        self._labels: list[dict[str, str]] = []
-        self._values: list[float] = []
-        self.lines = ""  # the samples in the text format, each line ending in a newline
-        super().__init__(name, documentation, labels=labels)
-
-    @property
-    def samples(self) -> list[Sample]:
-        return [
-            Sample(self.name, labels, value) for labels, value in zip(self._labels, self._values, strict=True)
-        ]
-
-    @samples.setter
-    def samples(self, value: list[Sample]) -> None:
-        if value:  # Metric.__init__ sets an empty list; rows come only through set_rows()
-            raise TypeError("a RenderedGauge is filled with set_rows()")
-
-    def set_rows(self, labels: list[dict[str, str]], values: list[float], lines: str) -> None:
-        self._labels, self._values, self.lines = labels, values, lines
-
-
 @dataclass(frozen=True)
 class KpiTargets:
     """What the family needs of the placed slices, kept per revision: 4 series per slice."""
 
     names: list[str]
     labels: list[dict[str, str]]  # per series: slice, kind, kpi
-    prefixes: list[str]  # per series: its line up to the value
     latency_ms: npt.NDArray[np.float64]
     kbps_per_cell: npt.NDArray[np.float64]
     loss: npt.NDArray[np.float64]
@@ -116,28 +86,23 @@ class KpiTargets:
     @classmethod
     def of(
         cls,
-        family: str,
         records: Sequence[SliceRecord],
-        series: dict[tuple[str, str], tuple[list[dict[str, str]], list[str]]] | None = None,
+        series: dict[tuple[str, str], list[dict[str, str]]] | None = None,
     ) -> KpiTargets:
-        """The targets of ``records``; ``series`` ((slice, kind) → its 4 label sets and line
-        prefixes), kept by the caller across revisions, spares rebuilding those of every slice
-        a change did not touch."""
+        """The targets of ``records``; ``series`` ((slice, kind) → its 4 label sets), kept by the
+        caller across revisions, spares rebuilding those of every slice a change did not touch."""
         series = {} if series is None else series
         placed = [r for r in records if r.placement is not None]
         labels: list[dict[str, str]] = []
-        prefixes: list[str] = []
         for r in placed:
             key = (r.name, r.intent.kind.value)
             known = series.get(key)
             if known is None:
-                known = series[key] = _series_of(family, *key)
-            labels += known[0]
-            prefixes += known[1]
+                known = series[key] = [{"slice": key[0], "kind": key[1], "kpi": kpi} for kpi in KPIS]
+            labels += known
         return cls(
             [r.name for r in placed],
             labels,
-            prefixes,
             np.array([r.intent.latency_ms for r in placed], np.float64),
             np.array([r.intent.kbps_per_cell for r in placed], np.float64),
             np.array([max(0.0, 1.0 - r.intent.reliability) for r in placed], np.float64),
@@ -145,19 +110,11 @@ class KpiTargets:
         )
 
 
-def _series_of(family: str, name: str, kind: str) -> tuple[list[dict[str, str]], list[str]]:
-    labels = [{"slice": name, "kind": kind, "kpi": kpi} for kpi in KPIS]
-    return labels, [
-        f'{family}{{slice="{escape_label_value(name)}",kind="{kind}",kpi="{kpi}"}} ' for kpi in KPIS
-    ]
-
-
-def fill(family: RenderedGauge, targets: KpiTargets, kpis: Mapping[str, SliceKpis]) -> None:
-    """The ratios of every placed slice with KPIs, as :func:`kpi_ratios` defines them."""
+def fill(family: GaugeMetricFamily, targets: KpiTargets, kpis: Mapping[str, SliceKpis]) -> None:
+    """Add the ratios of every placed slice with KPIs to ``family``, as :func:`kpi_ratios` defines them."""
     got = [kpis.get(name) for name in targets.names]
     present = [i for i, k in enumerate(got) if k is not None]
     if not present:
-        family.set_rows([], [], "")
         return
     ks = [k for k in got if k is not None]
     at = np.array(present)
@@ -179,10 +136,8 @@ def fill(family: RenderedGauge, targets: KpiTargets, kpis: Mapping[str, SliceKpi
         )
     values = ratios.ravel().tolist()
     series = [4 * i + j for i in present for j in range(len(KPIS))]
-    pick = itemgetter(*series)  # 4 or more indices: a tuple
-    labels, prefixes = pick(targets.labels), pick(targets.prefixes)
-    fmt = repr if bool(np.all(ratios < _PLAIN_BELOW)) else floatToGoString  # inf, NaN, 1e+06
-    family.set_rows(list(labels), values, "\n".join(map(str.__add__, prefixes, map(fmt, values))) + "\n")
+    labels = itemgetter(*series)(targets.labels)  # 4 or more indices: a tuple
+    family.samples.extend(map(Sample, repeat(family.name), labels, values))
 
 
 def _ratios(value: npt.NDArray[np.float64], target: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:

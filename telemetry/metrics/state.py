@@ -27,7 +27,7 @@ from controller.runtime.service import SliceRecord, SliceState
 from slices.intent import SliceKind
 from slices.status import ConditionStatus, ConditionType, get_condition
 from telemetry.metrics import kpi_ratios
-from telemetry.metrics.kpi_ratios import KpiTargets, RenderedGauge
+from telemetry.metrics.kpi_ratios import KpiTargets
 from telemetry.metrics.scrapes import SCRAPES
 from telemetry.metrics.views import AgentSnapshot, AgentsView, StateSource
 
@@ -81,7 +81,7 @@ class StateCollector(Collector):
         self._following: threading.Event | None = None  # set: wake the follow_changes thread
         self._classes: tuple[tuple[Link, ...], dict[LinkKey, int], list[str], list[int]] | None = None
         self._kpi_targets: tuple[int, KpiTargets] | None = None
-        self._kpi_series: dict[tuple[str, str], tuple[list[dict[str, str]], list[str]]] = {}
+        self._kpi_series: dict[tuple[str, str], list[dict[str, str]]] = {}
 
     def describe(self) -> Iterable[Metric]:
         # Names only, so registering does not run a scrape (and duplicate names are caught).
@@ -123,7 +123,7 @@ class StateCollector(Collector):
                 ["slice", "kind"],
             ),
             (
-                RenderedGauge,
+                g,
                 "slice_kpi_target_ratio",
                 "Latest agent-reported KPI of a slice over its target (kpi: latency, throughput, loss, devices); latency, loss and devices breach above 1, throughput below 1.",
                 ["slice", "kind", "kpi"],
@@ -474,10 +474,9 @@ class StateCollector(Collector):
         if targets is None or targets[0] != revision:
             if len(self._kpi_series) > 2 * len(records) + 1000:  # slices come and go: forget old ones
                 self._kpi_series.clear()
-            name = fam["slice_kpi_target_ratio"].name
-            targets = self._kpi_targets = (revision, KpiTargets.of(name, records, self._kpi_series))
+            targets = self._kpi_targets = (revision, KpiTargets.of(records, self._kpi_series))
         family = fam["slice_kpi_target_ratio"]
-        assert isinstance(family, RenderedGauge)
+        assert isinstance(family, GaugeMetricFamily)
         kpi_ratios.fill(family, targets[1], self._agents.slice_kpis())
 
     @staticmethod

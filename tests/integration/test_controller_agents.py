@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from controller.runtime import process as runtime
 from tests.support.controller_process import ControllerProcess, start_agent, start_controller
@@ -89,7 +90,7 @@ def test_agents_ack_config_and_a_dead_edge_agent_heals_its_slice(
             other = "edge-2" if first == "edge-1" else "edge-1"
             # The edge agent applied the config with the slice and acked it: no generation lag.
             eventually(f"{first}'s agent configures cars", lambda: "cars" in recorded_slices(records, first))
-            lag = f'edgeslice_agent_config_generation_lag{{site="{first}",kind="edge"}}'
+            lag = f'edgeslice_agent_config_generation_lag{{kind="edge",site="{first}"}}'
             eventually("the controller sees the ack", lambda: metric(endpoints["metrics"], lag) == 0.0)
             connected = 'edgeslice_agents{kind="edge",state="connected"}'
             eventually("both edge agents connected", lambda: metric(endpoints["metrics"], connected) == 2.0)
@@ -112,7 +113,7 @@ def test_agents_ack_config_and_a_dead_edge_agent_heals_its_slice(
             eventually("cars is Ready on the other edge", lambda: client.get("cars").state == "Ready")
             # The surviving edge agent is pushed the healed slice and acks it.
             eventually(f"{other}'s agent configures cars", lambda: "cars" in recorded_slices(records, other))
-            lag_other = f'edgeslice_agent_config_generation_lag{{site="{other}",kind="edge"}}'
+            lag_other = f'edgeslice_agent_config_generation_lag{{kind="edge",site="{other}"}}'
             eventually(
                 "the controller sees the new ack", lambda: metric(endpoints["metrics"], lag_other) == 0.0
             )
@@ -120,9 +121,17 @@ def test_agents_ack_config_and_a_dead_edge_agent_heals_its_slice(
         # stream has ended, the other's is still open.
         url = endpoints["metrics"]
         assert (metric(url, 'edgeslice_grpc_server_handled_total{api="operator"') or 0) > 0
-        connect = 'api="agent",service="edgeslice.agent.v1.SiteAgent",method="Connect"'
+        connect = 'api="agent",method="Connect",service="edgeslice.agent.v1.SiteAgent"'
         assert (metric(url, f"edgeslice_grpc_server_started_total{{{connect}}}") or 0) >= 2
-        assert (metric(url, f"edgeslice_grpc_server_handled_total{{{connect}") or 0) >= 1
+        body = urllib.request.urlopen(url, timeout=10).read().decode()
+        handled = [  # labels in name order: the status code comes between api and method
+            s.value
+            for f in text_string_to_metric_families(body)
+            for s in f.samples
+            if s.name == "edgeslice_grpc_server_handled_total"
+            and (s.labels["api"], s.labels["method"]) == ("agent", "Connect")
+        ]
+        assert sum(handled) >= 1
     finally:
         for proc in agents.values():
             if proc.poll() is None:

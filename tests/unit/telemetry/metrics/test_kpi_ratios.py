@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from prometheus_client import generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
 
 from telemetry.metrics import kpi_ratios
@@ -30,8 +32,8 @@ def test_the_family_is_kpi_ratios_of_every_placed_slice_with_kpis() -> None:
     del kpis[names[5]]  # no KPIs yet: not listed
     kpis["ghost"] = kpis[names[6]]  # KPIs of a slice the controller does not have: not listed
 
-    family = kpi_ratios.RenderedGauge(NAME, "help", ["slice", "kind", "kpi"])
-    kpi_ratios.fill(family, kpi_ratios.KpiTargets.of(NAME, records), kpis)
+    family = GaugeMetricFamily(NAME, "help", labels=["slice", "kind", "kpi"])
+    kpi_ratios.fill(family, kpi_ratios.KpiTargets.of(records), kpis)
 
     expected = [
         (r.name, r.intent.kind.value, kpi, value)
@@ -44,28 +46,37 @@ def test_the_family_is_kpi_ratios_of_every_placed_slice_with_kpis() -> None:
     assert [g[:3] for g in got] == [e[:3] for e in expected]
     assert [g[3] for g in got] == pytest.approx([e[3] for e in expected])
     assert {v for *_, v in expected if v == float("inf") or v > 1e6}  # the Go format is exercised
-    assert family.lines == "".join(
-        f'{NAME}{{slice="{name}",kind="{kind}",kpi="{kpi}"}} {floatToGoString(value)}\n'
+    assert _text(family).splitlines()[2:] == [  # after HELP and TYPE
+        f'{NAME}{{kind="{kind}",kpi="{kpi}",slice="{name}"}} {floatToGoString(value)}'
         for name, kind, kpi, value in expected
-    )
+    ]
+
+
+def _text(family: Metric) -> str:
+    """The family as /metrics serves it (prometheus-client's text format)."""
+
+    class One:
+        def collect(self) -> list[Metric]:
+            return [family]
+
+    return generate_latest(One()).decode()  # type: ignore[arg-type]
 
 
 def test_no_slice_with_kpis_is_an_empty_family() -> None:
     state = build_city_state(cells=200, slices=3, seed=1)
-    family = kpi_ratios.RenderedGauge(NAME, "help", ["slice", "kind", "kpi"])
-    kpi_ratios.fill(family, kpi_ratios.KpiTargets.of(NAME, state.records), {})
-    assert family.samples == [] and family.lines == ""
-    with pytest.raises(TypeError):
-        family.samples = [*family.samples, None]  # type: ignore[list-item]
+    family = GaugeMetricFamily(NAME, "help", labels=["slice", "kind", "kpi"])
+    kpi_ratios.fill(family, kpi_ratios.KpiTargets.of(state.records), {})
+    assert family.samples == []
+    assert _text(family).splitlines()[2:] == []
 
 
 def test_targets_reuse_the_series_of_slices_a_change_left_alone() -> None:
     state = build_city_state(cells=200, slices=6, seed=2)
-    series: dict[tuple[str, str], tuple[list[dict[str, str]], list[str]]] = {}
-    first = kpi_ratios.KpiTargets.of(NAME, state.records, series)
+    series: dict[tuple[str, str], list[dict[str, str]]] = {}
+    first = kpi_ratios.KpiTargets.of(state.records, series)
     renamed = [dataclasses.replace(state.records[0], name="renamed"), *state.records[1:]]
-    second = kpi_ratios.KpiTargets.of(NAME, renamed, series)
-    fresh = kpi_ratios.KpiTargets.of(NAME, renamed)
-    assert (second.labels, second.prefixes) == (fresh.labels, fresh.prefixes)
+    second = kpi_ratios.KpiTargets.of(renamed, series)
+    fresh = kpi_ratios.KpiTargets.of(renamed)
+    assert second.labels == fresh.labels
     assert second.labels[4] is first.labels[4]  # an untouched slice's series: built once
-    assert second.prefixes[0].startswith(f'{NAME}{{slice="renamed",') and len(series) == 7
+    assert second.labels[0]["slice"] == "renamed" and len(series) == 7

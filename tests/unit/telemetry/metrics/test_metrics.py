@@ -4,10 +4,12 @@ gRPC interceptors on real loopback servers, and the HTTP endpoint. A fresh regis
 from __future__ import annotations
 
 import asyncio
+import gzip
 import math
 import re
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
@@ -26,7 +28,7 @@ from telemetry import agentlink as agent_service
 from telemetry.agentlink.kpi_store import KpiColumns
 from telemetry.agentlink.session_table import SessionColumns, SessionTable
 from telemetry.metrics.agents import AgentRegistryView
-from telemetry.metrics.exposition import exposition, serve_metrics
+from telemetry.metrics.exposition import serve_metrics
 from telemetry.metrics.kpi_ratios import SliceKpis
 from telemetry.metrics.kpis import aggregate_kpi_columns
 from telemetry.metrics.observer import ControllerMetrics, build_metrics
@@ -472,7 +474,59 @@ def test_metrics_endpoint_serves_the_registry(tmp_path: Path) -> None:
         store.close()
     assert "# HELP edgeslice_slices Slices by kind and state" in body
     assert "# TYPE edgeslice_admission_decisions_total counter" in body
-    assert 'edgeslice_site_up{site="e1",kind="edge"} 1.0' in body
+    assert 'edgeslice_site_up{kind="edge",site="e1"} 1.0' in body
+
+
+def _get(url: str, headers: Mapping[str, str] | None = None) -> tuple[Mapping[str, str], bytes]:
+    request = urllib.request.Request(url, headers=dict(headers or {}))
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        return dict(resp.headers.items()), resp.read()
+
+
+@pytest.fixture
+def endpoint(service: ControllerService) -> Iterator[str]:
+    """/metrics of a service with one slice, over HTTP on loopback."""
+    service.apply([doc("cars", "vehicle", ["c1"])], "operator:test")
+    registry = CollectorRegistry()
+    build_metrics(service, FakeAgents([_agent("e1", "edge")], {}), registry, process=False)
+    server = serve_metrics(registry, 0)
+    try:
+        yield server.url
+    finally:
+        server.close()
+
+
+def test_metrics_endpoint_gzips_when_asked(endpoint: str) -> None:
+    headers, plain = _get(endpoint)
+    assert "Content-Encoding" not in headers
+    headers, packed = _get(endpoint, {"Accept-Encoding": "gzip"})
+    assert headers["Content-Encoding"] == "gzip"
+    body = gzip.decompress(packed)
+    assert b'edgeslice_slices{kind="vehicle",state="Ready"} 1.0' in body
+    assert body.count(b"# HELP") == plain.count(b"# HELP")
+
+
+def test_metrics_endpoint_speaks_openmetrics_when_asked(endpoint: str) -> None:
+    headers, body = _get(endpoint)
+    assert headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    headers, body = _get(endpoint, {"Accept": "application/openmetrics-text; version=1.0.0"})
+    assert headers["Content-Type"].startswith("application/openmetrics-text")
+    assert body.endswith(b"# EOF\n")
+    assert b"# TYPE edgeslice_admission_decisions counter" in body  # OpenMetrics: no _total in the family
+
+
+def test_metrics_endpoint_serves_only_the_families_named(endpoint: str) -> None:
+    _, body = _get(f"{endpoint}?name[]=edgeslice_slices&name[]=edgeslice_sites_down")
+    families = {line.split()[2] for line in body.decode().splitlines() if line.startswith("# TYPE")}
+    assert families == {"edgeslice_slices", "edgeslice_sites_down"}
+    assert b'edgeslice_slices{kind="vehicle",state="Ready"} 1.0' in body
+
+
+def test_metrics_endpoint_serves_only_metrics(endpoint: str) -> None:
+    with pytest.raises(urllib.error.HTTPError) as err:
+        _get(endpoint.replace("/metrics", "/other"))
+    err.value.close()  # the error holds the response
+    assert err.value.code == 404
 
 
 def test_watch_twice_is_refused(tmp_path: Path) -> None:
@@ -485,13 +539,13 @@ def test_watch_twice_is_refused(tmp_path: Path) -> None:
         store.close()
 
 
-def test_exposition_matches_the_library_writer(service: ControllerService) -> None:
+def test_the_endpoint_serves_the_library_exposition(service: ControllerService) -> None:
     from prometheus_client import generate_latest
     from prometheus_client.parser import text_string_to_metric_families
 
     service.apply([doc("cars", "vehicle", ["c1"])], "operator:test")
     registry = CollectorRegistry()
-    kpis = {"cars": SliceKpis("cars", 3.0, 1000.0, 2000.0, 5, 0.0)}  # KPI ratios: lines of their own
+    kpis = {"cars": SliceKpis("cars", 3.0, 1000.0, 2000.0, 5, 0.0)}  # the column-wise KPI-ratio family
     m = build_metrics(
         service, FakeAgents([_agent("e1", "edge", connected=False)], kpis), registry, process=False
     )
@@ -504,8 +558,13 @@ def test_exposition_matches_the_library_writer(service: ControllerService) -> No
             for f in text_string_to_metric_families(text.decode())
         ]
 
-    ours, theirs = exposition(registry), generate_latest(registry)
-    assert b'edgeslice_slice_kpi_target_ratio{slice="cars",kind="vehicle",kpi="latency"}' in ours
+    server = serve_metrics(registry, 0)
+    try:
+        _, ours = _get(server.url)
+    finally:
+        server.close()
+    theirs = generate_latest(registry)
+    assert b'edgeslice_slice_kpi_target_ratio{kind="vehicle",kpi="latency",slice="cars"}' in ours
     assert parsed(ours) == parsed(theirs)
     assert ours.count(b"# HELP") == theirs.count(b"# HELP")
 
