@@ -9,20 +9,18 @@ The cardinality budget (``docs/observability.md``) is at most 10,000 series for 
 
 from __future__ import annotations
 
-import itertools
 import logging
-import operator
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 
-from controller.core.topology import Link, LinkKey
+from controller.core.capacity import CapacityView, Layout
 from controller.runtime.service import SliceRecord, SliceState
 from slices.intent import SliceKind
 from slices.status import ConditionStatus, ConditionType, get_condition
@@ -75,11 +73,10 @@ class StateCollector(Collector):
         self._after_seq = 0
         self._events: dict[str, int] = {}
         self._violations: dict[str, int] = {}
-        self._last_util: tuple[list[LinkKey], Any] = ([], None)
         self._topology_samples: tuple[int, dict[str, list[Sample]]] | None = None
         self._topology_lock = threading.Lock()
         self._following: threading.Event | None = None  # set: wake the follow_changes thread
-        self._classes: tuple[tuple[Link, ...], dict[LinkKey, int], list[str], list[int]] | None = None
+        self._classes: tuple[Layout, npt.NDArray[np.intp], list[str]] | None = None
         self._kpi_targets: tuple[int, KpiTargets] | None = None
         self._kpi_series: dict[tuple[str, str], list[dict[str, str]]] = {}
 
@@ -361,68 +358,36 @@ class StateCollector(Collector):
         _add(fam["radio_capacity_bits_per_second"], [], radio_capacity * KBPS)
         _add(fam["links_down"], [], len(status.down_links))
 
-        index, names, capacity = self._link_classes()
-        reserved: list[float] = [0.0] * len(names)
-        busiest: list[tuple[LinkKey, str, float, float]] = []
-        util = status.link_utilisation
-        if util:
-            # Vectorised: a city's access links are too many for a Python loop within the budget.
-            keys = list(map(_FIRST, util))
-            cached_keys, cached_idx = self._last_util
-            if keys == cached_keys:  # same links in the same order as last scrape: a C-level compare
-                cls_idx = cached_idx
-            else:
-                cls_idx = np.fromiter(
-                    map(index.get, keys, itertools.repeat(-1)), dtype=np.int64, count=len(keys)
-                )
-                self._last_util = (keys, cls_idx)
-            res = np.fromiter(map(_SECOND, util), dtype=np.float64, count=len(util))
-            cap = np.fromiter(map(_THIRD, util), dtype=np.float64, count=len(util))
-            known = cls_idx >= 0
-            reserved = np.bincount(cls_idx[known], weights=res[known], minlength=len(names)).tolist()
-            ratio = np.divide(res, cap, out=np.zeros_like(res), where=(cap > 0) & known)
-            candidates = np.arange(len(ratio))
-            if len(ratio) > TOP_LINKS:
-                candidates = np.argpartition(-ratio, TOP_LINKS)[:TOP_LINKS]
-            order = candidates[np.lexsort((candidates, -ratio[candidates]))]
-            busiest = [
-                (keys[j], names[cls_idx[j]], float(res[j]), float(cap[j]))
-                for j in order.tolist()
-                if ratio[j] > 0
-            ]
-        for i in sorted(range(len(names)), key=names.__getitem__):
-            _add(fam["link_class_reserved_bits_per_second"], [names[i]], reserved[i] * KBPS)
-            _add(fam["link_class_capacity_bits_per_second"], [names[i]], capacity[i] * KBPS)
-        for key, cls, res_kbps, cap_kbps in busiest:
-            labels = [f"{key[0]}:{key[1]}", cls]
-            _add(fam["link_reserved_bits_per_second"], labels, res_kbps * KBPS)
-            _add(fam["link_capacity_bits_per_second"], labels, cap_kbps * KBPS)
+        self._links(fam, self._source.capacity())
 
-    def _link_classes(self) -> tuple[dict[LinkKey, int], list[str], list[int]]:
-        """(link → class index, class names, capacity per class), computed once per topology.
+    def _links(self, fam: dict[str, Metric], view: CapacityView) -> None:
+        """Link classes and the busiest links, from the ledger's capacity view."""
+        cls_idx, names = self._link_classes(view.layout)
+        reserved = np.bincount(cls_idx, weights=view.link_reserved_kbps, minlength=len(names))
+        capacity = np.bincount(cls_idx, weights=view.link_capacity_kbps, minlength=len(names))
+        for i, name in enumerate(names):
+            _add(fam["link_class_reserved_bits_per_second"], [name], float(reserved[i]) * KBPS)
+            _add(fam["link_class_capacity_bits_per_second"], [name], float(capacity[i]) * KBPS)
+        for j in view.busiest_links[:TOP_LINKS].tolist():
+            a, b = view.links[j]
+            labels = [f"{a}:{b}", names[cls_idx[j]]]
+            _add(fam["link_reserved_bits_per_second"], labels, float(view.link_reserved_kbps[j]) * KBPS)
+            _add(fam["link_capacity_bits_per_second"], labels, float(view.link_capacity_kbps[j]) * KBPS)
 
-        Failures and drains make new Topology objects that share the links tuple, so the tuple's
-        identity is the cache key.
-        """
-        links = self._source.topology().links
+    def _link_classes(self, layout: Layout) -> tuple[npt.NDArray[np.intp], list[str]]:
+        """Each link's class (an index into the sorted class names), once per topology layout."""
         cached = self._classes
-        if cached is not None and cached[0] is links:
-            return cached[1], cached[2], cached[3]
-        topo = self._source.topology()
-        index: dict[LinkKey, int] = {}
-        names: list[str] = []
-        capacity: list[int] = []
-        position: dict[str, int] = {}
-        for ln in links:
-            cls = link_class(topo.sites[ln.a].kind.value, topo.sites[ln.b].kind.value)
-            i = position.setdefault(cls, len(names))
-            if i == len(names):
-                names.append(cls)
-                capacity.append(0)
-            index[ln.key] = i
-            capacity[i] += ln.bandwidth_kbps
-        self._classes = (links, index, names, capacity)
-        return index, names, capacity
+        if cached is not None and cached[0] is layout:
+            return cached[1], cached[2]
+        kinds = sorted(set(layout.kinds))
+        code = np.array([kinds.index(k) for k in layout.kinds], np.intp)
+        ends = code[layout.link_ends] if len(layout.links) else np.zeros((0, 2), np.intp)
+        pairs, per_link = np.unique(ends[:, 0] * len(kinds) + ends[:, 1], return_inverse=True)
+        of_pair = [link_class(kinds[p // len(kinds)], kinds[p % len(kinds)]) for p in pairs.tolist()]
+        names = sorted(set(of_pair))
+        cls_idx = np.array([names.index(c) for c in of_pair], np.intp)[per_link.reshape(-1)]
+        self._classes = (layout, cls_idx, names)
+        return cls_idx, names
 
     def _events_counts(self, fam: dict[str, Metric], kinds: Mapping[str, str]) -> None:
         # Counters from the audit trail: read only what is new since the last scrape.
@@ -486,9 +451,6 @@ class StateCollector(Collector):
         if a.last_heartbeat_unix is not None:
             _add(fam["agent_last_heartbeat_timestamp_seconds"], labels, a.last_heartbeat_unix)
         _add(fam["agent_config_generation_lag"], labels, a.generation_lag)
-
-
-_FIRST, _SECOND, _THIRD = operator.itemgetter(0), operator.itemgetter(1), operator.itemgetter(2)
 
 
 def _bounded_counts(counts: Mapping[str, int]) -> list[tuple[str, int]]:

@@ -13,6 +13,7 @@ from typing import NamedTuple, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from controller.core.capacity import CapacityView
 from controller.core.topology import Topology
 from controller.runtime.service import Event, SliceRecord, TopologyStatus
 from telemetry.metrics.kpi_ratios import SliceKpis
@@ -26,6 +27,10 @@ class StateSource(Protocol):
     def topology(self) -> Topology: ...
 
     def topology_status(self) -> TopologyStatus: ...
+
+    def capacity(self) -> CapacityView:
+        """The ledger's capacity figures as arrays (the link families read them)."""
+        ...
 
     def events(self, after_seq: int = 0, limit: int = 1000, slice_name: str | None = None) -> list[Event]: ...
 

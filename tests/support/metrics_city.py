@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 import numpy as np
 from prometheus_client import CollectorRegistry
 
+from controller.core.capacity import CapacityView, Layout
 from controller.core.citygen import generate_city
 from controller.core.placement_model import CellAssignment, EdgeShare, Placement
 from controller.core.topology import Topology
@@ -79,6 +80,7 @@ class CityState:
     events_list: list[Event]
     snapshots: list[AgentSnapshot]
     kpis: dict[str, SliceKpis]
+    view: CapacityView
     revision: int = 1
 
     def list_slices(self) -> list[SliceRecord]:
@@ -89,6 +91,9 @@ class CityState:
 
     def topology_status(self) -> TopologyStatus:
         return self.status
+
+    def capacity(self) -> CapacityView:
+        return self.view
 
     def events(self, after_seq: int = 0, limit: int = 1000, slice_name: str | None = None) -> list[Event]:
         return [e for e in self.events_list if e.seq > after_seq][:limit]
@@ -191,7 +196,27 @@ def build_city_state(cells: int = CELLS, slices: int = SLICES, seed: int = 0) ->
         )
         for s in topo.sites.values()
     ]
-    return CityState(topo, records, status, events, snapshots, kpis)
+    return CityState(topo, records, status, events, snapshots, kpis, capacity_view(topo, status))
+
+
+def capacity_view(topo: Topology, status: TopologyStatus) -> CapacityView:
+    """The capacity view that ``status`` would be derived from (sites' and links' reserved figures)."""
+    layout = Layout.of(topo)
+    by_site = {s.site: s for s in status.sites}
+    reserved = {key: kbps for key, kbps, _ in status.link_utilisation}
+
+    def sites(field: str) -> np.ndarray:
+        return np.array([getattr(by_site[site], field) for site in layout.sites], np.int64)
+
+    return CapacityView(
+        revision=1,
+        layout=layout,
+        radio_reserved_kbps=sites("radio_reserved_kbps"),
+        cpu_reserved_millicores=sites("cpu_reserved"),
+        memory_reserved_mib=sites("memory_reserved"),
+        slices=sites("slices"),
+        link_reserved_kbps=np.array([reserved.get(key, 0) for key in layout.links], np.int64),
+    )
 
 
 def city_registry(state: CityState) -> CollectorRegistry:

@@ -153,6 +153,39 @@ def test_site_capacity_in_base_units_and_link_classes(service: ControllerService
     assert registry.get_sample_value("edgeslice_link_capacity_bits_per_second", labels) == cap * 1000
 
 
+def test_link_families_read_from_the_capacity_view_match_the_status_links() -> None:
+    """Per class sums and the busiest links, from the ledger's arrays, equal a plain walk over
+    the status' (link, reserved, capacity) list, busiest first."""
+    from tests.support.metrics_city import build_city_state, city_registry
+
+    state = build_city_state(cells=300, slices=30)
+    registry = city_registry(state)
+    kinds = {s: site.kind.value for s, site in state.topo.sites.items()}
+    reserved: dict[str, float] = {}
+    capacity: dict[str, float] = {}
+    for ln in state.topo.links:
+        cls = link_class(kinds[ln.a], kinds[ln.b])
+        capacity[cls] = capacity.get(cls, 0) + ln.bandwidth_kbps * 1000
+    busiest = []
+    for key, res, cap in state.status.link_utilisation:
+        cls = link_class(kinds[key[0]], kinds[key[1]])
+        reserved[cls] = reserved.get(cls, 0) + res * 1000
+        if res > 0 and len(busiest) < 20:
+            busiest.append(({"link": f"{key[0]}:{key[1]}", "class": cls}, res * 1000, cap * 1000))
+
+    def family(name: str) -> list[tuple[dict[str, str], float]]:
+        return [(s.labels, s.value) for f in registry.collect() if f.name == name for s in f.samples]
+
+    assert family("edgeslice_link_class_capacity_bits_per_second") == [
+        ({"class": c}, capacity[c]) for c in sorted(capacity)
+    ]
+    assert family("edgeslice_link_class_reserved_bits_per_second") == [
+        ({"class": c}, reserved.get(c, 0.0)) for c in sorted(capacity)
+    ]
+    assert family("edgeslice_link_reserved_bits_per_second") == [(labels, r) for labels, r, _ in busiest]
+    assert family("edgeslice_link_capacity_bits_per_second") == [(labels, c) for labels, _, c in busiest]
+
+
 def test_drained_site_is_down_and_counted(service: ControllerService) -> None:
     registry = _registry_with(service)
     assert registry.get_sample_value("edgeslice_site_up", {"site": "e2", "kind": "edge"}) == 1
