@@ -21,7 +21,7 @@ KBPS = 1000.0  # kbit/s in a Mbit/s
 def aggregate_kpi_columns(c: KpiColumns) -> dict[str, SliceKpis]:
     """Every slice's KPIs (see :class:`SliceKpis`) from the newest record of each reporting site,
     given column-wise: grouped by slice id with ``bincount`` and ``maximum.at``, as a city's
-    200,000 records are too many for a loop per record.
+    records (one per slice and cell) are too many for a loop per record.
 
     >>> import numpy as np
     >>> a = np.array
