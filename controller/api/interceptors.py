@@ -15,8 +15,9 @@ The same instance serves a ``grpc.server``; :meth:`~CallInterceptor.aio` gives i
 ``grpc.aio.server`` (which accepts only ``grpc.aio.ServerInterceptor`` instances).
 
 The ``grpc-interceptor`` package was not used: its ``intercept`` returns a streaming response's
-iterator before the stream runs, so each interceptor would wrap streams again itself, and its
-asyncio base cannot wrap the read/write style of streaming handler the agent API uses.
+iterator before the stream runs, so each interceptor that acts when a call ends (metrics) would
+wrap streams again itself, and its sync and asyncio bases are separate classes, so each
+interceptor would be written twice.
 """
 
 from __future__ import annotations
