@@ -16,7 +16,8 @@ from controller.core.ledger import Ledger
 from controller.core.placement_model import Placement
 from controller.core.topology import Topology
 from controller.core.topology_file import write_topology_file
-from controller.runtime.store import SliceRow, Store
+from controller.runtime.store import Store
+from controller.runtime.store_rows import SliceRow
 from slices import errors
 from tests.support.controller_process import ControllerProcess, start_controller
 from tests.support.manifests import random_manifest

@@ -237,7 +237,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     cleanups: list[Callable[[], None]] = [store.close]
     try:
         if "interceptors" in inspect.signature(agent_service.serve_agents).parameters:
-            agents = agent_service.serve_agents(  # type: ignore[call-arg]
+            agents = agent_service.serve_agents(
                 service,
                 "127.0.0.1:0",
                 dev=True,
@@ -252,7 +252,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         state_dir = folder / "state"
         authenticator = auth.build_authenticator(None, {}, True, state_dir)
         if "interceptors" in inspect.signature(api_server.serve).parameters:
-            api = api_server.serve(  # type: ignore[call-arg]
+            api = api_server.serve(
                 service,
                 "127.0.0.1:0",
                 authenticator,
@@ -278,7 +278,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
         loop = threading.Thread(target=reconcile_loop, name="reconcile", daemon=True)
         loop.start()
-        cleanups.append(lambda: (stopping.set(), loop.join(10)))
+
+        def stop_loop() -> None:
+            stopping.set()
+            loop.join(10)
+
+        cleanups.append(stop_loop)
 
         sim = simulator.SimulatorThread(
             simulator.Simulator(

@@ -353,9 +353,13 @@ def test_columns_and_rows_store_the_same_samples(service: FakeService) -> None:
     registry.refresh(force=True)
     c1, c2 = registry.open("c1", "t", lambda: None), registry.open("c2", "t", lambda: None)
     kpi = {"dl_throughput_mbps": 5.0, "latency_p99_ms": 3.5, "packet_loss": 0.01, "active_devices": 7}
-    rows = agent_pb2.TelemetryBatch(
-        slices=[agent_pb2.SliceKpi(slice="cars", **kpi), agent_pb2.SliceKpi(slice="bus", **kpi)]
-    )
+
+    def row(name: str) -> agent_pb2.SliceKpi:  # the same KPIs as ``kpi``
+        return agent_pb2.SliceKpi(
+            slice=name, dl_throughput_mbps=5.0, latency_p99_ms=3.5, packet_loss=0.01, active_devices=7
+        )
+
+    rows = agent_pb2.TelemetryBatch(slices=[row("cars"), row("bus")])
     cols = columns(slice=["cars", "bus"], **{k: [v, v] for k, v in kpi.items()})
     assert registry.record_telemetry(c1, rows) == 2
     assert registry.record_telemetry(c2, cols) == 1  # bus is not configured at c2: not kept

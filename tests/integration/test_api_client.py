@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 
 import grpc
@@ -126,6 +126,7 @@ def test_events_list_and_watch(client: api_client.ApiClient, running: Running) -
     got = next(stream)
     later.join()
     assert (got.action, got.site, got.actor) == ("drain", "e2", "operator:other")
+    assert isinstance(stream, Generator)  # watch's promise: closing the iterator stops it
     stream.close()  # cancels the call
 
 
@@ -148,7 +149,9 @@ def test_topology_drain_undrain_what_if(client: api_client.ApiClient) -> None:
 
 
 def test_translate_without_trailing_metadata() -> None:
-    class Failed(grpc.RpcError, grpc.Call):  # type: ignore[misc]
+    class Failed(grpc.RpcError, grpc.Call):
+        """A finished call that failed without trailing metadata (grpc then answers None)."""
+
         def __init__(self, code: grpc.StatusCode, details: str) -> None:
             self._code, self._details = code, details
 
@@ -158,8 +161,24 @@ def test_translate_without_trailing_metadata() -> None:
         def details(self) -> str:
             return self._details
 
-        def trailing_metadata(self) -> None:
+        def initial_metadata(self) -> tuple[tuple[str, str | bytes], ...]:
+            return ()
+
+        # grpc returns None when a call has no trailing metadata; the stubs say a tuple.
+        def trailing_metadata(self) -> None:  # type: ignore[override]  # None is what is tested
             return None
+
+        def add_callback(self, callback: Callable[[], None]) -> bool:
+            return False
+
+        def cancel(self) -> bool:
+            return False
+
+        def is_active(self) -> bool:
+            return False
+
+        def time_remaining(self) -> float:
+            return 0.0
 
     cases = {
         grpc.StatusCode.INVALID_ARGUMENT: errors.InvalidSpec,

@@ -22,6 +22,7 @@ from protos.edgeslice.operator.v1 import operator_pb2 as pb
 from protos.edgeslice.operator.v1 import operator_pb2_grpc as pb_grpc
 from slices.profiles import default_sd
 from tests.support import operator_fake
+from tests.support.stubs import operator_stub
 
 TOKEN = "alice-token-0123456789"
 AUTH = (("authorization", f"Bearer {TOKEN}"),)
@@ -56,12 +57,20 @@ def channel(server: api_server.ApiServer) -> Iterator[grpc.Channel]:
 
 @pytest.fixture
 def stub(channel: grpc.Channel) -> pb_grpc.OperatorServiceStub:
-    return pb_grpc.OperatorServiceStub(channel)
+    return operator_stub(channel)
+
+
+def _trailing(err: grpc.RpcError) -> list[tuple[str, str | bytes]]:
+    """The error's trailing metadata as (key, value) pairs (grpc's _Metadatum named tuples)."""
+    return [(m.key, m.value) for m in err.trailing_metadata() or ()]
 
 
 def _apply(stub: pb_grpc.OperatorServiceStub, *contents: str) -> pb.ApplySlicesResponse:
     manifests = [pb.Manifest(source=f"f{i}.yaml", content=c) for i, c in enumerate(contents)]
-    return stub.ApplySlices(pb.ApplySlicesRequest(manifests=manifests), metadata=AUTH, timeout=10)
+    response: pb.ApplySlicesResponse = stub.ApplySlices(
+        pb.ApplySlicesRequest(manifests=manifests), metadata=AUTH, timeout=10
+    )
+    return response
 
 
 def _error(call: Any) -> grpc.RpcError:
@@ -106,7 +115,7 @@ def test_every_method_refuses_calls_without_a_known_token(
     for method, request in calls.items():
         err = _error(lambda m=method, r=request: getattr(stub, m)(r, metadata=metadata, timeout=5))
         assert err.code() == grpc.StatusCode.UNAUTHENTICATED, method
-        assert details in err.details()
+        assert details in (err.details() or "")
     stream = stub.WatchEvents(pb.WatchEventsRequest(), metadata=metadata, timeout=5)
     err = _error(lambda: next(iter(stream)))
     assert err.code() == grpc.StatusCode.UNAUTHENTICATED
@@ -165,7 +174,7 @@ def test_apply_get_list_delete(stub: pb_grpc.OperatorServiceStub) -> None:
     err = _error(lambda: stub.GetSlice(pb.GetSliceRequest(name="meters"), metadata=AUTH, timeout=5))
     assert err.code() == grpc.StatusCode.NOT_FOUND
     assert err.details() == "slice 'meters' does not exist"
-    assert ("edgeslice-error", "NotFound") in tuple(err.trailing_metadata() or ())
+    assert ("edgeslice-error", "NotFound") in _trailing(err)
 
 
 def test_a_rejected_slice_is_a_result_not_an_error(stub: pb_grpc.OperatorServiceStub) -> None:
@@ -206,8 +215,8 @@ def test_bad_specs_are_invalid_argument_and_store_nothing(
     # The good document comes first: it must not be stored when a later one is bad.
     err = _error(lambda: _apply(stub, good, content))
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert details in err.details().replace("f1.yaml", "f0.yaml")
-    assert ("edgeslice-error", "InvalidSpec") in tuple(err.trailing_metadata() or ())
+    assert details in (err.details() or "").replace("f1.yaml", "f0.yaml")
+    assert ("edgeslice-error", "InvalidSpec") in _trailing(err)
     assert fake.slices == {} and fake.log == []
 
 
@@ -239,7 +248,7 @@ def test_oversized_requests_are_resource_exhausted(
     content = SLICE % "huge" + padding * (api_server.MAX_RECEIVE_BYTES // len(padding) + 10)
     err = _error(lambda: _apply(stub, content))
     assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert "larger than max" in err.details()
+    assert "larger than max" in (err.details() or "")
     assert fake.slices == {}
 
 
@@ -262,7 +271,7 @@ def test_bad_requests_name_the_field(
 ) -> None:
     err = _error(lambda: getattr(stub, method)(request_, metadata=AUTH, timeout=5))
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert details in err.details()
+    assert details in (err.details() or "")
 
 
 def test_explain_is_a_structured_message(
@@ -341,7 +350,7 @@ def test_watches_are_capped_and_end_on_stop(fake: operator_fake.FakeService) -> 
         fake, "127.0.0.1:0", auth.Authenticator({"alice": TOKEN}), None, dev=True, max_workers=4
     )
     with grpc.insecure_channel(running.address) as ch:
-        stub = pb_grpc.OperatorServiceStub(ch)
+        stub = operator_stub(ch)
         fake._event("controller", "admit", "a", None, "hello")
         streams = [stub.WatchEvents(pb.WatchEventsRequest(), metadata=AUTH, timeout=10) for _ in range(2)]
         for s in streams:
@@ -349,14 +358,14 @@ def test_watches_are_capped_and_end_on_stop(fake: operator_fake.FakeService) -> 
         extra = stub.WatchEvents(pb.WatchEventsRequest(), metadata=AUTH, timeout=10)
         err = _error(lambda: next(extra))
         assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-        assert "too many event watches open (at most 2)" in err.details()
+        assert "too many event watches open (at most 2)" in (err.details() or "")
         # Ordinary calls still get a worker while watches are open.
         assert stub.ListSlices(pb.ListSlicesRequest(), metadata=AUTH, timeout=5).slices == []
         running.stop(grace_s=2)
         for s in streams:  # the streams end with a status saying why, instead of hanging
             err = _error(lambda s=s: next(s))
             assert err.code() == grpc.StatusCode.UNAVAILABLE
-            assert "shutting down" in err.details()
+            assert "shutting down" in (err.details() or "")
 
 
 def test_slice_writes_can_be_refused_while_reads_still_work(fake: operator_fake.FakeService) -> None:
@@ -371,7 +380,7 @@ def test_slice_writes_can_be_refused_while_reads_still_work(fake: operator_fake.
     )
     try:
         with grpc.insecure_channel(running.address) as ch:
-            stub = pb_grpc.OperatorServiceStub(ch)
+            stub = operator_stub(ch)
             for call in (
                 lambda: _apply(stub, SLICE % "sensors"),
                 lambda: stub.DeleteSlice(pb.DeleteSliceRequest(name="sensors"), metadata=AUTH, timeout=5),
@@ -399,7 +408,7 @@ def test_topology_operations(stub: pb_grpc.OperatorServiceStub) -> None:
     assert [s.site for s in status.sites if s.drained] == ["edge-1"]
     stub.UndrainSite(pb.UndrainSiteRequest(site="edge-1"), metadata=AUTH, timeout=5)
     err = _error(lambda: stub.DrainSite(pb.DrainSiteRequest(site="edge-9"), metadata=AUTH, timeout=5))
-    assert err.code() == grpc.StatusCode.NOT_FOUND and "edge-9" in err.details()
+    assert err.code() == grpc.StatusCode.NOT_FOUND and "edge-9" in (err.details() or "")
     reply = stub.WhatIf(
         pb.WhatIfRequest(fail_sites=["edge-1"], fail_links=[pb.Link(a="edge-1", b="cell-1")]),
         metadata=AUTH,

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from controller.kube import manifests as kube_manifests
+from controller.kube.gateway import Obj
 from controller.kube.realiser import KubeRealiser
 from slices.status import ConditionStatus
 from tests.support import kube_real
@@ -34,7 +35,7 @@ def running(kube_controller_manager: KubeApiServer) -> Iterator[tuple[KubeRealis
     realiser.stop()
 
 
-def _deployment(server: KubeApiServer, ns: str, name: str) -> dict[str, object] | None:
+def _deployment(server: KubeApiServer, ns: str, name: str) -> Obj | None:
     return kube_real.gateway(server).get("Deployment", name, ns)
 
 

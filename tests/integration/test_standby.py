@@ -3,7 +3,7 @@ call (unary, streaming, or of no service at all) is refused UNAVAILABLE, naming 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import grpc
 import pytest
@@ -12,7 +12,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from controller.api import grpc_services
 from controller.runtime.standby import Standby
 from protos.edgeslice.operator.v1 import operator_pb2 as pb
-from protos.edgeslice.operator.v1 import operator_pb2_grpc
+from tests.support.stubs import operator_stub, raw_unary
 
 
 @pytest.fixture
@@ -30,11 +30,11 @@ def test_a_standby_refuses_every_call_but_health(standby: Standby) -> None:
     with grpc.insecure_channel(standby.address) as channel:
         health = health_pb2_grpc.HealthStub(channel)
         assert health.Check(health_pb2.HealthCheckRequest(), timeout=5).status == grpc_services.SERVING
-        stub = operator_pb2_grpc.OperatorServiceStub(channel)
-        calls = [
+        stub = operator_stub(channel)
+        calls: list[Callable[[], object]] = [
             lambda: stub.ListSlices(pb.ListSlicesRequest(), timeout=5),
             lambda: list(stub.WatchEvents(pb.WatchEventsRequest(), timeout=5)),
-            lambda: channel.unary_unary("/no.such.Service/Call")(b"", timeout=5),
+            lambda: raw_unary(channel, "/no.such.Service/Call")(b"", timeout=5),
         ]
         for call in calls:
             with pytest.raises(grpc.RpcError) as err:

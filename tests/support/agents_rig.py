@@ -14,8 +14,8 @@ from controller.api import auth
 from controller.api import client as api_client
 from controller.api import server as api_server
 from controller.runtime.agent_view import AgentDirectory, AgentInfo, Refusal, SessionState
-from protos.edgeslice.operator.v1 import operator_pb2_grpc as pb_grpc
 from tests.support import operator_fake
+from tests.support.stubs import operator_stub
 
 TOKEN = "alice-token-0123456789"
 REFUSED_AT = datetime(2026, 12, 1, 20, 0, 5, tzinfo=UTC)
@@ -83,7 +83,7 @@ class Rig:
             agents=_typed(directory) if directory is not None else None,
         )
         self.channel = grpc.insecure_channel(self.server.address)
-        self.stub = pb_grpc.OperatorServiceStub(self.channel)  # type: ignore[no-untyped-call]
+        self.stub = operator_stub(self.channel)
 
     def client(self) -> api_client.ApiClient:
         return api_client.ApiClient(self.server.address, TOKEN, timeout_s=10)

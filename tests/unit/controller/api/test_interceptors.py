@@ -71,7 +71,7 @@ def _sync_handlers() -> dict[str, grpc.RpcMethodHandler[Any, Any]]:
         for r in requests:
             yield r + b"."
 
-    made = {
+    made: dict[str, grpc.RpcMethodHandler[Any, Any]] = {
         "unary_unary": grpc.unary_unary_rpc_method_handler(uu),
         "unary_stream": grpc.unary_stream_rpc_method_handler(us),
         "stream_unary": grpc.stream_unary_rpc_method_handler(su),
@@ -111,7 +111,7 @@ def _aio_handlers() -> dict[str, grpc.RpcMethodHandler[Any, Any]]:
                 return
             await context.write(r + b".")
 
-    made = {
+    made: dict[str, grpc.RpcMethodHandler[Any, Any]] = {
         "unary_unary": grpc.unary_unary_rpc_method_handler(uu),
         "unary_stream": grpc.unary_stream_rpc_method_handler(us),
         "stream_unary": grpc.stream_unary_rpc_method_handler(su),
@@ -123,13 +123,18 @@ def _aio_handlers() -> dict[str, grpc.RpcMethodHandler[Any, Any]]:
 
 def _call(channel: grpc.Channel, name: str, shape: str) -> list[bytes]:
     path = f"/test.Echo/{name}"
+    # No serializers: requests and responses are the bytes on the wire.
     if shape == "unary_unary":
-        return [channel.unary_unary(path)(b"a", timeout=10)]
+        uu: grpc.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(path)
+        return [uu(b"a", timeout=10)]
     if shape == "unary_stream":
-        return list(channel.unary_stream(path)(b"a", timeout=10))
+        us: grpc.UnaryStreamMultiCallable[bytes, bytes] = channel.unary_stream(path)
+        return list(us(b"a", timeout=10))
     if shape == "stream_unary":
-        return [channel.stream_unary(path)(iter([b"a", b"b"]), timeout=10)]
-    return list(channel.stream_stream(path)(iter([b"a", b"b"]), timeout=10))
+        su: grpc.StreamUnaryMultiCallable[bytes, bytes] = channel.stream_unary(path)
+        return [su(iter([b"a", b"b"]), timeout=10)]
+    ss: grpc.StreamStreamMultiCallable[bytes, bytes] = channel.stream_stream(path)
+    return list(ss(iter([b"a", b"b"]), timeout=10))
 
 
 EXPECTED = {
@@ -155,7 +160,7 @@ def test_sync_server_every_shape() -> None:
                     _call(channel, f"Secret{shape}", shape)
                 assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
                 assert err.value.details() == "not for you"
-            unary = channel.unary_unary("/test.Echo/unary_unary")
+            unary: grpc.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary("/test.Echo/unary_unary")
             for request, code in (
                 (b"missing", grpc.StatusCode.NOT_FOUND),
                 (b"boom", grpc.StatusCode.UNKNOWN),
@@ -163,8 +168,9 @@ def test_sync_server_every_shape() -> None:
                 with pytest.raises(grpc.RpcError) as err:
                     unary(request, timeout=10)
                 assert err.value.code() == code
+            nothing: grpc.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary("/test.Echo/Nothing")
             with pytest.raises(grpc.RpcError) as err:
-                channel.unary_unary("/test.Echo/Nothing")(b"", timeout=10)
+                nothing(b"", timeout=10)
             assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
     finally:
         server.stop(None)
@@ -177,7 +183,9 @@ def test_sync_server_every_shape() -> None:
 
 
 def test_a_refusing_only_interceptor_returns_other_handlers_as_they_are() -> None:
-    handler = grpc.unary_unary_rpc_method_handler(lambda request, context: request)
+    handler: grpc.RpcMethodHandler[bytes, bytes] = grpc.unary_unary_rpc_method_handler(
+        lambda request, context: request
+    )
     details: Any = type("Details", (), {"method": "/test.Echo/unary_unary", "invocation_metadata": ()})()
     assert Gate().intercept_service(lambda _d: handler, details) is handler
     assert Gate().intercept_service(lambda _d: None, details) is None
@@ -188,15 +196,19 @@ async def _aio_round(port: int) -> None:
         for shape in (*SHAPES, "written_stream"):
             for name in (shape, f"Secret{shape}"):
                 path = f"/test.Echo/{name}"
+                uu: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(path)
+                us: grpc.aio.UnaryStreamMultiCallable[bytes, bytes] = channel.unary_stream(path)
+                su: grpc.aio.StreamUnaryMultiCallable[bytes, bytes] = channel.stream_unary(path)
+                ss: grpc.aio.StreamStreamMultiCallable[bytes, bytes] = channel.stream_stream(path)
                 try:
                     if shape == "unary_unary":
-                        got = [await channel.unary_unary(path)(b"a", timeout=10)]
+                        got = [await uu(b"a", timeout=10)]
                     elif shape == "unary_stream":
-                        got = [r async for r in channel.unary_stream(path)(b"a", timeout=10)]
+                        got = [r async for r in us(b"a", timeout=10)]
                     elif shape == "stream_unary":
-                        got = [await channel.stream_unary(path)(iter([b"a", b"b"]), timeout=10)]
+                        got = [await su(iter([b"a", b"b"]), timeout=10)]
                     else:
-                        got = [r async for r in channel.stream_stream(path)(iter([b"a", b"b"]), timeout=10)]
+                        got = [r async for r in ss(iter([b"a", b"b"]), timeout=10)]
                 except grpc.aio.AioRpcError as exc:
                     assert name.startswith("Secret"), exc
                     assert exc.code() == grpc.StatusCode.PERMISSION_DENIED
@@ -204,12 +216,16 @@ async def _aio_round(port: int) -> None:
                 else:
                     assert not name.startswith("Secret")
                     assert got == EXPECTED[shape]
+        unary: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary("/test.Echo/unary_unary")
         for request, code in ((b"missing", grpc.StatusCode.NOT_FOUND), (b"boom", grpc.StatusCode.UNKNOWN)):
             with pytest.raises(grpc.aio.AioRpcError) as err:
-                await channel.unary_unary("/test.Echo/unary_unary")(request, timeout=10)
+                await unary(request, timeout=10)
             assert err.value.code() == code
         # A stream the client walks away from ends CANCELLED.
-        call = channel.unary_stream("/test.Echo/unary_stream")(b"forever", timeout=10)
+        stream: grpc.aio.UnaryStreamMultiCallable[bytes, bytes] = channel.unary_stream(
+            "/test.Echo/unary_stream"
+        )
+        call = stream(b"forever", timeout=10)
         await call.read()
         call.cancel()
 

@@ -50,8 +50,8 @@ def test_links_are_coloured_by_utilisation(city: Topology, tmp_path: Path) -> No
     idle = render.render_city(city, tmp_path / "idle.png")
     busy = render.render_city(city, tmp_path / "busy.png", utilisation=full)
     # RdYlGn_r: idle links are green, saturated ones red.
-    red = np.sum((_pixels(busy)[..., 0] > 0.55) & (_pixels(busy)[..., 1] < 0.2))
-    red_idle = np.sum((_pixels(idle)[..., 0] > 0.55) & (_pixels(idle)[..., 1] < 0.2))
+    red = int(np.sum((_pixels(busy)[..., 0] > 0.55) & (_pixels(busy)[..., 1] < 0.2)))
+    red_idle = int(np.sum((_pixels(idle)[..., 0] > 0.55) & (_pixels(idle)[..., 1] < 0.2)))
     assert red > 3 * max(red_idle, 100)
 
 

@@ -11,6 +11,7 @@ from controller.core import citygen, graphml
 from controller.core import topology as topo
 from controller.core import topology_file as tf
 from slices import errors
+from slices.intent import Coverage
 from tests.support.paths import DATA
 
 ABILENE = DATA / "abilene.graphml"
@@ -76,8 +77,7 @@ def test_abilene_imports_as_a_plannable_topology(abilene: tf.TopologyFile) -> No
     assert city.cells_in(city_zone("houston", city)) == ("cell-houston-1", "cell-houston-2", "cell-houston-3")
 
 
-def city_zone(zone: str, city: topo.Topology) -> object:
-    from slices.intent import Coverage
+def city_zone(zone: str, city: topo.Topology) -> Coverage:
 
     assert zone in city.zones()
     return Coverage(zones=(zone,))

@@ -104,7 +104,7 @@ def test_text_lines_name_the_slice_site_and_reason(caplog: Any) -> None:
         "site-down slice=- site=e1 reason=MissedLease actor=agent:e1: site e1 down: MissedLease; 2 slices affected",
         "preempt slice=meters site=- reason=Preempted actor=controller: Preempted: by cars",
     ]
-    assert [(r.levelname, r.action, r.site, r.slice) for r in caplog.records] == [  # type: ignore[attr-defined]
+    assert [(r.levelname, r.action, r.site, r.slice) for r in caplog.records] == [
         ("INFO", "site-down", "e1", None),
         ("INFO", "preempt", None, "meters"),
     ]

@@ -11,6 +11,7 @@ from dataclasses import asdict
 from typing import Any
 
 import pytest
+from google.protobuf.message import Message
 
 from protos.edgeslice.agent.v1 import agent_ingest_pb2, agent_pb2
 from telemetry import agentlink as agent_service
@@ -27,7 +28,7 @@ DOUBLE_COLUMNS = [f.name for f in agent_pb2.SliceKpiColumns.DESCRIPTOR.fields if
 def test_the_view_stays_in_step_with_agent_proto() -> None:
     """Every field of the view has its counterpart's number and name, and the same type except the
     double columns (bytes: the same wire type, length-delimited)."""
-    pairs = [
+    pairs: list[tuple[type[Message], type[Message]]] = [
         (agent_pb2.AgentMessage, agent_ingest_pb2.IngestAgentMessage),
         (agent_pb2.TelemetryBatch, agent_ingest_pb2.IngestTelemetryBatch),
         (agent_pb2.SliceKpiColumns, agent_ingest_pb2.IngestSliceKpiColumns),
@@ -43,6 +44,7 @@ def test_the_view_stays_in_step_with_agent_proto() -> None:
                 assert (v.type, v.is_repeated) == (f.type, f.is_repeated), (real.__name__, f.name)
             if f.message_type is not None:  # the same message, or its view (one of the pairs)
                 same = f.message_type.full_name
+                assert v.message_type is not None, f.name
                 assert v.message_type.full_name in (same, same.replace(".v1.", ".v1.Ingest")), f.name
             assert (v.containing_oneof is None) == (f.containing_oneof is None), f.name
         assert not got, f"{view.__name__} has fields {real.__name__} lacks: {got}"
@@ -277,7 +279,7 @@ def test_the_columnar_read_has_every_newest_record_over_random_sites() -> None:
             strict=True,
         )
     )
-    fields = ("dl_mbps", "ul_mbps", "dl_demand_mbps", "ul_demand_mbps", "latency_p50_ms")
+    fields: tuple[str, ...] = ("dl_mbps", "ul_mbps", "dl_demand_mbps", "ul_demand_mbps", "latency_p50_ms")
     fields += ("latency_p99_ms", "packet_loss", "radio_utilisation", "active_devices")
     # the plain implementation: every sample after ``since`` decoded, the newest of each kept
     latest = {key: samples[-1] for key, samples in store.samples(since).items()}

@@ -76,7 +76,7 @@ def test_the_same_verdicts_either_way() -> None:
     kinds = {f"c{s}": "cell" for s in range(80)} | {f"e{s}": "edge" for s in range(0, 80, 5)}
     got = sla_windows(store.window_columns(4.5), intents)
     samples = store.samples(4.5)
-    reasons = set()
+    reasons: set[str] = set()
     for name, it in intents.items():
         per_site = {site: w for (slice_name, site), w in samples.items() if slice_name == name}
         expected = set(per_site) | {"c999"}  # one site never reports: never Met

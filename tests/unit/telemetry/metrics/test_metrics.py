@@ -39,6 +39,7 @@ from tests.support.clock import FakeClock
 from tests.support.metrics_city import agent_table, aggregate_kpis
 from tests.support.paths import ROOT
 from tests.support.runtime_helpers import doc, make_service
+from tests.support.stubs import raw_unary
 
 
 class FakeAgents:
@@ -166,7 +167,7 @@ def test_link_families_read_from_the_capacity_view_match_the_status_links() -> N
     for ln in state.topo.links:
         cls = link_class(kinds[ln.a], kinds[ln.b])
         capacity[cls] = capacity.get(cls, 0) + ln.bandwidth_kbps * 1000
-    busiest = []
+    busiest: list[tuple[dict[str, str], float, float]] = []
     for key, res, cap in state.status.link_utilisation:
         cls = link_class(kinds[key[0]], kinds[key[1]])
         reserved[cls] = reserved.get(cls, 0) + res * 1000
@@ -416,12 +417,13 @@ def test_sync_interceptor_counts_codes_and_times_calls() -> None:
     server.start()
     try:
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            assert channel.unary_unary(f"/{SERVICE}/Ok")(b"x", timeout=5) == b"x"
+            assert raw_unary(channel, f"/{SERVICE}/Ok")(b"x", timeout=5) == b"x"
             for method, code in (("Missing", grpc.StatusCode.NOT_FOUND), ("Broken", grpc.StatusCode.UNKNOWN)):
                 with pytest.raises(grpc.RpcError) as err:
-                    channel.unary_unary(f"/{SERVICE}/{method}")(b"x", timeout=5)
+                    raw_unary(channel, f"/{SERVICE}/{method}")(b"x", timeout=5)
                 assert err.value.code() == code
-            assert list(channel.unary_stream(f"/{SERVICE}/Watch")(b"y", timeout=5)) == [b"y", b"y"]
+            watch: grpc.UnaryStreamMultiCallable[bytes, bytes] = channel.unary_stream(f"/{SERVICE}/Watch")
+            assert list(watch(b"y", timeout=5)) == [b"y", b"y"]
     finally:
         server.stop(None)
 
@@ -469,10 +471,16 @@ def test_aio_interceptor_counts_streams() -> None:
         await server.start()
         try:
             async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-                call: Any = channel.stream_stream(f"/{SERVICE}/Echo")(iter([b"a", b"b"]), timeout=5)
+                echo_call: grpc.aio.StreamStreamMultiCallable[bytes, bytes] = channel.stream_stream(
+                    f"/{SERVICE}/Echo"
+                )
+                call = echo_call(iter([b"a", b"b"]), timeout=5)
                 assert [r async for r in call] == [b"a", b"b"]
+                refuse_call: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(
+                    f"/{SERVICE}/Refuse"
+                )
                 with pytest.raises(grpc.aio.AioRpcError):
-                    await channel.unary_unary(f"/{SERVICE}/Refuse")(b"x", timeout=5)
+                    await refuse_call(b"x", timeout=5)
         finally:
             await server.stop(None)
 
