@@ -155,8 +155,8 @@ class Attached:
 
 
 class OperatorApi:
-    """The operator API server as a leader-only runnable (``listen()``: where to bind, read when
-    it starts: a former standby binds the address its standby server had)."""
+    """The operator API server as a leader-only runnable: ``build`` serves it and returns the
+    :class:`controller.api.server.ApiServer` (called when it starts, when the service exists)."""
 
     name = "operator-api"
     needs_leadership = True
@@ -308,12 +308,11 @@ class Controller:
         self._interceptors = list(interceptors)  # grpc.ServerInterceptor for the operator API
         self._extra_realisers = realisers or []
         self._observer = observer
-        # The Kubernetes client request counts go on the observer's prometheus_client registry
-        # (telemetry.metrics.observer.ControllerMetrics has one), beside the service's own metrics.
-        self.metrics_registry: Any = getattr(observer, "registry", None)
         self._manager = Manager()
         self._stop = threading.Event()
-        self._kube = KubeClients(config, self.metrics_registry)
+        # The Kubernetes client request counts go on the observer's prometheus_client registry
+        # (telemetry.metrics.observer.ControllerMetrics has one), beside the service's own metrics.
+        self._kube = KubeClients(config, getattr(observer, "registry", None))
         self._kube_realiser: Any = None  # kube_realiser.KubeRealiser with --kube
         self._campaign: Campaign | None = None
         self._topology: Topology | None = None
