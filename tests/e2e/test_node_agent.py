@@ -34,8 +34,9 @@ from slices.status import ConditionStatus, ConditionType, get_condition
 from telemetry.agentlink import service as agent_service
 from telemetry.agentlink.sla import KpiSample
 from telemetry.site import certs
+from tests.support.cityfixtures import small_city
 from tests.support.paths import TESTS
-from tests.support.runtime_helpers import doc, small_city
+from tests.support.runtime_helpers import doc
 from tests.support.waiting import eventually
 
 NODE_AGENT = TESTS / "node_agent"
