@@ -3,9 +3,11 @@
 One concept per module: :mod:`~telemetry.agentlink.ports` (what the link needs of the controller),
 :mod:`~telemetry.agentlink.settings`, :mod:`~telemetry.agentlink.limits` (rate limiter, field
 limits), :mod:`~telemetry.agentlink.session` and :mod:`~telemetry.agentlink.session_table` (the one
-agent table), :mod:`~telemetry.agentlink.registry`, :mod:`~telemetry.agentlink.wire` (proto ⇄
-model), :mod:`~telemetry.agentlink.servicer` (the gRPC handler), :mod:`~telemetry.agentlink.lease`,
-:mod:`~telemetry.agentlink.sla`, :mod:`~telemetry.agentlink.kpi_store` and
+agent table), :mod:`~telemetry.agentlink.registry`, :mod:`~telemetry.agentlink.desired` (what each
+site should run), :mod:`~telemetry.agentlink.wire` (proto ⇄ model),
+:mod:`~telemetry.agentlink.servicer` (the gRPC handler), :mod:`~telemetry.agentlink.lease`,
+:mod:`~telemetry.agentlink.kpi_store`, :mod:`~telemetry.agentlink.sla` and its columnar windows
+:mod:`~telemetry.agentlink.sla_windows`, :mod:`~telemetry.agentlink.site_config` and
 :mod:`~telemetry.agentlink.server` (running it all). The names below are what its callers use.
 """
 
