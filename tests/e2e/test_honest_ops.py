@@ -29,7 +29,7 @@ from controller.api import server as api_server
 from controller.cli import main
 from controller.core.topology import Topology
 from controller.core.topology_file import write_topology_file
-from controller.runtime import process as runtime
+from controller.runtime import endpoints
 from tests.support import cityfixtures as cf
 from tests.support import runtime_helpers
 from tests.support.controller_process import SLICECTL, ControllerProcess, start_controller
@@ -394,7 +394,7 @@ def test_agent_simulate_takes_the_controllers_topology_and_another_city_is_refus
     topology = city_file(tmp_path)
     proc = start_controller(tmp_path, topology, extra=("--agents-listen", "127.0.0.1:0"))
     try:
-        agents = runtime.read_endpoints(tmp_path / "state")["agents"]
+        agents = endpoints.read_endpoints(tmp_path / "state")["agents"]
         ok = slicectl(proc, "agent", "simulate", "--controller", agents, "--sites", "2", "--duration", "1.5")
         assert ok.returncode == 0, ok.stderr
         fingerprint = Topology.from_file(cf.two_edge_file(cells=4, near_cpu=16_000, far_cpu=4000)).fingerprint

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from controller.cli import main
-from controller.runtime import process as runtime
+from controller.runtime.endpoints import read_endpoints
 from tests.support.controller_process import start_controller
 from tests.support.runtime_helpers import doc
 
@@ -86,7 +86,7 @@ def test_bad_agent_flags_fail_with_one_line(tmp_path: Path) -> None:
 def test_metrics_port_serves_decisions_and_agents(tmp_path: Path) -> None:
     proc = start_controller(tmp_path, extra=("--metrics-port", "0"))
     try:
-        endpoints = runtime.read_endpoints(tmp_path / "state")
+        endpoints = read_endpoints(tmp_path / "state")
         assert endpoints["operator"] == proc.address
         agents, url = endpoints["agents"], endpoints["metrics"]
         assert agents.startswith("127.0.0.1:") and not agents.endswith(":0")
@@ -108,7 +108,7 @@ def test_metrics_port_serves_decisions_and_agents(tmp_path: Path) -> None:
 def test_no_agents(tmp_path: Path) -> None:
     proc = start_controller(tmp_path, extra=("--no-agents",))
     try:
-        assert runtime.read_endpoints(tmp_path / "state") == {"operator": proc.address}
+        assert read_endpoints(tmp_path / "state") == {"operator": proc.address}
         deadline = time.monotonic() + 10
         while "serving on" not in proc.log.read_text() and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -124,7 +124,7 @@ def test_health_port_answers_in_plaintext(tmp_path: Path) -> None:
 
     proc = start_controller(tmp_path, extra=("--no-agents", "--health-listen", "127.0.0.1:0"))
     try:
-        health_address = runtime.read_endpoints(tmp_path / "state")["health"]
+        health_address = read_endpoints(tmp_path / "state")["health"]
         assert health_address != proc.address
         with grpc.insecure_channel(health_address) as channel:
             stub = health_pb2_grpc.HealthStub(channel)
