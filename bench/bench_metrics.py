@@ -224,7 +224,7 @@ def run_scrapes(
         service.delete(name, "operator:bench")
         service.apply([by_name[name]], "operator:bench")
         assert service.revision > before
-        if report_after:  # the agents' reports take ~1 s: the collector catches up meanwhile
+        if report_after:  # the agents' reports take a while: the collector catches up meanwhile
             agents.report()
 
     worst = worst_cpu = 0.0
