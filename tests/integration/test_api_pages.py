@@ -273,7 +273,7 @@ def test_list_slices_pages_by_name_and_keeps_its_place_across_changes(rig: Rig) 
 
 def test_list_events_pages_keep_after_seq_and_the_slice_filter(rig: Rig) -> None:
     for n in ("a", "b", "a", "b", "a"):
-        rig.fake._event("controller", "admit", n, None, "x")
+        rig.fake.record_event("controller", "admit", n, None, "x")
     pages: list[list[int]] = []
     token = ""
     while True:
@@ -305,7 +305,7 @@ def test_list_events_pages_keep_after_seq_and_the_slice_filter(rig: Rig) -> None
 
 def test_the_client_joins_event_pages_up_to_its_limit(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
     for i in range(7):
-        rig.fake._event("controller", "admit", f"s{i}", None, "x")
+        rig.fake.record_event("controller", "admit", f"s{i}", None, "x")
     monkeypatch.setattr(api_client, "PAGE_SIZE", 2)
     with rig.client() as client:
         assert [e.seq for e in client.events()] == [1, 2, 3, 4, 5, 6, 7]

@@ -351,7 +351,7 @@ def test_watches_are_capped_and_end_on_stop(fake: operator_fake.FakeService) -> 
     )
     with grpc.insecure_channel(running.address) as ch:
         stub = operator_stub(ch)
-        fake._event("controller", "admit", "a", None, "hello")
+        fake.record_event("controller", "admit", "a", None, "hello")
         streams = [stub.WatchEvents(pb.WatchEventsRequest(), metadata=AUTH, timeout=10) for _ in range(2)]
         for s in streams:
             assert next(s).seq == 1

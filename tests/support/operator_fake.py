@@ -60,7 +60,10 @@ class FakeService:
         """Bumps with every change (each one is an event here)."""
         return len(self.log)
 
-    def _event(self, actor: str, action: str, slice_name: str | None, site: str | None, message: str) -> None:
+    def record_event(
+        self, actor: str, action: str, slice_name: str | None, site: str | None, message: str
+    ) -> None:
+        """Append an event to the log (as the service does; tests call it to make one happen)."""
         with self._lock:
             self.log.append(
                 service_mod.Event(
@@ -109,14 +112,14 @@ class FakeService:
                 created_at=old.created_at if old else now,
                 updated_at=now,
             )
-            self._event(actor, "apply", doc.name, None, f"generation {generation}")
+            self.record_event(actor, "apply", doc.name, None, f"generation {generation}")
         return out
 
     def delete(self, name: str, actor: str) -> None:
         self.get(name)
         self.calls.append(("delete", actor))
         del self.slices[name]
-        self._event(actor, "delete", name, None, "deleted")
+        self.record_event(actor, "delete", name, None, "deleted")
 
     def get(self, name: str) -> service_mod.SliceRecord:
         try:
@@ -223,7 +226,7 @@ class FakeService:
     def drain(self, site: str, actor: str) -> list[str]:
         self.drained.add(self._site(site))
         self.calls.append(("drain", actor))
-        self._event(actor, "drain", None, site, "drained")
+        self.record_event(actor, "drain", None, site, "drained")
         return sorted(self.slices)
 
     def drain_report(self, site: str, actor: str) -> service_mod.DrainReport:
@@ -237,7 +240,7 @@ class FakeService:
         self.cordoned.add(site)
         self.calls.append(("cordon", actor))
         if changed:
-            self._event(actor, "cordon", None, site, "cordoned")
+            self.record_event(actor, "cordon", None, site, "cordoned")
         return changed, sorted(self.slices)
 
     def uncordon(self, site: str, actor: str) -> bool:
@@ -245,7 +248,7 @@ class FakeService:
         self.cordoned.discard(site)
         self.calls.append(("uncordon", actor))
         if changed:
-            self._event(actor, "uncordon", None, site, "uncordoned")
+            self.record_event(actor, "uncordon", None, site, "uncordoned")
         return changed
 
     def topology(self) -> Topology:
@@ -257,7 +260,7 @@ class FakeService:
     def undrain(self, site: str, actor: str) -> list[str]:
         self.drained.discard(self._site(site))
         self.calls.append(("undrain", actor))
-        self._event(actor, "undrain", None, site, "back in service")
+        self.record_event(actor, "undrain", None, site, "back in service")
         return []
 
     def what_if(self, fail_sites: Sequence[str], fail_links: Sequence[LinkKey]) -> dict[str, object]:

@@ -45,11 +45,6 @@ def realiser(emu: KubeEmulator, sleeps: list[float]) -> KubeRealiser:
     return KubeRealiser(gateway(emu.url, sleeps), city())
 
 
-def _versions(emu: KubeEmulator) -> dict[tuple[str, str, str], str]:
-    with emu._lock:
-        return {(k[1], k[2], k[3]): v["metadata"]["resourceVersion"] for k, v in emu.objects.items()}
-
-
 def test_conflicts_and_throttling_are_retried_with_backoff(
     emu: KubeEmulator, realiser: KubeRealiser, sleeps: list[float]
 ) -> None:
