@@ -20,6 +20,7 @@ from controller.kube import manifests as kube_manifests
 from tests.support import kube_fixtures
 from tests.support.envtest import ControlPlaneError, Identity, KubeApiServer
 from tests.support.paths import ROOT
+from tests.support.waiting import eventually
 
 DEPLOY = ROOT / "deploy"
 NS = "edgeslice-system"
@@ -401,12 +402,14 @@ def test_the_realiser_works_as_the_deployed_service_account_with_no_403(
         before = admin.get("Deployment", "v2x-edge-e1", ns)
         assert before is not None
         installed.kubectl("delete", "deployment", "v2x-edge-e1", "-n", ns)
-        kube_real.wait(
+        eventually(
+            "the Deployment recreated by the controller's ServiceAccount",
             lambda: (
                 (d := admin.get("Deployment", "v2x-edge-e1", ns)) is not None
                 and d["metadata"]["uid"] != before["metadata"]["uid"]
             ),
-            "the Deployment recreated by the controller's ServiceAccount",
+            timeout_s=30,
+            interval_s=0.1,
         )
         assert realiser.remove(slice_.name).ok
         # Drains are kept in the controller's namespace (ConfigMap edgeslice-maintenance).

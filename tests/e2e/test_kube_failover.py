@@ -20,6 +20,7 @@ from tests.support import kube_real
 from tests.support.envtest import KubeApiServer
 from tests.support.kube_failover import client_when_up, crd_slice, serving, start_leader_elected
 from tests.support.kube_fixtures import CITY_DOCUMENT
+from tests.support.waiting import eventually
 
 NAMES = ("fo-cars", "fo-fleet", "fo-meters")
 
@@ -72,14 +73,15 @@ def test_a_drain_survives_a_sigkill_fail_over(server: KubeApiServer, tmp_path: P
         a_dir, b_dir = tmp_path / "a", tmp_path / "b"
         procs.append(start_leader_elected(a_dir, city, kubeconfig, "fo-a"))
         a = client_when_up(a_dir, procs[0])
-        kube_real.wait(lambda: holder() == "fo-a", "A leads", 60)
+        eventually("A leads", lambda: holder() == "fo-a", timeout_s=60, interval_s=0.1)
         procs.append(start_leader_elected(b_dir, city, kubeconfig, "fo-b"))
         b = client_when_up(b_dir, procs[1])
-        kube_real.wait(lambda: serving(a), "A serves", 60)
-        kube_real.wait(
-            lambda: all(s.get("state") == "Ready" for s in _statuses(server).values()),
+        eventually("A serves", lambda: serving(a), timeout_s=60, interval_s=0.1)
+        eventually(
             "A made every slice Ready",
-            90,
+            lambda: all(s.get("state") == "Ready" for s in _statuses(server).values()),
+            timeout_s=90,
+            interval_s=0.1,
         )
         # B is a standby: alive, not serving the operator API, refusing calls with a clear reason.
         assert b.health() == "SERVING"
@@ -90,26 +92,32 @@ def test_a_drain_survives_a_sigkill_fail_over(server: KubeApiServer, tmp_path: P
         used = {site for sites in placed_before.values() for site in sites}
         drained = "e1" if "e1" in used else "e2"
         a.drain(drained)
-        kube_real.wait(
-            lambda: all(drained not in _sites(s) for s in a.list_slices()), f"slices moved off {drained}"
+        eventually(
+            f"slices moved off {drained}",
+            lambda: all(drained not in _sites(s) for s in a.list_slices()),
+            timeout_s=30,
+            interval_s=0.1,
         )
-        kube_real.wait(
+        eventually(
+            "the objects show the move",
             lambda: all(
                 drained not in (s.get("edgeSites") or []) and s.get("state") == "Ready"
                 for s in _statuses(server).values()
             ),
-            "the objects show the move",
-            90,
+            timeout_s=90,
+            interval_s=0.1,
         )
         # The moves are Events on the NetworkSlices (from the audit trail's heal decisions).
         moved = [n for n in NAMES if drained in placed_before[n]]
         assert moved
         for name in moved:
-            kube_real.wait(
+            eventually(
+                f"a Healed event on {name}",
                 lambda n=name: [  # type: ignore[misc]
                     e for e in kube_real.events_about(gw, "default", n) if e["reason"] == "Healed"
                 ],
-                f"a Healed event on {name}",
+                timeout_s=30,
+                interval_s=0.1,
             )
         cm = gw.get("ConfigMap", MAINTENANCE_CONFIGMAP, "edgeslice-system")
         assert cm is not None and f"site.{drained}" in cm["data"]
@@ -126,12 +134,22 @@ def test_a_drain_survives_a_sigkill_fail_over(server: KubeApiServer, tmp_path: P
 
         procs[0].kill()  # SIGKILL: A releases nothing
         procs[0].wait(10)
-        kube_real.wait(lambda: holder() == "fo-b", "B takes the lease", 30)
-        kube_real.wait(lambda: serving(b), "B serves", 30)
-        kube_real.wait(lambda: sorted(s.name for s in b.list_slices()) == sorted(NAMES), "B has the slices")
+        eventually("B takes the lease", lambda: holder() == "fo-b", timeout_s=30, interval_s=0.1)
+        eventually("B serves", lambda: serving(b), timeout_s=30, interval_s=0.1)
+        eventually(
+            "B has the slices",
+            lambda: sorted(s.name for s in b.list_slices()) == sorted(NAMES),
+            timeout_s=30,
+            interval_s=0.1,
+        )
         sites = {s.site: s for s in b.topology_status().sites}
         assert sites[drained].drained, "B keeps the drain"
-        kube_real.wait(lambda: all(s.state == "Ready" for s in b.list_slices()), "B's slices Ready", 60)
+        eventually(
+            "B's slices Ready",
+            lambda: all(s.state == "Ready" for s in b.list_slices()),
+            timeout_s=60,
+            interval_s=0.1,
+        )
         assert {s.name: sorted(_sites(s)) for s in b.list_slices()} == placed_by_a
         # The cluster holds what it held: nothing recreated, nothing moved back onto the drained site.
         assert _realised(server) == before
@@ -143,24 +161,27 @@ def test_a_drain_survives_a_sigkill_fail_over(server: KubeApiServer, tmp_path: P
         lease = gw.get("Lease", "edgeslice-controller", "edgeslice-system")
         assert lease is not None and lease["spec"]["leaseTransitions"] == transitions + 1
         b.undrain(drained)
-        kube_real.wait(
+        eventually(
+            "the undrain recorded in the cluster",
             lambda: (
                 f"site.{drained}"
                 not in (
                     (gw.get("ConfigMap", MAINTENANCE_CONFIGMAP, "edgeslice-system") or {}).get("data") or {}
                 )
             ),
-            "the undrain recorded in the cluster",
+            timeout_s=30,
+            interval_s=0.1,
         )
         # B keeps reconciling: a slice created now is realised by B.
         server.apply_yaml(yaml.safe_dump(crd_slice("fo-trams")))
-        kube_real.wait(
+        eventually(
+            "B realised a new slice",
             lambda: (
                 gw.get("Deployment", "v2x-edge-e1", "slice-fo-trams")
                 or gw.get("Deployment", "v2x-edge-e2", "slice-fo-trams")
             ),
-            "B realised a new slice",
-            30,
+            timeout_s=30,
+            interval_s=0.1,
         )
         procs[1].terminate()
         assert procs[1].wait(30) == 0

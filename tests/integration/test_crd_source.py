@@ -20,6 +20,7 @@ from tests.support import kube_real
 from tests.support.clock import FakeClock
 from tests.support.envtest import KubeApiServer
 from tests.support.kube_fixtures import city
+from tests.support.waiting import eventually
 
 NAMES = ("cs-cars", "cs-bad", "cs-loop", "cs-a", "cs-b", "cs-c")
 
@@ -73,7 +74,12 @@ def test_kubectl_apply_realises_the_slice_and_writes_status(
     service, _ = running
     kubectl = _kubectl(server)
     kubectl.apply(_slice("cs-cars"))
-    kube_real.wait(lambda: _status(server, "cs-cars").get("state") == "Ready", "cs-cars Ready")
+    eventually(
+        "cs-cars Ready",
+        lambda: _status(server, "cs-cars").get("state") == "Ready",
+        timeout_s=30,
+        interval_s=0.1,
+    )
     status = _status(server, "cs-cars")
     assert status["observedGeneration"] == 1 and status["sst"] == 4
     assert status["edgeSites"] and set(status["edgeSites"]) <= {"e1", "e2"}
@@ -87,13 +93,28 @@ def test_kubectl_apply_realises_the_slice_and_writes_status(
 
     # A spec change reaches the service as a new generation.
     kubectl.apply(_slice("cs-cars", priority=500))
-    kube_real.wait(lambda: _status(server, "cs-cars").get("observedGeneration") == 2, "generation 2")
+    eventually(
+        "generation 2",
+        lambda: _status(server, "cs-cars").get("observedGeneration") == 2,
+        timeout_s=30,
+        interval_s=0.1,
+    )
     assert service.get("cs-cars").intent.priority == 500
 
     # kubectl delete: the finalizer holds the object until the slice and its objects are gone.
     kubectl.delete("NetworkSlice", "cs-cars")
-    kube_real.wait(lambda: kubectl.get("NetworkSlice", "cs-cars") is None, "the object gone", 60)
-    kube_real.wait(lambda: kubectl.get("Namespace", "slice-cs-cars") is None, "namespace removed", 60)
+    eventually(
+        "the object gone",
+        lambda: kubectl.get("NetworkSlice", "cs-cars") is None,
+        timeout_s=60,
+        interval_s=0.1,
+    )
+    eventually(
+        "namespace removed",
+        lambda: kubectl.get("Namespace", "slice-cs-cars") is None,
+        timeout_s=60,
+        interval_s=0.1,
+    )
     with pytest.raises(errors.NotFound):
         service.get("cs-cars")
 
@@ -104,7 +125,12 @@ def test_an_invalid_spec_is_refused_on_the_object_status(
     service, _ = running
     # The CRD's own rules refuse SST/kind mismatches; the controller refuses what only it knows.
     _kubectl(server).apply(_slice("cs-bad", coverage={"sites": ["nowhere"]}))
-    kube_real.wait(lambda: _status(server, "cs-bad").get("state") == "Rejected", "cs-bad Rejected")
+    eventually(
+        "cs-bad Rejected",
+        lambda: _status(server, "cs-bad").get("state") == "Rejected",
+        timeout_s=30,
+        interval_s=0.1,
+    )
     status = _status(server, "cs-bad")
     assert status["reason"] == "InvalidSpec"
     assert "nowhere" in status["message"]

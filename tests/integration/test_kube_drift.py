@@ -18,6 +18,7 @@ from slices.status import ConditionStatus
 from tests.support import kube_real
 from tests.support.envtest import KubeApiServer
 from tests.support.kube_fixtures import city, intent, placement
+from tests.support.waiting import eventually
 
 
 @pytest.fixture
@@ -50,21 +51,26 @@ def test_a_deleted_deployment_is_recreated_by_the_running_loop(
     before = _deployment(server, ns, "v2x-edge-e1")
     assert before is not None
     server.kubectl("delete", "deployment", "v2x-edge-e1", "-n", ns)
-    again = kube_real.wait(
-        lambda: (
-            (d := _deployment(server, ns, "v2x-edge-e1")) is not None
-            and d["metadata"]["uid"] != before["metadata"]["uid"]
-            and d
-        ),
+    again = eventually(
         "the Deployment recreated",
+        lambda: (
+            d
+            if (d := _deployment(server, ns, "v2x-edge-e1")) is not None
+            and d["metadata"]["uid"] != before["metadata"]["uid"]
+            else None
+        ),
+        timeout_s=30,
+        interval_s=0.1,
     )
     assert again["spec"]["replicas"] == 2
     gw = kube_real.gateway(server)
-    notes = kube_real.wait(
+    notes = eventually(
+        "a DriftRepaired event",
         lambda: [
             e["note"] for e in kube_real.events_about(gw, ns, "v2x-edge-e1") if e["reason"] == "DriftRepaired"
         ],
-        "a DriftRepaired event",
+        timeout_s=30,
+        interval_s=0.1,
     )
     assert any("was deleted; recreated" in n for n in notes), notes
 
@@ -79,30 +85,37 @@ def test_scale_and_image_changes_by_another_manager_are_reverted_with_an_event(
     ns, name = "slice-drift-edit", "v2x-edge-e1"
     image = _deployment(server, ns, name)["spec"]["template"]["spec"]["containers"][0]["image"]  # type: ignore[index]
     server.kubectl("scale", "deployment", name, "-n", ns, "--replicas=7")
-    kube_real.wait(
-        lambda: (d := _deployment(server, ns, name)) is not None and d["spec"]["replicas"] == 2,
+    eventually(
         "replicas restored to 2",
+        lambda: (d := _deployment(server, ns, name)) is not None and d["spec"]["replicas"] == 2,
+        timeout_s=30,
+        interval_s=0.1,
     )
     server.kubectl("set", "image", f"deployment/{name}", "-n", ns, "v2x-edge=example.com/evil:1")
-    kube_real.wait(
+    eventually(
+        "image restored",
         lambda: (
             (d := _deployment(server, ns, name)) is not None
             and d["spec"]["template"]["spec"]["containers"][0]["image"] == image
         ),
-        "image restored",
+        timeout_s=30,
+        interval_s=0.1,
     )
     gw = kube_real.gateway(server)
-    notes = kube_real.wait(
+    notes = eventually(
+        "two DriftRepaired events",
         lambda: (
-            (
+            found
+            if len(
                 found := [
                     e["note"] for e in kube_real.events_about(gw, ns, name) if e["reason"] == "DriftRepaired"
                 ]
             )
-            and len(found) >= 2
-            and found
+            >= 2
+            else None
         ),
-        "two DriftRepaired events",
+        timeout_s=30,
+        interval_s=0.1,
     )
     assert any("reverted spec.replicas (changed by kubectl)" in n for n in notes), notes
     assert any(
@@ -141,11 +154,16 @@ def test_every_object_is_owned_and_the_namespace_goes_with_its_contents(
             refs = item["metadata"]["ownerReferences"]
             assert [(r["kind"], r["uid"]) for r in refs] == [("Namespace", uid)], (kind, refs)
     # The garbage collector follows them: the Deployment's ReplicaSet is owned by it.
-    kube_real.wait(
-        lambda: gw.list("ReplicaSet", "slice-owned")[0], "the deployment controller made a ReplicaSet"
+    eventually(
+        "the deployment controller made a ReplicaSet",
+        lambda: gw.list("ReplicaSet", "slice-owned")[0],
+        timeout_s=30,
+        interval_s=0.1,
     )
     assert realiser.remove("owned").ok
-    kube_real.wait(lambda: gw.get("Namespace", "slice-owned") is None, "namespace deleted", 60)
+    eventually(
+        "namespace deleted", lambda: gw.get("Namespace", "slice-owned") is None, timeout_s=60, interval_s=0.1
+    )
 
 
 def test_a_users_namespace_with_the_slices_name_is_never_adopted(
@@ -164,7 +182,9 @@ def test_a_users_namespace_with_the_slices_name_is_never_adopted(
     assert ns is not None
     assert kube_manifests.MANAGED_BY not in (ns["metadata"].get("labels") or {})
     assert not gw.list("Deployment", "slice-taken")[0]
-    reported = kube_real.wait(lambda: sink.last("taken"), "the conflict reported to the service")
+    reported = eventually(
+        "the conflict reported to the service", lambda: sink.last("taken"), timeout_s=30, interval_s=0.1
+    )
     assert reported[0] == ConditionStatus.FALSE and reported[1] == "NamespaceConflict"
     assert "slice-taken" in reported[2]
     # Removing the slice leaves the user's namespace and its ConfigMap alone.
@@ -182,14 +202,23 @@ def test_ready_follows_the_deployments_available_condition(
     assert realiser.realise(slice_, placement(slice_, "e1"), 1).ok
     ns = "slice-avail"
     gw = kube_real.gateway(server)
-    kube_real.wait(lambda: len(gw.list("Pod", ns)[0]) == 2, "two pods made by the ReplicaSet")
-    first = kube_real.wait(lambda: sink.last("avail"), "a first availability report")
+    eventually(
+        "two pods made by the ReplicaSet",
+        lambda: len(gw.list("Pod", ns)[0]) == 2,
+        timeout_s=30,
+        interval_s=0.1,
+    )
+    first = eventually(
+        "a first availability report", lambda: sink.last("avail"), timeout_s=30, interval_s=0.1
+    )
     assert first[:2] == (ConditionStatus.FALSE, "WorkloadsUnavailable")
     assert "Deployment slice-avail/v2x-edge-e1" in first[2]
     assert kube_real.mark_pods_ready(server, ns) == 2
-    kube_real.wait(
-        lambda: (r := sink.last("avail")) is not None and r[0] == ConditionStatus.TRUE,
+    eventually(
         "workloads available once the pods are Ready",
+        lambda: (r := sink.last("avail")) is not None and r[0] == ConditionStatus.TRUE,
+        timeout_s=30,
+        interval_s=0.1,
     )
 
 
@@ -207,15 +236,17 @@ def test_a_deleted_namespace_brings_the_whole_slice_back(
     server.kubectl("delete", "namespace", ns, "--wait=false")
     # The namespace controller empties it, then it goes; the realiser's watch sees that and
     # realises the slice again in a new namespace (a new uid), every object included.
-    again = kube_real.wait(
+    again = eventually(
+        "the namespace recreated",
         lambda: (
-            (n := gw.get("Namespace", ns)) is not None
+            n
+            if (n := gw.get("Namespace", ns)) is not None
             and n["metadata"]["uid"] != before["metadata"]["uid"]
             and not n["metadata"].get("deletionTimestamp")
-            and n
+            else None
         ),
-        "the namespace recreated",
-        90,
+        timeout_s=90,
+        interval_s=0.1,
     )
     assert again["metadata"]["labels"][kube_manifests.SLICE_LABEL] == "drift-ns"
     for kind in (
@@ -226,4 +257,4 @@ def test_a_deleted_namespace_brings_the_whole_slice_back(
         "Service",
         "PodDisruptionBudget",
     ):
-        kube_real.wait(lambda k=kind: gw.list(k, ns)[0], f"{kind} recreated", 60)  # type: ignore[misc]
+        eventually(f"{kind} recreated", lambda k=kind: gw.list(k, ns)[0], timeout_s=60, interval_s=0.1)  # type: ignore[misc]

@@ -19,6 +19,7 @@ from controller.runtime.observer import NullObserver
 from tests.support import kube_real
 from tests.support.envtest import KubeApiServer
 from tests.support.kube_fixtures import CITY_DOCUMENT
+from tests.support.waiting import eventually
 
 Obj = dict[str, Any]
 
@@ -137,12 +138,18 @@ def test_a_slice_deleted_while_no_controller_runs_is_cleaned_up_once_one_starts(
     gw = kube_real.gateway(server)
     first = start()
     _apply(server, _slice("fin-a"))
-    dep_name = kube_real.wait(lambda: _deployment_name(gw, "slice-fin-a"), "the slice realised")
-    obj = kube_real.wait(
-        lambda: (
-            (o := _object(server, "fin-a")) and FINALIZER in (o["metadata"].get("finalizers") or []) and o
-        ),
+    dep_name = eventually(
+        "the slice realised", lambda: _deployment_name(gw, "slice-fin-a"), timeout_s=30, interval_s=0.1
+    )
+    obj = eventually(
         "the finalizer on the NetworkSlice",
+        lambda: (
+            o
+            if (o := _object(server, "fin-a")) and FINALIZER in (o["metadata"].get("finalizers") or [])
+            else None
+        ),
+        timeout_s=30,
+        interval_s=0.1,
     )
     # Everything edgeslice made is owned by the NetworkSlice (the garbage collector follows it).
     ns = gw.get("Namespace", "slice-fin-a")
@@ -160,8 +167,12 @@ def test_a_slice_deleted_while_no_controller_runs_is_cleaned_up_once_one_starts(
     assert gw.get("Namespace", "slice-fin-a") is not None
 
     start()
-    kube_real.wait(lambda: _object(server, "fin-a") is None, "the NetworkSlice gone", 60)
-    kube_real.wait(lambda: gw.get("Namespace", "slice-fin-a") is None, "its namespace gone", 60)
+    eventually(
+        "the NetworkSlice gone", lambda: _object(server, "fin-a") is None, timeout_s=60, interval_s=0.1
+    )
+    eventually(
+        "its namespace gone", lambda: gw.get("Namespace", "slice-fin-a") is None, timeout_s=60, interval_s=0.1
+    )
 
 
 def test_ready_follows_available_and_an_image_update_rolls_out(
@@ -172,24 +183,41 @@ def test_ready_follows_available_and_an_image_update_rolls_out(
     kubelet = kube_real.FakeKubelet(server)
     try:
         _apply(server, _slice("roll", image="registry.example.com/v2x:1"))
-        dep_name = kube_real.wait(lambda: _deployment_name(gw, "slice-roll"), "the Deployment")
+        dep_name = eventually(
+            "the Deployment", lambda: _deployment_name(gw, "slice-roll"), timeout_s=30, interval_s=0.1
+        )
         # No kubelet yet: the pods stay Pending and the slice is not Ready, saying why.
-        kube_real.wait(
+        eventually(
+            "Realised=False WorkloadsUnavailable",
             lambda: (
                 _condition_is(server, "roll", "Realised", "False")
                 and _conditions(server, "roll")["Realised"]["reason"] == "WorkloadsUnavailable"
             ),
-            "Realised=False WorkloadsUnavailable",
+            timeout_s=30,
+            interval_s=0.1,
         )
         assert _condition_is(server, "roll", "Ready", "False")
         kubelet.namespaces.append("slice-roll")
-        kube_real.wait(lambda: _condition_is(server, "roll", "Ready", "True", 1), "Ready once Available", 60)
+        eventually(
+            "Ready once Available",
+            lambda: _condition_is(server, "roll", "Ready", "True", 1),
+            timeout_s=60,
+            interval_s=0.1,
+        )
 
         _apply(server, _slice("roll", image="registry.example.com/v2x:2"))
-        kube_real.wait(
-            lambda: len(gw.list("ReplicaSet", "slice-roll")[0]) >= 2, "a second ReplicaSet for the rollout"
+        eventually(
+            "a second ReplicaSet for the rollout",
+            lambda: len(gw.list("ReplicaSet", "slice-roll")[0]) >= 2,
+            timeout_s=30,
+            interval_s=0.1,
         )
-        kube_real.wait(lambda: _condition_is(server, "roll", "Ready", "True", 2), "Ready at generation 2", 90)
+        eventually(
+            "Ready at generation 2",
+            lambda: _condition_is(server, "roll", "Ready", "True", 2),
+            timeout_s=90,
+            interval_s=0.1,
+        )
         dep = gw.get("Deployment", dep_name, "slice-roll")
         assert dep is not None
         assert dep["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.example.com/v2x:2"
@@ -223,9 +251,11 @@ def test_events_on_the_networkslice_and_client_metrics_on_the_registry(
     observer = Observer()
     controller = start(observer=observer)
     # Events report what happens after a term's first list (which only rebuilds its state).
-    kube_real.wait(
-        lambda: controller.crd_source is not None and controller.crd_source._audit_seq is not None,
+    eventually(
         "first list",
+        lambda: controller.crd_source is not None and controller.crd_source._audit_seq is not None,
+        timeout_s=30,
+        interval_s=0.1,
     )
     _apply(server, _slice("ev-ok"))
     _apply(server, _slice("ev-bad", coverage={"sites": ["nowhere"]}))
@@ -238,8 +268,12 @@ def test_events_on_the_networkslice_and_client_metrics_on_the_registry(
             if e["regarding"]["kind"] == "NetworkSlice"
         }
 
-    kube_real.wait(lambda: "Admitted" in reasons("ev-ok"), "an Admitted event on ev-ok")
-    kube_real.wait(lambda: "Refused" in reasons("ev-bad"), "a Refused event on ev-bad")
+    eventually(
+        "an Admitted event on ev-ok", lambda: "Admitted" in reasons("ev-ok"), timeout_s=30, interval_s=0.1
+    )
+    eventually(
+        "a Refused event on ev-bad", lambda: "Refused" in reasons("ev-bad"), timeout_s=30, interval_s=0.1
+    )
     event = next(e for e in kube_real.events_about(gw, "default", "ev-bad") if e["reason"] == "Refused")
     assert event["type"] == "Warning" and "nowhere" in event["note"]
     assert event["reportingController"] == "edgeslice.io/controller"
@@ -254,7 +288,12 @@ def test_status_follows_the_spec(server: KubeApiServer, start: Callable[..., run
     first = start()
     # 1. A rejected slice says so on every condition (kubectl wait does not hang on nothing).
     _apply(server, _slice("st-bad", coverage={"sites": ["nowhere"]}))
-    kube_real.wait(lambda: _condition_is(server, "st-bad", "Ready", "False", 1), "Ready=False on st-bad")
+    eventually(
+        "Ready=False on st-bad",
+        lambda: _condition_is(server, "st-bad", "Ready", "False", 1),
+        timeout_s=30,
+        interval_s=0.1,
+    )
     conds = _conditions(server, "st-bad")
     assert conds["Admitted"]["status"] == "False" and conds["Admitted"]["reason"] == "InvalidSpec"
     assert "nowhere" in conds["Admitted"]["message"]
@@ -263,24 +302,41 @@ def test_status_follows_the_spec(server: KubeApiServer, start: Callable[..., run
 
     # 2. Conditions follow each observed generation.
     _apply(server, _slice("st-good"))
-    kube_real.wait(lambda: _condition_is(server, "st-good", "Admitted", "True", 1), "st-good admitted")
+    eventually(
+        "st-good admitted",
+        lambda: _condition_is(server, "st-good", "Admitted", "True", 1),
+        timeout_s=30,
+        interval_s=0.1,
+    )
     _apply(server, _slice("st-good", priority=200))
-    kube_real.wait(
+    eventually(
+        "every condition at generation 2",
         lambda: (
             all(c["observedGeneration"] == 2 for c in _conditions(server, "st-good").values())
             and len(_conditions(server, "st-good")) >= 4
         ),
-        "every condition at generation 2",
+        timeout_s=30,
+        interval_s=0.1,
     )
     admitted_since = _conditions(server, "st-good")["Admitted"]["lastTransitionTime"]
 
     # 3. A refused update stays visible (the old generation keeps running) ...
     _apply(server, _slice("st-good", priority=200, coverage={"sites": ["nowhere"]}))
-    kube_real.wait(lambda: _condition_is(server, "st-good", "Admitted", "False", 3), "the refusal shown")
+    eventually(
+        "the refusal shown",
+        lambda: _condition_is(server, "st-good", "Admitted", "False", 3),
+        timeout_s=30,
+        interval_s=0.1,
+    )
     # ... through later reconcile passes and status writes (a slice applied after it is realised
     # meanwhile, which takes several passes).
     _apply(server, _slice("st-later"))
-    kube_real.wait(lambda: _condition_is(server, "st-later", "Admitted", "True"), "st-later admitted")
+    eventually(
+        "st-later admitted",
+        lambda: _condition_is(server, "st-later", "Admitted", "True"),
+        timeout_s=30,
+        interval_s=0.1,
+    )
     obj = _object(server, "st-good")
     assert obj is not None
     assert obj["status"]["observedGeneration"] == 3
@@ -291,20 +347,30 @@ def test_status_follows_the_spec(server: KubeApiServer, start: Callable[..., run
 
     # 4. Reverting the spec clears it.
     _apply(server, _slice("st-good", priority=200))
-    kube_real.wait(lambda: _condition_is(server, "st-good", "Admitted", "True", 4), "the refusal cleared")
+    eventually(
+        "the refusal cleared",
+        lambda: _condition_is(server, "st-good", "Admitted", "True", 4),
+        timeout_s=30,
+        interval_s=0.1,
+    )
     assert _conditions(server, "st-good")["Admitted"]["lastTransitionTime"] != admitted_since  # False->True
 
     # 5. lastTransitionTime moves only with the status, across a restart with a fresh cache.
     before = {t: c["lastTransitionTime"] for t, c in _conditions(server, "st-good").items()}
     first.stop()
     restarted = start("op-test-2")
-    kube_real.wait(
-        lambda: restarted.crd_source is not None and restarted.crd_source._audit_seq is not None, "first list"
+    eventually(
+        "first list",
+        lambda: restarted.crd_source is not None and restarted.crd_source._audit_seq is not None,
+        timeout_s=30,
+        interval_s=0.1,
     )
     assert restarted.crd_source is not None
-    kube_real.wait(
-        lambda: restarted.crd_source is not None and "st-good" in restarted.crd_source._generations,
+    eventually(
         "st-good seen",
+        lambda: restarted.crd_source is not None and "st-good" in restarted.crd_source._generations,
+        timeout_s=30,
+        interval_s=0.1,
     )
     restarted.crd_source.refresh_statuses()
     after = {t: c["lastTransitionTime"] for t, c in _conditions(server, "st-good").items()}
@@ -318,17 +384,23 @@ def test_drift_in_crd_mode_is_repaired_with_an_event_on_the_networkslice(
     gw = kube_real.gateway(server)
     _apply(server, _slice("ev-drift"))
     ns = "slice-ev-drift"
-    name = kube_real.wait(
-        lambda: next((d["metadata"]["name"] for d in gw.list("Deployment", ns)[0]), None), "the Deployment"
+    name = eventually(
+        "the Deployment",
+        lambda: next((d["metadata"]["name"] for d in gw.list("Deployment", ns)[0]), None),
+        timeout_s=30,
+        interval_s=0.1,
     )
     want = (gw.get("Deployment", name, ns) or {})["spec"]["replicas"]
     server.kubectl("scale", "deployment", name, "-n", ns, f"--replicas={want + 3}")
-    kube_real.wait(
-        lambda: (gw.get("Deployment", name, ns) or {}).get("spec", {}).get("replicas") == want,
+    eventually(
         "replicas restored",
+        lambda: (gw.get("Deployment", name, ns) or {}).get("spec", {}).get("replicas") == want,
+        timeout_s=30,
+        interval_s=0.1,
     )
     note = f"Deployment {ns}/{name}: reverted spec.replicas (changed by kubectl)"
-    event = kube_real.wait(
+    event = eventually(
+        "a DriftRepaired event on the NetworkSlice",
         lambda: next(
             (
                 e
@@ -337,7 +409,8 @@ def test_drift_in_crd_mode_is_repaired_with_an_event_on_the_networkslice(
             ),
             None,
         ),
-        "a DriftRepaired event on the NetworkSlice",
+        timeout_s=30,
+        interval_s=0.1,
     )
     assert event["regarding"]["kind"] == "NetworkSlice"
 
@@ -349,12 +422,14 @@ def test_a_users_namespace_survives_a_slice_with_its_name(
     server.kubectl("create", "configmap", "precious", "-n", "slice-theirs", "--from-literal=a=b")
     start()
     _apply(server, _slice("theirs"))
-    kube_real.wait(
+    eventually(
+        "Realised=False NamespaceConflict on the object",
         lambda: (
             _condition_is(server, "theirs", "Realised", "False")
             and _conditions(server, "theirs")["Realised"]["reason"] == "NamespaceConflict"
         ),
-        "Realised=False NamespaceConflict on the object",
+        timeout_s=30,
+        interval_s=0.1,
     )
     message = _conditions(server, "theirs")["Realised"]["message"]
     assert "namespace slice-theirs exists and was not created by edgeslice" in message
@@ -365,7 +440,9 @@ def test_a_users_namespace_survives_a_slice_with_its_name(
     assert not ns["metadata"].get("ownerReferences")
     # Deleting the slice completes (the finalizer is dropped) and leaves the user's namespace alone.
     server.kubectl("delete", "networkslice", "theirs", "--wait=false")
-    kube_real.wait(lambda: _object(server, "theirs") is None, "the NetworkSlice gone", 60)
+    eventually(
+        "the NetworkSlice gone", lambda: _object(server, "theirs") is None, timeout_s=60, interval_s=0.1
+    )
     ns = gw.get("Namespace", "slice-theirs")
     assert ns is not None and not ns["metadata"].get("deletionTimestamp")
     assert gw.get("ConfigMap", "precious", "slice-theirs") is not None

@@ -1,5 +1,5 @@
-"""Helpers for tests against the real kube-apiserver of ``tests/support/envtest.py``: gateways, waiting,
-and what a kubelet would do (there is none: Pods are marked Running and Ready through pods/status,
+"""Helpers for tests against the real kube-apiserver of ``tests/support/envtest.py``: gateways, the
+CRD, and what a kubelet would do (there is none: Pods are marked Running and Ready through pods/status,
 and the controller-manager computes the Deployment's Available from them)."""
 
 from __future__ import annotations
@@ -7,8 +7,6 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,18 +18,6 @@ from tests.support.envtest import KubeApiServer
 
 def gateway(server: KubeApiServer, manager: str = "edgeslice") -> kube_gateway.KubeGateway:
     return kube_gateway.KubeGateway(server.api_client(), field_manager=manager, timeout_s=10)
-
-
-def wait(check: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
-    """Poll ``check`` until it returns something truthy (and return that)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = check()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.1)
 
 
 def install_crd(server: KubeApiServer) -> None:
