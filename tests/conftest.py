@@ -1,5 +1,7 @@
 """Every level's hooks, the Kubernetes fixtures (the in-process emulator and, once per session, the
-real servers of ``tests/support/envtest.py``); each level's own fixtures are in its conftest.py.
+real servers of ``tests/support/envtest.py``). Fixtures one level shares are in its conftest.py
+(tests/unit, tests/integration; the e2e tests share none beyond these); helpers are in tests/support
+(waiting.py: ``eventually``; clock.py: ``FakeClock``; cityfixtures.py: the cities).
 
 ``emu``: a :class:`tests.support.kube_emulator.KubeEmulator` (an in-process API server that speaks
 enough of Kubernetes for the gateway and realiser), fresh for each test.
