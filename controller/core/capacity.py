@@ -10,9 +10,9 @@ Sites are in the topology's order and links in their index order (``Link.index``
 ``i`` of every site array is ``view.sites[i]`` and position ``j`` of every link array is
 ``view.links[j]``.
 
-Views are made incrementally (:func:`advance`): the ledger notes which sites, links and holders
-its reservations touched, and the next view copies the previous arrays and rewrites only those
-entries. ``tests/unit/controller/core/test_capacity.py`` holds the plain computation it is
+Views are made incrementally (:func:`advance`): the ledger keeps the reserves and releases made
+since the last view, and the next view copies the previous arrays and rewrites only the entries
+they touched. ``tests/unit/controller/core/test_capacity.py`` holds the plain computation it is
 checked against.
 """
 
@@ -169,24 +169,30 @@ def advance(
     ledger: Ledger,
     previous: CapacityView | None,
     counted: dict[str, tuple[Reservation, np.ndarray]],
-    sites: Collection[str],
-    links: Collection[int],
-    holders: Iterable[str],
+    changes: Iterable[tuple[str, Reservation]] | None,
 ) -> CapacityView:
-    """The view at ``ledger.revision``: ``previous`` with the touched ``sites``, ``links`` and
-    ``holders`` read again (everything when there is no previous view).
+    """The view at ``ledger.revision``: ``previous`` with what ``changes`` (the reserves and
+    releases since, as (holder, reservation)) touched read again from the ledger; everything
+    read again when there is no previous view or ``changes`` is None.
 
     ``counted`` is the caller's record, per holder, of the reservation last counted in
     ``slices`` and the site positions it was counted at; this updates it."""
-    if previous is not None:
-        layout = previous.layout
+    sites: Collection[str]
+    links: Collection[int]
+    holders: Iterable[str]
+    layout = previous.layout if previous is not None else Layout.of(ledger.topology)
+    if previous is not None and changes is not None:
+        sites, links, holders = set(), set(), set()
+        for holder, res in changes:
+            sites.update(res.radio_kbps, res.cpu_millicores, res.memory_mib)
+            links.update(res.link_kbps)
+            holders.add(holder)
         radio = previous.radio_reserved_kbps.copy()
         cpu = previous.cpu_reserved_millicores.copy()
         memory = previous.memory_reserved_mib.copy()
         slices = previous.slices.copy()
         link = previous.link_reserved_kbps.copy()
     else:
-        layout = Layout.of(ledger.topology)
         n = len(layout.sites)
         radio, cpu, memory, slices = (np.zeros(n, dtype=_INT) for _ in range(4))
         link = np.zeros(len(layout.links), dtype=_INT)
@@ -212,17 +218,17 @@ def advance(
             link[idx] = [kbps[i] for i in idx]
     held, by_holder = ledger.held, counted
     for holder in holders:
-        res = held.get(holder)
+        now = held.get(holder)
         old = by_holder.get(holder)
-        if old is not None and old[0] is res:
+        if old is not None and old[0] is now:
             continue
         if old is not None:
             slices[old[1]] -= 1
             del by_holder[holder]
-        if res is not None:
-            at_nodes = nodes_of(res, layout)
+        if now is not None:
+            at_nodes = nodes_of(now, layout)
             slices[at_nodes] += 1
-            by_holder[holder] = (res, at_nodes)
+            by_holder[holder] = (now, at_nodes)
     return CapacityView(
         revision=ledger.revision,
         layout=layout,

@@ -29,6 +29,10 @@ class Shortfall:
         return self.needed - self.available
 
 
+#: Reserves and releases kept for the next capacity view; beyond, it is made from scratch.
+SINCE_VIEW_MAX = 20_000
+
+
 class Ledger:
     """Reserved capacity per cell (radio), link (bandwidth) and edge site (CPU, memory)."""
 
@@ -41,10 +45,10 @@ class Ledger:
         self.held: dict[str, Reservation] = {}
         #: Moves with every reserve and release (see :meth:`capacity`).
         self.revision = 0
-        # What moved since the last capacity view, so the next one rereads only that.
-        self._touched_sites: set[str] = set()
-        self._touched_links: set[int] = set()
-        self._touched_holders: set[str] = set()
+        # Every reserve and release since the last capacity view, so the next one rereads only
+        # what they touched; None once there were too many to be worth it (the next view is then
+        # made from scratch), so a ledger nobody reads the view of does not keep them all.
+        self._since_view: list[tuple[str, Reservation]] | None = []
         self._view: CapacityView | None = None
         self._counted: dict[str, tuple[Reservation, np.ndarray]] = {}
         # While a trial runs: every reserve/release, so the trial can be undone (see trial()).
@@ -113,10 +117,8 @@ class Ledger:
         last by rereading only what moved."""
         view = self._view
         if view is None or view.revision != self.revision:
-            view = self._view = advance(
-                self, view, self._counted, self._touched_sites, self._touched_links, self._touched_holders
-            )
-            self._touched_sites, self._touched_links, self._touched_holders = set(), set(), set()
+            view = self._view = advance(self, view, self._counted, self._since_view)
+            self._since_view = []
         return view
 
     def free_radio(self, cell: str) -> int:
@@ -153,9 +155,11 @@ class Ledger:
         if holder in self.held:
             raise ValueError(f"{holder!r} already holds a reservation")
         self.revision += 1
-        self._touched_sites.update(res.radio_kbps, res.cpu_millicores, res.memory_mib)
-        self._touched_links.update(res.link_kbps)
-        self._touched_holders.add(holder)
+        since = self._since_view
+        if since is not None:
+            since.append((holder, res))
+            if len(since) > SINCE_VIEW_MAX:
+                self._since_view = None
         for cell, kbps in res.radio_kbps.items():
             self.radio_kbps[cell] = self.radio_kbps.get(cell, 0) + kbps
         for idx, kbps in res.link_kbps.items():
@@ -174,9 +178,11 @@ class Ledger:
         if res is None:
             return None
         self.revision += 1
-        self._touched_sites.update(res.radio_kbps, res.cpu_millicores, res.memory_mib)
-        self._touched_links.update(res.link_kbps)
-        self._touched_holders.add(holder)
+        since = self._since_view
+        if since is not None:
+            since.append((holder, res))
+            if len(since) > SINCE_VIEW_MAX:
+                self._since_view = None
         for cell, kbps in res.radio_kbps.items():
             left = self.radio_kbps[cell] - kbps
             if left:

@@ -7,10 +7,12 @@ state, kept while neither the service's nor the ledger's revision moves.
 
 from __future__ import annotations
 
-import dataclasses
+import operator
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
+
+import numpy as np
 
 from controller.core import admission
 from controller.core.capacity import CapacityView
@@ -83,8 +85,8 @@ class TopologyStatus:
 class Views:
     def __init__(self, core: ServiceCore) -> None:
         self.core = core
-        # topology_status(): the last answer, by (service revision, ledger revision).
-        self._status_cache: tuple[tuple[int, int], TopologyStatus] | None = None
+        # topology_status(): the last answer and what it was made from (see _StatusMemo).
+        self._status: _StatusMemo | None = None
 
     def _record(self, slot: Slot) -> SliceRecord:
         return SliceRecord(
@@ -226,65 +228,131 @@ class Views:
         with self.core.lock:
             view = self.core.world.ledger.capacity()
             key = (self.core.reconciler.revision, view.revision)
-            cached = self._status_cache
-            if cached is None or cached[0] != key:
-                cached = self._status_cache = (key, self._topology_status(view))
-            return cached[1]
+            memo = self._status
+            if memo is None or memo.key != key:
+                memo = self._status = self._topology_status(key, view, memo)
+            return memo.status
 
-    def _topology_status(self, view: CapacityView) -> TopologyStatus:
+    def _topology_status(
+        self, key: tuple[int, int], view: CapacityView, last: _StatusMemo | None
+    ) -> _StatusMemo:
         world = self.core.world
         drained, down, cordoned = world.drained_sites, world.down_sites, world.cordoned_sites
-        sites = [
-            SiteStatus(
-                site=sid,
-                kind=kind,
-                up=True,
-                drained=False,
-                reason="",
-                cpu_reserved=cpu,
-                cpu_capacity=cpu_cap,
-                memory_reserved=mem,
-                memory_capacity=mem_cap,
-                radio_reserved_kbps=radio,
-                radio_capacity_kbps=radio_cap,
-                slices=users,
+        state = {  # the few sites not simply up
+            sid: (
+                sid not in down,
+                sid in drained,
+                "Drained" if sid in drained else down.get(sid, "") or ("Cordoned" if sid in cordoned else ""),
+                sid in cordoned,
             )
-            for sid, kind, cpu, cpu_cap, mem, mem_cap, radio, radio_cap, users in zip(
-                view.sites,
-                view.kinds,
-                view.cpu_reserved_millicores.tolist(),
-                view.cpu_capacity_millicores.tolist(),
-                view.memory_reserved_mib.tolist(),
-                view.memory_capacity_mib.tolist(),
-                view.radio_reserved_kbps.tolist(),
-                view.radio_capacity_kbps.tolist(),
-                view.slices.tolist(),
-                strict=True,
-            )
-        ]
-        for sid in {*down, *drained, *cordoned}:  # few
-            i = view.site_index[sid]
-            sites[i] = dataclasses.replace(
-                sites[i],
-                up=sid not in down,
-                drained=sid in drained,
-                reason="Drained"
-                if sid in drained
-                else down.get(sid, "") or ("Cordoned" if sid in cordoned else ""),
-                cordoned=sid in cordoned,
-            )
-        busiest = view.busiest_links.tolist()
+            for sid in {*down, *drained, *cordoned}
+        }
+        index = view.site_index
+        if last is None:
+            sites = _all_sites(view)
+            redo = [index[sid] for sid in state]
+            entries: list[tuple[LinkKey, int, int] | None] = [None] * len(view.links)
+            relink = np.flatnonzero(view.link_reserved_kbps)
+        else:
+            old = last.view
+            sites = list(last.status.sites)
+            entries = last.entries
+            moved: list[int] = []
+            relink = np.empty(0, dtype=np.int64)
+            if view is not old:
+                moved = np.flatnonzero(
+                    (view.radio_reserved_kbps != old.radio_reserved_kbps)
+                    | (view.cpu_reserved_millicores != old.cpu_reserved_millicores)
+                    | (view.memory_reserved_mib != old.memory_reserved_mib)
+                    | (view.slices != old.slices)
+                ).tolist()
+                relink = np.flatnonzero(view.link_reserved_kbps != old.link_reserved_kbps)
+            redo = [*moved, *(index[sid] for sid in {*state, *last.state})]
+        for i in redo:
+            sites[i] = _site_status(view, i, state.get(view.sites[i], _UP))
         keys, reserved, capacity = view.links, view.link_reserved_kbps, view.link_capacity_kbps
-        return TopologyStatus(
+        for j in relink.tolist():
+            entries[j] = (keys[j], int(reserved[j]), int(capacity[j]))
+        busiest = view.busiest_links.tolist()
+        loaded: tuple[tuple[LinkKey, int, int], ...] = ()
+        if len(busiest) == 1:
+            loaded = (entries[busiest[0]],)
+        elif busiest:
+            loaded = operator.itemgetter(*busiest)(entries)
+        status = TopologyStatus(
             name=world.base.name,
             sites=tuple(sites),
             down_links=tuple(sorted(set(world.down_links) | world.drained_links)),
-            link_utilisation=tuple(
-                zip(
-                    [keys[i] for i in busiest],
-                    reserved[busiest].tolist(),
-                    capacity[busiest].tolist(),
-                    strict=True,
-                )
-            ),
+            link_utilisation=loaded,
         )
+        return _StatusMemo(key, view, state, entries, status)
+
+
+@dataclass
+class _StatusMemo:
+    """The last :meth:`Views.topology_status` answer, by (service revision, ledger revision),
+    with what it was made from: the next answer rebuilds only the sites whose figures or state
+    moved, and the (link, reserved, capacity) entries of the links whose reservation moved
+    (making one per loaded link each time would cost more than the rest)."""
+
+    key: tuple[int, int]
+    view: CapacityView
+    state: dict[str, _SiteState]
+    entries: list[tuple[LinkKey, int, int] | None]  # by link index; set for every loaded link
+    status: TopologyStatus
+
+
+#: A site's state as its status says it: (up, drained, reason, cordoned).
+_SiteState = tuple[bool, bool, str, bool]
+_UP: _SiteState = (True, False, "", False)
+
+
+def _site_status(view: CapacityView, i: int, state: _SiteState) -> SiteStatus:
+    up, drained, reason, cordoned = state
+    return SiteStatus(
+        site=view.sites[i],
+        kind=view.kinds[i],
+        up=up,
+        drained=drained,
+        reason=reason,
+        cpu_reserved=int(view.cpu_reserved_millicores[i]),
+        cpu_capacity=int(view.cpu_capacity_millicores[i]),
+        memory_reserved=int(view.memory_reserved_mib[i]),
+        memory_capacity=int(view.memory_capacity_mib[i]),
+        radio_reserved_kbps=int(view.radio_reserved_kbps[i]),
+        radio_capacity_kbps=int(view.radio_capacity_kbps[i]),
+        slices=int(view.slices[i]),
+        cordoned=cordoned,
+    )
+
+
+def _all_sites(view: CapacityView) -> list[SiteStatus]:
+    """Every site's status as if it were up (the first answer; later ones redo what moved)."""
+    return [
+        SiteStatus(
+            site=sid,
+            kind=kind,
+            up=True,
+            drained=False,
+            reason="",
+            cpu_reserved=cpu,
+            cpu_capacity=cpu_cap,
+            memory_reserved=mem,
+            memory_capacity=mem_cap,
+            radio_reserved_kbps=radio,
+            radio_capacity_kbps=radio_cap,
+            slices=users,
+        )
+        for sid, kind, cpu, cpu_cap, mem, mem_cap, radio, radio_cap, users in zip(
+            view.sites,
+            view.kinds,
+            view.cpu_reserved_millicores.tolist(),
+            view.cpu_capacity_millicores.tolist(),
+            view.memory_reserved_mib.tolist(),
+            view.memory_capacity_mib.tolist(),
+            view.radio_reserved_kbps.tolist(),
+            view.radio_capacity_kbps.tolist(),
+            view.slices.tolist(),
+            strict=True,
+        )
+    ]

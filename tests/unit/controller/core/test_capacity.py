@@ -154,3 +154,25 @@ def test_copy_has_its_own_view(city: Topology) -> None:
     assert np.array_equal(ledger.capacity().cpu_reserved_millicores, view.cpu_reserved_millicores)
     assert other.capacity().cpu_reserved_millicores.sum() == 0
     assert as_plain(other) == plain_view(other)
+
+
+def test_after_too_many_changes_the_view_is_made_from_scratch(
+    city: Topology, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from controller.core import ledger as ledger_mod
+
+    monkeypatch.setattr(ledger_mod, "SINCE_VIEW_MAX", 5)
+    rng = random.Random(3)
+    ledger = Ledger(city)
+    first = ledger.capacity()
+    overflowed = []
+    for round_ in range(6):
+        for i in range(rng.choice([2, 9])):  # under the limit, or over it
+            name = f"s{round_}-{i}"
+            ledger.reserve(name, random_reservation(city, rng))
+            if i % 3 == 2:
+                ledger.release(name)
+        overflowed.append(ledger._since_view is None)
+        assert as_plain(ledger) == plain_view(ledger)
+    assert any(overflowed) and not all(overflowed)  # both paths taken
+    assert ledger.capacity().layout is first.layout

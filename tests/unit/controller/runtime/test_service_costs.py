@@ -6,7 +6,9 @@ the admitted set, a batch of site failures is one recorded decision, and the cac
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -179,71 +181,106 @@ def test_topology_status_cached_until_state_moves(tmp_path: Path) -> None:
         store.close()
 
 
-def test_topology_status_from_the_capacity_view_equals_the_plain_figures(tmp_path: Path) -> None:
+#: Every site's figures and state, the reasons, and the loaded links busiest first.
+Figures = tuple[list[tuple[Any, ...]], dict[str, str], list[tuple[Any, int, int]]]
+
+
+def _plain_status(svc: ControllerService) -> Figures:
+    """Every site's figures and state, the reasons, and the loaded links busiest first, computed
+    plainly from the ledger's dictionaries, the world's sets and the slices' placements."""
     from controller.runtime.reconciler import placement_uses
 
+    world = svc._world
+    ledger, topo = world.ledger, world.base
+    users: dict[str, int] = {}
+    for r in svc.list_slices():
+        if r.placement is not None:
+            for n in placement_uses(r.placement)[0]:
+                users[n] = users.get(n, 0) + 1
+    sites = [
+        (
+            sid,
+            s.kind.value,
+            sid not in world.down_sites,
+            sid in world.drained_sites,
+            sid in world.cordoned_sites,
+            ledger.cpu_millicores.get(sid, 0),
+            s.cpu_millicores,
+            ledger.memory_mib.get(sid, 0),
+            s.memory_mib,
+            ledger.radio_kbps.get(sid, 0),
+            s.radio_kbps,
+            users.get(sid, 0),
+        )
+        for sid, s in topo.sites.items()
+    ]
+    reasons = {
+        sid: "Drained"
+        if sid in world.drained_sites
+        else world.down_sites.get(sid, "") or ("Cordoned" if sid in world.cordoned_sites else "")
+        for sid in topo.sites
+    }
+    loaded = [
+        (ln.key, ledger.link_kbps[ln.index], ln.bandwidth_kbps)
+        for ln in topo.links
+        if ledger.link_kbps[ln.index]
+    ]
+    return sites, {k: v for k, v in reasons.items() if v}, sorted(loaded, key=lambda e: (-e[1] / e[2], e[0]))
+
+
+def _status_figures(svc: ControllerService) -> Figures:
+    status = svc.topology_status()
+    sites = [
+        (
+            x.site,
+            x.kind,
+            x.up,
+            x.drained,
+            x.cordoned,
+            x.cpu_reserved,
+            x.cpu_capacity,
+            x.memory_reserved,
+            x.memory_capacity,
+            x.radio_reserved_kbps,
+            x.radio_capacity_kbps,
+            x.slices,
+        )
+        for x in status.sites
+    ]
+    assert all(
+        type(v) is int for x in status.sites for v in (x.cpu_reserved, x.radio_reserved_kbps, x.slices)
+    )
+    return sites, {x.site: x.reason for x in status.sites if x.reason}, list(status.link_utilisation)
+
+
+def test_topology_status_from_the_capacity_view_equals_the_plain_figures(tmp_path: Path) -> None:
     svc, store = make_service(tmp_path)
     try:
-        svc.apply(
-            [doc("cars", "vehicle", ["c1"]), doc("meters", "iot", ["c3"]), doc("web", "wifi", ["c2", "c4"])],
-            "operator:a",
-        )
-        svc.drain("e2", "operator:a")
-        svc.cordon("c4", "operator:a")
-        svc.site_down("c3", "lease", "agent:c3")
-        status, world = svc.topology_status(), svc._world
-        ledger, topo = world.ledger, world.base
-        users: dict[str, int] = {}
-        for r in svc.list_slices():
-            if r.placement is not None:
-                for n in placement_uses(r.placement)[0]:
-                    users[n] = users.get(n, 0) + 1
-        plain = [
-            (
-                sid,
-                s.kind.value,
-                sid not in world.down_sites,
-                sid in world.drained_sites,
-                sid in world.cordoned_sites,
-                ledger.cpu_millicores.get(sid, 0),
-                s.cpu_millicores,
-                ledger.memory_mib.get(sid, 0),
-                s.memory_mib,
-                ledger.radio_kbps.get(sid, 0),
-                s.radio_kbps,
-                users.get(sid, 0),
-            )
-            for sid, s in topo.sites.items()
+        steps: list[Callable[[], object]] = [
+            lambda: svc.apply(
+                [
+                    doc("cars", "vehicle", ["c1"]),
+                    doc("meters", "iot", ["c3"]),
+                    doc("web", "wifi", ["c2", "c4"]),
+                ],
+                "operator:a",
+            ),
+            lambda: svc.drain("e2", "operator:a"),
+            lambda: svc.cordon("c4", "operator:a"),
+            lambda: svc.site_down("c3", "lease", "agent:c3"),
+            lambda: svc.cordon("e2", "operator:a"),  # drained and cordoned: the reason stays Drained
+            lambda: svc.undrain("e2", "operator:a"),
+            lambda: svc.delete("meters", "operator:a"),
+            lambda: svc.site_up("c3", "agent:c3"),
+            lambda: svc.uncordon("c4", "operator:a"),
+            lambda: svc.apply([doc("cams", "wifi", ["c3", "c4"])], "operator:a"),
         ]
-        assert [
-            (
-                x.site,
-                x.kind,
-                x.up,
-                x.drained,
-                x.cordoned,
-                x.cpu_reserved,
-                x.cpu_capacity,
-                x.memory_reserved,
-                x.memory_capacity,
-                x.radio_reserved_kbps,
-                x.radio_capacity_kbps,
-                x.slices,
-            )
-            for x in status.sites
-        ] == plain
-        assert {x.site: x.reason for x in status.sites if x.reason} == {
-            "e2": "Drained",
-            "c4": "Cordoned",
-            "c3": "lease",
-        }
-        loaded = [
-            (ln.key, ledger.link_kbps[ln.index], ln.bandwidth_kbps)
-            for ln in topo.links
-            if ledger.link_kbps[ln.index]
-        ]
-        assert list(status.link_utilisation) == sorted(loaded, key=lambda e: (-e[1] / e[2], e[0]))
-        assert all(type(v) is int for x in status.sites[:3] for v in (x.cpu_reserved, x.slices))
+        assert _status_figures(svc) == _plain_status(svc)  # the first answer, nothing placed
+        for step in steps:  # each later answer redoes only what moved since the one before
+            step()
+            assert _status_figures(svc) == _plain_status(svc)
+        assert _plain_status(svc)[2]  # links are loaded at the end
+        ledger = svc._world.ledger
         assert svc.capacity() is svc.capacity() and svc.capacity().revision == ledger.revision
     finally:
         store.close()
