@@ -4,13 +4,14 @@ command and a service on the small city (:func:`tests.support.cityfixtures.small
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from controller.core.placement_model import Placement
 from controller.core.topology import Topology
 from controller.runtime.plan_recorder import PlanRecorder
-from controller.runtime.realisation import RealisationResult
+from controller.runtime.realisation import RealisationResult, Realiser
 from controller.runtime.service import ControllerService
 from controller.runtime.store import Store
 from slices.intent import NetworkSlice
@@ -59,10 +60,10 @@ class FlakyRealiser:
 def make_service(
     folder: Path,
     topology: Topology | None = None,
-    extra: list[Any] | None = None,
+    extra: Sequence[Realiser] = (),
     clock: FakeClock | None = None,
 ) -> tuple[ControllerService, Store]:
     city = topology or small_city()
     store = Store.open(folder / "state.db")
-    realisers = [PlanRecorder(folder / "realisation", city), *(extra or [])]
+    realisers: list[Realiser] = [PlanRecorder(folder / "realisation", city), *extra]
     return ControllerService(city, store, realisers, clock or FakeClock()), store
