@@ -185,7 +185,8 @@ def test_a_refused_config_is_visible_and_resent_with_backoff(service: Controller
         # Fixed: the next resend is acked and the slice is realised.
         refusing.refuse = None
         eventually("realised once acked", lambda: _realised(service, "cars")[0] == "True", timeout_s=20)
-        assert server.registry.agent(edge).last_refusal is None  # type: ignore[union-attr]
+        info = server.registry.agent(edge)
+        assert info is not None and info.last_refusal is None
 
 
 def _refusals(server: agent_service.AgentServer, site: str) -> int:
@@ -268,7 +269,8 @@ def test_two_agents_for_one_site_do_not_flap(service: ControllerService) -> None
         # The incumbent dies: once its lease runs out the other instance takes the site.
         agents.call(first.stop)
         eventually("the second takes over", lambda: second.stats.connects == 1, timeout_s=20)
-        assert server.registry.agent("e1").instance_id == second.instance_id  # type: ignore[union-attr]
+        info = server.registry.agent("e1")
+        assert info is not None and info.instance_id == second.instance_id
 
 
 def test_a_silent_agent_is_not_connected_and_its_stream_ends(service: ControllerService) -> None:

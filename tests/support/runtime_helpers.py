@@ -57,6 +57,13 @@ class FlakyRealiser:
         return RealisationResult(True, "Removed", "ok")
 
 
+def placement_of(service: ControllerService, name: str) -> Placement:
+    """Where slice ``name`` is placed (the test fails if it is not)."""
+    placement = service.get(name).placement
+    assert placement is not None, f"{name} is not placed"
+    return placement
+
+
 def make_service(
     folder: Path,
     topology: Topology | None = None,

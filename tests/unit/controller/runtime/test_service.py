@@ -12,7 +12,7 @@ from slices import errors
 from slices.status import ConditionStatus, ConditionType, get_condition
 from tests.support.cityfixtures import small_city
 from tests.support.clock import FakeClock
-from tests.support.runtime_helpers import FlakyRealiser, doc, make_service
+from tests.support.runtime_helpers import FlakyRealiser, doc, make_service, placement_of
 
 
 @pytest.fixture
@@ -94,7 +94,7 @@ def test_scale_in_place_and_update_that_does_not_fit_keeps_the_old_size(svc: Con
         [doc("web", "wifi", ["c1"], sla={"dlMbpsPerCell": 150, "ulMbpsPerCell": 20})], "operator:a"
     )
     assert (up.generation, up.state) == (2, SliceState.READY)
-    assert svc.get("web").placement.kbps_per_cell == 170_000  # type: ignore[union-attr]
+    assert placement_of(svc, "web").kbps_per_cell == 170_000
     assert svc.ledger_snapshot()[0] == {"c1": 170_000}
     # 250 Mbps does not fit a 200 Mbps cell: the 170 Mbps generation keeps running.
     [big] = svc.apply(
@@ -146,11 +146,11 @@ def test_preemption_and_readmission_when_capacity_returns(svc: ControllerService
 def test_drain_replaces_and_is_remembered_across_restart(tmp_path: Path) -> None:
     svc, store = make_service(tmp_path)
     svc.apply([doc("sensors", "iot", ["c1", "c2"]), doc("cars", "vehicle", ["c3"])], "operator:a")
-    assert "e1" in svc.get("sensors").placement.edge_sites  # type: ignore[union-attr]
+    assert "e1" in placement_of(svc, "sensors").edge_sites
     users = {r.name for r in svc.list_slices() if r.placement and r.placement.uses_site("e1")}
     moved = svc.drain("e1", "operator:ops")
     assert set(moved) == users and "sensors" in users
-    assert all(not r.placement.uses_site("e1") for r in svc.list_slices())  # type: ignore[union-attr]
+    assert all(r.placement is not None and not r.placement.uses_site("e1") for r in svc.list_slices())
     assert svc.drain("e1", "operator:ops") == []  # already drained
     snapshot = svc.ledger_snapshot()
     store.close()
@@ -171,7 +171,7 @@ def test_site_down_heals_and_degrades_when_impossible(svc: ControllerService) ->
     other = "e2" if first == "e1" else "e1"
     affected = svc.site_down(first, "missed lease", f"agent:{first}")
     assert "cars" in affected
-    assert svc.get("cars").placement.edge_sites == (other,)  # type: ignore[union-attr]
+    assert placement_of(svc, "cars").edge_sites == (other,)
     assert svc.get("cars").state == SliceState.READY
     # Without the other edge site too there is nowhere to go: degraded with the reason, reservation kept.
     svc.site_down(other, "missed lease", f"agent:{other}")
@@ -221,7 +221,7 @@ def test_sla_condition_and_replace(svc: ControllerService) -> None:
     svc.set_sla("cars", False, "LatencyHigh", "p99 9 ms > 5 ms", "agent:e1")
     assert svc.revision == revision  # same report: nothing recorded
     assert svc.replace_slice("cars", "sustained violation", "controller") is True
-    assert svc.get("cars").placement.edge_sites == ("e2",)  # type: ignore[union-attr]
+    assert placement_of(svc, "cars").edge_sites == ("e2",)
     svc.set_sla("cars", True, "", "ok", "agent:e2")
     assert svc.get("cars").state == SliceState.READY
     assert _cond(svc, "cars", ConditionType.SLA_MET) == ("True", "SLAMet")

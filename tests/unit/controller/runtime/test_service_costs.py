@@ -24,7 +24,7 @@ from slices import errors
 from slices.intent import NetworkSlice
 from slices.profiles import resolve
 from tests.support.clock import FakeClock
-from tests.support.runtime_helpers import doc, make_service
+from tests.support.runtime_helpers import doc, make_service, placement_of
 
 
 @pytest.fixture(scope="module")
@@ -143,10 +143,10 @@ def test_sites_down_is_one_decision_and_heals_once(tmp_path: Path) -> None:
         with pytest.raises(errors.NotFound):
             svc.sites_down([("c1", "x"), ("nowhere", "x")], "controller")
         assert svc.topology().is_up("c1")  # refused before anything was recorded
-        edge = svc.get("cars").placement.edge_sites[0]  # type: ignore[union-attr]
+        edge = placement_of(svc, "cars").edge_sites[0]
         affected = svc.sites_down([(edge, "LeaseExpired")], "controller")
         assert "cars" in affected
-        assert edge not in svc.get("cars").placement.edge_sites  # type: ignore[union-attr]
+        assert edge not in placement_of(svc, "cars").edge_sites
         assert svc.over_capacity() == []
     finally:
         store.close()
