@@ -392,7 +392,11 @@ def test_slice_diff_against_the_stored_spec(controller: ControllerProcess, tmp_p
 
 def test_agent_simulate_takes_the_controllers_topology_and_another_city_is_refused(tmp_path: Path) -> None:
     topology = city_file(tmp_path)
-    proc = start_controller(tmp_path, topology, extra=("--agents-listen", "127.0.0.1:0"))
+    # A lease longer than the test: the first simulator's sites stay up after it ends, so the
+    # check below sees only what the refused simulator did (the default 3 s lease raced with a
+    # slow second slicectl run on a loaded machine).
+    extra = ("--agents-listen", "127.0.0.1:0", "--agent-lease", "60")
+    proc = start_controller(tmp_path, topology, extra=extra)
     try:
         agents = endpoints.read_endpoints(tmp_path / "state")["agents"]
         ok = slicectl(proc, "agent", "simulate", "--controller", agents, "--sites", "2", "--duration", "1.5")
