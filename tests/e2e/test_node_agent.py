@@ -31,7 +31,7 @@ from controller.runtime.plan_recorder import PlanRecorder
 from controller.runtime.service import ControllerService
 from controller.runtime.store import Store
 from slices.status import ConditionStatus, ConditionType, get_condition
-from telemetry.agentlink import service as agent_service
+from telemetry import agentlink as agent_service
 from telemetry.agentlink.sla import KpiSample
 from telemetry.site import certs
 from tests.support.cityfixtures import small_city

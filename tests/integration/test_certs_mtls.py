@@ -12,7 +12,7 @@ import pytest
 from cryptography import x509
 
 from slices import errors
-from telemetry.agentlink import service as agent_service
+from telemetry import agentlink as agent_service
 from telemetry.site import agent, certs
 from tests.support.telemetry_fakes import FakeService
 
