@@ -2,7 +2,7 @@
 server (leases, config push, SLA monitor) and the Prometheus metrics. Wiring only.
 
 ``controller`` may not import ``telemetry`` (the layer contract), so the CLI builds these and
-hands them to :class:`controller.runtime.process.Controller` as an observer, operator-API interceptors
+hands them to :class:`controller.process.wiring.Controller` as an observer, operator-API interceptors
 and attachments; ``slicectl controller run`` and ``slicectl demo`` share this module.
 """
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from controller.api import auth
-from controller.runtime import process as runtime
+from controller.process import wiring as runtime
 from controller.runtime.agent_view import AgentDirectory
 from controller.runtime.service import ControllerService
 from slices import errors

@@ -21,7 +21,7 @@ from controller.api import auth
 from controller.api import client as api_client
 from slices import errors
 
-ADDRESS_FILE = "controller.addr"  # same name as controller.runtime.endpoints.ADDRESS_FILE
+ADDRESS_FILE = "controller.addr"  # same name as controller.process.endpoints.ADDRESS_FILE
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -65,7 +65,7 @@ class Connection:
         ``agents``, else what the local controller wrote to ``<state-dir>/controller.endpoints``."""
         if self.agents:
             return self.agents
-        from controller.runtime import process as runtime
+        from controller.process import wiring as runtime
 
         folder = self.state_folder()
         found = runtime.read_endpoints(folder).get("agents")

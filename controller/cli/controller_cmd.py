@@ -1,4 +1,4 @@
-"""``slicectl controller run``: start the controller process (wiring only; see controller.runtime.process)."""
+"""``slicectl controller run``: start the controller process (wiring only; see controller.process.wiring)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from controller.api import auth
 from controller.cli import companions
 from controller.cli.state_cmd import state_options
 from controller.kube import manifests as kube_manifests
-from controller.runtime import config as runtime_config
+from controller.process import config as runtime_config
+from controller.process import wiring as runtime
 from controller.runtime import decision_log
-from controller.runtime import process as runtime
 from slices import errors
 
 

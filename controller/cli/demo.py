@@ -29,7 +29,7 @@ from controller.api.client import ApiClient
 from controller.core import citygen
 from controller.core.topology import Topology
 from controller.core.topology_file import write_topology_file
-from controller.runtime import process as runtime
+from controller.process import wiring as runtime
 from controller.runtime.observer import ServiceObserver
 from controller.runtime.store import StateLock, lock_path
 from slices import errors

@@ -16,7 +16,7 @@ import click
 from controller.cli import companions
 from controller.cli import demo as demo_mod
 from controller.core.topology import Topology
-from controller.runtime import process as runtime
+from controller.process import wiring as runtime
 from controller.runtime.observer import ServiceObserver
 
 if TYPE_CHECKING:

@@ -20,7 +20,7 @@ def manifests(name: str, state_dir: Path | None) -> None:
     import os
 
     from controller.api import auth
-    from controller.runtime import manifest_folder
+    from controller.kube import manifest_folder
 
     folder = (state_dir if state_dir is not None else auth.default_state_dir(dict(os.environ))) / "manifests"
     click.echo(manifest_folder.read_manifests(folder, name).rstrip())

@@ -13,7 +13,8 @@ import click
 
 from controller.api import auth
 from controller.cli import output
-from controller.runtime import config, store
+from controller.process import config
+from controller.runtime import store
 from slices import errors
 
 _F = TypeVar("_F", bound=Callable[..., Any])

@@ -150,16 +150,21 @@ class Ledger:
                 return Shortfall("memory", site, mem, self.free_memory(site))
         return None
 
-    def reserve(self, holder: str, res: Reservation) -> None:
-        """Add a reservation; the caller has checked it fits (see :meth:`shortfall`)."""
-        if holder in self.held:
-            raise ValueError(f"{holder!r} already holds a reservation")
+    def _changed(self, holder: str, res: Reservation) -> None:
+        """A reservation moved: a new revision, and the holder noted for the next capacity view
+        (past SINCE_VIEW_MAX changes that view is rebuilt instead)."""
         self.revision += 1
         since = self._since_view
         if since is not None:
             since.append((holder, res))
             if len(since) > SINCE_VIEW_MAX:
                 self._since_view = None
+
+    def reserve(self, holder: str, res: Reservation) -> None:
+        """Add a reservation; the caller has checked it fits (see :meth:`shortfall`)."""
+        if holder in self.held:
+            raise ValueError(f"{holder!r} already holds a reservation")
+        self._changed(holder, res)
         for cell, kbps in res.radio_kbps.items():
             self.radio_kbps[cell] = self.radio_kbps.get(cell, 0) + kbps
         for idx, kbps in res.link_kbps.items():
@@ -177,12 +182,7 @@ class Ledger:
         res = self.held.pop(holder, None)
         if res is None:
             return None
-        self.revision += 1
-        since = self._since_view
-        if since is not None:
-            since.append((holder, res))
-            if len(since) > SINCE_VIEW_MAX:
-                self._since_view = None
+        self._changed(holder, res)
         for cell, kbps in res.radio_kbps.items():
             left = self.radio_kbps[cell] - kbps
             if left:

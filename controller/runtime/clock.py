@@ -1,10 +1,10 @@
-"""Time as a collaborator: the controller asks a clock, so tests can use a fake one."""
+"""Time as a collaborator: the controller asks a clock, so tests can use a fake one
+(tests/support/clock.py)."""
 
 from __future__ import annotations
 
-import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Protocol
 
 
@@ -24,30 +24,3 @@ class RealClock:
 
     def monotonic(self) -> float:
         return time.monotonic()
-
-
-class FakeClock:
-    """A clock that moves only when told to.
-
-    >>> clock = FakeClock(datetime(2026, 1, 1, tzinfo=UTC))
-    >>> clock.advance(90)
-    >>> clock.now().isoformat(), clock.monotonic()
-    ('2026-01-01T00:01:30+00:00', 90.0)
-    """
-
-    def __init__(self, start: datetime | None = None) -> None:
-        self._start = start or datetime(2026, 1, 1, tzinfo=UTC)
-        self._elapsed = 0.0
-        self._lock = threading.Lock()
-
-    def now(self) -> datetime:
-        with self._lock:
-            return self._start + timedelta(seconds=self._elapsed)
-
-    def monotonic(self) -> float:
-        with self._lock:
-            return self._elapsed
-
-    def advance(self, seconds: float) -> None:
-        with self._lock:
-            self._elapsed += seconds

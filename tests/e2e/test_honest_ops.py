@@ -29,7 +29,7 @@ from controller.api import server as api_server
 from controller.cli import main
 from controller.core.topology import Topology
 from controller.core.topology_file import write_topology_file
-from controller.runtime import endpoints
+from controller.process import endpoints
 from tests.support import cityfixtures as cf
 from tests.support import runtime_helpers
 from tests.support.controller_process import SLICECTL, ControllerProcess, start_controller

@@ -271,7 +271,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
         stopping = threading.Event()
 
-        def reconcile_loop() -> None:  # what controller.runtime.process does, faster
+        def reconcile_loop() -> None:  # what controller.process.wiring does, faster
             while not stopping.wait(0.5):
                 with contextlib.suppress(errors.EdgesliceError):
                     service.reconcile()

@@ -20,8 +20,8 @@ import pytest
 from controller.api.client import ApiClient
 from controller.core.citygen import generate_city
 from controller.core.topology import Topology
+from controller.process.endpoints import read_endpoints
 from controller.runtime import store as store_mod
-from controller.runtime.endpoints import read_endpoints
 from slices import errors
 from tests.support.controller_process import SLICECTL, ControllerProcess, start_controller
 from tests.support.manifests import random_manifest

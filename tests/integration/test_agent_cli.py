@@ -18,7 +18,7 @@ import yaml
 from click.testing import CliRunner, Result
 
 from controller.cli import agent_views, main
-from controller.runtime import process as runtime
+from controller.process import wiring as runtime
 from tests.support.agents_rig import TOKEN, Rig
 from tests.support.controller_process import SLICECTL, ControllerProcess, start_agent, start_controller
 from tests.support.runtime_helpers import doc

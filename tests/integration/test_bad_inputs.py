@@ -780,7 +780,7 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 
 def prepare(folder: Path, files: Mapping[str, str | bytes], state_db: bool = False) -> None:
     if state_db:
-        from controller.runtime import process as runtime
+        from controller.process import wiring as runtime
         from controller.runtime import store
 
         (folder / "state").mkdir()

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from controller.runtime import process as runtime
+from controller.process import wiring as runtime
 from tests.support.controller_process import ControllerProcess, start_agent, start_controller
 from tests.support.runtime_helpers import doc
 from tests.support.waiting import eventually

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from controller.cli import main
-from controller.runtime.endpoints import read_endpoints
+from controller.process.endpoints import read_endpoints
 from tests.support.controller_process import start_controller
 from tests.support.runtime_helpers import doc
 

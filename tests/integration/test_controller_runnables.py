@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from controller.runtime.config import RuntimeConfig
-from controller.runtime.endpoints import read_endpoints
-from controller.runtime.process import Controller
+from controller.process.config import RuntimeConfig
+from controller.process.endpoints import read_endpoints
+from controller.process.wiring import Controller
 from slices import errors
 
 

@@ -20,7 +20,7 @@ from grpc_reflection.v1alpha import reflection_pb2
 
 from controller.api import auth, grpc_services
 from controller.api import server as api_server
-from controller.runtime import process as runtime
+from controller.process import wiring as runtime
 from telemetry import agentlink as agent_service
 from tests.support import operator_fake
 from tests.support.telemetry_fakes import FakeService

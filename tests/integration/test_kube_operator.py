@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from controller.kube.crd_source import FINALIZER
-from controller.runtime import process as runtime
+from controller.process import wiring as runtime
 from controller.runtime.observer import NullObserver
 from tests.support import kube_real
 from tests.support.envtest import KubeApiServer

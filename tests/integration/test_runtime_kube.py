@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from controller.api.client import ApiClient
 from controller.cli import controller_cmd, main
 from controller.kube import gateway as kube_gateway
-from controller.runtime import process as runtime
+from controller.process import wiring as runtime
 from controller.runtime.plan_recorder import PlanRecorder
 from tests.support import kube_fixtures, kube_real
 from tests.support.envtest import KubeApiServer

@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from controller.cli import main
-from controller.runtime import process as runtime
+from controller.process import wiring as runtime
 from tests.support.controller_process import SLICECTL, ControllerProcess, start_controller
 
 SITES = 2

@@ -18,7 +18,7 @@ from click.testing import CliRunner, Result
 
 from controller.cli import main
 from controller.cli.progress import Progress
-from controller.runtime import process as runtime
+from controller.process import wiring as runtime
 from tests.support.api_service_rig import TOKEN, Running, slice_yaml
 
 

@@ -10,7 +10,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from controller.api import grpc_services
-from controller.runtime.standby import Standby
+from controller.process.standby import Standby
 from protos.edgeslice.operator.v1 import operator_pb2 as pb
 from tests.support.stubs import operator_stub, raw_unary
 

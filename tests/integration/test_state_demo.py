@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from controller.cli import demo
-from controller.runtime import process as runtime
+from controller.process import wiring as runtime
 from slices import errors
 
 

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from controller.cli import main, render
 from controller.core import citygen
 from controller.core.topology import Topology
-from controller.runtime import process as runtime
+from controller.process import wiring as runtime
 from slices import errors
 from slices.intent import load_slices
 

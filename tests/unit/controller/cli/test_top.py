@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from prometheus_client import CollectorRegistry
 
 from controller.cli import main, top
-from controller.runtime import process as runtime
+from controller.process import wiring as runtime
 from controller.runtime.service import ControllerService
 from protos.edgeslice.operator.v1 import operator_pb2 as pb
 from slices import errors

@@ -10,9 +10,9 @@ import yaml
 from click.testing import CliRunner
 
 from controller.cli import manifests_cmd
+from controller.kube import manifest_folder
 from controller.kube import manifests as kube_manifests
 from controller.kube.manifests import KubeSettings, render
-from controller.runtime import manifest_folder
 from slices import errors
 from slices.profiles import default_sd
 from tests.support.kube_fixtures import city, intent, placement

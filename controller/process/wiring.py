@@ -14,8 +14,8 @@ files; ``intents="crd"`` takes intents from NetworkSlice objects and writes thei
 rebuilt from the objects alone); ``leader_elect`` campaigns on a Lease and does nothing but serve
 health until it leads (see :class:`Controller`).
 
-This module is the wiring: the configuration is :mod:`controller.runtime.config`, the parts are
-runnables of a :class:`controller.runtime.manager.Manager` (started in one order, stopped in the
+This module is the wiring: the configuration is :mod:`controller.process.config`, the parts are
+runnables of a :class:`controller.process.manager.Manager` (started in one order, stopped in the
 reverse one), the endpoints file, the health port, the standby server and the leadership guards
 have their own modules.
 """
@@ -33,9 +33,8 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from controller.api import auth
 from controller.core.topology import Topology
-from controller.runtime.agent_view import AgentDirectory
-from controller.runtime.clock import Clock, RealClock
-from controller.runtime.config import (
+from controller.kube.manifest_folder import build_manifest_folder_realiser
+from controller.process.config import (
     DEFAULT_LEASE_DURATION_S,
     DEFAULT_LEASE_NAMESPACE,
     DEFAULT_LEASE_RETRY_S,
@@ -48,7 +47,7 @@ from controller.runtime.config import (
     RuntimeConfig,
     load_city,
 )
-from controller.runtime.endpoints import (
+from controller.process.endpoints import (
     ADDRESS_FILE,
     ENDPOINTS_FILE,
     port_problem,
@@ -56,15 +55,16 @@ from controller.runtime.endpoints import (
     refuse_port,
     write_endpoints,
 )
-from controller.runtime.health import HealthPort
-from controller.runtime.leadership import Campaign, LeaderGate, LeaderOnlySlices
-from controller.runtime.manager import LoopThread, Manager, Serving, Step
-from controller.runtime.manifest_folder import build_manifest_folder_realiser
+from controller.process.health import HealthPort
+from controller.process.leadership import Campaign, LeaderGate, LeaderOnlySlices
+from controller.process.manager import LoopThread, Manager, Serving, Step
+from controller.process.standby import Standby, StandbyServer, serve_standby
+from controller.runtime.agent_view import AgentDirectory
+from controller.runtime.clock import Clock, RealClock
 from controller.runtime.observer import ServiceObserver
 from controller.runtime.plan_recorder import PlanRecorder
 from controller.runtime.realisation import Realiser
 from controller.runtime.service import ControllerService
-from controller.runtime.standby import Standby, StandbyServer, serve_standby
 from controller.runtime.store import StateLock, Store, lock_path
 from slices import errors
 
@@ -123,7 +123,7 @@ class ServesAgents(Protocol):
 
 #: Something started beside the service once it exists (the CLI attaches the agent server and
 #: the metrics endpoint this way, so the runtime does not import telemetry); closed when the
-#: controller stops. One that is also :class:`controller.runtime.manager.Serving` has its
+#: controller stops. One that is also :class:`controller.process.manager.Serving` has its
 #: addresses announced.
 Attachment = Callable[[ControllerService], Closeable]
 

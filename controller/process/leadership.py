@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from controller.core.placement_model import Placement
-from controller.runtime.manager import LoopThread
+from controller.process.manager import LoopThread
 from controller.runtime.realisation import RealisationResult, Realiser
 from controller.runtime.service import ApplyResult, ControllerService, SliceRecord
 from slices import errors

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from controller.runtime.manager import LoopThread, Manager, Step
+from controller.process.manager import LoopThread, Manager, Step
 
 
 class Fake:

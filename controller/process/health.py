@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from controller.api import auth
-from controller.runtime.manager import Step
+from controller.process.manager import Step
 
 
 class HealthPort:

@@ -1,0 +1,1 @@
+"""The controller process: its configuration, the runnables manager and the wiring that builds the runtime, the operator API, the Kubernetes adapters and the health, standby and leadership parts into one process."""
