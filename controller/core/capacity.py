@@ -21,15 +21,33 @@ from __future__ import annotations
 import functools
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
 from controller.core.placement_model import Reservation
 from controller.core.topology import LinkKey, Topology
 
-if TYPE_CHECKING:
-    from controller.core.ledger import Ledger
+
+class Ledger(Protocol):
+    """What a view is read from: the ledger's figures (:class:`controller.core.ledger.Ledger`;
+    named here, not imported, so the ledger can own its view without an import cycle)."""
+
+    @property
+    def topology(self) -> Topology: ...
+    @property
+    def radio_kbps(self) -> Mapping[str, int]: ...
+    @property
+    def link_kbps(self) -> list[int]: ...
+    @property
+    def cpu_millicores(self) -> Mapping[str, int]: ...
+    @property
+    def memory_mib(self) -> Mapping[str, int]: ...
+    @property
+    def held(self) -> Mapping[str, Reservation]: ...
+    @property
+    def revision(self) -> int: ...
+
 
 _INT = np.int64
 
