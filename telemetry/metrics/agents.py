@@ -14,7 +14,7 @@ import numpy as np
 from telemetry.agentlink.kpi_store import KpiColumns
 from telemetry.agentlink.session_table import SessionColumns
 from telemetry.agentlink.settings import KNOWN_REFUSALS
-from telemetry.metrics.kpi_ratios import SliceKpis
+from telemetry.metrics.kpi_ratios import SliceKpiColumns
 from telemetry.metrics.kpis import KPI_MAX_AGE_S, aggregate_kpi_columns
 from telemetry.metrics.state import OTHER_REFUSAL
 from telemetry.metrics.views import AgentTable
@@ -82,6 +82,6 @@ class AgentRegistryView:
         counts.update(self._registry.refusal_counts())
         return counts
 
-    def slice_kpis(self) -> dict[str, SliceKpis]:
+    def slice_kpis(self) -> SliceKpiColumns:
         since = self._registry.clock() - self._max_age
         return aggregate_kpi_columns(self._registry.latest_kpi_columns(since, self._cells))

@@ -3,12 +3,13 @@
 At city scale it is almost all of a scrape (4 series per slice, every other family is small), so
 it is built column-wise: the targets and the labels of each series are kept per controller
 revision, and the ratios computed for every slice at once with numpy.
-:func:`kpi_ratios` is the definition, one slice at a time; the tests hold the two together.
+The definition, one slice at a time, is the tests' oracle (tests/support/kpi_oracle.py); the
+tests hold the two together.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import repeat
 from operator import itemgetter
@@ -19,57 +20,27 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.samples import Sample
 
 from controller.runtime.service import SliceRecord
-from slices.profiles import SliceIntent
 
 KPIS = ("latency", "throughput", "loss", "devices")
 
 
 @dataclass(frozen=True)
-class SliceKpis:
-    """The latest KPIs agents reported for one slice, aggregated over the sites reporting it.
+class SliceKpiColumns:
+    """The latest KPIs agents reported for every reporting slice, aggregated over the sites
+    reporting it, as columns: row ``i`` is slice ``names[i]``. Latency and loss are the worst
+    site's (an SLA holds everywhere or it does not hold), devices the sum, throughput and demand
+    the mean per reporting site (DL + UL). Columns, as a city's slices are too many for an object
+    each."""
 
-    Latency and loss are the worst site's (an SLA holds everywhere or it does not hold), devices
-    the sum, throughput and demand the mean per reporting site (DL + UL).
-    """
+    names: list[str]
+    latency_ms: npt.NDArray[np.float64]
+    throughput_kbps_per_cell: npt.NDArray[np.float64]
+    demand_kbps_per_cell: npt.NDArray[np.float64]
+    devices: npt.NDArray[np.float64]
+    loss_ratio: npt.NDArray[np.float64]
 
-    slice: str
-    latency_ms: float
-    throughput_kbps_per_cell: float
-    demand_kbps_per_cell: float
-    devices: int
-    loss_ratio: float
-
-
-def kpi_ratios(intent: SliceIntent, kpis: SliceKpis) -> dict[str, float]:
-    """Each KPI over its target: above 1 breaches for latency, loss and devices; below 1 for throughput.
-
-    Throughput is compared with what the slice is owed: its guaranteed rate per cell, or the
-    demand when less is asked for (a quiet slice is not short of throughput). A zero target (a
-    slice asking for perfect reliability) makes any loss an infinite ratio.
-
-    >>> from slices.intent import NetworkSlice
-    >>> from slices.profiles import resolve
-    >>> intent = resolve(NetworkSlice.model_validate({"metadata": {"name": "cars"},
-    ...     "spec": {"kind": "vehicle", "coverage": {"zones": ["ring"]}}}))
-    >>> kpis = SliceKpis("cars", latency_ms=2.5, throughput_kbps_per_cell=30_000,
-    ...     demand_kbps_per_cell=40_000, devices=500, loss_ratio=0.0)
-    >>> kpi_ratios(intent, kpis)
-    {'latency': 0.5, 'throughput': 0.75, 'loss': 0.0, 'devices': 0.1}
-    """
-    loss_target = max(0.0, 1.0 - intent.reliability)
-    owed = min(float(intent.kbps_per_cell), kpis.demand_kbps_per_cell)
-    return {
-        "latency": kpis.latency_ms / intent.latency_ms,
-        "throughput": kpis.throughput_kbps_per_cell / owed if owed > 0 else 1.0,
-        "loss": _ratio(kpis.loss_ratio, loss_target),
-        "devices": _ratio(float(kpis.devices), float(intent.max_devices)),
-    }
-
-
-def _ratio(value: float, target: float) -> float:
-    if target > 0:
-        return value / target
-    return 0.0 if value <= 0 else float("inf")
+    def __len__(self) -> int:
+        return len(self.names)
 
 
 @dataclass(frozen=True)
@@ -110,19 +81,20 @@ class KpiTargets:
         )
 
 
-def fill(family: GaugeMetricFamily, targets: KpiTargets, kpis: Mapping[str, SliceKpis]) -> None:
+def fill(family: GaugeMetricFamily, targets: KpiTargets, kpis: SliceKpiColumns) -> None:
     """Add the ratios of every placed slice with KPIs to ``family``, as :func:`kpi_ratios` defines them."""
-    got = [kpis.get(name) for name in targets.names]
-    present = [i for i, k in enumerate(got) if k is not None]
-    if not present:
+    row_of = {name: i for i, name in enumerate(kpis.names)}
+    pairs = [(i, row_of[name]) for i, name in enumerate(targets.names) if name in row_of]
+    if not pairs:
         return
-    ks = [k for k in got if k is not None]
+    present = [i for i, _ in pairs]
     at = np.array(present)
-    latency = np.array([k.latency_ms for k in ks], np.float64)
-    throughput = np.array([k.throughput_kbps_per_cell for k in ks], np.float64)
-    demand = np.array([k.demand_kbps_per_cell for k in ks], np.float64)
-    loss = np.array([k.loss_ratio for k in ks], np.float64)
-    devices = np.array([k.devices for k in ks], np.float64)
+    rows = np.array([r for _, r in pairs])
+    latency = kpis.latency_ms[rows]
+    throughput = kpis.throughput_kbps_per_cell[rows]
+    demand = kpis.demand_kbps_per_cell[rows]
+    loss = kpis.loss_ratio[rows]
+    devices = kpis.devices[rows]
     owed = np.minimum(targets.kbps_per_cell[at], demand)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratios = np.stack(

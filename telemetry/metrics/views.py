@@ -16,7 +16,7 @@ import numpy.typing as npt
 from controller.core.capacity import CapacityView
 from controller.core.topology import Topology
 from controller.runtime.service import Event, SliceRecord, TopologyStatus
-from telemetry.metrics.kpi_ratios import SliceKpis
+from telemetry.metrics.kpi_ratios import SliceKpiColumns
 
 
 class StateSource(Protocol):
@@ -89,7 +89,7 @@ class AgentsView(Protocol):
 
     def agent_table(self) -> AgentTable: ...
 
-    def slice_kpis(self) -> Mapping[str, SliceKpis]: ...
+    def slice_kpis(self) -> SliceKpiColumns: ...
 
     def refusal_counts(self) -> Mapping[str, int]:
         """Config refusals (ConfigAck ok=false) since the controller started, by reason: a fixed

@@ -29,10 +29,11 @@ from controller.runtime.service import Event, SiteStatus, SliceRecord, SliceStat
 from slices.intent import NetworkSlice
 from slices.profiles import resolve
 from slices.status import ConditionStatus, ConditionType, set_condition
-from telemetry.metrics.kpi_ratios import SliceKpis
+from telemetry.metrics.kpi_ratios import SliceKpiColumns
 from telemetry.metrics.observer import ControllerMetrics
 from telemetry.metrics.state import MAX_REASONS
 from telemetry.metrics.views import AgentSnapshot, AgentTable
+from tests.support.kpi_oracle import SliceKpis
 
 CELLS = 20_000
 SLICES = 2_000
@@ -101,8 +102,8 @@ class CityState:
     def agent_table(self) -> AgentTable:
         return agent_table(self.snapshots)
 
-    def slice_kpis(self) -> Mapping[str, SliceKpis]:
-        return self.kpis
+    def slice_kpis(self) -> SliceKpiColumns:
+        return kpi_columns(self.kpis)
 
     def refusal_counts(self) -> Mapping[str, int]:
         # Worst case: more distinct reasons than the cap (the registry bounds them; the collector
@@ -269,6 +270,39 @@ def agent_table(snapshots: Iterable[AgentSnapshot]) -> AgentTable:
         np.array([a.desired_generation for a in rows], np.int64),
         np.array([a.acked_generation for a in rows], np.int64),
     )
+
+
+def kpi_columns(rows: Mapping[str, SliceKpis]) -> SliceKpiColumns:
+    """``rows`` as the columns a scrape reads (what fakes hand the collector)."""
+    ks = list(rows.values())
+
+    def column(field: str) -> np.ndarray:
+        return np.array([getattr(k, field) for k in ks], np.float64)
+
+    return SliceKpiColumns(
+        list(rows),
+        column("latency_ms"),
+        column("throughput_kbps_per_cell"),
+        column("demand_kbps_per_cell"),
+        column("devices"),
+        column("loss_ratio"),
+    )
+
+
+def kpi_rows(columns: SliceKpiColumns) -> dict[str, SliceKpis]:
+    """``columns`` as one :class:`SliceKpis` per slice (to compare with the oracle)."""
+    return {
+        name: SliceKpis(name, float(lat), float(thr), float(dem), round(float(dev)), float(lo))
+        for name, lat, thr, dem, dev, lo in zip(
+            columns.names,
+            columns.latency_ms,
+            columns.throughput_kbps_per_cell,
+            columns.demand_kbps_per_cell,
+            columns.devices,
+            columns.loss_ratio,
+            strict=True,
+        )
+    }
 
 
 def aggregate_kpis(slice_name: str, latest: Sequence[object]) -> SliceKpis:

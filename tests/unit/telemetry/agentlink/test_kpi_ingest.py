@@ -16,10 +16,10 @@ from google.protobuf.message import Message
 from protos.edgeslice.agent.v1 import agent_ingest_pb2, agent_pb2
 from telemetry import agentlink as agent_service
 from telemetry.agentlink import kpi_store
-from telemetry.metrics.kpi_ratios import SliceKpis
 from telemetry.metrics.kpis import aggregate_kpi_columns
 from tests.support.clock import FakeClock
-from tests.support.metrics_city import aggregate_kpis
+from tests.support.kpi_oracle import SliceKpis
+from tests.support.metrics_city import aggregate_kpis, kpi_rows
 from tests.support.telemetry_fakes import FakeService, intent
 
 DOUBLE_COLUMNS = [f.name for f in agent_pb2.SliceKpiColumns.DESCRIPTOR.fields if f.type == f.TYPE_DOUBLE]
@@ -208,7 +208,7 @@ def test_the_columnar_read_matches_the_sample_read(service: FakeService) -> None
 
     def both(since: float) -> tuple[dict[str, SliceKpis], dict[str, SliceKpis]]:
         cells = {"c1", "c2"}
-        columnar = aggregate_kpi_columns(registry.latest_kpi_columns(since, cells))
+        columnar = kpi_rows(aggregate_kpi_columns(registry.latest_kpi_columns(since, cells)))
         per_slice: dict[str, list[Any]] = {}
         for (name, site), window in registry.kpis(since).items():
             if site in cells:

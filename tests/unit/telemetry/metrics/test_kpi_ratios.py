@@ -10,7 +10,8 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
 
 from telemetry.metrics import kpi_ratios
-from tests.support.metrics_city import build_city_state
+from tests.support import kpi_oracle
+from tests.support.metrics_city import build_city_state, kpi_columns
 
 NAME = "edgeslice_slice_kpi_target_ratio"
 
@@ -33,13 +34,13 @@ def test_the_family_is_kpi_ratios_of_every_placed_slice_with_kpis() -> None:
     kpis["ghost"] = kpis[names[6]]  # KPIs of a slice the controller does not have: not listed
 
     family = GaugeMetricFamily(NAME, "help", labels=["slice", "kind", "kpi"])
-    kpi_ratios.fill(family, kpi_ratios.KpiTargets.of(records), kpis)
+    kpi_ratios.fill(family, kpi_ratios.KpiTargets.of(records), kpi_columns(kpis))
 
     expected = [
         (r.name, r.intent.kind.value, kpi, value)
         for r in records
         if r.placement is not None and r.name in kpis
-        for kpi, value in kpi_ratios.kpi_ratios(r.intent, kpis[r.name]).items()
+        for kpi, value in kpi_oracle.kpi_ratios(r.intent, kpis[r.name]).items()
     ]
     assert len(expected) == 4 * (40 - 2)
     got = [(s.labels["slice"], s.labels["kind"], s.labels["kpi"], s.value) for s in family.samples]
@@ -70,7 +71,7 @@ def _text(family: Metric) -> str:
 def test_no_slice_with_kpis_is_an_empty_family() -> None:
     state = build_city_state(cells=200, slices=3, seed=1)
     family = GaugeMetricFamily(NAME, "help", labels=["slice", "kind", "kpi"])
-    kpi_ratios.fill(family, kpi_ratios.KpiTargets.of(state.records), {})
+    kpi_ratios.fill(family, kpi_ratios.KpiTargets.of(state.records), kpi_columns({}))
     assert family.samples == []
     assert _text(family).splitlines()[2:] == []
 

@@ -29,14 +29,15 @@ from telemetry.agentlink.kpi_store import KpiColumns
 from telemetry.agentlink.session_table import SessionColumns, SessionTable
 from telemetry.metrics.agents import AgentRegistryView
 from telemetry.metrics.exposition import serve_metrics
-from telemetry.metrics.kpi_ratios import SliceKpis
+from telemetry.metrics.kpi_ratios import SliceKpiColumns
 from telemetry.metrics.kpis import aggregate_kpi_columns
 from telemetry.metrics.observer import ControllerMetrics, build_metrics
 from telemetry.metrics.scrapes import SCRAPES
 from telemetry.metrics.state import MAX_LISTED_AGENTS, MAX_REASONS, link_class
 from telemetry.metrics.views import AgentSnapshot, AgentsView, AgentTable
 from tests.support.clock import FakeClock
-from tests.support.metrics_city import agent_table, aggregate_kpis
+from tests.support.kpi_oracle import SliceKpis
+from tests.support.metrics_city import agent_table, aggregate_kpis, kpi_columns, kpi_rows
 from tests.support.paths import ROOT
 from tests.support.runtime_helpers import doc, make_service
 from tests.support.stubs import raw_unary
@@ -58,8 +59,8 @@ class FakeAgents:
     def agent_table(self) -> AgentTable:
         return agent_table(self.snapshots)
 
-    def slice_kpis(self) -> Mapping[str, SliceKpis]:
-        return self.kpis
+    def slice_kpis(self) -> SliceKpiColumns:
+        return kpi_columns(self.kpis)
 
     def refusal_counts(self) -> Mapping[str, int]:
         return self.refusals
@@ -300,7 +301,7 @@ def test_aggregate_kpis_takes_worst_latency_and_loss_and_mean_throughput() -> No
             self.latency_p99_ms, self.packet_loss, self.active_devices = lat, loss, devices
 
     samples = [S(3.0, 4.0, 0.01, 5), S(7.0, 8.0, 0.0, 6)]
-    k = aggregate_kpi_columns(_columns({("s", f"c{i}"): s for i, s in enumerate(samples)}))["s"]
+    k = kpi_rows(aggregate_kpi_columns(_columns({("s", f"c{i}"): s for i, s in enumerate(samples)})))["s"]
     assert k == aggregate_kpis("s", samples)  # the one-slice-at-a-time definition
     assert (k.latency_ms, k.throughput_kbps_per_cell, k.demand_kbps_per_cell, k.loss_ratio, k.devices) == (
         7.0,
@@ -666,7 +667,7 @@ def test_agent_registry_view_reads_sessions_and_only_cells_kpis() -> None:
     snaps = {a.site: a for a in view.agent_table().snapshots()}
     assert snaps["c1"] == AgentSnapshot("c1", "cell", True, 999.5, 3, 3)
     assert snaps["e1"].last_heartbeat_unix is None and snaps["e1"].generation_lag == 2
-    kpis = view.slice_kpis()
+    kpis = kpi_rows(view.slice_kpis())
     assert registry.since == 70.0
     assert registry.sites == {"c1", "c2"}  # only cells count
     assert set(kpis) == {"cars"}
@@ -696,7 +697,7 @@ def test_agent_registry_view_reads_the_real_registry_column_wise() -> None:
         )
     registry.kpis = None  # type: ignore[assignment,method-assign]  # the view must not take the per-sample read
     view = AgentRegistryView(registry, wall_clock=lambda: 5_000.0, kpi_max_age_s=30.0)
-    kpis = view.slice_kpis()
+    kpis = kpi_rows(view.slice_kpis())
     # Only sites that have connected are agents (e1, a2, e2 never did: not agents that are down).
     assert sorted(view.agent_table().snapshots()) == [
         AgentSnapshot(site, kind, True, 5_000.0, generation, 0)
