@@ -328,6 +328,7 @@ def run(
         observer=parts.observer,
         attachments=[decision_log.DecisionLog, *parts.attachments()],
         interceptors=parts.interceptors(),
+        kube_metrics_registry=parts.metrics.registry if parts.metrics is not None else None,
     )
     if code:
         sys.exit(code)

@@ -301,6 +301,7 @@ class Controller:
         observer: ServiceObserver | None = None,
         attachments: Sequence[Attachment] = (),
         interceptors: Sequence[Any] = (),
+        kube_metrics_registry: Any = None,
     ) -> None:
         self.config = config
         self.clock = clock or RealClock()
@@ -310,9 +311,9 @@ class Controller:
         self._observer = observer
         self._manager = Manager()
         self._stop = threading.Event()
-        # The Kubernetes client request counts go on the observer's prometheus_client registry
-        # (telemetry.metrics.observer.ControllerMetrics has one), beside the service's own metrics.
-        self._kube = KubeClients(config, getattr(observer, "registry", None))
+        # The Kubernetes client request counts go on this prometheus_client registry (the
+        # composition root passes the metrics' one), beside the service's own metrics.
+        self._kube = KubeClients(config, kube_metrics_registry)
         self._kube_realiser: Any = None  # kube_realiser.KubeRealiser with --kube
         self._campaign: Campaign | None = None
         self._topology: Topology | None = None
@@ -633,9 +634,16 @@ def run(
     observer: ServiceObserver | None = None,
     attachments: Sequence[Attachment] = (),
     interceptors: Sequence[Any] = (),
+    kube_metrics_registry: Any = None,
 ) -> int:
     """Run until SIGTERM or SIGINT (or, with leader election, until the lease is lost: exit 1)."""
-    controller = Controller(config, observer=observer, attachments=attachments, interceptors=interceptors)
+    controller = Controller(
+        config,
+        observer=observer,
+        attachments=attachments,
+        interceptors=interceptors,
+        kube_metrics_registry=kube_metrics_registry,
+    )
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         log.info("signal %d: stopping", signum)

@@ -54,7 +54,9 @@ def start(
 ) -> Iterator[Callable[..., runtime.Controller]]:
     controllers: list[runtime.Controller] = []
 
-    def start_one(identity: str = "op-test", observer: Any = None, **kw: Any) -> runtime.Controller:
+    def start_one(
+        identity: str = "op-test", observer: Any = None, kube_metrics_registry: Any = None, **kw: Any
+    ) -> runtime.Controller:
         folder = tmp_path / f"{identity}-{len(controllers)}"
         config = runtime.RuntimeConfig(
             topology=str(city_file),
@@ -70,7 +72,9 @@ def start(
             identity=identity,
             **kw,
         )
-        controller = runtime.Controller(config, observer=observer)
+        controller = runtime.Controller(
+            config, observer=observer, kube_metrics_registry=kube_metrics_registry
+        )
         controller.start()
         controllers.append(controller)
         return controller
@@ -249,7 +253,7 @@ def test_events_on_the_networkslice_and_client_metrics_on_the_registry(
         registry = CollectorRegistry()
 
     observer = Observer()
-    controller = start(observer=observer)
+    controller = start(observer=observer, kube_metrics_registry=observer.registry)
     # Events report what happens after a term's first list (which only rebuilds its state).
     eventually(
         "first list",
