@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from controller.api import auth
 from controller.process import wiring as runtime
+from controller.process.endpoints import port_problem
 from controller.runtime.agent_view import AgentDirectory
 from controller.runtime.service import ControllerService
 from slices import errors
@@ -150,7 +151,7 @@ class Companions:
                 interceptors=interceptors,
             )
         except RuntimeError as exc:  # gRPC's "Failed to bind": taken since the check at start
-            why = runtime.port_problem(options.listen) or "cannot listen"
+            why = port_problem(options.listen) or "cannot listen"
             raise errors.Unavailable(f"--agents-listen {options.listen}: {why}") from exc
         self.agent_server = server
 

@@ -65,14 +65,14 @@ class Connection:
         ``agents``, else what the local controller wrote to ``<state-dir>/controller.endpoints``."""
         if self.agents:
             return self.agents
-        from controller.process import wiring as runtime
+        from controller.process.endpoints import ENDPOINTS_FILE, read_endpoints
 
         folder = self.state_folder()
-        found = runtime.read_endpoints(folder).get("agents")
+        found = read_endpoints(folder).get("agents")
         if found:
             return found
         raise errors.Unavailable(
-            f"no controller agent address: {folder / runtime.ENDPOINTS_FILE} names none (is a controller "
+            f"no controller agent address: {folder / ENDPOINTS_FILE} names none (is a controller "
             "with agents running there?); give --controller HOST:PORT or a context with --agents"
         )
 

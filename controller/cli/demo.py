@@ -30,6 +30,7 @@ from controller.core import citygen
 from controller.core.topology import Topology
 from controller.core.topology_file import write_topology_file
 from controller.process import wiring as runtime
+from controller.process.config import MANIFESTS_DIR, RuntimeConfig
 from controller.runtime.observer import ServiceObserver
 from controller.runtime.store import StateLock, lock_path
 from slices import errors
@@ -197,7 +198,7 @@ def run_demo(
         f"1. Generated city {city.name!r}: {len(city.cells)} cells, {len(city.edge_sites)} edge sites "
         f"({', '.join(city.edge_sites)}), {len(city.links)} links -> {topo_file}"
     )
-    config = runtime.RuntimeConfig(
+    config = RuntimeConfig(
         topology=str(topo_file),
         state_file=workdir / "edgeslice.db",
         state_dir=workdir / "state",
@@ -350,7 +351,7 @@ def _story(
     state_dir = outcome.workdir / "state"
     plans = sorted(p.name for p in (state_dir / "realisation").glob("*.yaml"))
     echo(f"9. Realisation plans in {state_dir / 'realisation'}: {', '.join(plans)}")
-    folder = state_dir / runtime.MANIFESTS_DIR
+    folder = state_dir / MANIFESTS_DIR
     outcome.manifests = sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
     if outcome.manifests:
         first_name = outcome.manifests[0]

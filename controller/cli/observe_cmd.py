@@ -78,7 +78,7 @@ def top(
 def discovered_metrics_url(conn: Connection) -> str | None:
     """The ``metrics`` line of the local controller's endpoints file, when that controller is
     the one ``conn`` talks to (``--server`` elsewhere: none)."""
-    from controller.process.wiring import read_endpoints
+    from controller.process.endpoints import read_endpoints
 
     try:
         found = read_endpoints(conn.state_folder())

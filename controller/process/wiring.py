@@ -35,30 +35,19 @@ from controller.api import auth
 from controller.core.topology import Topology
 from controller.kube.manifest_folder import build_manifest_folder_realiser
 from controller.process.config import (
-    DEFAULT_LEASE_DURATION_S,
-    DEFAULT_LEASE_NAMESPACE,
-    DEFAULT_LEASE_RETRY_S,
-    DEFAULT_LISTEN,
-    DEFAULT_SAMPLE_CELLS,
-    DEFAULT_STATE_FILE,
     FOLDER_LOCK_FILE,
-    INTENT_SOURCES,
     MANIFESTS_DIR,
     RuntimeConfig,
     load_city,
 )
 from controller.process.endpoints import (
-    ADDRESS_FILE,
-    ENDPOINTS_FILE,
-    port_problem,
-    read_endpoints,
     refuse_port,
     write_endpoints,
 )
 from controller.process.health import HealthPort
 from controller.process.leadership import Campaign, LeaderGate, LeaderOnlySlices
 from controller.process.manager import LoopThread, Manager, Serving, Step
-from controller.process.standby import Standby, StandbyServer, serve_standby
+from controller.process.standby import Standby
 from controller.runtime.agent_view import AgentDirectory
 from controller.runtime.clock import Clock, RealClock
 from controller.runtime.observer import ServiceObserver
@@ -74,33 +63,6 @@ if TYPE_CHECKING:
     from controller.kube.gateway import KubeGateway
     from controller.kube.leader import LeaderElector
 
-__all__ = [  # what the CLI and the tests import from here (most of it defined beside)
-    "ADDRESS_FILE",
-    "DEFAULT_LEASE_DURATION_S",
-    "DEFAULT_LEASE_NAMESPACE",
-    "DEFAULT_LEASE_RETRY_S",
-    "DEFAULT_LISTEN",
-    "DEFAULT_SAMPLE_CELLS",
-    "DEFAULT_STATE_FILE",
-    "ENDPOINTS_FILE",
-    "FOLDER_LOCK_FILE",
-    "INTENT_SOURCES",
-    "MANIFESTS_DIR",
-    "Attachment",
-    "Closeable",
-    "Controller",
-    "HealthPort",
-    "LeaderGate",
-    "RuntimeConfig",
-    "ServesAgents",
-    "StandbyServer",
-    "load_city",
-    "port_problem",
-    "read_endpoints",
-    "refuse_port",
-    "run",
-    "serve_standby",
-]
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ import yaml
 from click.testing import CliRunner, Result
 
 from controller.cli import agent_views, main
-from controller.process import wiring as runtime
+from controller.process.endpoints import read_endpoints
 from tests.support.agents_rig import TOKEN, Rig
 from tests.support.controller_process import SLICECTL, ControllerProcess, start_agent, start_controller
 from tests.support.runtime_helpers import doc
@@ -48,7 +48,7 @@ def slicectl(controller: ControllerProcess, *args: str) -> subprocess.CompletedP
 def test_agent_list_and_get_show_sessions_and_a_refusal(
     tmp_path: Path, controller: ControllerProcess
 ) -> None:
-    agents_at = runtime.read_endpoints(tmp_path / "state")["agents"]
+    agents_at = read_endpoints(tmp_path / "state")["agents"]
     with controller.client() as client:
         client.apply(
             [("cars.yaml", doc("cars", "vehicle", coverage={"zones": ["corridor-1"]}).model_dump_json())]

@@ -780,11 +780,11 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 
 def prepare(folder: Path, files: Mapping[str, str | bytes], state_db: bool = False) -> None:
     if state_db:
-        from controller.process import wiring as runtime
+        from controller.process.config import DEFAULT_STATE_FILE
         from controller.runtime import store
 
         (folder / "state").mkdir()
-        store.Store.open(folder / "state" / runtime.DEFAULT_STATE_FILE).close()
+        store.Store.open(folder / "state" / DEFAULT_STATE_FILE).close()
     for name, content in files.items():
         path = folder / name
         path.parent.mkdir(parents=True, exist_ok=True)

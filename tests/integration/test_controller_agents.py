@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from controller.process import wiring as runtime
+from controller.process.endpoints import read_endpoints
 from tests.support.controller_process import ControllerProcess, start_agent, start_controller
 from tests.support.runtime_helpers import doc
 from tests.support.waiting import eventually
@@ -64,7 +64,7 @@ def controller(tmp_path: Path) -> Iterator[ControllerProcess]:
 def test_agents_ack_config_and_a_dead_edge_agent_heals_its_slice(
     tmp_path: Path, controller: ControllerProcess
 ) -> None:
-    endpoints = runtime.read_endpoints(tmp_path / "state")
+    endpoints = read_endpoints(tmp_path / "state")
     assert set(endpoints) == {"operator", "agents", "metrics"}
     eventually("the start line", lambda: "serving on" in controller.log.read_text())
     log = controller.log.read_text()

@@ -20,7 +20,7 @@ from grpc_reflection.v1alpha import reflection_pb2
 
 from controller.api import auth, grpc_services
 from controller.api import server as api_server
-from controller.process import wiring as runtime
+from controller.process.standby import serve_standby
 from telemetry import agentlink as agent_service
 from tests.support import operator_fake
 from tests.support.telemetry_fakes import FakeService
@@ -69,7 +69,7 @@ def agent_port() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def standby_port() -> Iterator[str]:
-    standby = runtime.serve_standby("127.0.0.1:0", None, dev=True, identity="replica-b")
+    standby = serve_standby("127.0.0.1:0", None, dev=True, identity="replica-b")
     yield standby.address
     standby.stop()
 

@@ -15,6 +15,7 @@ import yaml
 
 from controller.kube.crd_source import FINALIZER
 from controller.process import wiring as runtime
+from controller.process.config import RuntimeConfig
 from controller.runtime.observer import NullObserver
 from tests.support import kube_real
 from tests.support.envtest import KubeApiServer
@@ -58,7 +59,7 @@ def start(
         identity: str = "op-test", observer: Any = None, kube_metrics_registry: Any = None, **kw: Any
     ) -> runtime.Controller:
         folder = tmp_path / f"{identity}-{len(controllers)}"
-        config = runtime.RuntimeConfig(
+        config = RuntimeConfig(
             topology=str(city_file),
             state_file=folder / "state.db",
             state_dir=folder / "state",

@@ -18,6 +18,8 @@ from controller.api.client import ApiClient
 from controller.cli import controller_cmd, main
 from controller.kube import gateway as kube_gateway
 from controller.process import wiring as runtime
+from controller.process.config import RuntimeConfig, load_city
+from controller.process.leadership import LeaderGate
 from controller.runtime.plan_recorder import PlanRecorder
 from tests.support import kube_fixtures, kube_real
 from tests.support.envtest import KubeApiServer
@@ -69,8 +71,8 @@ def _kubeconfig(tmp_path: Path, url: str) -> Path:
     return path
 
 
-def _config(tmp_path: Path, city: Path, **kw: Any) -> runtime.RuntimeConfig:
-    return runtime.RuntimeConfig(
+def _config(tmp_path: Path, city: Path, **kw: Any) -> RuntimeConfig:
+    return RuntimeConfig(
         topology=str(city),
         state_file=tmp_path / "state.db",
         state_dir=tmp_path / "state",
@@ -82,10 +84,10 @@ def _config(tmp_path: Path, city: Path, **kw: Any) -> runtime.RuntimeConfig:
 
 
 @pytest.fixture
-def started() -> Iterator[Callable[[runtime.RuntimeConfig], runtime.Controller]]:
+def started() -> Iterator[Callable[[RuntimeConfig], runtime.Controller]]:
     controllers: list[runtime.Controller] = []
 
-    def start(config: runtime.RuntimeConfig) -> runtime.Controller:
+    def start(config: RuntimeConfig) -> runtime.Controller:
         controller = runtime.Controller(config)
         controller.start()
         controllers.append(controller)
@@ -102,7 +104,7 @@ def _client(controller: runtime.Controller) -> ApiClient:
 
 
 def test_embedded_default_renders_manifests_shown_by_slice_manifests(
-    tmp_path: Path, city_file: Path, started: Callable[[runtime.RuntimeConfig], runtime.Controller]
+    tmp_path: Path, city_file: Path, started: Callable[[RuntimeConfig], runtime.Controller]
 ) -> None:
     controller = started(_config(tmp_path, city_file))
     with _client(controller) as client:
@@ -130,7 +132,7 @@ def test_kube_mode_realises_through_a_kubeconfig(
     kube_controller_manager: KubeApiServer,
     tmp_path: Path,
     city_file: Path,
-    started: Callable[[runtime.RuntimeConfig], runtime.Controller],
+    started: Callable[[RuntimeConfig], runtime.Controller],
 ) -> None:
     server = kube_controller_manager
     config = _config(tmp_path, city_file, kube=True, kubeconfig=str(server.admin.kubeconfig))
@@ -154,7 +156,7 @@ def test_crd_intents_are_realised_and_their_status_written_back(
     kube_controller_manager: KubeApiServer,
     tmp_path: Path,
     city_file: Path,
-    started: Callable[[runtime.RuntimeConfig], runtime.Controller],
+    started: Callable[[RuntimeConfig], runtime.Controller],
 ) -> None:
     server = kube_controller_manager
     kube_real.install_crd(server)
@@ -244,7 +246,7 @@ def test_a_leader_that_loses_the_lease_stops_writing_and_stops(
     emu: KubeEmulator,
     tmp_path: Path,
     city_file: Path,
-    started: Callable[[runtime.RuntimeConfig], runtime.Controller],
+    started: Callable[[RuntimeConfig], runtime.Controller],
 ) -> None:
     config = _config(
         tmp_path,
@@ -272,7 +274,5 @@ def test_a_leader_that_loses_the_lease_stops_writing_and_stops(
             assert exc.status == 409
     assert controller.wait(5), "the controller should stop after losing the lease"
     assert controller.lost_leadership
-    gate = runtime.LeaderGate(
-        PlanRecorder(tmp_path / "plans", runtime.load_city(config)), controller.is_leading
-    )
+    gate = LeaderGate(PlanRecorder(tmp_path / "plans", load_city(config)), controller.is_leading)
     assert gate.remove("cars").reason == "NotLeader"

@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from controller.cli import main
-from controller.process import wiring as runtime
+from controller.process.endpoints import read_endpoints
 from tests.support.controller_process import SLICECTL, ControllerProcess, start_controller
 
 SITES = 2
@@ -55,7 +55,7 @@ def _simulate_until_connected(c: ControllerProcess, env: dict[str, str], *extra:
 
 def test_simulate_finds_the_local_controller(controller: ControllerProcess, tmp_path: Path) -> None:
     state = tmp_path / "ctl" / "state"
-    agents = runtime.read_endpoints(state)["agents"]
+    agents = read_endpoints(state)["agents"]
     env = {**os.environ, "EDGESLICE_STATE_DIR": str(state), "EDGESLICE_CONFIG": str(tmp_path / "none.yaml")}
     for name in ("EDGESLICE_SERVER", "EDGESLICE_TOKEN", "EDGESLICE_CONTEXT"):
         env.pop(name, None)
@@ -65,7 +65,7 @@ def test_simulate_finds_the_local_controller(controller: ControllerProcess, tmp_
 
 def test_simulate_uses_the_contexts_agents_address(controller: ControllerProcess, tmp_path: Path) -> None:
     state = tmp_path / "ctl" / "state"
-    agents = runtime.read_endpoints(state)["agents"]
+    agents = read_endpoints(state)["agents"]
     config = tmp_path / "config.yaml"
     env = {**os.environ, "EDGESLICE_STATE_DIR": str(tmp_path / "elsewhere"), "EDGESLICE_CONFIG": str(config)}
     for name in ("EDGESLICE_SERVER", "EDGESLICE_TOKEN", "EDGESLICE_CONTEXT"):

@@ -19,6 +19,7 @@ from click.testing import CliRunner, Result
 from controller.cli import main
 from controller.cli.progress import Progress
 from controller.process import wiring as runtime
+from controller.process.config import RuntimeConfig
 from tests.support.api_service_rig import TOKEN, Running, slice_yaml
 
 
@@ -307,7 +308,7 @@ def test_topology_live_commands(running: Running, tmp_path: Path) -> None:
 def test_dev_mode_controller_needs_no_flags(tmp_path: Path) -> None:
     """`slicectl controller run` defaults: the CLI finds the address and the dev token itself."""
     state_dir = tmp_path / "state"
-    config = runtime.RuntimeConfig(
+    config = RuntimeConfig(
         state_file=tmp_path / "edgeslice.db",
         state_dir=state_dir,
         listen="127.0.0.1:0",

@@ -15,6 +15,7 @@ from controller.cli import main, render
 from controller.core import citygen
 from controller.core.topology import Topology
 from controller.process import wiring as runtime
+from controller.process.config import RuntimeConfig
 from slices import errors
 from slices.intent import load_slices
 
@@ -88,7 +89,7 @@ def test_render_command_offline_and_live(tmp_path: Path) -> None:
     bad = runner.invoke(main, ["topology", "render", "--out", str(tmp_path / "b.png")])
     assert bad.exit_code == 2 and "give exactly one of --topology FILE or --cells N" in bad.stderr
 
-    config = runtime.RuntimeConfig(
+    config = RuntimeConfig(
         state_file=tmp_path / "edgeslice.db",
         state_dir=tmp_path / "state",
         listen="127.0.0.1:0",

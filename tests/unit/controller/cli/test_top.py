@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 
 from controller.cli import main, top
 from controller.process import wiring as runtime
+from controller.process.config import RuntimeConfig
 from controller.runtime.service import ControllerService
 from protos.edgeslice.operator.v1 import operator_pb2 as pb
 from slices import errors
@@ -140,7 +141,7 @@ def controller(tmp_path: Path) -> Iterator[tuple[runtime.Controller, Any]]:
         servers.append(serve_metrics(observer.registry, 0))
         return servers[-1]
 
-    config = runtime.RuntimeConfig(
+    config = RuntimeConfig(
         state_file=tmp_path / "edgeslice.db",
         state_dir=tmp_path / "state",
         listen="127.0.0.1:0",
