@@ -56,6 +56,7 @@ from telemetry.metrics.agents import AgentRegistryView
 from telemetry.metrics.exposition import serve_metrics
 from telemetry.metrics.kpis import KPI_MAX_AGE_S
 from telemetry.metrics.observer import ControllerMetrics
+from telemetry.metrics.scrapes import configure_process
 
 TARGET_MS = 250.0
 CASES = {
@@ -151,6 +152,7 @@ def placed_city(
 
 
 def main(argv: list[str] | None = None) -> int:
+    configure_process()  # as the controller's composition root does
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cells", type=int, default=20_000)
     parser.add_argument("--slices", type=int, default=2_000)

@@ -30,9 +30,11 @@ from bench.bench_metrics import Agents, placed_city
 from controller.runtime.store import Store
 from telemetry.metrics.agents import AgentRegistryView
 from telemetry.metrics.kpis import KPI_MAX_AGE_S
+from telemetry.metrics.scrapes import configure_process
 
 
 def main(argv: list[str] | None = None) -> None:
+    configure_process()  # as the controller's composition root does
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cells", type=int, default=20_000)
     ap.add_argument("--slices", type=int, default=2_000)

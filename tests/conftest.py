@@ -18,6 +18,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from telemetry.metrics.scrapes import configure_process
 from tests.support.envtest import AssetsMissing, KubeApiServer, ci_requires_real_servers, find_assets
 from tests.support.kube_emulator import KubeEmulator
 
@@ -25,6 +26,12 @@ _FIXTURES = {"kube_apiserver", "kube_controller_manager"}
 
 
 _LEVELS = ("unit", "integration", "e2e")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The process-wide metrics switches the controller's composition root sets (no ``_created``
+    samples, the collector paused during scrapes): the tests' metrics run as the controller's do."""
+    configure_process()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -113,7 +113,11 @@ class Companions:
             from prometheus_client import CollectorRegistry
 
             from telemetry.metrics.observer import ControllerMetrics
+            from telemetry.metrics.scrapes import configure_process
 
+            # Process-wide switches (no _created samples, the collector paused during scrapes):
+            # set here, where the process is composed, once.
+            configure_process()
             self.metrics = ControllerMetrics(CollectorRegistry())
         self.agent_server: AgentServer | None = None
         self.metrics_server: MetricsServer | None = None

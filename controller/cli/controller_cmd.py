@@ -309,12 +309,6 @@ def run(
         )
     elif agents_listen or agents_tls_cert or agents_tls_key or agents_client_ca:
         raise errors.InvalidSpec("--no-agents: do not combine with --agents-listen or --agents-tls-*")
-    if metrics_port is not None:
-        # Process-wide switches (no _created samples, the collector paused during scrapes): set
-        # here, in the composition root, once for the whole process.
-        from telemetry.metrics.scrapes import configure_process
-
-        configure_process()
     host = auth.split_address(listen)[0]
     parts = companions.Companions(agents, metrics_port, host)
     # Refused in one line each, after the state's lock (a second controller is named as such).

@@ -15,7 +15,6 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessColl
 
 from slices.intent import SliceKind
 from telemetry.metrics.interceptors import GrpcMetricsInterceptor
-from telemetry.metrics.scrapes import configure_process
 from telemetry.metrics.state import MAX_REASONS, PREFIX, StateCollector
 from telemetry.metrics.views import AgentsView, StateSource
 
@@ -34,9 +33,6 @@ class ControllerMetrics:
     """
 
     def __init__(self, registry: CollectorRegistry, process: bool = True) -> None:
-        # Process-wide: the composition root's call; kept here (idempotent) for the builders of
-        # metrics that do not go through it (tests, benchmarks, the demo).
-        configure_process()
         self.registry = registry
         self._reasons: set[str] = set()
         self._reasons_lock = threading.Lock()
