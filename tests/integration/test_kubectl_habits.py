@@ -5,9 +5,6 @@ wide|name|jsonpath=``, ``events --tail|--since``, ``get --watch``."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -185,20 +182,7 @@ def test_events_follow_with_tail_starts_at_the_newest(running: Running, city: Pa
     seqs = [
         e["seq"] for e in json.loads(ok(run(running, "slice", "events", "--after-seq", "0", "-o", "json")))
     ]
-    env = {**os.environ, "EDGESLICE_SERVER": running.address, "EDGESLICE_TOKEN": TOKEN}
-    cmd = [
-        sys.executable,
-        "-c",
-        "from controller.cli import main; main()",
-        "slice",
-        "events",
-        "--follow",
-        "--tail",
-        "2",
-        "-o",
-        "json",
-    ]
-    with subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+    with running.slicectl_process("slice", "events", "--follow", "--tail", "2", "-o", "json") as proc:
         try:
             assert proc.stdout is not None
             first = [proc.stdout.readline() for _ in range(2)]
@@ -298,19 +282,7 @@ def test_window_searches_on_a_long_sparse_trail() -> None:
 
 
 def test_get_watch_prints_each_change(running: Running, city: Path, tmp_path: Path) -> None:
-    env = {**os.environ, "EDGESLICE_SERVER": running.address, "EDGESLICE_TOKEN": TOKEN}
-    cmd = [
-        sys.executable,
-        "-c",
-        "from controller.cli import main; main()",
-        "slice",
-        "get",
-        "plain",
-        "--watch",
-        "-o",
-        "json",
-    ]
-    with subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+    with running.slicectl_process("slice", "get", "plain", "--watch", "-o", "json") as proc:
         try:
             assert proc.stdout is not None
             first = json.loads(proc.stdout.readline())
@@ -329,9 +301,7 @@ def test_get_watch_prints_each_change(running: Running, city: Path, tmp_path: Pa
 
 
 def test_get_watch_table_rows(running: Running, city: Path, tmp_path: Path) -> None:
-    env = {**os.environ, "EDGESLICE_SERVER": running.address, "EDGESLICE_TOKEN": TOKEN}
-    cmd = [sys.executable, "-c", "from controller.cli import main; main()", "slice", "get", "plain", "-w"]
-    with subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+    with running.slicectl_process("slice", "get", "plain", "-w") as proc:
         try:
             assert proc.stdout is not None
             assert proc.stdout.readline().split()[:2] == ["NAME", "KIND"]

@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -205,18 +202,7 @@ def test_events_listing_filters_and_formats(running: Running, tmp_path: Path) ->
 def test_events_follow_streams_json_lines(running: Running, tmp_path: Path) -> None:
     """--follow in a real process: it prints the backlog, then events as they happen."""
     run(running, "slice", "apply", "-f", write(tmp_path, "a.yaml", slice_yaml("cars")))
-    env = {**os.environ, "EDGESLICE_SERVER": running.address, "EDGESLICE_TOKEN": TOKEN}
-    cmd = [
-        sys.executable,
-        "-c",
-        "from controller.cli import main; main()",
-        "slice",
-        "events",
-        "--follow",
-        "-o",
-        "json",
-    ]
-    with subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+    with running.slicectl_process("slice", "events", "--follow", "-o", "json") as proc:
         try:
             assert proc.stdout is not None
             first = json.loads(proc.stdout.readline())

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 from controller.api import auth
@@ -38,6 +41,13 @@ class Running:
     def stop(self) -> None:
         self.server.stop(0)
         self.store.close()
+
+    def slicectl_process(self, *args: str) -> subprocess.Popen[str]:
+        """``slicectl ARGS`` as its own process against this API (for commands that keep
+        running: --follow, --watch), its output piped as text."""
+        env = {**os.environ, "EDGESLICE_SERVER": self.address, "EDGESLICE_TOKEN": TOKEN}
+        cmd = [sys.executable, "-c", "from controller.cli import main; main()", *args]
+        return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     def rows(self) -> int:
         with sqlite3.connect(self.folder / "state.db") as db:
