@@ -20,7 +20,7 @@ import fcntl
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -53,6 +53,10 @@ class Transaction:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
         self.events_added = 0
+
+    def execute(self, sql: str, args: Sequence[object] = ()) -> int:
+        """One statement of a table another package owns (the booking tables); rows changed."""
+        return self._conn.execute(sql, args).rowcount
 
     def put_slice(self, row: SliceRow) -> None:
         self._conn.execute(
@@ -217,6 +221,11 @@ class Store:
                 raise errors.StoreError(f"state file {self.path}: commit failed: {exc}") from exc
 
     # -- reads --------------------------------------------------------------------------------
+
+    def query(self, sql: str, args: Sequence[object] = ()) -> list[sqlite3.Row]:
+        """Rows of a table another package owns (the booking tables), read under the store's lock."""
+        with self._lock:
+            return list(self._conn.execute(sql, args).fetchall())
 
     def load_slices(self) -> list[SliceRow]:
         with self._lock:

@@ -16,7 +16,7 @@ import pydantic
 
 from slices import errors
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 #: ``PRAGMA application_id`` of an edgeslice state ("ESLC"): a SQLite file of something else is
 #: refused rather than having our tables added to it.
 APPLICATION_ID = 0x45534C43
@@ -79,6 +79,51 @@ MIGRATIONS: tuple[str, ...] = (
     );
     INSERT INTO meta (key, value) VALUES ('epoch', lower(hex(randomblob(8))));
     """,
+    # 3 -> 4: the CAMARA booking API (controller.booking): the clients the operator registers,
+    # each booking (its NetworkSlice is a row of slices, written in the same transaction) and the
+    # CloudEvents owed to its sink. The booking package owns the SQL of these tables.
+    """
+    CREATE TABLE booking_clients (
+        client_id       TEXT PRIMARY KEY,
+        name            TEXT NOT NULL UNIQUE,   -- DNS label: the tenant
+        secret_hash     TEXT NOT NULL,          -- never the secret itself
+        scopes          TEXT NOT NULL,          -- JSON list
+        quota_bookings  INTEGER,
+        quota_mbps      REAL,
+        requests_per_s  REAL,
+        created_at      TEXT NOT NULL,
+        rotated_at      TEXT
+    );
+    CREATE TABLE bookings (
+        slice_id        TEXT PRIMARY KEY,       -- the CAMARA sliceId (UUID)
+        tenant          TEXT NOT NULL,          -- booking_clients.name
+        slice_name      TEXT NOT NULL UNIQUE,   -- its NetworkSlice
+        attributes      TEXT NOT NULL,          -- SliceAttributes as booked, without sinkCredential
+        sink            TEXT,
+        sink_credential TEXT,                   -- JSON; only ever sent to the sink
+        reserved_mbps   REAL NOT NULL,          -- what counts against the tenant's quota
+        start_at        TEXT NOT NULL,
+        end_at          TEXT,
+        created_at      TEXT NOT NULL,
+        deleted_at      TEXT
+    );
+    CREATE INDEX bookings_by_tenant ON bookings (tenant, created_at);
+    CREATE TABLE booking_deliveries (
+        seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+        event_id        TEXT NOT NULL UNIQUE,
+        slice_id        TEXT NOT NULL,
+        status          TEXT NOT NULL,          -- what changed: scheduled, active, expired, ...
+        sink            TEXT NOT NULL,
+        payload         TEXT NOT NULL,          -- the CloudEvent (JSON)
+        state           TEXT NOT NULL,          -- pending, delivered, failed
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        last_error      TEXT,
+        next_attempt_at TEXT,
+        delivered_at    TEXT,
+        created_at      TEXT NOT NULL
+    );
+    CREATE INDEX booking_deliveries_due ON booking_deliveries (state, next_attempt_at);
+    """,
 )
 
 
@@ -88,6 +133,19 @@ TABLES: tuple[frozenset[str], ...] = (
     frozenset({"slices", "events", "maintenance"}),
     frozenset({"slices", "events", "maintenance", "agent_sites"}),
     frozenset({"slices", "events", "maintenance", "agent_sites", "site_generations", "meta"}),
+    frozenset(
+        {
+            "slices",
+            "events",
+            "maintenance",
+            "agent_sites",
+            "site_generations",
+            "meta",
+            "booking_clients",
+            "bookings",
+            "booking_deliveries",
+        }
+    ),
 )
 
 

@@ -251,7 +251,7 @@ def test_a_backup_taken_while_the_controller_writes_restores_every_slice(tmp_pat
             writer.wait_for(10)
             result = slicectl("state", "backup", str(backup), "--state", str(db), state_dir=state_dir)
             assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
-            assert result.stdout.startswith(f"backed up {db} to {backup} (schema 3, ")
+            assert result.stdout.startswith(f"backed up {db} to {backup} (schema 4, ")
             at_backup = writer.applied
             writer.wait_for(at_backup + 5)  # the controller kept writing meanwhile
             # Restore is refused while the controller runs, and replaces nothing.
@@ -326,7 +326,7 @@ def test_state_check_counts_what_a_sound_state_holds(filled: Path, tmp_path: Pat
     result = slicectl("state", "check", "--state", str(db), state_dir=tmp_path / "state")
     assert (
         result.returncode == 0
-        and result.stdout.strip() == f"state file {db}: ok (schema 3, 60 slices, {report.events} events)"
+        and result.stdout.strip() == f"state file {db}: ok (schema 4, 60 slices, {report.events} events)"
     )
 
 

@@ -105,7 +105,7 @@ def test_older_schema_is_migrated_and_newer_refused(tmp_path: Path) -> None:
     conn.close()
     assert path.stat().st_size > 0
     s = Store.open(path)
-    assert s.schema_version == 3
+    assert s.schema_version == SCHEMA_VERSION
     s.close()
     conn = sqlite3.connect(path)
     conn.execute("PRAGMA user_version = 99")
@@ -129,7 +129,7 @@ def test_agent_sites_are_kept_across_reopening_and_added_by_migration(tmp_path: 
     conn.executescript(MIGRATIONS[0] + "PRAGMA user_version = 1;")  # a version-1 file
     conn.close()
     s = Store.open(path)
-    assert s.schema_version == 3 and s.agent_sites() == set()
+    assert s.schema_version == SCHEMA_VERSION and s.agent_sites() == set()
     at = datetime(2026, 1, 1, tzinfo=UTC)
     s.add_agent_sites(["c1", "e1"], at)
     s.add_agent_sites(["c1"], at)  # known already: left as it is
@@ -179,14 +179,14 @@ def test_an_empty_file_is_refused_unchanged_and_only_init_starts_over_it(tmp_pat
     assert "\n" not in str(info.value)
     assert path.stat().st_size == 0 and sorted(p.name for p in tmp_path.iterdir()) == ["a.db"]
     s = Store.open(path, init=True)
-    assert s.schema_version == 3 and s.load_slices() == []
+    assert s.schema_version == SCHEMA_VERSION and s.load_slices() == []
     s.close()
     _filled(tmp_path / "b.db")
     before = _digest(tmp_path / "b.db")
     with pytest.raises(errors.StoreError, match=r"b.db: --init starts a new state only where there is none"):
         Store.open(tmp_path / "b.db", init=True)
     assert _digest(tmp_path / "b.db") == before
-    assert Store.open(tmp_path / "missing.db").schema_version == 3  # a missing file needs no --init
+    assert Store.open(tmp_path / "missing.db").schema_version == SCHEMA_VERSION  # a missing file needs no --init
 
 
 def test_a_missing_file_beside_its_log_is_refused(tmp_path: Path) -> None:
@@ -302,7 +302,7 @@ def test_check_of_a_sound_state_counts_what_is_in_it(tmp_path: Path) -> None:
     path = tmp_path / "a.db"
     _filled(path)
     report = store_mod.check_state(path)
-    assert report.ok and (report.schema_version, report.slices) == (3, 3)
+    assert report.ok and (report.schema_version, report.slices) == (SCHEMA_VERSION, 3)
     assert report.events > 0 and len(report.epoch) == 16
 
 
@@ -331,7 +331,7 @@ def test_migration_from_each_earlier_version_keeps_the_data(tmp_path: Path, vers
     conn.close()
     events = Store.open(source).events()
     s = Store.open(path)
-    assert s.schema_version == 3
+    assert s.schema_version == SCHEMA_VERSION
     assert {r.name: r for r in s.load_slices()} == rows
     assert s.events() == events
     assert [(m.kind, m.name) for m in s.maintenance()] == [("site", "e2")]
