@@ -10,9 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import click
-
-from controller.cli import output, selection
+from controller.cli import listing, output, selection
 from controller.cli.views import when
 from protos.edgeslice.operator.v1 import operator_pb2 as pb
 
@@ -111,36 +109,21 @@ def wide_row(a: pb.Agent) -> list[object]:
     return [*agent_row(a), seen, a.instance_id or "-", a.epoch, a.rejections]
 
 
+AGENTS: listing.Printed[pb.Agent] = listing.Printed(
+    name=lambda a: f"agent/{a.site}",
+    data=agent_data,
+    text=agent_text,
+    table=agents_table,
+    wide_headers=WIDE_HEADERS,
+    wide_row=wide_row,
+)
+
+
 def emit_agents(agents: Sequence[pb.Agent], fmt: selection.Format, empty: str) -> None:
     """``agent list`` in any ``-o`` of the get/list commands."""
-    if fmt.kind in ("table", "wide") and not agents:
-        click.echo(empty)
-    elif fmt.kind == "table":
-        click.echo(agents_table(agents))
-    elif fmt.kind == "wide":
-        click.echo(output.table(WIDE_HEADERS, [wide_row(a) for a in agents]))
-    elif fmt.kind == "name":
-        for a in agents:
-            click.echo(f"agent/{a.site}")
-    elif fmt.kind == "jsonpath":
-        assert fmt.template is not None
-        text = selection.render(fmt.template, {"kind": "List", "items": [agent_data(a) for a in agents]})
-        click.echo(text, nl=not text.endswith("\n"))
-    else:
-        output.emit_data([agent_data(a) for a in agents], fmt.kind)
+    listing.emit_many(AGENTS, agents, fmt, empty)
 
 
 def emit_agent(a: pb.Agent, fmt: selection.Format) -> None:
     """``agent get`` in any ``-o`` of the get/list commands."""
-    if fmt.kind == "table":
-        click.echo(agent_text(a))
-    elif fmt.kind == "wide":
-        click.echo(output.table(WIDE_HEADERS, [wide_row(a)]))
-    elif fmt.kind == "name":
-        click.echo(f"agent/{a.site}")
-    elif fmt.kind == "jsonpath":
-        assert fmt.template is not None
-        text = selection.render(fmt.template, agent_data(a))
-        click.echo(text, nl=not text.endswith("\n"))
-    else:
-        output.emit_data(agent_data(a), fmt.kind)
+    listing.emit_one(AGENTS, a, fmt)

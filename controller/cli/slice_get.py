@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
 
 import click
 
 from controller.api import client as api_client
-from controller.cli import event_window, output, selection, views
+from controller.cli import event_window, listing, output, selection, views
 from protos.edgeslice.operator.v1 import operator_pb2 as pb
 from slices import errors
 
@@ -27,25 +26,14 @@ def labels_of(s: pb.Slice) -> dict[str, str]:
     return {str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {}
 
 
-WIDE_HEADERS = [
-    "NAME", "KIND", "S-NSSAI", "PRIO", "STATE", "REASON", "EDGES", "CELLS", "WORST-MS",
-    "GEN", "UNSERVED", "KBPS/CELL", "UPDATED", "LABELS",
-]  # fmt: skip
+WIDE_HEADERS = [*views.SLICE_HEADERS, "GEN", "UNSERVED", "KBPS/CELL", "UPDATED", "LABELS"]
 
 
 def wide_row(s: pb.Slice) -> list[object]:
     placed = s.HasField("placement")
     labels = labels_of(s)
     return [
-        s.name,
-        s.kind,
-        s.snssai,
-        s.priority,
-        s.state,
-        s.reason or "-",
-        views.edges_text(s),
-        s.placement.cells_served if placed else 0,
-        f"{s.placement.worst_latency_ms:.2f}" if placed else "-",
+        *views.slice_row(s),
         s.generation,
         len(s.placement.unserved_cells) if placed else 0,
         s.placement.kbps_per_cell if placed else "-",
@@ -54,41 +42,22 @@ def wide_row(s: pb.Slice) -> list[object]:
     ]
 
 
-def _echo_template(text: str) -> None:
-    """A template's text, with a newline at the end unless it ends in one already."""
-    click.echo(text, nl=not text.endswith("\n"))
+SLICES: listing.Printed[pb.Slice] = listing.Printed(
+    name=lambda s: f"slice/{s.name}",
+    data=views.slice_data,
+    text=views.slice_text,
+    table=views.slices_table,
+    wide_headers=WIDE_HEADERS,
+    wide_row=wide_row,
+)
 
 
 def emit_one(s: pb.Slice, fmt: selection.Format) -> None:
-    if fmt.kind == "table":
-        click.echo(views.slice_text(s))
-    elif fmt.kind == "wide":
-        click.echo(output.table(WIDE_HEADERS, [wide_row(s)]))
-    elif fmt.kind == "name":
-        click.echo(f"slice/{s.name}")
-    elif fmt.kind == "jsonpath":
-        assert fmt.template is not None
-        _echo_template(selection.render(fmt.template, views.slice_data(s)))
-    else:
-        output.emit_data(views.slice_data(s), fmt.kind)
+    listing.emit_one(SLICES, s, fmt)
 
 
 def emit_many(slices: Sequence[pb.Slice], fmt: selection.Format, empty: str) -> None:
-    if fmt.kind in ("table", "wide") and not slices:
-        click.echo(empty)
-    elif fmt.kind == "table":
-        click.echo(views.slices_table(slices))
-    elif fmt.kind == "wide":
-        click.echo(output.table(WIDE_HEADERS, [wide_row(s) for s in slices]))
-    elif fmt.kind == "name":
-        for s in slices:
-            click.echo(f"slice/{s.name}")
-    elif fmt.kind == "jsonpath":
-        assert fmt.template is not None
-        data: dict[str, Any] = {"kind": "List", "items": [views.slice_data(s) for s in slices]}
-        _echo_template(selection.render(fmt.template, data))
-    else:
-        output.emit_data([views.slice_data(s) for s in slices], fmt.kind)
+    listing.emit_many(SLICES, slices, fmt, empty)
 
 
 class _Rows:
@@ -106,7 +75,7 @@ class _Rows:
 
 
 def _row(s: pb.Slice, fmt: selection.Format) -> list[object]:
-    return wide_row(s) if fmt.kind == "wide" else wide_row(s)[:9]
+    return wide_row(s) if fmt.kind == "wide" else views.slice_row(s)
 
 
 def _print_change(s: pb.Slice | None, name: str, fmt: selection.Format, rows: _Rows | None) -> None:

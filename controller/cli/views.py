@@ -133,24 +133,27 @@ def edges_text(s: pb.Slice) -> str:
     return ",".join(e.site for e in s.placement.edges) or "-"
 
 
-def slices_table(slices: Sequence[pb.Slice]) -> str:
-    rows = [
-        [
-            s.name,
-            s.kind,
-            s.snssai,
-            s.priority,
-            s.state,
-            s.reason or "-",
-            edges_text(s),
-            s.placement.cells_served if s.HasField("placement") else 0,
-            f"{s.placement.worst_latency_ms:.2f}" if s.HasField("placement") else "-",
-        ]
-        for s in slices
+SLICE_HEADERS = ["NAME", "KIND", "S-NSSAI", "PRIO", "STATE", "REASON", "EDGES", "CELLS", "WORST-MS"]
+
+
+def slice_row(s: pb.Slice) -> list[object]:
+    """The columns of :data:`SLICE_HEADERS` (``-o wide`` adds more after them)."""
+    placed = s.HasField("placement")
+    return [
+        s.name,
+        s.kind,
+        s.snssai,
+        s.priority,
+        s.state,
+        s.reason or "-",
+        edges_text(s),
+        s.placement.cells_served if placed else 0,
+        f"{s.placement.worst_latency_ms:.2f}" if placed else "-",
     ]
-    return output.table(
-        ["NAME", "KIND", "S-NSSAI", "PRIO", "STATE", "REASON", "EDGES", "CELLS", "WORST-MS"], rows
-    )
+
+
+def slices_table(slices: Sequence[pb.Slice]) -> str:
+    return output.table(SLICE_HEADERS, [slice_row(s) for s in slices])
 
 
 def slice_text(s: pb.Slice) -> str:
