@@ -12,10 +12,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
-import click
-
+from controller.cli import selection
 from protos.edgeslice.operator.v1 import operator_pb2 as pb
 from slices import errors
 
@@ -50,16 +49,13 @@ def parse_duration(text: str, flag: str = "--since") -> timedelta:
     return timedelta(seconds=total)
 
 
-class DurationType(click.ParamType):  # type: ignore[type-arg]  # generic from click 8.5 on
+class DurationType(selection.ParsedType[timedelta]):
     name = "DURATION"
+    parsed = timedelta
+    flag = "--since"
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> timedelta:
-        if isinstance(value, timedelta):
-            return value
-        try:
-            return parse_duration(str(value))
-        except errors.InvalidSpec as exc:
-            self.fail(str(exc).removeprefix("--since "), param, ctx)
+    def parse(self, text: str) -> timedelta:
+        return parse_duration(text)
 
 
 class EventSource(Protocol):

@@ -14,13 +14,14 @@ import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import click
 
 from slices import errors
 
 GET_FORMATS = ("table", "wide", "name", "json", "yaml")
+T = TypeVar("T")
 
 
 # ---- -o -------------------------------------------------------------------------------------
@@ -282,16 +283,33 @@ def parse_selector(text: str, flag: str = "--selector") -> Selector:
     return Selector(tuple(requirements))
 
 
-class SelectorType(click.ParamType):  # type: ignore[type-arg]  # generic from click 8.5 on
-    name = "SELECTOR"
+class ParsedType(click.ParamType, Generic[T]):  # type: ignore[type-arg]  # generic from click 8.5 on
+    """A flag's value read by ``parse``, whose :class:`~slices.errors.InvalidSpec` names ``flag``:
+    click's usage error says it without the flag (click names the parameter itself); a value that
+    is already a ``parsed`` (a default) passes as it is."""
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Selector:
-        if isinstance(value, Selector):
+    parsed: type[T]
+    flag: str
+
+    def parse(self, text: str) -> T:
+        raise NotImplementedError
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> T:
+        if isinstance(value, self.parsed):
             return value
         try:
-            return parse_selector(str(value))
+            return self.parse(str(value))
         except errors.InvalidSpec as exc:
-            self.fail(str(exc).removeprefix("--selector "), param, ctx)
+            self.fail(str(exc).removeprefix(f"{self.flag} "), param, ctx)
+
+
+class SelectorType(ParsedType[Selector]):
+    name = "SELECTOR"
+    parsed = Selector
+    flag = "--selector"
+
+    def parse(self, text: str) -> Selector:
+        return parse_selector(text)
 
 
 selector_option = click.option(

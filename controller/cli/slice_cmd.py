@@ -25,6 +25,16 @@ from slices import errors, intent
 REJECTED = "Rejected"
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 
+# The documents ``apply`` and ``diff`` read (``delete -f`` names slices, with its own help).
+filename_option = click.option(
+    "-f",
+    "--filename",
+    "files",
+    multiple=True,
+    required=True,
+    help="YAML/JSON file of NetworkSlice documents, a folder of them, or - for stdin. Repeat for more.",
+)
+
 
 @click.group(name="slice")
 def slice_group() -> None:
@@ -74,14 +84,7 @@ def read_manifests(paths: list[str], progress: Progress) -> tuple[list[tuple[str
 
 
 @slice_group.command()
-@click.option(
-    "-f",
-    "--filename",
-    "files",
-    multiple=True,
-    required=True,
-    help="YAML/JSON file of NetworkSlice documents, a folder of them, or - for stdin. Repeat for more.",
-)
+@filename_option
 @click.option(
     "--dry-run",
     type=click.Choice(["none", "client", "server"]),
@@ -150,14 +153,7 @@ DIFFERENT = 1  # `slice diff`: some file differs from what is stored (like `kube
 
 
 @slice_group.command()
-@click.option(
-    "-f",
-    "--filename",
-    "files",
-    multiple=True,
-    required=True,
-    help="YAML/JSON file of NetworkSlice documents, a folder of them, or - for stdin. Repeat for more.",
-)
+@filename_option
 @connection_options
 def diff(files: tuple[str, ...], conn: Connection) -> None:
     """What applying the files would change in the stored specs, as a unified diff (YAML).

@@ -21,6 +21,21 @@ from slices import errors
 
 KIND_ORDER = {k: i for i, k in enumerate(tf.SiteKind)}
 FILE_FORMATS = ("yaml", "json")
+# ``topology show``'s tables of summary() records: (header, key) per column.
+EDGE_SITE_COLUMNS = (
+    ("EDGE SITE", "id"),
+    ("CPU (m)", "cpuMillicores"),
+    ("MEMORY (MiB)", "memoryMib"),
+    ("NODE LABEL", "nodeLabel"),
+    ("CELLS NEAREST", "cellsNearest"),
+)
+LINK_CLASS_COLUMNS = (
+    ("LINK CLASS", "class"),
+    ("LINKS", "links"),
+    ("BANDWIDTH (Mbps)", "bandwidthMbps"),
+    ("LATENCY MEAN (ms)", "latencyMsMean"),
+    ("LATENCY MAX (ms)", "latencyMsMax"),
+)
 
 
 @click.group()
@@ -97,26 +112,12 @@ def show(file: str, fmt: str) -> None:
     click.echo(f"topology {data['name']}: {_one_line(built)}\n")
     click.echo(output.table(["KIND", "SITES"], list(data["sites"].items())))
     click.echo()
-    click.echo(
-        output.table(
-            ["EDGE SITE", "CPU (m)", "MEMORY (MiB)", "NODE LABEL", "CELLS NEAREST"],
-            [
-                [e["id"], e["cpuMillicores"], e["memoryMib"], e["nodeLabel"], e["cellsNearest"]]
-                for e in data["edgeSites"]
-            ],
-        )
-    )
-    click.echo()
-    click.echo(
-        output.table(
-            ["LINK CLASS", "LINKS", "BANDWIDTH (Mbps)", "LATENCY MEAN (ms)", "LATENCY MAX (ms)"],
-            [
-                [c["class"], c["links"], c["bandwidthMbps"], c["latencyMsMean"], c["latencyMsMax"]]
-                for c in data["linkClasses"]
-            ],
-        )
-    )
-    click.echo()
+    for columns, records in (
+        (EDGE_SITE_COLUMNS, data["edgeSites"]),
+        (LINK_CLASS_COLUMNS, data["linkClasses"]),
+    ):
+        click.echo(output.table([h for h, _ in columns], [[r[k] for _, k in columns] for r in records]))
+        click.echo()
     groups: dict[str, list[str]] = defaultdict(list)
     for zone in data["zones"]:
         groups[zone.rstrip("0123456789").rstrip("-") or zone].append(zone)

@@ -4,6 +4,7 @@ controller (registered into the ``topology`` group beside the file commands)."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 
 import click
 
@@ -20,15 +21,16 @@ BUSIEST_LINKS = 10
 KIND_ORDER = ("edge", "core", "aggregation", "cell")
 
 
-def _share(reserved: int, capacity: int) -> str:
-    """``used/total (pct%)``, or ``-`` for an element without that capacity.
+def _share(reserved: int, capacity: int, shown: Callable[[int], str] = str) -> str:
+    """``used/total (pct%)`` with each amount as ``shown`` writes it, or ``-`` for an element
+    without that capacity.
 
     >>> _share(1500, 6000), _share(0, 0)
     ('1500/6000 (25%)', '-')
     """
     if capacity <= 0:
         return "-"
-    return f"{reserved}/{capacity} ({100 * reserved / capacity:.0f}%)"
+    return f"{shown(reserved)}/{shown(capacity)} ({100 * reserved / capacity:.0f}%)"
 
 
 def mbps(kbps: int) -> str:
@@ -47,9 +49,7 @@ def _mbps_share(reserved_kbps: int, capacity_kbps: int) -> str:
     >>> _mbps_share(75_000, 300_000), _mbps_share(0, 0)
     ('75/300 (25%)', '-')
     """
-    if capacity_kbps <= 0:
-        return "-"
-    return f"{mbps(reserved_kbps)}/{mbps(capacity_kbps)} ({100 * reserved_kbps / capacity_kbps:.0f}%)"
+    return _share(reserved_kbps, capacity_kbps, mbps)
 
 
 def _state(s: pb.SiteStatus) -> str:
