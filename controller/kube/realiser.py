@@ -569,10 +569,7 @@ class KubeRealiser:
         except kube_gateway.KubeApiError as exc:
             log.warning("repairing %s failed: %s", _shown(key), exc)
             return
-        self.repairs += 1
-        note = f"{_shown(key)}: reverted {shown} (changed by {who})"
-        log.info("drift repaired: %s", note)
-        self._event(state, key, "DriftRepaired", "Revert", note)
+        self._repaired(state, key, "Revert", f"{_shown(key)}: reverted {shown} (changed by {who})")
 
     def _recreate(self, slice_name: str, key: Key) -> None:
         with self._lock:
@@ -594,12 +591,15 @@ class KubeRealiser:
                 # resync) brings everything back.
                 log.info("recreating %s: %s", _shown(key), exc)
                 return
-            self.repairs += 1
-            note = f"{_shown(key)} was deleted; recreated"
-            log.info("drift repaired: %s", note)
-            self._event(state, key, "DriftRepaired", "Recreate", note)
+            self._repaired(state, key, "Recreate", f"{_shown(key)} was deleted; recreated")
             if key[0] == "Deployment":
                 self._judge_workloads(slice_name)
+
+    def _repaired(self, state: _Desired, key: Key, action: str, note: str) -> None:
+        """Count, log and record (a DriftRepaired event) one repair of drift."""
+        self.repairs += 1
+        log.info("drift repaired: %s", note)
+        self._event(state, key, "DriftRepaired", action, note)
 
     def _event(self, state: _Desired, key: Key, reason: str, action: str, note: str) -> None:
         if self.events is None:
