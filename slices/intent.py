@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
@@ -121,6 +122,33 @@ class Workload(WireModel):
     ] = None
 
 
+class Schedule(WireModel):
+    """When the slice holds capacity: from ``start`` until ``end`` (none: until deleted).
+
+    Admission checks the whole window against every other slice that overlaps it (the capacity
+    calendar); the slice is realised at ``start`` and released at ``end``.
+    """
+
+    start: Annotated[datetime, Field(description="when the slice starts (RFC 3339 with a time zone)")]
+    end: Annotated[
+        datetime | None,
+        Field(description="when the slice ends and its capacity is released (RFC 3339; none: never)"),
+    ] = None
+
+    @field_validator("start", "end")
+    @classmethod
+    def _zoned(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.utcoffset() is None:
+            raise ValueError("give a time zone (e.g. 2026-12-24T18:00:00Z)")
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Schedule:
+        if self.end is not None and self.end <= self.start:
+            raise ValueError(f"end {self.end.isoformat()} is not after start {self.start.isoformat()}")
+        return self
+
+
 class NetworkSliceSpec(WireModel):
     """What the slice needs; unset fields take the defaults of its kind's profile."""
 
@@ -149,6 +177,10 @@ class NetworkSliceSpec(WireModel):
     isolation: Annotated[
         Isolation | None,
         Field(description="shared or dedicated (recorded; every slice has its own namespace either way)"),
+    ] = None
+    schedule: Annotated[
+        Schedule | None,
+        Field(description="the time window the slice holds capacity in (default: from now until deleted)"),
     ] = None
     workloads: Annotated[
         tuple[Workload, ...] | None,

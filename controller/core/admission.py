@@ -114,6 +114,8 @@ class Decision:
     reason: str
     message: str
     preempts: tuple[str, ...] = ()
+    #: The element that bound a capacity rejection (``cell:<id>``, ``link:<a>:<b>``, ``site:<id>``).
+    binding: str | None = None
 
 
 @dataclass(frozen=True)
@@ -179,8 +181,8 @@ CHECKS: tuple[Callable[[Context], Violation | None], ...] = (
 )
 
 
-def _rejected(intent: SliceIntent, reason: str, message: str) -> Decision:
-    return Decision(intent.name, Outcome.REJECTED, None, reason, message)
+def _rejected(intent: SliceIntent, reason: str, message: str, binding: str | None = None) -> Decision:
+    return Decision(intent.name, Outcome.REJECTED, None, reason, message, binding=binding)
 
 
 def admit(
@@ -256,7 +258,7 @@ def _decide(
                 f"{_admitted_message(placed)}; preempts {', '.join(victims)} ({result.message})",
                 victims,
             )
-    return _rejected(intent, result.reason, result.message)
+    return _rejected(intent, result.reason, result.message, result.binding)
 
 
 def _admitted_message(p: Placement) -> str:

@@ -587,7 +587,8 @@ class Controller:
                 log.error("reconcile pass failed: %s", exc)
             except Exception:
                 log.exception("reconcile pass failed")
-            stop.wait(self.config.reconcile_interval_s)
+            # A booking's window that begins or ends before the next pass is acted on at once.
+            stop.wait(min(self.config.reconcile_interval_s, self.service.seconds_until_due() + 0.01))
 
 
 def run(

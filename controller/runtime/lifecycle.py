@@ -7,13 +7,15 @@ is the reconciler's pass, run at the end of each.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from controller.core import admission
+from controller.runtime import over_time
 from controller.runtime.reconciler import refresh_readiness, refresh_realised, set_cond, summary
 from controller.runtime.service_core import ServiceCore
+from controller.runtime.store import Transaction
 from controller.runtime.world import SliceState, Slot
 from slices import errors
 from slices.intent import NetworkSlice
@@ -134,6 +136,54 @@ class Lifecycle:
                 )
             return results
 
+    def book(
+        self, document: NetworkSlice, actor: str, extra: Callable[[Transaction], None] | None = None
+    ) -> ApplyResult:
+        """Admit a new slice or store nothing: a booking that does not fit is refused
+        (:class:`errors.AdmissionRejected`, naming the binding element and when), not kept as
+        Rejected. ``extra``: writes that commit with it (the booking's row)."""
+        intent = resolve(document)
+        with self.core.lock:
+            world = self.core.world
+            if document.name in world.slots or document.name in world.deleting:
+                raise errors.InvalidSpec(f"{document.name}: metadata.name: slice {document.name!r} exists")
+            ctx = admission.Context(intent, world.base, world.ledger, {})
+            for check in (admission.check_sites_known, admission.check_zones_known):
+                violation = check(ctx)
+                if violation is not None:
+                    raise errors.InvalidSpec(f"{intent.name}: {violation[1]}")
+            at = self.core.clock.now()
+            slot = Slot(
+                name=document.name,
+                generation=1,
+                document=document,
+                intent=intent,
+                state=SliceState.PENDING,
+                reason="Pending",
+                message="waiting for admission",
+                placement=None,
+                placed_intent=None,
+                placed_generation=0,
+                conditions=(),
+                created_at=at,
+                updated_at=at,
+            )
+            decision, _ = over_time.decide(world, slot, intent, at.timestamp())
+            if decision.outcome != admission.Outcome.ADMITTED:
+                raise errors.AdmissionRejected(decision.reason, decision.message)
+            _mark_pending(slot, at)
+            self.core.reconciler.commit(
+                [slot],
+                [("apply", slot.name, None, f"booked (generation 1, {intent.kind.value})")],
+                actor,
+                extra,
+            )
+            world.slots[slot.name] = slot
+            world.dirty.add(slot.name)
+            self.core.reconciler.run(world)
+            slot = world.slots[slot.name]
+            return ApplyResult(slot.name, slot.generation, True, slot.state, slot.reason, slot.message)
+
     def _dry_run(self, resolved: Sequence[tuple[NetworkSlice, SliceIntent]]) -> list[ApplyResult]:
         world = self.core.world
         admitted = admission.AdmittedSlices(world.admitted)
@@ -179,20 +229,32 @@ class Lifecycle:
                 results.append(ApplyResult(doc.name, generation, True, state, reason, message))
         return results
 
-    def delete(self, name: str, actor: str) -> None:
+    def delete(self, name: str, actor: str, extra: Callable[[Transaction], None] | None = None) -> None:
+        """``extra``: writes that commit with the deletion (a booking's row)."""
         with self.core.lock:
             world = self.core.world
             slot = self.core.slot(name)
             at = self.core.clock.now()
-            tomb = dataclasses.replace(slot, updated_at=at)
+            tomb = dataclasses.replace(slot, updated_at=at, booked=None)
             tomb.set_placed(None, None, None)
             row = dataclasses.replace(tomb.to_row(), deleted_at=at)
-            held = f"released {summary(slot.placement)}" if slot.placement else "held nothing"
+            if slot.placement:
+                held = f"released {summary(slot.placement)}"
+            elif slot.booked:
+                held = f"released its booking {slot.window}"
+            else:
+                held = "held nothing"
+
+            def write(tx: Transaction) -> None:
+                tx.put_slice(row)
+                if extra is not None:
+                    extra(tx)
+
             self.core.reconciler.commit(
                 [],
                 [("delete", name, None, f"deleted (generation {slot.generation}); {held}")],
                 actor,
-                extra=lambda tx: tx.put_slice(row),
+                extra=write,
             )
             world.release(name)
             del world.slots[name]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from enum import IntEnum
 from controller.core import admission
 from controller.core.placement_model import Placement
 from controller.core.topology import LinkKey, Topology
+from controller.runtime import over_time
 from controller.runtime.observer import ServiceObserver
 from controller.runtime.realisation import RealisationResult, Realiser
 from controller.runtime.store import Store, Transaction
@@ -40,13 +42,15 @@ UPDATE_REJECTED = "UpdateRejected"
 class Work(IntEnum):
     """What a slice needs, in the order a pass does it (existing slices before new ones)."""
 
+    EXPIRE = 0  # its schedule's window has ended: release it (first, so the room is free)
     HEAL = 1  # its placement uses a down or drained element, or unserved cells came back
     RECOVER = 2  # healing had failed, and what broke it is back in service
     REVERTED = 3  # an update was refused, and the spec is back to what the placement runs
-    UPDATE = 4  # the spec changed: re-admit in place
-    ADMIT = 5  # new: decide for the first time
-    RETRY = 6  # rejected or preempted, and capacity was released since it last tried
-    REALISE = 7  # realisers have not confirmed the current placement (or its removal)
+    ACTIVATE = 4  # Scheduled, and its window has begun: its booked placement becomes live
+    UPDATE = 5  # the spec changed: re-admit in place
+    ADMIT = 6  # new: decide for the first time
+    RETRY = 7  # rejected or preempted, and capacity was released since it last tried
+    REALISE = 8  # realisers have not confirmed the current placement (or its removal)
 
 
 # Placement → (the placement, the sites and the links it uses), by identity. Every failure makes
@@ -89,8 +93,19 @@ def broken_by(placement: Placement, topology: Topology) -> str | None:
     return None
 
 
-def needed_work(slot: Slot, topology: Topology, epoch: int) -> Work | None:
-    """What the slice needs now; pure. ``epoch`` gates retries of decisions that failed."""
+def needed_work(slot: Slot, topology: Topology, epoch: int, now: float = -math.inf) -> Work | None:
+    """What the slice needs now; pure. ``epoch`` gates retries of decisions that failed; ``now``
+    (POSIX seconds) is held against the slice's schedule."""
+    window = slot.window
+    if window is not None and slot.state != SliceState.EXPIRED:
+        if window.end <= now:
+            return Work.EXPIRE
+        if slot.state == SliceState.SCHEDULED:
+            if slot.booked is None:
+                return Work.ADMIT  # a spec change dropped the booking: decide again
+            return Work.ACTIVATE if window.start <= now else None
+    if slot.state == SliceState.EXPIRED:
+        return _realise_or_none(slot)
     p = slot.placement
     may_retry = slot.tried_epoch < epoch
     if p is not None:
@@ -334,12 +349,16 @@ class Reconciler:
                 dirty = world.dirty
                 candidates = [n for n in world.slots if n in dirty] if len(dirty) > 1 else list(dirty)
             world.dirty.clear()
+            now = self.now().timestamp()
+            due = world.calendar.pop_due(now)  # windows that began or ended since the last round
+            if due:
+                candidates = list(dict.fromkeys([*candidates, *due]))
             items = []
             for name in candidates:
                 slot = world.slots.get(name)
                 if slot is None or name in failed:
                     continue
-                work = needed_work(slot, world.topology, world.epoch)
+                work = needed_work(slot, world.topology, world.epoch, now)
                 if work is not None:
                     items.append((work, slot))
             if not items:
@@ -379,6 +398,10 @@ class Reconciler:
     def step(self, world: World, work: Work, slot: Slot) -> bool:
         if work in (Work.ADMIT, Work.RETRY, Work.UPDATE, Work.HEAL):
             return self._decide(world, work, slot)
+        if work == Work.ACTIVATE:
+            return self._activate(world, slot)
+        if work == Work.EXPIRE:
+            return self._expire(world, slot)
         if work == Work.RECOVER:
             return self._recover(world, slot)
         if work == Work.REVERTED:
@@ -390,11 +413,13 @@ class Reconciler:
     def _decide(self, world: World, work: Work, slot: Slot, actor: str = "controller") -> bool:
         intent = slot.placed_intent if (work == Work.HEAL and slot.placed_intent is not None) else slot.intent
         why = broken_by(slot.placement, world.topology) if (work == Work.HEAL and slot.placement) else None
+        at = self.now()
         started = self.monotonic()
-        decision = admission.admit(intent, world.placing, world.ledger, world.admitted)
+        decision, future = over_time.decide(world, slot, intent, at.timestamp())
         self.observer.placement_timed(self.monotonic() - started)
         slot.tried_epoch = world.epoch
-        at = self.now()
+        if future and decision.outcome == admission.Outcome.ADMITTED and decision.placement is not None:
+            return self._booked(world, work, slot, decision, at, actor)
         if decision.outcome == admission.Outcome.ADMITTED and decision.placement is not None:
             if work == Work.HEAL and decision.placement == slot.placement:
                 return False
@@ -463,6 +488,85 @@ class Reconciler:
             self.observer.healed(kind, True)
         return True
 
+    def _booked(
+        self, world: World, work: Work, slot: Slot, decision: admission.Decision, at: datetime, actor: str
+    ) -> bool:
+        """Admitted for a future window: the placement is held in the calendar, nothing is
+        realised until the window begins."""
+        placement = decision.placement
+        assert placement is not None and slot.window is not None
+        new = dataclasses.replace(slot)
+        new.booked = placement
+        new.state, new.reason = SliceState.SCHEDULED, "Scheduled"
+        new.message = f"capacity booked {slot.window}; realised when it begins"
+        set_cond(
+            new,
+            ConditionType.ADMITTED,
+            ConditionStatus.TRUE,
+            "Booked",
+            f"{new.message}: {decision.message}",
+            at,
+        )
+        set_cond(new, ConditionType.PLACED, ConditionStatus.TRUE, "Booked", summary(placement), at)
+        set_cond(
+            new, ConditionType.REALISED, ConditionStatus.FALSE, "NotStarted", "its window has not begun", at
+        )
+        refresh_readiness(new, at)
+        self.commit([new], [("book", slot.name, None, f"{new.message}: {decision.message}")], actor)
+        world.release(slot.name)  # the booking it replaces, if any
+        world.book(new, placement)
+        world.slots[new.name] = new
+        self.observer.decision(slot.intent.kind.value, "admitted", "Booked")
+        return True
+
+    def _activate(self, world: World, slot: Slot) -> bool:
+        """The window has begun: the booked placement becomes live (the calendar held its room)."""
+        placement = slot.booked
+        assert placement is not None
+        at = self.now()
+        new = dataclasses.replace(slot)
+        new.booked = None
+        new.set_placed(placement, slot.intent, slot.document)
+        new.state, new.reason, new.message = (
+            SliceState.ADMITTED,
+            "Active",
+            f"window began; {summary(placement)}",
+        )
+        new.realised = None
+        new.backends = new.agents = new.workloads = None
+        set_cond(
+            new, ConditionType.ADMITTED, ConditionStatus.TRUE, "Active", f"window {slot.window} began", at
+        )
+        refresh_realised(new, self.policy, at)
+        self.commit([new], [("activate", slot.name, None, new.message)], "controller")
+        new.placed_revision = self.revision
+        world.release(slot.name)
+        world.hold(new, placement, slot.intent)
+        world.slots[new.name] = new
+        world.dirty.add(new.name)
+        return True
+
+    def _expire(self, world: World, slot: Slot) -> bool:
+        """The window has ended: release everything it holds; realisers remove its workloads."""
+        at = self.now()
+        window = slot.window
+        new = dataclasses.replace(slot)
+        new.booked = None
+        new.set_placed(None, None, None)
+        new.realised = None
+        new.backends = new.agents = new.workloads = None
+        new.state, new.reason = SliceState.EXPIRED, "Expired"
+        new.message = f"window {window} ended; capacity released"
+        set_cond(new, ConditionType.ADMITTED, ConditionStatus.FALSE, "Expired", new.message, at)
+        set_cond(new, ConditionType.PLACED, ConditionStatus.FALSE, "Expired", "reservation released", at)
+        set_cond(new, ConditionType.REALISED, ConditionStatus.FALSE, "Expired", "workloads removed", at)
+        refresh_readiness(new, at)
+        self.commit([new], [("expire", slot.name, None, new.message)], "controller")
+        world.release(slot.name)
+        world.slots[new.name] = new
+        world.dirty.add(new.name)
+        return True
+
     def _preempted(self, victim: Slot, by: Slot, at: datetime) -> Slot:
         new = dataclasses.replace(victim)
         new.set_placed(None, None, None)
@@ -521,9 +625,14 @@ class Reconciler:
             set_cond(new, ConditionType.PLACED, ConditionStatus.FALSE, "NotPlaced", "no placement held", at)
             refresh_readiness(new, at)
             text, action = f"{decision.reason}: {decision.message}", "reject"
-        if _status_key(new) == _status_key(slot):
+        dropped = slot.booked is not None and work != Work.HEAL
+        if dropped:
+            new.booked = None  # a changed booking that no longer fits gives up its old window
+        if _status_key(new) == _status_key(slot) and not dropped:
             return False
         self.commit([new], [(action, slot.name, None, text)], actor)
+        if dropped:
+            world.release(slot.name)
         world.slots[new.name] = new
         self.observer.decision(kind, "rejected", decision.reason)
         return True

@@ -46,7 +46,7 @@ from controller.runtime.progress import Progress
 from controller.runtime.realisation import AgentProgress, Realiser
 from controller.runtime.reconciler import RealisationPolicy, Reconciler, set_cond
 from controller.runtime.service_core import ServiceCore
-from controller.runtime.store import Store
+from controller.runtime.store import Store, Transaction
 from controller.runtime.store_rows import bad_row
 from controller.runtime.views import Event, SiteStatus, SliceRecord, TopologyStatus, Views
 from controller.runtime.world import SliceState, Slot, World
@@ -143,6 +143,9 @@ class ControllerService:
             slots, key=lambda s: (-(s.placed_intent or s.intent).priority, s.created_at, s.name)
         ):
             world.slots[slot.name] = slot
+            if slot.booked is not None and slot.window is not None:
+                world.book(slot, slot.booked)  # the calendar only: its window has not begun
+                continue
             p = slot.placement
             if p is None or slot.placed_intent is None:
                 continue
@@ -162,6 +165,9 @@ class ControllerService:
                 continue
             world.ledger.reserve(slot.name, res)
             world.admitted[slot.name] = (slot.placed_intent, p)
+            window = slot.window
+            if window is not None:
+                world.calendar.put(slot.name, window, res)
         world.slots = dict(sorted(world.slots.items(), key=lambda kv: (kv[1].created_at, kv[0])))
         if invalid:
             self._core.reconciler.commit(
@@ -181,8 +187,15 @@ class ControllerService:
         before it; nothing is stored or reserved and no event is written."""
         return self._lifecycle.apply(documents, actor, dry_run)
 
-    def delete(self, name: str, actor: str) -> None:
-        self._lifecycle.delete(name, actor)
+    def book(
+        self, document: NetworkSlice, actor: str, extra: Callable[[Transaction], None] | None = None
+    ) -> ApplyResult:
+        """Admit a new slice over its schedule's window or store nothing (:class:`errors.AdmissionRejected`);
+        ``extra`` writes commit with it."""
+        return self._lifecycle.book(document, actor, extra)
+
+    def delete(self, name: str, actor: str, extra: Callable[[Transaction], None] | None = None) -> None:
+        self._lifecycle.delete(name, actor, extra)
 
     def replace_slice(self, name: str, reason: str, actor: str, avoid: Collection[str] = ()) -> bool:
         """Try to move a slice away from its edge sites and ``avoid`` (sustained SLA violation);
@@ -337,6 +350,11 @@ class ControllerService:
         """One level-based pass; returns how many slices changed. Running it twice changes nothing."""
         with self._lock:
             return self._core.reconciler.run(self._world, full=True).changed
+
+    def seconds_until_due(self) -> float:
+        """How long until a schedule's window begins or ends (inf when none will)."""
+        with self._lock:
+            return max(0.0, self._world.calendar.next_boundary() - self._core.clock.now().timestamp())
 
     def reconcile_batch(self, max_steps: int, full: bool = False) -> tuple[int, bool]:
         """Part of a pass, at most ``max_steps`` slices, so the lock is released between batches

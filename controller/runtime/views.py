@@ -40,6 +40,8 @@ class SliceRecord:
     message: str
     created_at: datetime
     updated_at: datetime
+    #: A Scheduled slice's placement, held in the capacity calendar until its window begins.
+    booked: Placement | None = None
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,7 @@ class Views:
             message=slot.message,
             created_at=slot.created_at,
             updated_at=slot.updated_at,
+            booked=slot.booked,
         )
 
     def get(self, name: str) -> SliceRecord:

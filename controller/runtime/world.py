@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 from controller.core import admission
+from controller.core.calendar import Calendar, Window, timestamp
 from controller.core.ledger import Ledger
 from controller.core.placement_model import Placement
 from controller.core.topology import LinkKey, Topology
@@ -30,6 +31,8 @@ class SliceState(StrEnum):
     DEGRADED = "Degraded"  # placed but some cells unserved / SLA not met / healing failed
     REJECTED = "Rejected"
     PREEMPTED = "Preempted"  # waits for capacity, re-admitted automatically
+    SCHEDULED = "Scheduled"  # admitted for a future window: capacity booked, nothing realised yet
+    EXPIRED = "Expired"  # its window ended: capacity released, workloads removed
 
 
 @dataclass
@@ -66,11 +69,24 @@ class Slot:
     workloads: tuple[ConditionStatus, str, str] | None = None
     placed_revision: int = 0
     progress_written_at: float = -1e18  # monotonic time the agent-progress message was last stored
+    # A Scheduled slice's placement: held in the capacity calendar for its window, not in the
+    # ledger and not realised, until its start (then it becomes ``placement``).
+    booked: Placement | None = None
+
+    @property
+    def window(self) -> Window | None:
+        """The schedule's window, None for a slice that holds from now until deleted."""
+        schedule = self.document.spec.schedule
+        if schedule is None:
+            return None
+        return Window(schedule.start.timestamp(), timestamp(schedule.end))
 
     def to_row(self) -> SliceRow:
         placement: dict[str, Any] | None = None
         if self.placement is not None:
             placement = {**self.placement.to_dict(), "generation": self.placed_generation}
+        elif self.booked is not None:
+            placement = {**self.booked.to_dict(), "generation": self.generation, "booked": True}
         placed_document = None
         if self.placed_intent is not None and self.placement is not None:
             placed_document = self._placed_doc
@@ -96,9 +112,11 @@ class Slot:
     def from_row(cls, row: SliceRow) -> Slot:
         document = NetworkSlice.model_validate(row.document)
         intent = resolve(document)
-        placement = placed_intent = None
+        placement = placed_intent = booked = None
         placed_generation = 0
-        if row.placement is not None:
+        if row.placement is not None and row.placement.get("booked"):
+            booked = Placement.from_dict(row.placement)
+        elif row.placement is not None:
             placement = Placement.from_dict(row.placement)
             placed_generation = int(row.placement.get("generation", row.generation))
             placed_doc = row.placed_document or row.document
@@ -118,6 +136,7 @@ class Slot:
             conditions=tuple(Condition.model_validate(c) for c in row.conditions),
             created_at=row.created_at,
             updated_at=row.updated_at,
+            booked=booked,
         )
         slot._placed_doc = row.placed_document or (row.document if placement is not None else None)
         return slot
@@ -150,6 +169,8 @@ class World:
     ledger: Ledger = field(init=False)
     # By name, indexed by S-NSSAI (admission checks uniqueness at every decision).
     admitted: admission.AdmittedSlices = field(default_factory=admission.AdmittedSlices)
+    # What slices with a schedule hold over time (Scheduled ones only there, not in the ledger).
+    calendar: Calendar = field(default_factory=Calendar)
 
     def __post_init__(self) -> None:
         self.topology = self.base
@@ -176,10 +197,23 @@ class World:
         )
 
     def hold(self, slot: Slot, placement: Placement, intent: SliceIntent) -> None:
-        self.ledger.reserve(slot.name, placement.reservation(self.base))
+        """Reserve a placement now (and, for a slice with a schedule, in the calendar too)."""
+        reservation = placement.reservation(self.base)
+        self.ledger.reserve(slot.name, reservation)
         self.admitted[slot.name] = (intent, placement)
+        window = slot.window
+        if window is not None:
+            self.calendar.put(slot.name, window, reservation)
+
+    def book(self, slot: Slot, placement: Placement) -> None:
+        """Hold a placement in the calendar only, for the slice's future window."""
+        window = slot.window
+        assert window is not None, "only a slice with a schedule is booked"
+        self.calendar.put(slot.name, window, placement.reservation(self.base))
 
     def release(self, name: str) -> None:
         if self.ledger.release(name) is not None:
             self.epoch += 1
+        if self.calendar.remove(name):
+            self.epoch += 1  # a booking's capacity is free again: waiting slices may fit
         self.admitted.pop(name, None)
