@@ -6,11 +6,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 from uuid import UUID
 
-if TYPE_CHECKING:
-    from controller.booking import camara
+from controller.booking import camara
 
 SCOPE_CREATE = "network-slice-booking:slices:create"
 SCOPE_GET = "network-slice-booking:slices:get"

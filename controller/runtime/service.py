@@ -221,6 +221,15 @@ class ControllerService:
         """Block until events newer than ``after_seq`` exist or the timeout passes (for watch/follow)."""
         return self._views.wait_events(after_seq, timeout_s)
 
+    @property
+    def store(self) -> Store:
+        """The state file this service commits to (packages with tables of their own use it)."""
+        return self._core.store
+
+    def city(self) -> Topology:
+        """The city as its topology file describes it (nothing down or drained)."""
+        return self._world.base
+
     def topology(self) -> Topology:
         """The topology as the controller sees it now (with down and drained elements)."""
         return self._views.topology()
