@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import inspect
 import json
-import os
 import queue
 import re
 import shutil
@@ -58,6 +57,7 @@ from telemetry.metrics.agents import AgentRegistryView
 from telemetry.metrics.exposition import serve_metrics
 from telemetry.metrics.observer import ControllerMetrics
 from telemetry.site import simulator
+from tests.support.binaries import required_binary
 from tests.support.paths import ROOT
 from tests.support.waiting import eventually
 
@@ -106,13 +106,9 @@ spec: {kind: vehicle, coverage: {zones: [corridor-2]}, sla: {latencyMs: 0.01}}
 
 
 def prometheus_binary() -> str:
-    found = shutil.which("prometheus")
-    if found is None:
-        message = "the prometheus binary is not installed (Debian/Ubuntu: apt-get install prometheus)"
-        if os.environ.get("CI"):
-            pytest.fail(f"{message}; in CI this test must run, not skip")
-        pytest.skip(message)
-    return found
+    return required_binary(
+        "prometheus", "the prometheus binary is not installed (Debian/Ubuntu: apt-get install prometheus)"
+    )
 
 
 def free_port() -> int:

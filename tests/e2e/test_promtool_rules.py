@@ -5,27 +5,23 @@ Without ``promtool`` the rule tests skip on a workstation and FAIL when ``CI`` i
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import sys
 
-import pytest
 import yaml
 
+from tests.support.binaries import required_binary
 from tests.support.paths import ROOT
 
 PROM = ROOT / "deploy" / "prometheus"
 
 
 def promtool() -> str:
-    found = shutil.which("promtool")
-    if found is None:
-        message = "promtool is not installed (Debian/Ubuntu: apt-get install prometheus)"
-        if os.environ.get("CI"):
-            pytest.fail(f"{message}; in CI the rule tests must run, not skip")
-        pytest.skip(message)
-    return found
+    return required_binary(
+        "promtool",
+        "promtool is not installed (Debian/Ubuntu: apt-get install prometheus)",
+        "in CI the rule tests must run, not skip",
+    )
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:

@@ -33,6 +33,7 @@ import yaml
 from click.testing import CliRunner, Result
 
 from controller.cli import main
+from tests.support.cli_env import clear_client_env
 
 SLICECTL = Path(sys.executable).parent / "slicectl"
 NOWHERE = "127.0.0.1:1"  # a slice command that got past validation would fail to connect here
@@ -800,17 +801,7 @@ def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
-    for name in (
-        "EDGESLICE_SERVER",
-        "EDGESLICE_TOKEN",
-        "EDGESLICE_TOKEN_FILE",
-        "EDGESLICE_CA",
-        "EDGESLICE_DEBUG",
-        "EDGESLICE_CONFIG",
-        "EDGESLICE_CONTEXT",
-        "XDG_CONFIG_HOME",
-    ):
-        monkeypatch.delenv(name, raising=False)
+    clear_client_env(monkeypatch, "EDGESLICE_CONFIG", "XDG_CONFIG_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setenv("EDGESLICE_STATE_DIR", str(tmp_path / "home" / "state"))
     yield work

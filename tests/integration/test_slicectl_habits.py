@@ -16,6 +16,7 @@ import yaml
 from click.testing import CliRunner, Result
 
 from controller.cli import contexts, main
+from tests.support.cli_env import clear_client_env
 from tests.support.controller_process import ControllerProcess, start_controller
 
 
@@ -47,15 +48,7 @@ def test_every_option_and_command_has_help() -> None:
 @pytest.fixture
 def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """No controller to find, no config file, nothing from the caller's environment."""
-    for name in (
-        "EDGESLICE_SERVER",
-        "EDGESLICE_TOKEN",
-        "EDGESLICE_TOKEN_FILE",
-        "EDGESLICE_CA",
-        "EDGESLICE_DEBUG",
-        "EDGESLICE_CONTEXT",
-    ):
-        monkeypatch.delenv(name, raising=False)
+    clear_client_env(monkeypatch)
     values = {
         "EDGESLICE_STATE_DIR": str(tmp_path / "state"),
         "EDGESLICE_CONFIG": str(tmp_path / "cfg" / "config.yaml"),

@@ -251,6 +251,11 @@ def count_series(registry: CollectorRegistry) -> dict[str, int]:
     return {family.name: len(family.samples) for family in registry.collect()}
 
 
+def label_values(registry: CollectorRegistry, family: str, label: str) -> set[str]:
+    """The values ``label`` takes across the samples of ``family`` in one scrape."""
+    return {s.labels[label] for f in registry.collect() if f.name == family for s in f.samples}
+
+
 def agent_table(snapshots: Iterable[AgentSnapshot]) -> AgentTable:
     """The table of ``snapshots``, for views at our own interface.
 

@@ -24,12 +24,7 @@ def test_city_scale_scrape_stays_within_the_series_budget() -> None:
     assert series["edgeslice_link_reserved_bits_per_second"] == TOP_LINKS
     edge_and_core = sum(1 for s in state.topo.sites.values() if s.kind.value in ("edge", "core"))
     assert series["edgeslice_agent_up"] == edge_and_core + MAX_LISTED_AGENTS
-    reasons = {
-        s.labels["reason"]
-        for f in registry.collect()
-        if f.name == "edgeslice_admission_decisions"
-        for s in f.samples
-    }
+    reasons = metrics_city.label_values(registry, "edgeslice_admission_decisions", "reason")
     assert len(reasons) == MAX_REASONS + 1
     assert not any(
         name.endswith("_created") for f in registry.collect() for name in {s.name for s in f.samples}

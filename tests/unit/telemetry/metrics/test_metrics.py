@@ -37,7 +37,7 @@ from telemetry.metrics.state import MAX_LISTED_AGENTS, MAX_REASONS, link_class
 from telemetry.metrics.views import AgentSnapshot, AgentsView, AgentTable
 from tests.support.clock import FakeClock
 from tests.support.kpi_oracle import SliceKpis
-from tests.support.metrics_city import agent_table, aggregate_kpis, kpi_columns, kpi_rows
+from tests.support.metrics_city import agent_table, aggregate_kpis, kpi_columns, kpi_rows, label_values
 from tests.support.paths import ROOT
 from tests.support.runtime_helpers import doc, make_service
 from tests.support.stubs import raw_unary
@@ -346,12 +346,7 @@ def test_admission_reasons_are_capped() -> None:
     m = ControllerMetrics(registry)
     for i in range(MAX_REASONS + 5):
         m.decision("iot", "rejected", f"Reason{i}")
-    reasons = {
-        s.labels["reason"]
-        for f in registry.collect()
-        if f.name == "edgeslice_admission_decisions"
-        for s in f.samples
-    }
+    reasons = label_values(registry, "edgeslice_admission_decisions", "reason")
     assert len(reasons) == MAX_REASONS + 1
     assert (
         registry.get_sample_value(
