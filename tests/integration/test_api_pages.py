@@ -28,14 +28,8 @@ from slices.intent import load_slices
 from tests.support import operator_fake, runtime_helpers
 from tests.support.agents_rig import AGENTS, REFUSED_AT, TOKEN, FakeDirectory, Rig, info
 
-AUTH = (("authorization", f"Bearer {TOKEN}"),)
-
-SLICE = """
-apiVersion: edgeslice.io/v1alpha1
-kind: NetworkSlice
-metadata: {name: %s}
-spec: {kind: iot, coverage: {zones: [north]}}
-"""
+AUTH = operator_fake.AUTH
+SLICE = operator_fake.SLICE
 
 
 def _error(call: Any) -> grpc.RpcError:

@@ -24,15 +24,9 @@ from slices.profiles import default_sd
 from tests.support import operator_fake
 from tests.support.stubs import operator_stub
 
-TOKEN = "alice-token-0123456789"
-AUTH = (("authorization", f"Bearer {TOKEN}"),)
-
-SLICE = """
-apiVersion: edgeslice.io/v1alpha1
-kind: NetworkSlice
-metadata: {name: %s}
-spec: {kind: iot, coverage: {zones: [north]}}
-"""
+TOKEN = operator_fake.TOKEN
+AUTH = operator_fake.AUTH
+SLICE = operator_fake.SLICE
 
 
 @pytest.fixture

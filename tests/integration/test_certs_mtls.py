@@ -101,14 +101,20 @@ def test_agent_cannot_claim_another_site(pki: Path, server: agent_service.AgentS
     assert server.registry.status("c2").messages == 0
 
 
-def test_client_without_certificate_is_refused(pki: Path, server: agent_service.AgentServer) -> None:
-    creds = grpc.ssl_channel_credentials(root_certificates=(pki / "ca.crt").read_bytes())
-    with grpc.secure_channel(f"localhost:{server.port}", creds) as ch:
+def _refused_code(port: int, creds: grpc.ChannelCredentials) -> grpc.StatusCode:
+    """The status of an agent stream opened with ``creds``, which the server must refuse."""
+    with grpc.secure_channel(f"localhost:{port}", creds) as ch:
         method: Any = ch.stream_stream(agent_service.METHOD)
         call: Any = method(iter([b""]), timeout=3)
         with pytest.raises(grpc.RpcError) as exc:
             list(call)
-    assert exc.value.code() == grpc.StatusCode.UNAVAILABLE
+    code: grpc.StatusCode = exc.value.code()
+    return code
+
+
+def test_client_without_certificate_is_refused(pki: Path, server: agent_service.AgentServer) -> None:
+    creds = grpc.ssl_channel_credentials(root_certificates=(pki / "ca.crt").read_bytes())
+    assert _refused_code(server.port, creds) == grpc.StatusCode.UNAVAILABLE
     assert server.registry.statuses(connected_only=True) == []
 
 
@@ -119,12 +125,7 @@ def test_certificate_from_another_ca_is_refused(
     pair = certs.site_certificate(other, "c1")
     certs.write_pair(pair, tmp_path, "site-c1")
     creds = grpc.ssl_channel_credentials((pki / "ca.crt").read_bytes(), pair.key, pair.cert)
-    with grpc.secure_channel(f"localhost:{server.port}", creds) as ch:
-        method: Any = ch.stream_stream(agent_service.METHOD)
-        call: Any = method(iter([b""]), timeout=3)
-        with pytest.raises(grpc.RpcError) as exc:
-            list(call)
-    assert exc.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert _refused_code(server.port, creds) == grpc.StatusCode.UNAVAILABLE
 
 
 def test_slicectl_agent_certs_writes_ca_controller_and_site_certificates(tmp_path: Path) -> None:

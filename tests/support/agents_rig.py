@@ -17,7 +17,7 @@ from controller.runtime.agent_view import AgentDirectory, AgentInfo, Refusal, Se
 from tests.support import operator_fake
 from tests.support.stubs import operator_stub
 
-TOKEN = "alice-token-0123456789"
+TOKEN = operator_fake.TOKEN
 REFUSED_AT = datetime(2026, 12, 1, 20, 0, 5, tzinfo=UTC)
 
 

@@ -19,6 +19,15 @@ from slices import errors, intent, profiles
 from slices.status import Condition, ConditionStatus, ConditionType
 
 REJECT_ANNOTATION = "fake.edgeslice.io/reject"
+# The token the tests' servers accept, as gRPC metadata, and a one-slice document (``SLICE % name``).
+TOKEN = "alice-token-0123456789"
+AUTH = (("authorization", f"Bearer {TOKEN}"),)
+SLICE = """
+apiVersion: edgeslice.io/v1alpha1
+kind: NetworkSlice
+metadata: {name: %s}
+spec: {kind: iot, coverage: {zones: [north]}}
+"""
 SITES = ("cell-1", "cell-2", "edge-1")
 LINKS = (("cell-1", "edge-1"), ("cell-2", "edge-1"))
 

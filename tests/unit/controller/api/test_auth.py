@@ -108,16 +108,21 @@ def test_serve_refuses_plaintext_outside_dev_loopback(listen: str, dev: bool, me
         api_server.serve(fake, listen, authenticator, None, dev=dev)
 
 
-def test_tls_server_with_token(tmp_path: Path) -> None:
-    pki = tls_certs.make_pki()
-    tls = auth.TlsConfig(cert_chain=pki.cert_pem, private_key=pki.key_pem)
-    server = api_server.serve(
+def _serve_tls(tls: auth.TlsConfig) -> api_server.ApiServer:
+    """The operator API over ``tls`` on a free loopback port, with Alice's token."""
+    return api_server.serve(
         operator_fake.FakeService(),
         "127.0.0.1:0",
         auth.Authenticator({"alice": ALICE}),
         tls,
         dev=False,
     )
+
+
+def test_tls_server_with_token(tmp_path: Path) -> None:
+    pki = tls_certs.make_pki()
+    tls = auth.TlsConfig(cert_chain=pki.cert_pem, private_key=pki.key_pem)
+    server = _serve_tls(tls)
     try:
         with api_client.ApiClient(server.address, ALICE, ca=pki.ca_pem, timeout_s=10) as client:
             assert client.list_slices() == []
@@ -143,13 +148,7 @@ def test_mutual_tls_needs_a_client_certificate(tmp_path: Path) -> None:
     pki = tls_certs.make_pki()
     # The same CA signs the server and the client certificate in this test.
     tls = auth.TlsConfig(cert_chain=pki.cert_pem, private_key=pki.key_pem, client_ca=pki.ca_pem)
-    server = api_server.serve(
-        operator_fake.FakeService(),
-        "127.0.0.1:0",
-        auth.Authenticator({"alice": ALICE}),
-        tls,
-        dev=False,
-    )
+    server = _serve_tls(tls)
     try:
         with (
             api_client.ApiClient(server.address, ALICE, ca=pki.ca_pem, timeout_s=5) as anonymous,
