@@ -7,8 +7,9 @@ strict (``"10"`` and ``true`` are not integers, as JSON Schema has it); date-tim
 time zone. Where the spec leaves a field optional the model does too, even where edgeslice cannot
 book without it: :mod:`controller.booking.qos` refuses those with a message naming the field.
 
-Request-side models refuse unknown fields (``extra="forbid"``), so a misspelt ``maxNumOfDevice``
-is an error instead of being silently ignored.
+Every model is frozen and refuses unknown fields (``extra="forbid"``), so a misspelt
+``maxNumOfDevice`` in a request is an error instead of being silently ignored, and a response or
+event carries nothing the spec does not name.
 """
 
 from __future__ import annotations
