@@ -36,6 +36,12 @@ def running(kube_controller_manager: KubeApiServer) -> Iterator[tuple[KubeRealis
     realiser.stop()
 
 
+def _realise(realiser: KubeRealiser, name: str) -> None:
+    """Realise slice ``name`` at edge site e1 (into namespace ``slice-<name>``)."""
+    slice_ = intent(name)
+    assert realiser.realise(slice_, placement(slice_, "e1"), 1).ok
+
+
 def _deployment(server: KubeApiServer, ns: str, name: str) -> Obj | None:
     return kube_real.gateway(server).get("Deployment", name, ns)
 
@@ -45,8 +51,7 @@ def test_a_deleted_deployment_is_recreated_by_the_running_loop(
 ) -> None:
     server = kube_controller_manager
     realiser, _ = running
-    slice_ = intent("drift-del")
-    assert realiser.realise(slice_, placement(slice_, "e1"), 1).ok
+    _realise(realiser, "drift-del")
     ns = "slice-drift-del"
     before = _deployment(server, ns, "v2x-edge-e1")
     assert before is not None
@@ -80,8 +85,7 @@ def test_scale_and_image_changes_by_another_manager_are_reverted_with_an_event(
 ) -> None:
     server = kube_controller_manager
     realiser, _ = running
-    slice_ = intent("drift-edit")
-    assert realiser.realise(slice_, placement(slice_, "e1"), 1).ok
+    _realise(realiser, "drift-edit")
     ns, name = "slice-drift-edit", "v2x-edge-e1"
     image = _deployment(server, ns, name)["spec"]["template"]["spec"]["containers"][0]["image"]  # type: ignore[index]
     server.kubectl("scale", "deployment", name, "-n", ns, "--replicas=7")
@@ -134,8 +138,7 @@ def test_every_object_is_owned_and_the_namespace_goes_with_its_contents(
 ) -> None:
     server = kube_controller_manager
     realiser, _ = running
-    slice_ = intent("owned")
-    assert realiser.realise(slice_, placement(slice_, "e1"), 1).ok
+    _realise(realiser, "owned")
     gw = kube_real.gateway(server)
     ns = gw.get("Namespace", "slice-owned")
     assert ns is not None
@@ -198,8 +201,7 @@ def test_ready_follows_the_deployments_available_condition(
 ) -> None:
     server = kube_controller_manager
     realiser, sink = running
-    slice_ = intent("avail")
-    assert realiser.realise(slice_, placement(slice_, "e1"), 1).ok
+    _realise(realiser, "avail")
     ns = "slice-avail"
     gw = kube_real.gateway(server)
     eventually(
@@ -227,8 +229,7 @@ def test_a_deleted_namespace_brings_the_whole_slice_back(
 ) -> None:
     server = kube_controller_manager
     realiser, _ = running
-    slice_ = intent("drift-ns")
-    assert realiser.realise(slice_, placement(slice_, "e1"), 1).ok
+    _realise(realiser, "drift-ns")
     gw = kube_real.gateway(server)
     ns = "slice-drift-ns"
     before = gw.get("Namespace", ns)

@@ -9,18 +9,12 @@ import pytest
 
 from controller.cli import demo
 from controller.process import wiring as runtime
-from controller.process.config import RuntimeConfig
 from slices import errors
+from tests.support.runtime_helpers import loopback_config
 
 
 def test_a_fresh_start_is_refused_while_a_demo_controller_holds_the_folder(tmp_path: Path) -> None:
-    config = RuntimeConfig(
-        state_file=tmp_path / "edgeslice.db",
-        state_dir=tmp_path / "state",
-        listen="127.0.0.1:0",
-        sample_cells=20,
-        environ={},
-    )
+    config = loopback_config(tmp_path, sample_cells=20)
     running = runtime.Controller(config)
     running.start()
     try:

@@ -10,6 +10,7 @@ from typing import Any
 
 from controller.core.placement_model import Placement
 from controller.core.topology import Topology
+from controller.process.config import RuntimeConfig
 from controller.runtime.plan_recorder import PlanRecorder
 from controller.runtime.realisation import RealisationResult, Realiser
 from controller.runtime.service import ControllerService
@@ -74,3 +75,15 @@ def make_service(
     store = Store.open(folder / "state.db")
     realisers: list[Realiser] = [PlanRecorder(folder / "realisation", city), *extra]
     return ControllerService(city, store, realisers, clock or FakeClock()), store
+
+
+def loopback_config(tmp_path: Path, **settings: Any) -> RuntimeConfig:
+    """An in-process controller's configuration: state in ``tmp_path``, the operator API on a free
+    loopback port, no environment read; ``settings`` add to it (e.g. ``sample_cells=20``)."""
+    return RuntimeConfig(
+        state_file=tmp_path / "edgeslice.db",
+        state_dir=tmp_path / "state",
+        listen="127.0.0.1:0",
+        environ={},
+        **settings,
+    )

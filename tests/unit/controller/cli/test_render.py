@@ -15,9 +15,9 @@ from controller.cli import main, render
 from controller.core import citygen
 from controller.core.topology import Topology
 from controller.process import wiring as runtime
-from controller.process.config import RuntimeConfig
 from slices import errors
 from slices.intent import load_slices
+from tests.support.runtime_helpers import loopback_config
 
 
 @pytest.fixture(scope="module")
@@ -89,13 +89,7 @@ def test_render_command_offline_and_live(tmp_path: Path) -> None:
     bad = runner.invoke(main, ["topology", "render", "--out", str(tmp_path / "b.png")])
     assert bad.exit_code == 2 and "give exactly one of --topology FILE or --cells N" in bad.stderr
 
-    config = RuntimeConfig(
-        state_file=tmp_path / "edgeslice.db",
-        state_dir=tmp_path / "state",
-        listen="127.0.0.1:0",
-        reconcile_interval_s=60,
-        environ={},
-    )
+    config = loopback_config(tmp_path, reconcile_interval_s=60)
     controller = runtime.Controller(config)  # the default sample city: 60 cells, seed 0
     controller.start()
     try:

@@ -14,12 +14,12 @@ from prometheus_client import CollectorRegistry
 
 from controller.cli import main, top
 from controller.process import wiring as runtime
-from controller.process.config import RuntimeConfig
 from controller.runtime.service import ControllerService
 from protos.edgeslice.operator.v1 import operator_pb2 as pb
 from slices import errors
 from telemetry.metrics.exposition import MetricsServer, serve_metrics
 from telemetry.metrics.observer import ControllerMetrics
+from tests.support.runtime_helpers import loopback_config
 
 NOW = datetime(2026, 11, 27, 20, 0, 0, tzinfo=UTC)
 
@@ -141,13 +141,7 @@ def controller(tmp_path: Path) -> Iterator[tuple[runtime.Controller, Any]]:
         servers.append(serve_metrics(observer.registry, 0))
         return servers[-1]
 
-    config = RuntimeConfig(
-        state_file=tmp_path / "edgeslice.db",
-        state_dir=tmp_path / "state",
-        listen="127.0.0.1:0",
-        reconcile_interval_s=60,
-        environ={},
-    )
+    config = loopback_config(tmp_path, reconcile_interval_s=60)
     c = runtime.Controller(config, observer=observer, attachments=[attach])
     c.start()
     try:
