@@ -179,6 +179,9 @@ def _register() -> None:
     main.add_command(config_cmd.config)
     main.add_command(config_cmd.version)
     main.add_command(config_cmd.completion)
+    from controller.cli import booking_cmd
+
+    main.add_command(booking_cmd.booking)
     _site_group()
 
 
