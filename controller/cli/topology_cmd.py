@@ -36,6 +36,14 @@ LINK_CLASS_COLUMNS = (
     ("LATENCY MEAN (ms)", "latencyMsMean"),
     ("LATENCY MAX (ms)", "latencyMsMax"),
 )
+# Of `generate` and `import-graphml`: both build a city whose capacities it scales.
+capacity_scale_option = click.option(
+    "--capacity-scale",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Multiply every capacity (congestion).",
+)
 
 
 @click.group()
@@ -56,13 +64,7 @@ def topology() -> None:
     show_default=True,
     help="Cell layout: a hex grid, or Poisson-scattered cells.",
 )
-@click.option(
-    "--capacity-scale",
-    type=float,
-    default=1.0,
-    show_default=True,
-    help="Multiply every capacity (congestion).",
-)
+@capacity_scale_option
 @click.option("--name", default=None, help="Topology name [default: city-CELLS-sSEED].")
 @click.option("--out", "out", type=click.Path(dir_okay=False), required=True, help="Output .yaml or .json.")
 def generate(
@@ -159,13 +161,7 @@ def show(file: str, fmt: str) -> None:
     help="Cells generated around each aggregation node.",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed of the generated cells.")
-@click.option(
-    "--capacity-scale",
-    type=float,
-    default=1.0,
-    show_default=True,
-    help="Multiply every capacity (congestion).",
-)
+@capacity_scale_option
 @click.option("--name", default=None, help="Topology name [default: the graph's label or the file name].")
 @click.option("--map-lat", default="Latitude", show_default=True, help="Node attribute with the latitude.")
 @click.option("--map-lon", default="Longitude", show_default=True, help="Node attribute with the longitude.")
