@@ -137,7 +137,8 @@ def _opt_time(value: str | None) -> datetime | None:
 
 
 def deliveries(store: Store, slice_id: UUID | str | None = None, limit: int = 100) -> list[Delivery]:
-    """The newest ``limit`` notifications (of one booking when ``slice_id`` is given), newest first."""
+    """The newest ``limit`` notifications (of one booking when ``slice_id`` is given), oldest first
+    (as a log reads, like the audit trail)."""
     sql = (
         "SELECT seq, event_id, slice_id, status, sink, state, attempts, last_error, next_attempt_at,"
         " delivered_at, created_at FROM booking_deliveries"
@@ -148,6 +149,8 @@ def deliveries(store: Store, slice_id: UUID | str | None = None, limit: int = 10
         args.append(str(slice_id))
     sql += " ORDER BY seq DESC LIMIT ?"
     args.append(limit)
+    rows = store.query(sql, args)
+    rows.reverse()
     return [
         Delivery(
             seq=r["seq"],
@@ -162,7 +165,7 @@ def deliveries(store: Store, slice_id: UUID | str | None = None, limit: int = 10
             delivered_at=_opt_time(r["delivered_at"]),
             created_at=datetime.fromisoformat(r["created_at"]),
         )
-        for r in store.query(sql, args)
+        for r in rows
     ]
 
 

@@ -509,7 +509,7 @@ def test_an_https_sink_with_a_private_ca_and_the_name_verified(
         # The same sink under another name: the certificate does not name it.
         put(store, clock.now(), sink.url(host="other.test"))
         trusting.deliver_due()
-        newest = deliveries(store)[0]
+        newest = deliveries(store)[-1]
         assert newest.state == "pending"
         assert newest.last_error is not None and "CERTIFICATE_VERIFY_FAILED" in newest.last_error
         assert "other.test" in newest.last_error
@@ -517,7 +517,7 @@ def test_an_https_sink_with_a_private_ca_and_the_name_verified(
         # The system's CAs do not trust the throwaway one.
         put(store, clock.now(), sink.url(host="localhost"))
         Notifier(store, policy, clock).deliver_due()
-        newest = deliveries(store)[0]
+        newest = deliveries(store)[-1]
         assert newest.state == "pending"
         assert newest.last_error is not None and "CERTIFICATE_VERIFY_FAILED" in newest.last_error
         assert len(sink.received) == 1
@@ -608,13 +608,16 @@ def test_stop_returns_promptly_and_start_again_works(store: Store, sink: Sink) -
 # -- the operator's view ----------------------------------------------------------------------
 
 
-def test_deliveries_lists_newest_first_by_slice_and_limited(store: Store, clock: FakeClock) -> None:
+def test_deliveries_lists_the_newest_oldest_first_by_slice_and_limited(
+    store: Store, clock: FakeClock
+) -> None:
     other = UUID(int=9)
     ids = [put(store, clock.now(), "http://127.0.0.1:1/", status=f"s{i}") for i in range(3)]
     put(store, clock.now(), "http://127.0.0.1:1/", slice_id=other)
-    assert [d.event_id for d in deliveries(store, SLICE_ID)] == ids[::-1]
+    assert [d.event_id for d in deliveries(store, SLICE_ID)] == ids
+    assert [d.event_id for d in deliveries(store, SLICE_ID, limit=2)] == ids[1:]
     assert [d.slice_id for d in deliveries(store, other)] == [str(other)]
-    assert len(deliveries(store)) == 4 and len(deliveries(store, limit=2)) == 2
-    fresh = deliveries(store, str(SLICE_ID), limit=1)[0]
+    assert [d.status for d in deliveries(store, limit=2)] == ["s2", "scheduled"]
+    (fresh,) = deliveries(store, str(SLICE_ID), limit=1)
     assert (fresh.status, fresh.state, fresh.attempts, fresh.created_at) == ("s2", "pending", 0, clock.now())
     assert fresh.next_attempt_at == clock.now()
