@@ -1,5 +1,6 @@
-"""What runs beside the controller service from the telemetry package: the agent-facing gRPC
-server (leases, config push, SLA monitor) and the Prometheus metrics. Wiring only.
+"""What runs beside the controller service: from the telemetry package the agent-facing gRPC
+server (leases, config push, SLA monitor) and the Prometheus metrics, and the CAMARA booking
+API (controller.booking). Wiring only.
 
 ``controller`` may not import ``telemetry`` (the layer contract), so the CLI builds these and
 hands them to :class:`controller.process.wiring.Controller` as an observer, operator-API interceptors
@@ -21,6 +22,7 @@ from controller.runtime.service import ControllerService
 from slices import errors
 
 if TYPE_CHECKING:
+    from controller.booking.attach import BookingSettings, RunningBooking
     from telemetry.agentlink import AgentServer, AgentSettings, TlsFiles
     from telemetry.metrics.exposition import MetricsServer
     from telemetry.metrics.observer import ControllerMetrics
@@ -104,8 +106,11 @@ class Companions:
         agents: AgentsOptions | None,
         metrics_port: int | None,
         metrics_host: str = "127.0.0.1",
+        booking: BookingSettings | None = None,
     ) -> None:
         self.agents = agents
+        self.booking = booking
+        self.booking_api: RunningBooking | None = None
         self.metrics_port = metrics_port
         self.metrics_host = metrics_host
         self.metrics: ControllerMetrics | None = None
@@ -136,7 +141,23 @@ class Companions:
             out.append(self._attach_agents)
         if self.metrics is not None:
             out.append(self._attach_metrics)  # after the agents: it reads their registry
+        if self.booking is not None:
+            out.append(self._attach_booking)
         return out
+
+    def _attach_booking(self, service: ControllerService) -> runtime.Closeable:
+        from controller.booking.attach import start_booking
+        from controller.runtime.clock import RealClock
+
+        settings = self.booking
+        assert settings is not None
+        running = self.booking_api = start_booking(settings, service, RealClock())
+
+        def close() -> None:
+            running.close()
+            self.booking_api = None
+
+        return _Started(close, running.endpoints)
 
     def _attach_agents(self, service: ControllerService) -> runtime.Closeable:
         from telemetry import agentlink as agent_service

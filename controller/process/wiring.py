@@ -26,6 +26,7 @@ import gc
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
@@ -67,6 +68,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RECONCILE_BATCH = 100  # slices per locked batch of the periodic pass
+SCHEDULE_LOOK_S = 1.0  # how often the loop looks whether a schedule's window is due
 
 
 class Closeable(Protocol):
@@ -587,8 +589,18 @@ class Controller:
                 log.error("reconcile pass failed: %s", exc)
             except Exception:
                 log.exception("reconcile pass failed")
-            # A booking's window that begins or ends before the next pass is acted on at once.
-            stop.wait(min(self.config.reconcile_interval_s, self.service.seconds_until_due() + 0.01))
+            self._wait_for_next_pass(stop)
+
+    def _wait_for_next_pass(self, stop: threading.Event) -> None:
+        """Until the next periodic pass, or sooner when a schedule's window begins or ends: looked
+        at every second, so a booking made meanwhile starts on time too."""
+        assert self.service is not None
+        deadline = time.monotonic() + self.config.reconcile_interval_s
+        while not (stop.is_set() or self._stop.is_set()):
+            left = min(deadline - time.monotonic(), self.service.seconds_until_due())
+            if left <= 0:
+                return
+            stop.wait(min(left + 0.005, SCHEDULE_LOOK_S))
 
 
 def run(

@@ -1,0 +1,215 @@
+"""A booking from end to end, all real: the controller process's wiring (SQLite state, reconcile
+loop), the booking API on uvicorn over loopback, the client registry and signed tokens, httpx as
+the agency's client and a local HTTP sink for the CloudEvents. A short real window: the slice is
+booked, activates at its start, expires at its end, and the sink hears each change."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from controller.booking import notifier
+from controller.booking.attach import BookingSettings
+from controller.booking.clients import ClientRegistry
+from controller.cli.companions import Companions
+from controller.process.config import RuntimeConfig
+from controller.process.endpoints import read_endpoints
+from controller.process.wiring import Controller
+from controller.runtime.service import ControllerService, SliceState
+from tests.support.waiting import eventually
+
+API = "/network-slice-booking/vwip"
+
+
+class Sink:
+    """A local HTTP server that records every CloudEvent POSTed to it."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[dict[str, str], dict[str, Any]]] = []
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                sink.received.append((dict(self.headers), json.loads(body)))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/events"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def sink() -> Iterator[Sink]:
+    s = Sink()
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def running(tmp_path: Path) -> Iterator[tuple[Controller, Companions]]:
+    parts = Companions(
+        None, None, booking=BookingSettings("127.0.0.1:0", dev=True, sink_hosts=("127.0.0.1",))
+    )
+    config = RuntimeConfig(
+        state_file=tmp_path / "edgeslice.db",
+        state_dir=tmp_path / "state",
+        listen="127.0.0.1:0",
+        reconcile_interval_s=60,  # the loop must wake for the window's boundaries by itself
+        environ={},
+    )
+    controller = Controller(config, attachments=parts.attachments())
+    controller.start()
+    try:
+        yield controller, parts
+    finally:
+        controller.stop()
+
+
+def _token(base: str, client_id: str, secret: str, scope: str | None = None) -> str:
+    data = {"grant_type": "client_credentials", **({"scope": scope} if scope else {})}
+    r = httpx.post(f"{base}/oauth2/token", data=data, auth=(client_id, secret), timeout=10)
+    assert r.status_code == 200, r.text
+    return str(r.json()["access_token"])
+
+
+def _booking(service: ControllerService, start: datetime, end: datetime, sink: str | None) -> dict[str, Any]:
+    cell = service.city().sites[service.city().cells[0]]
+    body: dict[str, Any] = {
+        "serviceTime": {"startDate": start.isoformat(), "endDate": end.isoformat()},
+        "serviceArea": {
+            "areaType": "CIRCLE",
+            "center": {"latitude": cell.lat, "longitude": cell.lon},
+            "radius": 50,
+        },
+        "sliceQosProfile": {
+            "maxNumOfDevices": 5,
+            "downStreamRatePerDevice": {"value": 2, "unit": "Mbps"},
+            "upStreamRatePerDevice": {"value": 1, "unit": "Mbps"},
+            "downStreamDelayBudget": {"value": 20, "unit": "Milliseconds"},
+            "upStreamDelayBudget": {"value": 20, "unit": "Milliseconds"},
+        },
+    }
+    if sink is not None:
+        body["sink"] = sink
+        body["sinkCredential"] = {
+            "credentialType": "ACCESSTOKEN",
+            "accessToken": "sink-secret-token",
+            "accessTokenExpiresUtc": (start + timedelta(hours=1)).isoformat(),
+            "accessTokenType": "bearer",
+        }
+    return body
+
+
+def test_a_booking_is_made_activates_expires_and_its_sink_hears_each_change(
+    running: tuple[Controller, Companions], sink: Sink, tmp_path: Path
+) -> None:
+    controller, parts = running
+    service = controller.service
+    assert service is not None and parts.booking_api is not None
+    base = read_endpoints(tmp_path / "state")["booking"]
+    assert base == parts.booking_api.server.url
+    registry = ClientRegistry(service.store)
+    police, secret = registry.add("police", "create,get,delete")
+    other, other_secret = registry.add("events-office", "create,get,delete")
+    headers = {"Authorization": f"Bearer {_token(base, police.client_id, secret)}", "x-correlator": "c-1"}
+
+    start = datetime.now(UTC) + timedelta(seconds=2)
+    end = start + timedelta(seconds=3)
+    r = httpx.post(
+        f"{base}{API}/slices", json=_booking(service, start, end, sink.url), headers=headers, timeout=10
+    )
+    assert r.status_code == 201, r.text
+    assert r.headers["x-correlator"] == "c-1"
+    info = r.json()
+    assert "sinkCredential" not in info  # the sink's token is never echoed
+    slice_id = info["sliceId"]
+    [record] = [
+        s
+        for s in service.list_slices()
+        if s.document.metadata.annotations.get("booking.edgeslice.io/slice-id") == slice_id
+    ]
+    assert record.state == SliceState.SCHEDULED
+    assert record.document.metadata.labels["booking.edgeslice.io/tenant"] == "police"
+    assert [e.actor for e in service.events(slice_name=record.name)][0] == "tenant:police"
+
+    got = httpx.get(f"{base}{API}/slices/{slice_id}", headers=headers, timeout=10)
+    assert got.status_code == 200 and got.json()["sliceId"] == slice_id
+    # Another tenant cannot tell it exists.
+    other_headers = {"Authorization": f"Bearer {_token(base, other.client_id, other_secret)}"}
+    hidden = httpx.get(f"{base}{API}/slices/{slice_id}", headers=other_headers, timeout=10)
+    assert hidden.status_code == 404 and hidden.json()["code"] == "NOT_FOUND"
+    assert (
+        httpx.delete(f"{base}{API}/slices/{slice_id}", headers=other_headers, timeout=10).status_code == 204
+    )
+    assert service.get(record.name).state == SliceState.SCHEDULED  # untouched
+
+    eventually(
+        "the booking activates at its start",
+        lambda: service.get(record.name).state in (SliceState.READY, SliceState.ADMITTED),
+        timeout_s=10,
+    )
+    assert service.get(record.name).placement is not None
+    eventually(
+        "the booking expires at its end",
+        lambda: service.get(record.name).state == SliceState.EXPIRED,
+        timeout_s=10,
+    )
+    assert service.get(record.name).placement is None
+
+    def statuses() -> list[str]:
+        return [
+            d.status for d in notifier.deliveries(service.store, slice_id) if d.state == notifier.DELIVERED
+        ]
+
+    eventually(
+        "the sink heard created, scheduled, active, expired",
+        lambda: statuses() == ["created", "scheduled", "active", "expired"],
+        timeout_s=15,
+    )
+    for received_headers, event in sink.received:
+        assert received_headers["Content-Type"] == "application/cloudevents+json"
+        assert received_headers["Authorization"] == "Bearer sink-secret-token"
+        assert event["type"] == "org.camaraproject.network-slice-booking.v0.status-changed"
+        assert event["data"]["sliceId"] == slice_id and "sinkCredential" not in event["data"]
+
+    assert httpx.delete(f"{base}{API}/slices/{slice_id}", headers=headers, timeout=10).status_code == 204
+    assert httpx.get(f"{base}{API}/slices/{slice_id}", headers=headers, timeout=10).status_code == 404
+    assert httpx.delete(f"{base}{API}/slices/{slice_id}", headers=headers, timeout=10).status_code == 204
+
+
+def test_a_booking_that_does_not_fit_is_refused_and_leaves_nothing(
+    running: tuple[Controller, Companions], tmp_path: Path
+) -> None:
+    controller, _ = running
+    service = controller.service
+    assert service is not None
+    base = read_endpoints(tmp_path / "state")["booking"]
+    tenant, secret = ClientRegistry(service.store).add("stadium", "create,get")
+    headers = {"Authorization": f"Bearer {_token(base, tenant.client_id, secret)}"}
+    start = datetime.now(UTC) + timedelta(days=3)
+    body = _booking(service, start, start + timedelta(hours=2), None)
+    body["sliceQosProfile"]["maxNumOfDevices"] = 20
+    body["sliceQosProfile"]["downStreamRatePerDevice"] = {"value": 1000, "unit": "Gbps"}
+    before = (service.revision, len(service.list_slices()))
+    r = httpx.post(f"{base}{API}/slices", json=body, headers=headers, timeout=10)
+    assert r.status_code in (400, 422), r.text
+    assert r.json()["code"] in ("NETWORK_SLICE_BOOKING.RESOURCES_INSUFFICIENT", "OUT_OF_RANGE")
+    assert (service.revision, len(service.list_slices())) == before
+    assert service.store.query("SELECT count(*) AS n FROM bookings")[0]["n"] == 0
