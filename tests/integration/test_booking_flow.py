@@ -37,13 +37,13 @@ class Sink:
         sink = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 sink.received.append((dict(self.headers), json.loads(body)))
                 self.send_response(204)
                 self.end_headers()
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -147,7 +147,7 @@ def test_a_booking_is_made_activates_expires_and_its_sink_hears_each_change(
     ]
     assert record.state == SliceState.SCHEDULED
     assert record.document.metadata.labels["booking.edgeslice.io/tenant"] == "police"
-    assert [e.actor for e in service.events(slice_name=record.name)][0] == "tenant:police"
+    assert next(e.actor for e in service.events(slice_name=record.name)) == "tenant:police"
 
     got = httpx.get(f"{base}{API}/slices/{slice_id}", headers=headers, timeout=10)
     assert got.status_code == 200 and got.json()["sliceId"] == slice_id
