@@ -22,7 +22,8 @@ from controller.runtime.service import ControllerService
 from slices import errors
 
 if TYPE_CHECKING:
-    from controller.booking.attach import BookingSettings, RunningBooking
+    from controller.booking.attach import RunningBooking
+    from controller.booking.settings import BookingSettings
     from telemetry.agentlink import AgentServer, AgentSettings, TlsFiles
     from telemetry.metrics.exposition import MetricsServer
     from telemetry.metrics.observer import ControllerMetrics

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -9,7 +10,9 @@ from pathlib import Path
 import click
 
 from controller.api import auth
+from controller.booking.settings import BookingSettings
 from controller.cli import companions
+from controller.cli.booking_options import booking_options
 from controller.cli.state_cmd import state_options
 from controller.kube import manifests as kube_manifests
 from controller.process import config as runtime_config
@@ -225,6 +228,7 @@ def controller() -> None:
     show_default=True,
     help="Log lines as text, or as JSON Lines (time, level, logger, message and a decision's fields).",
 )
+@booking_options
 def run(
     topology_path: str | None,
     cells: int,
@@ -263,6 +267,7 @@ def run(
     lease_retry: float,
     log_level: str,
     log_format: str,
+    booking: BookingSettings | None,
 ) -> None:
     """Start the controller: operator API, periodic reconcile, durable state; stops on SIGTERM/SIGINT."""
     decision_log.configure(log_level, log_format)
@@ -309,12 +314,16 @@ def run(
         )
     elif agents_listen or agents_tls_cert or agents_tls_key or agents_client_ca:
         raise errors.InvalidSpec("--no-agents: do not combine with --agents-listen or --agents-tls-*")
+    if booking is not None:
+        booking = dataclasses.replace(booking, dev=config.dev)  # plain HTTP only as the operator API
+        booking.check()
     host = auth.split_address(listen)[0]
-    parts = companions.Companions(agents, metrics_port, host)
+    parts = companions.Companions(agents, metrics_port, host, booking=booking)
     # Refused in one line each, after the state's lock (a second controller is named as such).
     config.other_ports = [
         *([(f"--agents-listen {agents.listen}", agents.listen)] if agents is not None else []),
         *([(f"--metrics-port {metrics_port}", f"{host}:{metrics_port}")] if metrics_port else []),
+        *([(f"--booking-listen {booking.listen}", booking.listen)] if booking is not None else []),
     ]
     code = runtime.run(
         config,

@@ -17,8 +17,8 @@ import httpx
 import pytest
 
 from controller.booking import notifier
-from controller.booking.attach import BookingSettings
 from controller.booking.clients import ClientRegistry
+from controller.booking.settings import BookingSettings
 from controller.cli.companions import Companions
 from controller.process.config import RuntimeConfig
 from controller.process.endpoints import read_endpoints
