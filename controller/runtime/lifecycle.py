@@ -186,6 +186,7 @@ class Lifecycle:
 
     def _dry_run(self, resolved: Sequence[tuple[NetworkSlice, SliceIntent]]) -> list[ApplyResult]:
         world = self.core.world
+        at = self.core.clock.now()
         admitted = admission.AdmittedSlices(world.admitted)
         results: list[ApplyResult] = []
         with world.ledger.trial() as ledger:
@@ -206,7 +207,40 @@ class Lifecycle:
                     )
                     continue
                 generation = 1 if old is None else old.generation + 1
-                decision = admission.admit(intent, world.placing, ledger, admitted)
+                probe = Slot(
+                    name=doc.name,
+                    generation=generation,
+                    document=doc,
+                    intent=intent,
+                    state=SliceState.PENDING,
+                    reason="",
+                    message="",
+                    placement=None,
+                    placed_intent=None,
+                    placed_generation=0,
+                    conditions=(),
+                    created_at=at,
+                    updated_at=at,
+                )
+                # Over its window, against the bookings of the calendar (as the pass would decide).
+                decision, future = over_time.decide(world, probe, intent, at.timestamp(), admitted)
+                if (
+                    future
+                    and decision.outcome == admission.Outcome.ADMITTED
+                    and decision.placement is not None
+                ):
+                    window = probe.window
+                    results.append(
+                        ApplyResult(
+                            doc.name,
+                            generation,
+                            True,
+                            SliceState.SCHEDULED,
+                            "Scheduled",
+                            f"would be booked {window}: {decision.message}",
+                        )
+                    )
+                    continue
                 if decision.outcome == admission.Outcome.ADMITTED and decision.placement is not None:
                     for victim in decision.preempts:
                         ledger.release(victim)

@@ -63,9 +63,12 @@ def with_time(
     )
 
 
-def decide(world: World, slot: Slot, intent: SliceIntent, now: float) -> tuple[admission.Decision, bool]:
+def decide(
+    world: World, slot: Slot, intent: SliceIntent, now: float, admitted: admission.Admitted | None = None
+) -> tuple[admission.Decision, bool]:
     """Admission of ``slot`` over its window; reserves nothing. Returns the decision and whether
-    the window lies in the future.
+    the window lies in the future. ``admitted``: the admitted slices to decide against (a dry
+    run's own copy), by default the world's.
 
     A future booking is decided against the bookings of its window and preempts nothing running
     now; anything else is decided from ``now`` on (to its end, if it has one), against every
@@ -77,5 +80,11 @@ def decide(world: World, slot: Slot, intent: SliceIntent, now: float) -> tuple[a
     else:
         over = Window(now, window.end if window is not None else OPEN_END)
     with ledger_over(world, over, slot.name) as (ledger, peak):
-        decision = admission.admit(intent, world.placing, ledger, world.admitted, allow_preemption=not future)
+        decision = admission.admit(
+            intent,
+            world.placing,
+            ledger,
+            world.admitted if admitted is None else admitted,
+            allow_preemption=not future,
+        )
     return with_time(decision, peak, over, world), future

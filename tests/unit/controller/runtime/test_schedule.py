@@ -178,3 +178,14 @@ def test_a_schedule_needs_a_time_zone_and_an_end_after_its_start() -> None:
                 "spec": {"kind": "wifi", "coverage": {"sites": ["c1"]}, "schedule": wifi_doc},
             }
         )
+
+
+def test_a_dry_run_answers_would_this_fit_then_and_reserves_nothing(svc: ControllerService) -> None:
+    svc.apply([wifi("match", 30, 34)], "operator:a")
+    revision, events = svc.revision, svc.events()
+    [fits] = svc.apply([wifi("other-day", 54, 58)], "operator:a", dry_run=True)
+    [clash] = svc.apply([wifi("same-day", 31, 33)], "operator:a", dry_run=True)
+    assert fits.state == SliceState.SCHEDULED and "would be booked" in fits.message
+    assert clash.state == SliceState.REJECTED and "at 2026-12-06 15:00 UTC" in clash.message, clash.message
+    assert (svc.revision, svc.events()) == (revision, events)
+    assert svc.ledger_snapshot()[0] == {}
