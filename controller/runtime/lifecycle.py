@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from controller.core import admission
+from controller.core.calendar import OPEN_END, Window
 from controller.runtime import over_time
 from controller.runtime.reconciler import refresh_readiness, refresh_realised, set_cond, summary
 from controller.runtime.service_core import ServiceCore
@@ -308,9 +309,11 @@ class Lifecycle:
             elsewhere = world.placing.with_down(
                 sites=[s for s in sorted(away) if s not in world.placing.down_sites]
             )
-            decision = admission.admit(
-                intent, elsewhere, world.ledger, world.admitted, allow_preemption=False
-            )
+            now = self.core.clock.now().timestamp()
+            window = slot.window
+            over = Window(now, window.end if window is not None else OPEN_END)
+            with over_time.ledger_over(world, over, name) as (ledger, _):  # later bookings count
+                decision = admission.admit(intent, elsewhere, ledger, world.admitted, allow_preemption=False)
             if decision.outcome != admission.Outcome.ADMITTED or decision.placement is None:
                 self.core.reconciler.commit(
                     [],
