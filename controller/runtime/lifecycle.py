@@ -74,21 +74,7 @@ class Lifecycle:
             for doc, intent in resolved:
                 old = world.slots.get(doc.name)
                 if old is None:
-                    slot = Slot(
-                        name=doc.name,
-                        generation=1,
-                        document=doc,
-                        intent=intent,
-                        state=SliceState.PENDING,
-                        reason="Pending",
-                        message="waiting for admission",
-                        placement=None,
-                        placed_intent=None,
-                        placed_generation=0,
-                        conditions=(),
-                        created_at=at,
-                        updated_at=at,
-                    )
+                    slot = new_slot(doc, intent, at)
                     _mark_pending(slot, at)
                     changed.append(slot)
                     events.append(
@@ -154,21 +140,7 @@ class Lifecycle:
                 if violation is not None:
                     raise errors.InvalidSpec(f"{intent.name}: {violation[1]}")
             at = self.core.clock.now()
-            slot = Slot(
-                name=document.name,
-                generation=1,
-                document=document,
-                intent=intent,
-                state=SliceState.PENDING,
-                reason="Pending",
-                message="waiting for admission",
-                placement=None,
-                placed_intent=None,
-                placed_generation=0,
-                conditions=(),
-                created_at=at,
-                updated_at=at,
-            )
+            slot = new_slot(document, intent, at)
             decision, _ = over_time.decide(world, slot, intent, at.timestamp())
             if decision.outcome != admission.Outcome.ADMITTED:
                 raise errors.AdmissionRejected(decision.reason, decision.message)
@@ -208,21 +180,7 @@ class Lifecycle:
                     )
                     continue
                 generation = 1 if old is None else old.generation + 1
-                probe = Slot(
-                    name=doc.name,
-                    generation=generation,
-                    document=doc,
-                    intent=intent,
-                    state=SliceState.PENDING,
-                    reason="",
-                    message="",
-                    placement=None,
-                    placed_intent=None,
-                    placed_generation=0,
-                    conditions=(),
-                    created_at=at,
-                    updated_at=at,
-                )
+                probe = new_slot(doc, intent, at, generation)
                 # Over its window, against the bookings of the calendar (as the pass would decide).
                 decision, future = over_time.decide(world, probe, intent, at.timestamp(), admitted)
                 if (
@@ -356,6 +314,25 @@ class Lifecycle:
             self.core.observer.healed(intent.kind.value, True)
             self.core.reconciler.run(world)
             return True
+
+
+def new_slot(document: NetworkSlice, intent: SliceIntent, at: datetime, generation: int = 1) -> Slot:
+    """A slice as first stored: Pending, holding nothing."""
+    return Slot(
+        name=document.name,
+        generation=generation,
+        document=document,
+        intent=intent,
+        state=SliceState.PENDING,
+        reason="Pending",
+        message="waiting for admission",
+        placement=None,
+        placed_intent=None,
+        placed_generation=0,
+        conditions=(),
+        created_at=at,
+        updated_at=at,
+    )
 
 
 def _mark_pending(slot: Slot, at: datetime) -> None:

@@ -11,6 +11,7 @@ import pytest
 from controller.core import placement
 from controller.core.ledger import Ledger
 from controller.core.placement_model import Placement
+from controller.runtime.lifecycle import new_slot
 from controller.runtime.reconciler import REMOVED, Work, broken_by, needed_work, order_work
 from controller.runtime.world import SliceState, Slot
 from slices.profiles import resolve
@@ -23,22 +24,8 @@ CITY = small_city()
 
 def slot(name: str = "s", kind: str = "iot", state: SliceState = SliceState.PENDING, **kw: object) -> Slot:
     d = doc(name, kind, ["c1"])
-    base = Slot(
-        name=name,
-        generation=1,
-        document=d,
-        intent=resolve(d),
-        state=state,
-        reason="",
-        message="",
-        placement=None,
-        placed_intent=None,
-        placed_generation=0,
-        conditions=(),
-        created_at=T0,
-        updated_at=T0,
-    )
-    return dataclasses.replace(base, **kw)  # type: ignore[arg-type]
+    base = new_slot(d, resolve(d), T0)
+    return dataclasses.replace(base, state=state, reason="", message="", **kw)  # type: ignore[arg-type]
 
 
 def placed(s: Slot) -> Slot:
