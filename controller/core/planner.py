@@ -205,6 +205,12 @@ def _apply(state: PlanState, intent: SliceIntent, decision: Decision) -> list[De
     return out
 
 
+def apply_decision(state: PlanState, intent: SliceIntent, decision: Decision) -> list[Decision]:
+    """Make ``state`` follow a decision taken elsewhere (e.g. against a ledger that counts the
+    capacity calendar); returns it and the preemptions it caused, as :func:`submit` does."""
+    return _apply(state, intent, decision)
+
+
 def submit(state: PlanState, intent: SliceIntent, *, allow_preemption: bool = True) -> list[Decision]:
     """Decide one slice against the state and apply the decision (online admission)."""
     decision = admission.admit(

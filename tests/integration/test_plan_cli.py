@@ -1,9 +1,15 @@
-"""``slicectl plan`` through click's CliRunner: outputs, what-if flags, and one-line errors."""
+"""``slicectl plan`` through click's CliRunner: outputs, what-if flags, and one-line errors; slices
+with a schedule and ``--at`` through the real ``slicectl`` in a subprocess."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -172,3 +178,182 @@ def test_examples_plan_on_a_generated_city(tmp_path: Path) -> None:
     assert {r["outcome"] for r in doc["slices"]} == {"admitted"}
     assert {r["kind"] for r in doc["slices"]} == {"iot", "vehicle", "wifi"}
     assert doc["whatIf"]["affected"]
+
+
+# -- slices with a schedule, through the real ``slicectl`` -----------------------------------
+
+SLICECTL = Path(sys.executable).parent / "slicectl"
+
+
+def hotspot(name: str, sd: str, start: str | None = None, end: str | None = None) -> str:
+    """A 100 Mbps Wi-Fi slice on c1 (150 Mbps of radio: two at once do not fit)."""
+    doc = (
+        f"apiVersion: edgeslice.io/v1alpha1\nkind: NetworkSlice\nmetadata: {{name: {name}}}\nspec:\n"
+        f"  kind: wifi\n  snssai: {{sst: 1, sd: '{sd}'}}\n  coverage: {{sites: [c1]}}\n"
+        "  sla: {dlMbpsPerCell: 100, ulMbpsPerCell: 0}\n"
+    )
+    if start is not None:
+        doc += f"  schedule: {{start: '{start}'" + (f", end: '{end}'" if end else "") + "}\n"
+    return doc
+
+
+def slicectl(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if k != "EDGESLICE_DEBUG"}
+    return subprocess.run(
+        [str(SLICECTL), "plan", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=environ,
+        check=False,
+    )
+
+
+def plan_json(*args: str | Path) -> Any:
+    done = slicectl(*args, "-o", "json")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    return json.loads(done.stdout)
+
+
+@pytest.fixture
+def weekend(tmp_path: Path) -> tuple[Path, Path]:
+    """Saturday and Sunday afternoon bookings on c1, one on Saturday evening that overlaps
+    Saturday's (16:00+02:00 is 14:00 UTC), and an IoT slice without a schedule."""
+    city = tmp_path / "city.yaml"
+    tf.write_topology_file(cf.two_edge_file(cells=2, radio_mbps=150), city)
+    slices = tmp_path / "weekend.yaml"
+    docs = [
+        hotspot("sat", "0000b1", "2030-07-06T14:00:00Z", "2030-07-06T18:00:00Z"),
+        hotspot("sun", "0000b2", "2030-07-07T14:00:00Z", "2030-07-07T18:00:00Z"),
+        hotspot("eve", "0000b3", "2030-07-06T16:00:00+02:00", "2030-07-06T20:00:00Z"),
+        "apiVersion: edgeslice.io/v1alpha1\nkind: NetworkSlice\nmetadata: {name: meters}\n"
+        "spec:\n  kind: iot\n  coverage: {sites: [c2]}\n",
+    ]
+    slices.write_text("---\n".join(docs), encoding="utf-8")
+    return city, slices
+
+
+def test_schedules_are_decided_over_their_windows(weekend: tuple[Path, Path]) -> None:
+    city, slices = weekend
+    doc = plan_json("--topology", city, slices)
+    rows = {r["slice"]: r for r in doc["slices"]}
+    assert {n: r["outcome"] for n, r in rows.items()} == {
+        "sat": "admitted",
+        "sun": "admitted",  # another day: Saturday's booking does not count
+        "eve": "rejected",  # the same afternoon: 100 + 100 > 150
+        "meters": "admitted",
+    }
+    assert rows["sat"]["window"] == {"start": "2030-07-06T14:00:00Z", "end": "2030-07-06T18:00:00Z"}
+    assert rows["eve"]["window"] == {"start": "2030-07-06T14:00:00Z", "end": "2030-07-06T20:00:00Z"}
+    assert rows["meters"]["window"] is None
+    assert "active" not in rows["sat"] and "at" not in doc
+    assert rows["eve"]["message"] == (
+        "cell c1 has 50 Mbps free, needs 100 Mbps (short by 50 Mbps), at 2030-07-06 14:00 UTC "
+        "(bookings then hold the most of it; window 2030-07-06 14:00 UTC to 2030-07-06 20:00 UTC)"
+    )
+    # Without --at: the most held at once over every window (one booking on c1 at a time).
+    cells = {c["cell"]: c["reservedMbps"] for c in doc["utilisation"]["radio"]["busiestCells"]}
+    assert cells["c1"] == 100
+    assert any("decided as bookings" in note for note in doc["caveats"])
+
+
+def test_at_shows_the_plan_at_that_instant(weekend: tuple[Path, Path]) -> None:
+    city, slices = weekend
+    doc = plan_json("--topology", city, slices, "--at", "2030-07-07T17:30:00+02:00")
+    assert doc["at"] == {"time": "2030-07-07T15:30:00Z", "holding": ["sun", "meters"], "notActive": ["sat"]}
+    assert {r["slice"]: r["active"] for r in doc["slices"]} == {
+        "sat": False,
+        "sun": True,
+        "eve": False,
+        "meters": True,
+    }
+    radio = doc["utilisation"]["radio"]
+    assert radio["cellsWithReservations"] == 2  # c1 (Sunday's hotspot) and c2 (the meters)
+    # Before the weekend only the slice without a schedule holds anything.
+    before = plan_json("--topology", city, slices, "--at", "2030-07-01T00:00:00Z")
+    assert before["at"]["holding"] == ["meters"]
+    assert [c["cell"] for c in before["utilisation"]["radio"]["busiestCells"]] == ["c2"]
+
+
+def test_at_in_the_table(weekend: tuple[Path, Path]) -> None:
+    city, slices = weekend
+    done = slicectl("--topology", city, slices, "--at", "2030-07-06T15:00:00Z")
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "At 2030-07-06T15:00:00Z: 2 slices hold capacity (sat, meters)" in out
+    assert "not active then: sun (window 2030-07-07 14:00 UTC to 2030-07-07 18:00 UTC)" in out
+    assert "Utilisation at 2030-07-06T15:00:00Z:" in out
+    assert "Busiest cell: c1 100/150 Mbps (66.7%)" in out
+
+
+def test_at_relative_to_now(tmp_path: Path) -> None:
+    city = tmp_path / "city.yaml"
+    tf.write_topology_file(cf.two_edge_file(cells=2, radio_mbps=150), city)
+    now = datetime.now(UTC).replace(microsecond=0)
+    start, end = now + timedelta(hours=1), now + timedelta(hours=5)
+    slices = tmp_path / "soon.yaml"
+    slices.write_text(hotspot("soon", "0000c1", start.isoformat(), end.isoformat()), encoding="utf-8")
+    assert plan_json("--topology", city, slices, "--at", "now")["at"]["notActive"] == ["soon"]
+    assert plan_json("--topology", city, slices, "--at", "+2h")["at"]["holding"] == ["soon"]
+    assert plan_json("--topology", city, slices, "--at", "+1d")["at"]["notActive"] == ["soon"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--at", "2030-07-06T15:00:00"],
+            "error: Invalid value for '--at': '2030-07-06T15:00:00': give a time zone "
+            "(e.g. 2026-07-04T18:00:00Z, or now, +2h, +3d) (see 'slicectl plan -h')",
+        ),
+        (
+            ["--at", "saturday"],
+            "error: Invalid value for '--at': 'saturday': not an RFC 3339 time "
+            "(e.g. 2026-07-04T18:00:00Z, or now, +2h, +3d) (see 'slicectl plan -h')",
+        ),
+        (
+            ["--at", "+2weeks"],
+            "error: Invalid value for '--at': '+2weeks': not a duration (e.g. 30s, 10m, 2h, 1d, 1h30m) "
+            "(see 'slicectl plan -h')",
+        ),
+        (
+            ["--order", "priority"],
+            "error: --order priority: slice 'sat' has spec.schedule, and windows are planned in the "
+            "controller's order only (use --order controller)",
+        ),
+    ],
+)
+def test_bad_at_and_batch_orders_with_schedules(
+    weekend: tuple[Path, Path], args: list[str], message: str
+) -> None:
+    city, slices = weekend
+    done = slicectl("--topology", city, slices, *args)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr.splitlines() == [message]
+
+
+def test_what_if_at_a_time_sees_the_bookings_active_then(weekend: tuple[Path, Path]) -> None:
+    city, slices = weekend
+    during = json.loads(
+        run(
+            "--topology", city, slices, "--at", "2030-07-06T15:00:00Z", "--fail-site", "near", "-o", "json"
+        ).stdout
+    )
+    assert [i["slice"] for i in during["whatIf"]["affected"]] == ["sat"]
+    # Without --at only the slices without a schedule are in the what-if (the meters use far).
+    timeless = json.loads(run("--topology", city, slices, "--fail-site", "near", "-o", "json").stdout)
+    assert timeless["whatIf"]["affected"] == []
+
+
+def test_at_with_a_batch_order_and_no_schedule(files: tuple[Path, Path]) -> None:
+    city, slices = files
+    doc = json.loads(
+        run("--topology", city, slices, "--order", "priority", "--at", "now", "-o", "json").stdout
+    )
+    assert {r["slice"]: (r["outcome"], r["active"], r["window"]) for r in doc["slices"]} == {
+        "hotspot": ("rejected", False, None),
+        "cars": ("admitted", True, None),
+        "sensors": ("rejected", False, None),
+    }
+    assert doc["at"]["holding"] == ["cars"] and doc["at"]["notActive"] == []
