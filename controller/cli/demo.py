@@ -10,7 +10,10 @@ With a :class:`SiteWorld` (``slicectl demo`` passes one built from the telemetry
 package may not import it) the controller also serves site agents and metrics, simulated agents
 for every site connect, their config acks and SLA verdicts are shown, one edge site's agent is
 killed and the missed lease and the healing are read back from the audit trail, and a few lines
-of the controller's own ``/metrics`` are printed. Then it exits, or with ``forever`` keeps
+of the controller's own ``/metrics`` are printed. In both cases a city agency books a slice through
+the controller's CAMARA booking API over real HTTP for a window a few seconds ahead, and the demo
+shows it scheduled, activated and expired, with the CloudEvents its sink received
+(:mod:`controller.cli.demo_booking`). Then it exits, or with ``forever`` keeps
 running until ``stop`` is set (``slicectl demo`` sets it on SIGTERM or Ctrl-C).
 """
 
@@ -26,13 +29,14 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from controller.api.client import ApiClient
+from controller.cli import companions, demo_booking
 from controller.core import citygen
 from controller.core.topology import Topology
 from controller.core.topology_file import write_topology_file
 from controller.process import wiring as runtime
 from controller.process.config import MANIFESTS_DIR, RuntimeConfig
 from controller.runtime.observer import ServiceObserver
-from controller.runtime.store import StateLock, lock_path
+from controller.runtime.store import StateLock, Store, lock_path
 from slices import errors
 
 SST = {"iot": 3, "vehicle": 4, "wifi": 1}
@@ -88,6 +92,10 @@ class SiteWorld(Protocol):
         """The site's agent goes silent (and traffic through the site is lost)."""
         ...
 
+    def set_devices(self, slice_name: str, devices: int) -> None:
+        """The slice's users at each of its cells are ``devices`` (what the cells report)."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -113,6 +121,7 @@ class DemoOutcome:
     healed: list[str] = field(default_factory=list)  # slices re-placed after the lease expired
     manifests: list[str] = field(default_factory=list)  # slices with rendered manifests
     metrics: list[str] = field(default_factory=list)  # the metric lines shown
+    booking: demo_booking.BookingOutcome | None = None  # the slice booked through the REST API
 
 
 def manifest(name: str, kind: str, coverage: dict[str, Any], **spec: Any) -> str:
@@ -205,10 +214,12 @@ def run_demo(
         listen="127.0.0.1:0",
         reconcile_interval_s=2.0,
     )
+    # The CAMARA booking API beside the operator API (loopback, dev mode, sinks on 127.0.0.1).
+    booking_api = companions.Companions(None, None, booking=demo_booking.settings())
     controller = runtime.Controller(
         config,
         observer=world.observer if world else None,
-        attachments=world.attachments() if world else (),
+        attachments=[*(world.attachments() if world else ()), *booking_api.attachments()],
         interceptors=world.interceptors() if world else (),
     )
     controller.start()
@@ -221,8 +232,10 @@ def run_demo(
             if name != "operator":
                 echo(f"   {name} on {where}")
         token = (workdir / "state" / "token").read_text(encoding="utf-8").strip()
+        assert controller.service is not None, "a started controller has its service"
+        booking = (controller.endpoints["booking"], controller.service.store)
         with ApiClient(controller.address, token) as client:
-            _story(client, city, echo, outcome, world)
+            _story(client, city, echo, outcome, world, booking)
         if forever:
             echo("")
             echo("Running until Ctrl-C or SIGTERM. Explore with, for example:")
@@ -247,7 +260,12 @@ def run_demo(
 
 
 def _story(
-    client: ApiClient, city: Topology, echo: Echo, outcome: DemoOutcome, world: SiteWorld | None
+    client: ApiClient,
+    city: Topology,
+    echo: Echo,
+    outcome: DemoOutcome,
+    world: SiteWorld | None,
+    booking: tuple[str, Store],
 ) -> None:
     if world is not None:
         # Every site but the core: the edge and aggregation agents carry the transport config,
@@ -341,16 +359,28 @@ def _story(
         client.undrain(busiest.site)
         echo(f"   Maintenance over: {busiest.site} is back in service (slices stay where they are).")
         _failure(echo, client, world, outcome, names)
+    base_url, store = booking
+    outcome.booking = demo_booking.book_a_window(
+        echo,
+        client,
+        city,
+        list(city.cells_in(_coverage(downtown))),
+        base_url,
+        store,
+        f"8. The city's events office books a {demo_booking.WINDOW_S:g} s slice for a street festival in {downtown}",
+        # The festival's visitors, within the booked maxNumOfDevices, once the slice is live.
+        crowd=world.set_devices if world is not None else None,
+    )
     events = client.events()
     outcome.events = len(events)
-    echo(f"8. Audit trail ({len(events)} events):")
+    echo(f"9. Audit trail ({len(events)} events):")
     for e in events:
         about = e.slice or e.site
         echo(f"    #{e.seq:<3} {e.actor:<14} {e.action:<13} {about:<16} {e.message}")
     outcome.states = {s.name: s.state for s in client.list_slices()}
     state_dir = outcome.workdir / "state"
     plans = sorted(p.name for p in (state_dir / "realisation").glob("*.yaml"))
-    echo(f"9. Realisation plans in {state_dir / 'realisation'}: {', '.join(plans)}")
+    echo(f"10. Realisation plans in {state_dir / 'realisation'}: {', '.join(plans)}")
     folder = state_dir / MANIFESTS_DIR
     outcome.manifests = sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
     if outcome.manifests:
@@ -480,7 +510,7 @@ def _metrics(echo: Echo, url: str, outcome: DemoOutcome) -> None:
         lines = [ln for ln in body.splitlines() if ln.startswith(prefix) and _nonzero(ln)]
         shown.extend(lines[:3])
     outcome.metrics = shown
-    echo(f"10. A few lines of the controller's own {url}:")
+    echo(f"11. A few lines of the controller's own {url}:")
     for line in shown:
         echo(f"    {line}")
 

@@ -97,6 +97,12 @@ class TelemetryWorld:
         assert sim is not None, "agents are started first"
         sim.do(lambda: sim.simulator.kill(site))
 
+    def set_devices(self, slice_name: str, devices: int) -> None:
+        sim = self.sim
+        assert sim is not None, "agents are started first"
+        # The simulator's cells report round(load * 100) active devices for a slice.
+        sim.do(lambda: sim.simulator.model.set_load(devices / 100, slice_name))
+
     def close(self) -> None:
         if self.sim is not None:
             self.sim.stop()
@@ -122,7 +128,8 @@ class TelemetryWorld:
 @click.option("--no-agents", is_flag=True, help="Skip the site agents, the failure and the metrics.")
 def demo(forever: bool, cells: int, workdir: Path, no_agents: bool) -> None:
     """Generate a city, start the controller and site agents, apply IoT, vehicle and Wi-Fi
-    slices, drain a site, fail another and watch the slices heal."""
+    slices, drain a site, fail another and watch the slices heal, then book a slice through the
+    CAMARA booking API for a few seconds and watch it activate and expire."""
     stop = threading.Event()
 
     def on_signal(_signum: int, _frame: FrameType | None) -> None:

@@ -1,6 +1,8 @@
 """``slicectl demo`` tells the whole story on embedded defaults and exits by itself: slices
 applied (one rejected, one preempted), agents' config acks, a drain, a killed edge agent whose
-missed lease heals the slices, rendered manifests and the controller's own metrics."""
+missed lease heals the slices, a slice booked through the CAMARA REST API for a short window
+(scheduled, active, expired, its sink notified), rendered manifests and the controller's own
+metrics."""
 
 from __future__ import annotations
 
@@ -14,8 +16,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from controller.booking.camara import STATUS_CHANGED
 from controller.cli import main
-from controller.cli.demo import run_demo
+from controller.cli.demo import DemoOutcome, run_demo
 from controller.cli.demo_cmd import TelemetryWorld
 from controller.core.placement_model import Placement
 from controller.runtime.store import Store
@@ -70,6 +73,38 @@ def test_demo_story(tmp_path: Path) -> None:
     assert [e.slice for e in events if e.action == "heal" and e.seq > down.seq] == outcome.healed
     plans = {p.stem for p in (tmp_path / "state" / "realisation").glob("*.yaml")}
     assert plans == set(ACTIVE)
+    _check_booking(outcome, text, store_path=tmp_path / "edgeslice.db")
+
+
+def _check_booking(outcome: DemoOutcome, text: str, store_path: Path) -> None:
+    """The booking step: booked over HTTP, seen Scheduled, then live, then Expired, deleted; the
+    tenant is the actor of what it did; the sink received each change, delivered, in order."""
+    booked = outcome.booking
+    assert booked is not None and (booked.created, booked.deleted) == (201, 204), text
+    assert booked.slice == f"bk-events-office-{booked.slice_id.replace('-', '')[:12]}"
+    assert f"-> 201 Created, sliceId {booked.slice_id} (x-correlator demo-booking-1)" in text
+    # Each change once, in order: booked for later, realised in its window, released at its end.
+    assert booked.states[0] == "Scheduled" and booked.states[-1] == "Expired", booked.states
+    assert booked.states[1:-1] in (["Ready"], ["Admitted", "Ready"]), booked.states
+    for state in booked.states:
+        assert f"  {state:<10}" in text, state
+    assert booked.actors["apply"] == booked.actors["delete"] == "tenant:events-office"
+    assert (booked.actors["activate"], booked.actors["expire"]) == ("controller", "controller")
+    statuses = ["created", "scheduled", "active", "expired", "deleted"]
+    assert booked.delivered == statuses
+    assert booked.received == [(STATUS_CHANGED, s) for s in statuses]
+    assert f"{STATUS_CHANGED}  expired      delivered after 1 attempt, bearer token" in text
+    # The store agrees: the tenant's slice is gone, its booking deleted, the trail names the tenant.
+    store = Store.open(store_path)
+    try:
+        assert booked.slice not in {r.name for r in store.load_slices()}
+        [row] = store.query("SELECT tenant, deleted_at FROM bookings WHERE slice_id = ?", [booked.slice_id])
+        trail = [(e.actor, e.action) for e in store.events() if e.slice == booked.slice]
+    finally:
+        store.close()
+    assert row["tenant"] == "events-office" and row["deleted_at"] is not None
+    assert trail[0] == ("tenant:events-office", "apply") and trail[-1] == ("tenant:events-office", "delete")
+    assert [a for _, a in trail if a in ("book", "activate", "expire")] == ["book", "activate", "expire"]
 
 
 def test_demo_command_exits_by_itself(tmp_path: Path) -> None:
@@ -79,6 +114,10 @@ def test_demo_command_exits_by_itself(tmp_path: Path) -> None:
         assert result.exit_code == 0, result.output
         for step in ("Audit trail", "Draining edge site", "LeaseExpired", "acked", "/metrics:"):
             assert step in result.output, step
+        # The booking over REST: 201, Scheduled then Expired, and the sink heard the deletion.
+        booking = result.output.split("CAMARA Network Slice Booking API", 1)[-1].split("Audit trail (")[0]
+        for step in ("-> 201 Created, sliceId", "Scheduled", "Expired", "-> 204", "deleted      delivered"):
+            assert step in booking, step
         # The decisions (not the timings, ports or acks) are the same both times.
         outputs.append([ln for ln in result.output.splitlines() if ln.startswith("    apply ")])
     assert outputs[0] == outputs[1] and len(outputs[0]) == 5
