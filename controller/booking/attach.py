@@ -76,4 +76,6 @@ def start_booking(settings: BookingSettings, controller: ControllerService, cloc
         feed.stop()
         notifier.stop()
         raise
+    # The events' source is the API as bound (port 0 picks one at start).
+    bookings.source = feed.source = f"{server.url}{API_PATH}"
     return RunningBooking(server, notifier, feed, bookings)

@@ -37,10 +37,15 @@ def timestamp(at: datetime | None) -> float:
 
 
 def when(ts: float) -> str:
-    """A calendar time as people read it (UTC, minutes)."""
+    """A calendar time as people read it (UTC; seconds only when it has some).
+
+    >>> when(1_800_000_000), when(1_800_000_042.5), when(OPEN_END)
+    ('2027-01-15 08:00 UTC', '2027-01-15 08:00:42 UTC', '(no end)')
+    """
     if math.isinf(ts):
         return "(no end)"
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    at = datetime.fromtimestamp(ts, UTC)
+    return at.strftime("%Y-%m-%d %H:%M:%S UTC" if int(ts) % 60 else "%Y-%m-%d %H:%M UTC")
 
 
 @dataclass(frozen=True)

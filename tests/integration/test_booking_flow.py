@@ -187,6 +187,7 @@ def test_a_booking_is_made_activates_expires_and_its_sink_hears_each_change(
         assert received_headers["Content-Type"] == "application/cloudevents+json"
         assert received_headers["Authorization"] == "Bearer sink-secret-token"
         assert event["type"] == "org.camaraproject.network-slice-booking.v0.status-changed"
+        assert event["source"] == f"{base}{API}"  # the API as bound, not its port 0
         assert event["data"]["sliceId"] == slice_id and "sinkCredential" not in event["data"]
 
     assert httpx.delete(f"{base}{API}/slices/{slice_id}", headers=headers, timeout=10).status_code == 204
