@@ -315,6 +315,11 @@ def run(
     elif agents_listen or agents_tls_cert or agents_tls_key or agents_client_ca:
         raise errors.InvalidSpec("--no-agents: do not combine with --agents-listen or --agents-tls-*")
     if booking is not None:
+        if config.intents == "crd":
+            # Bookings are NetworkSlices of the SQLite state; the CRD source would remove them.
+            raise errors.InvalidSpec(
+                "--booking-listen: needs --intents sqlite (bookings live in the SQLite state)"
+            )
         booking = dataclasses.replace(booking, dev=config.dev)  # plain HTTP only as the operator API
         booking.check()
     host = auth.split_address(listen)[0]
