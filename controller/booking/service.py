@@ -5,13 +5,12 @@ the QoS profile mapped over the cells its area covers (:mod:`controller.booking.
 :mod:`controller.booking.areas`) with the service time as ``spec.schedule``. It is admitted over
 the capacity calendar or not stored at all (:meth:`ControllerService.book`); its row in
 ``bookings`` (the request as booked, the sink and its credential) commits in the same
-transaction. Tenants see only their own bookings: another tenant's ``sliceId`` is answered as
-if it did not exist.
+transaction; the table is read through :mod:`controller.booking.records`. Tenants see only their
+own bookings: another tenant's ``sliceId`` is answered as if it did not exist.
 """
 
 from __future__ import annotations
 
-import json
 import threading
 import uuid
 from collections.abc import Callable
@@ -19,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from controller.booking import areas, camara, notifier, ports, qos
+from controller.booking import areas, camara, notifier, ports, qos, records
 from controller.booking.sinks import SinkPolicy
 from controller.runtime.clock import Clock
 from controller.runtime.service import ControllerService
@@ -138,18 +137,18 @@ class BookingService:
         return info
 
     def get(self, tenant: ports.Tenant, slice_id: UUID) -> camara.SliceInfo:
-        row = self._row(tenant, slice_id)
-        if row is None:
+        record = records.find(self.store, tenant.name, slice_id)
+        if record is None:
             raise ports.not_found(f"no slice {slice_id}")
-        return camara.SliceInfo.model_validate({**json.loads(row["attributes"]), "sliceId": slice_id})
+        return record.slice_info()
 
     def delete(self, tenant: ports.Tenant, slice_id: UUID) -> None:
-        row = self._row(tenant, slice_id)
-        if row is None:
+        record = records.find(self.store, tenant.name, slice_id)
+        if record is None:
             return  # idempotent; and another tenant's booking is not the caller's to know of
         now = self.clock.now()
-        info = camara.SliceInfo.model_validate({**json.loads(row["attributes"]), "sliceId": slice_id})
-        sink = row["sink"]
+        info = record.slice_info()
+        sink = record.sink
 
         def write(tx: Transaction) -> None:
             tx.execute(
@@ -160,7 +159,7 @@ class BookingService:
                 notifier.enqueue(tx, now, slice_id, "deleted", sink, info, source=self.source)
 
         try:
-            self.controller.delete(row["slice_name"], f"tenant:{tenant.name}", write)
+            self.controller.delete(record.slice_name, f"tenant:{tenant.name}", write)
         except errors.NotFound:  # the operator deleted its slice already: the booking goes too
             with self.store.transaction() as tx:
                 write(tx)
@@ -171,30 +170,7 @@ class BookingService:
 
     def bookings(self, tenant: str | None = None) -> list[dict[str, Any]]:
         """Every booking not deleted (of ``tenant``), oldest first, with its slice's state."""
-        sql = "SELECT * FROM bookings WHERE deleted_at IS NULL"
-        args: tuple[object, ...] = ()
-        if tenant is not None:
-            sql += " AND tenant = ?"
-            args = (tenant,)
-        out = []
-        for row in self.store.query(sql + " ORDER BY created_at", args):
-            try:
-                state = self.controller.get(row["slice_name"]).state.value
-            except errors.NotFound:
-                state = "Deleted"
-            out.append(
-                {
-                    "sliceId": row["slice_id"],
-                    "tenant": row["tenant"],
-                    "slice": row["slice_name"],
-                    "state": state,
-                    "start": row["start_at"],
-                    "end": row["end_at"],
-                    "reservedMbps": row["reserved_mbps"],
-                    "sink": row["sink"],
-                }
-            )
-        return out
+        return records.operator_listing(self.store, self._state_of, tenant)
 
     # -- internals --------------------------------------------------------------------------------
 
@@ -210,22 +186,17 @@ class BookingService:
             raise ports.out_of_range(f"serviceTime.endDate: {end.isoformat()} is in the past")
         return max(start, now), end
 
-    def _row(self, tenant: ports.Tenant, slice_id: UUID) -> Any:
-        rows = self.store.query(
-            "SELECT * FROM bookings WHERE slice_id = ? AND tenant = ? AND deleted_at IS NULL",
-            (str(slice_id), tenant.name),
-        )
-        return rows[0] if rows else None
+    def _state_of(self, name: str) -> str | None:
+        try:
+            return self.controller.get(name).state.value
+        except errors.NotFound:
+            return None
 
     def _check_quota(self, tenant: ports.Tenant, mbps: float, now: datetime) -> None:
         if tenant.quota_bookings is None and tenant.quota_mbps is None:
             return
-        [row] = self.store.query(
-            "SELECT count(*) AS n, coalesce(sum(reserved_mbps), 0) AS mbps FROM bookings"
-            " WHERE tenant = ? AND deleted_at IS NULL AND (end_at IS NULL OR end_at > ?)",
-            (tenant.name, _ts(now)),
-        )
-        held, held_mbps = int(row["n"]), float(row["mbps"])
+        holding = records.held(self.store, tenant.name, now)
+        held, held_mbps = holding.bookings, holding.mbps
         if tenant.quota_bookings is not None and held + 1 > tenant.quota_bookings:
             raise ports.quota_exceeded(
                 f"tenant {tenant.name} holds {held} bookings; its quota is {tenant.quota_bookings}"

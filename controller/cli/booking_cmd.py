@@ -1,17 +1,22 @@
 """``slicectl booking client add|list|remove|rotate``: the booking API's clients (tenants), kept in
 the state file itself, so this works with or without a running controller and a change counts at
-once (wiring only; see controller.booking.clients)."""
+once (wiring only; see controller.booking.clients). ``slicectl booking list`` and ``booking
+deliveries``: the operator's view of the bookings and of their notifications, read from the same
+state file (controller.booking.records, controller.booking.notifier.deliveries)."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import click
 
-from controller.booking import clients
+from controller.booking import clients, notifier, records
 from controller.booking.ports import Tenant
 from controller.cli import output
 from controller.cli.state_cmd import state_options
@@ -26,7 +31,7 @@ SECRET_NOTE = (
 
 @click.group("booking")
 def booking() -> None:
-    """The CAMARA Network Slice Booking API: its clients (tenants)."""
+    """The CAMARA Network Slice Booking API: its clients (tenants), bookings and notifications."""
 
 
 @booking.group("client")
@@ -51,11 +56,9 @@ _name_argument = click.argument("name", callback=_checked(clients.check_name))
 
 
 @contextmanager
-def _registry(
-    state_file: Path | None, state_dir: Path | None, *, create: bool = False
-) -> Iterator[clients.ClientRegistry]:
-    """The registry over the state file ``controller run`` would use. Only ``add`` makes a new
-    state file (and its folder): the others refuse a missing one rather than make an empty state."""
+def _state(state_file: Path | None, state_dir: Path | None, *, create: bool = False) -> Iterator[Store]:
+    """The state file ``controller run`` would use. Only ``client add`` makes a new state file
+    (and its folder): the others refuse a missing one rather than make an empty state."""
     path = config.RuntimeConfig(state_file=state_file, state_dir=state_dir).resolved_state_file()
     if not path.exists():
         if not create:
@@ -66,9 +69,18 @@ def _registry(
             raise errors.StoreError(f"state folder {path.parent}: cannot create: {exc.strerror}") from exc
     store = Store.open(path)
     try:
-        yield clients.ClientRegistry(store)
+        yield store
     finally:
         store.close()
+
+
+@contextmanager
+def _registry(
+    state_file: Path | None, state_dir: Path | None, *, create: bool = False
+) -> Iterator[clients.ClientRegistry]:
+    """The client registry over the state file (see :func:`_state`)."""
+    with _state(state_file, state_dir, create=create) as store:
+        yield clients.ClientRegistry(store)
 
 
 def _tenant_data(tenant: Tenant) -> dict[str, Any]:
@@ -194,3 +206,169 @@ def rotate(name: str, fmt: str, state_file: Path | None, state_dir: Path | None)
     with _registry(state_file, state_dir) as registry:
         tenant, secret = registry.rotate(name)
     _emit_secret(tenant, secret, fmt)
+
+
+# -- the operator's views -------------------------------------------------------------------------
+
+
+def _when(at: str | datetime | None) -> str:
+    """A stored time for a table: to the second, ``-`` when there is none."""
+    if at is None:
+        return "-"
+    moment = datetime.fromisoformat(at) if isinstance(at, str) else at
+    return moment.isoformat(timespec="seconds")
+
+
+def _slice_id(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return str(UUID(value))
+    except ValueError:
+        raise ValueError(
+            f"{value!r} is not a sliceId (a UUID, e.g. 2d3c1f7e-0000-4000-8000-000000000000)"
+        ) from None
+
+
+BOOKING_HEADERS = ["SLICE-ID", "TENANT", "SLICE", "STATE", "START", "END", "MBPS", "SINK"]
+
+
+@booking.command("list")
+@click.option(
+    "--tenant",
+    default=None,
+    callback=_checked(lambda v: None if v is None else clients.check_name(v)),
+    help="Only this tenant's bookings (the booking client's name).",
+)
+@output.output_option
+@state_options
+def list_bookings(tenant: str | None, fmt: str, state_file: Path | None, state_dir: Path | None) -> None:
+    """Every booking not deleted (of --tenant), oldest first, with its tenant, its NetworkSlice
+    (``slicectl slice get SLICE``) and that slice's state: Scheduled until its window begins,
+    then Admitted or Ready, Expired once it has ended."""
+    with _state(state_file, state_dir) as store:
+        found = records.operator_listing(store, records.stored_states(store).get, tenant)
+        unknown = tenant is not None and not found and clients.ClientRegistry(store).named(tenant) is None
+    if fmt != "table":
+        output.emit_data(found, fmt)
+        return
+    if not found:
+        what = "no bookings" + (f" of tenant {tenant}" if tenant else "")
+        click.echo(what + (" (no booking client has that name)" if unknown else ""))
+        return
+    rows = [
+        [
+            b["sliceId"],
+            b["tenant"],
+            b["slice"],
+            b["state"],
+            _when(b["start"]),
+            _when(b["end"]),
+            f"{b['reservedMbps']:g}",
+            b["sink"] or "-",
+        ]
+        for b in found
+    ]
+    click.echo(output.table(BOOKING_HEADERS, rows))
+
+
+DELIVERY_STATES = (notifier.PENDING, notifier.DELIVERED, notifier.FAILED)
+DELIVERY_HEADERS = [
+    "SEQ",
+    "CREATED",
+    "SLICE-ID",
+    "STATUS",
+    "STATE",
+    "ATTEMPTS",
+    "NEXT/DONE",
+    "SINK",
+    "LAST-ERROR",
+]
+
+
+def _delivery_data(d: notifier.Delivery) -> dict[str, Any]:
+    return {
+        "seq": d.seq,
+        "eventId": d.event_id,
+        "sliceId": d.slice_id,
+        "status": d.status,
+        "sink": d.sink,
+        "state": d.state,
+        "attempts": d.attempts,
+        "lastError": d.last_error,
+        "nextAttemptAt": d.next_attempt_at.isoformat() if d.next_attempt_at else None,
+        "deliveredAt": d.delivered_at.isoformat() if d.delivered_at else None,
+        "createdAt": d.created_at.isoformat(),
+    }
+
+
+def _delivery_row(d: notifier.Delivery) -> list[object]:
+    if d.state == notifier.DELIVERED:
+        done = _when(d.delivered_at)
+    elif d.state == notifier.PENDING:
+        done = f"next {_when(d.next_attempt_at)}"
+    else:
+        done = "gave up"
+    return [
+        d.seq,
+        _when(d.created_at),
+        d.slice_id,
+        d.status,
+        d.state,
+        d.attempts,
+        done,
+        d.sink,
+        d.last_error or "-",
+    ]
+
+
+@booking.command("deliveries")
+@click.option(
+    "--slice-id",
+    default=None,
+    callback=_checked(_slice_id),
+    help="Only the notifications of this booking (its sliceId).",
+)
+@click.option(
+    "--delivery-state",
+    "state",
+    type=click.Choice(DELIVERY_STATES),
+    default=None,
+    help="Only notifications in this state: pending (to be sent or retried), delivered, failed "
+    "(--state is the state file, as everywhere).",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(1, 100_000),
+    default=100,
+    show_default=True,
+    help="The newest N of them.",
+)
+@output.output_option
+@state_options
+def list_deliveries(
+    slice_id: str | None,
+    state: str | None,
+    limit: int,
+    fmt: str,
+    state_file: Path | None,
+    state_dir: Path | None,
+) -> None:
+    """The bookings' status-change notifications (CloudEvents to their sinks) and how their
+    delivery went: the newest --limit, oldest first. A pending one is sent, or retried with
+    backoff, at NEXT; a failed one was refused by its sink or ran out of attempts (LAST-ERROR
+    says why)."""
+    with _state(state_file, state_dir) as store:
+        # The outbox is read whole when filtered by state, so --limit counts the matching ones.
+        everything = notifier.deliveries(store, slice_id, limit=limit if state is None else sys.maxsize)
+    found = [d for d in everything if state is None or d.state == state][-limit:]
+    if fmt != "table":
+        output.emit_data([_delivery_data(d) for d in found], fmt)
+        return
+    if not found:
+        click.echo(
+            f"no {state + ' ' if state else ''}notifications"
+            + (f" of booking {slice_id}" if slice_id else "")
+        )
+        return
+    click.echo(output.table(DELIVERY_HEADERS, [_delivery_row(d) for d in found]))

@@ -16,17 +16,21 @@ from slices import errors
 
 def labels_of(s: pb.Slice) -> dict[str, str]:
     """The slice's ``metadata.labels`` (from the document it was applied with)."""
-    if not s.document_json:
-        return {}
-    try:
-        document = json.loads(s.document_json)
-    except json.JSONDecodeError:
-        return {}
-    labels = (document.get("metadata") or {}).get("labels") or {}
-    return {str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {}
+    return views.labels_of(s)
 
 
-WIDE_HEADERS = [*views.SLICE_HEADERS, "GEN", "UNSERVED", "KBPS/CELL", "UPDATED", "LABELS"]
+#: ``-o wide``: TENANT is the booking tenant (``-`` for the operator's own slices), WINDOW its
+#: ``spec.schedule`` as ``START/END`` (``START/..`` without an end).
+WIDE_HEADERS = [
+    *views.SLICE_HEADERS,
+    "TENANT",
+    "WINDOW",
+    "GEN",
+    "UNSERVED",
+    "KBPS/CELL",
+    "UPDATED",
+    "LABELS",
+]
 
 
 def wide_row(s: pb.Slice) -> list[object]:
@@ -34,6 +38,8 @@ def wide_row(s: pb.Slice) -> list[object]:
     labels = labels_of(s)
     return [
         *views.slice_row(s),
+        views.tenant_of(s) or "-",
+        views.window_column(s),
         s.generation,
         len(s.placement.unserved_cells) if placed else 0,
         s.placement.kbps_per_cell if placed else "-",

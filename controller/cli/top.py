@@ -31,7 +31,10 @@ from slices import errors
 CLEAR = "\x1b[H\x1b[2J"  # cursor home, clear screen
 KPI_METRIC = "edgeslice_slice_kpi_target_ratio"
 KPI_COLUMNS = (("latency", "LAT"), ("throughput", "THR"), ("loss", "LOSS"), ("devices", "DEV"))
-STATE_ORDER = ("Degraded", "Preempted", "Pending", "Rejected", "Admitted", "Ready")
+#: Rows needing attention first; a booked window not begun (Scheduled) or ended (Expired) last.
+STATE_ORDER = ("Degraded", "Preempted", "Pending", "Rejected", "Admitted", "Ready", "Scheduled", "Expired")
+#: The summary line: the live states from the healthiest, then the windows not begun and ended.
+SUMMARY_ORDER = ("Ready", "Admitted", "Rejected", "Pending", "Preempted", "Degraded", "Scheduled", "Expired")
 
 KpiRatios = Mapping[str, Mapping[str, float]]  # slice -> kpi -> observed / target
 
@@ -148,9 +151,9 @@ def format_top(
 ) -> str:
     """The whole screen: a summary line, then the slices that need attention first.
 
-    Order: SLA violated, then by state (Degraded, Preempted, Pending, Rejected, Admitted, Ready),
-    then by name; at most ``limit`` rows. With ``kpis`` (from the metrics endpoint) each row shows
-    latency, throughput, loss and devices against the slice's targets.
+    Order: SLA violated, then by state (Degraded, Preempted, Pending, Rejected, Admitted, Ready,
+    Scheduled, Expired), then by name; at most ``limit`` rows. With ``kpis`` (from the metrics
+    endpoint) each row shows latency, throughput, loss and devices against the slice's targets.
     """
     rows = [_row(s) for s in slices]
     rows.sort(key=lambda r: (r.sla != "VIOLATED", _state_rank(r.state), r.name))
@@ -159,7 +162,11 @@ def format_top(
     stamp = (now or datetime.now(UTC)).strftime("%H:%M:%S")
     head = [
         f"edgeslice top  {stamp}  slices {len(rows)}: "
-        + ", ".join(f"{states[s]} {s}" for s in reversed(STATE_ORDER) if states[s])
+        + ", ".join(
+            f"{states[s]} {s}"
+            for s in (*SUMMARY_ORDER, *sorted(set(states) - set(SUMMARY_ORDER)))
+            if states[s]
+        )
         + f"  |  SLA violated {violated}"
     ]
     if status is not None:

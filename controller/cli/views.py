@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 import yaml
 from google.protobuf import timestamp_pb2
 
 from controller.api import reports
+from controller.booking.ports import SLICE_ID_ANNOTATION, TENANT_LABEL
 from controller.cli import output
 from protos.edgeslice.operator.v1 import operator_pb2 as pb
 
@@ -156,12 +157,98 @@ def slices_table(slices: Sequence[pb.Slice]) -> str:
     return output.table(SLICE_HEADERS, [slice_row(s) for s in slices])
 
 
+def document_of(s: pb.Slice) -> dict[str, Any]:
+    """The NetworkSlice document the slice was applied with (empty when it cannot be read)."""
+    if not s.document_json:
+        return {}
+    try:
+        document = json.loads(s.document_json)
+    except json.JSONDecodeError:
+        return {}
+    return document if isinstance(document, dict) else {}
+
+
+def _metadata(s: pb.Slice, key: str) -> dict[str, str]:
+    found = (document_of(s).get("metadata") or {}).get(key) or {}
+    return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
+
+
+def labels_of(s: pb.Slice) -> dict[str, str]:
+    """The slice's ``metadata.labels``."""
+    return _metadata(s, "labels")
+
+
+def tenant_of(s: pb.Slice) -> str | None:
+    """The booking tenant whose slice this is (its tenant label), None for the operator's own."""
+    return labels_of(s).get(TENANT_LABEL) or None
+
+
+def schedule_of(s: pb.Slice) -> tuple[datetime, datetime | None] | None:
+    """``spec.schedule``'s start and end (None: no end), None when the slice has no schedule."""
+    schedule = (document_of(s).get("spec") or {}).get("schedule")
+    if not isinstance(schedule, dict) or not schedule.get("start"):
+        return None
+    try:
+        start = datetime.fromisoformat(str(schedule["start"]).replace("Z", "+00:00"))
+        end = schedule.get("end")
+        return start, datetime.fromisoformat(str(end).replace("Z", "+00:00")) if end else None
+    except ValueError:
+        return None
+
+
+def _minute(at: datetime) -> str:
+    """A window's end for a column: UTC, to the minute unless it has seconds.
+
+    >>> _minute(datetime(2026, 12, 5, 9, 0, tzinfo=UTC)), _minute(datetime(2026, 12, 5, 9, 0, 30, tzinfo=UTC))
+    ('2026-12-05T09:00Z', '2026-12-05T09:00:30Z')
+    """
+    at = at.astimezone(UTC)
+    return at.strftime("%Y-%m-%dT%H:%M:%SZ" if at.second or at.microsecond else "%Y-%m-%dT%H:%MZ")
+
+
+def window_column(s: pb.Slice) -> str:
+    """``spec.schedule`` as one ISO 8601 interval without spaces (``START/END``, ``START/..``
+    without an end), ``-`` without a schedule: the WINDOW column of ``-o wide``."""
+    schedule = schedule_of(s)
+    if schedule is None:
+        return "-"
+    start, end = schedule
+    return f"{_minute(start)}/{_minute(end) if end is not None else '..'}"
+
+
+def _people_time(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def window_text(s: pb.Slice) -> str | None:
+    """``spec.schedule`` for people, with where the slice stands in it (None without one)."""
+    schedule = schedule_of(s)
+    if schedule is None:
+        return None
+    start, end = schedule
+    text = f"{_people_time(start)} to {_people_time(end) if end is not None else '(no end)'}"
+    stage = {
+        "Scheduled": "not begun: capacity booked, nothing realised",
+        "Expired": "ended: capacity released",
+    }
+    return text + (f" ({stage[s.state]})" if s.state in stage else "")
+
+
 def slice_text(s: pb.Slice) -> str:
     lines = [
         f"Name:        {s.name}",
         f"Kind:        {s.kind} (S-NSSAI {s.snssai}, priority {s.priority})",
-        f"State:       {s.state}" + (f" ({s.reason})" if s.reason else ""),
+        f"State:       {s.state}" + (f" ({s.reason})" if s.reason and s.reason != s.state else ""),
         f"Message:     {s.message or '-'}",
+    ]
+    tenant = tenant_of(s)
+    if tenant is not None:
+        booking = _metadata(s, "annotations").get(SLICE_ID_ANNOTATION)
+        lines.append(f"Tenant:      {tenant}" + (f" (booking {booking})" if booking else ""))
+    window = window_text(s)
+    if window is not None:
+        lines.append(f"Window:      {window}")
+    lines += [
         f"Generation:  {s.generation}",
         f"Updated:     {when(s.updated_at)}",
     ]

@@ -102,7 +102,8 @@ class StateCollector(Collector):
             (
                 g,
                 "slices",
-                "Slices by kind and state (Ready, Admitted, Degraded, Pending, Rejected, Preempted).",
+                "Slices by kind and state (Ready, Admitted, Degraded, Pending, Rejected, Preempted, "
+                "Scheduled, Expired).",
                 ["kind", "state"],
             ),
             (g, "slices_sla_violated", "Slices whose SLAMet condition is False, by kind.", ["kind"]),
