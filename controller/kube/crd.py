@@ -135,7 +135,7 @@ def status_schema() -> dict[str, Any]:
         "properties": {
             "state": {
                 "type": "string",
-                "description": "Pending, Admitted, Ready, Degraded, Rejected or Preempted",
+                "description": "Pending, Admitted, Ready, Degraded, Rejected, Preempted, Scheduled or Expired",
             },
             "reason": {"type": "string", "description": "CamelCase reason for the state"},
             "message": {"type": "string", "description": "the state explained for a person"},
