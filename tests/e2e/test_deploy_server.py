@@ -242,6 +242,13 @@ def _as(installed: KubeApiServer, who: Identity, *args: str, input: str | None =
     return result.returncode == 0, (result.stdout + result.stderr).strip()
 
 
+def _create_deployment(
+    installed: KubeApiServer, who: Identity, namespace: str, labels: dict[str, str]
+) -> tuple[bool, str]:
+    """Whether ``who`` may create a Deployment with ``labels`` in ``namespace`` (server dry run)."""
+    return _as(installed, who, "create", "--dry-run=server", "-f", "-", input=_deployment(namespace, labels))
+
+
 @pytest.fixture(scope="module")
 def policy_active(installed: KubeApiServer) -> Identity:
     """The controller's identity once the policy is enforced (the apiserver loads a new policy
@@ -278,15 +285,7 @@ def test_the_controller_cannot_create_a_deployment_in_a_users_namespace(
 ) -> None:
     # Labelled as edgeslice's or not, a Deployment in team-a is refused: team-a is not edgeslice's.
     for labels in ({}, OWNED):
-        ok, said = _as(
-            installed,
-            policy_active,
-            "create",
-            "--dry-run=server",
-            "-f",
-            "-",
-            input=_deployment("team-a", labels),
-        )
+        ok, said = _create_deployment(installed, policy_active, "team-a", labels)
         assert not ok, labels
         assert "edgeslice-owned-objects-only" in said
 
@@ -339,15 +338,7 @@ def test_the_controller_may_do_its_work_in_what_it_owns(
     )
     assert ok, said
     # Not even in its own namespace may it write an object without its label.
-    ok, said = _as(
-        installed,
-        policy_active,
-        "create",
-        "--dry-run=server",
-        "-f",
-        "-",
-        input=_deployment("slice-vap-check", {}),
-    )
+    ok, said = _create_deployment(installed, policy_active, "slice-vap-check", {})
     assert not ok and "may only create or modify objects labelled" in said
     # Nor strip its label from an object (the object would leave its control unseen).
     ok, said = _as(
