@@ -186,7 +186,9 @@ def test_an_empty_file_is_refused_unchanged_and_only_init_starts_over_it(tmp_pat
     with pytest.raises(errors.StoreError, match=r"b.db: --init starts a new state only where there is none"):
         Store.open(tmp_path / "b.db", init=True)
     assert _digest(tmp_path / "b.db") == before
-    assert Store.open(tmp_path / "missing.db").schema_version == SCHEMA_VERSION  # a missing file needs no --init
+    assert (
+        Store.open(tmp_path / "missing.db").schema_version == SCHEMA_VERSION
+    )  # a missing file needs no --init
 
 
 def test_a_missing_file_beside_its_log_is_refused(tmp_path: Path) -> None:
