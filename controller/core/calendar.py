@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Iterable
+from collections.abc import Collection, Container, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -183,8 +183,11 @@ class Calendar:
         """When :meth:`pop_due` next has something (perhaps a stale boundary: a harmless early look)."""
         return self._boundaries[0][0] if self._boundaries else OPEN_END
 
-    def peak(self, window: Window, exclude: Iterable[str] = ()) -> Peak:
-        """The most the holders overlapping ``window`` (but ``exclude``) hold at once, per element.
+    def peak(
+        self, window: Window, exclude: Iterable[str] = (), only: Collection[ElementKey] | None = None
+    ) -> Peak:
+        """The most the holders overlapping ``window`` (but ``exclude``) hold at once, per element
+        (of ``only``, if given: the elements a decision can touch, so the sweep stays small).
 
         A sweep over the window: each holder adds its amounts at its start (or the window's, if
         it began before) and takes them back at its end (if inside the window); ends sort before
@@ -205,21 +208,30 @@ class Calendar:
         chosen = [e for n, e in self._entries.items() if n not in skip and window.overlaps(e.start, e.end)]
         if not chosen:
             return Peak(Reservation())
+        mask = self._mask(only)
         elements: list[np.ndarray] = []
         times: list[np.ndarray] = []
         deltas: list[np.ndarray] = []
         ends_first: list[np.ndarray] = []
         for e in chosen:
-            n = len(e.elements)
-            elements.append(e.elements)
+            els, amounts = e.elements, e.amounts
+            if mask is not None:
+                keep = mask[els]
+                els, amounts = els[keep], amounts[keep]
+            n = len(els)
+            if not n:
+                continue
+            elements.append(els)
             times.append(np.full(n, max(e.start, window.start)))
-            deltas.append(e.amounts)
+            deltas.append(amounts)
             ends_first.append(np.ones(n, dtype=np.int8))
             if e.end < window.end:
-                elements.append(e.elements)
+                elements.append(els)
                 times.append(np.full(n, e.end))
-                deltas.append(-e.amounts)
+                deltas.append(-amounts)
                 ends_first.append(np.zeros(n, dtype=np.int8))
+        if not elements:
+            return Peak(Reservation(), {}, len(chosen))
         el = np.concatenate(elements)
         t = np.concatenate(times)
         d = np.concatenate(deltas)
@@ -228,25 +240,76 @@ class Calendar:
         running = np.cumsum(d)
         starts = np.flatnonzero(np.r_[True, el[1:] != el[:-1]])
         before = np.r_[0, running[:-1]][starts]  # the running total before each element's group
-        level = running - np.repeat(before, np.diff(np.r_[starts, len(el)]))
+        sizes = np.diff(np.r_[starts, len(el)])
+        level = running - np.repeat(before, sizes)
         best = np.maximum.reduceat(level, starts)
         # When each element's peak begins: the first event of its group at the best level.
-        at_best = level == np.repeat(best, np.diff(np.r_[starts, len(el)]))
+        at_best = level == np.repeat(best, sizes)
         first_best = np.minimum.reduceat(np.where(at_best, np.arange(len(el)), len(el)), starts)
         res = Reservation()
         at: dict[ElementKey, float] = {}
-        targets = {_RADIO: res.radio_kbps, _CPU: res.cpu_millicores, _MEMORY: res.memory_mib}
         for g, i in enumerate(starts.tolist()):
             amount = int(best[g])
             if amount <= 0:
                 continue
             key = self._keys[int(el[i])]
-            kind, name = key
-            if kind == _LINK:
-                assert isinstance(name, int)
-                res.link_kbps[name] = amount
-            else:
-                assert isinstance(name, str)
-                targets[kind][name] = amount
+            _add(res, key, amount)
             at[key] = float(t[int(first_best[g])])
         return Peak(res, at, len(chosen))
+
+    def held(
+        self, holders: Container[str], exclude: Iterable[str] = (), only: Collection[ElementKey] | None = None
+    ) -> Reservation:
+        """What the entries of ``holders`` (but ``exclude``) hold together, per element (of ``only``).
+
+        >>> cal = Calendar()
+        >>> cal.put("a", Window(0, 10), Reservation(radio_kbps={"c1": 5, "c2": 1}))
+        >>> cal.put("b", Window(5, 15), Reservation(radio_kbps={"c1": 7}))
+        >>> cal.held({"a", "b"}, only=[(0, "c1")]).radio_kbps
+        {'c1': 12}
+        """
+        skip = set(exclude)
+        mask = self._mask(only)
+        parts = [(e.elements, e.amounts) for n, e in self._entries.items() if n in holders and n not in skip]
+        res = Reservation()
+        if not parts:
+            return res
+        els = np.concatenate([p[0] for p in parts])
+        amounts = np.concatenate([p[1] for p in parts])
+        if mask is not None:
+            keep = mask[els]
+            els, amounts = els[keep], amounts[keep]
+        totals = np.bincount(els, weights=amounts, minlength=len(self._keys)).astype(np.int64)
+        for i in np.flatnonzero(totals).tolist():
+            _add(res, self._keys[i], int(totals[i]))
+        return res
+
+    def _mask(self, only: Collection[ElementKey] | None) -> np.ndarray | None:
+        if only is None:
+            return None
+        mask = np.zeros(len(self._keys), dtype=bool)
+        index = self._index
+        picked = [index[k] for k in only if k in index]
+        if picked:
+            mask[picked] = True
+        return mask
+
+
+def element_keys(cells: Iterable[str], links: Iterable[int], sites: Iterable[str]) -> set[ElementKey]:
+    """The calendar's keys of cells' radio, links and edge sites' CPU and memory."""
+    keys: set[ElementKey] = {(_RADIO, c) for c in cells}
+    keys.update((_LINK, i) for i in links)
+    for s in sites:
+        keys.add((_CPU, s))
+        keys.add((_MEMORY, s))
+    return keys
+
+
+def _add(res: Reservation, key: ElementKey, amount: int) -> None:
+    kind, name = key
+    if kind == _LINK:
+        assert isinstance(name, int)
+        res.link_kbps[name] = amount
+    else:
+        assert isinstance(name, str)
+        {_RADIO: res.radio_kbps, _CPU: res.cpu_millicores, _MEMORY: res.memory_mib}[kind][name] = amount

@@ -141,19 +141,14 @@ class Lifecycle:
                     raise errors.InvalidSpec(f"{intent.name}: {violation[1]}")
             at = self.core.clock.now()
             slot = new_slot(document, intent, at)
-            decision, _ = over_time.decide(world, slot, intent, at.timestamp())
+            decision, future = over_time.decide(world, slot, intent, at.timestamp())
             if decision.outcome != admission.Outcome.ADMITTED:
                 raise errors.AdmissionRejected(decision.reason, decision.message)
             _mark_pending(slot, at)
-            self.core.reconciler.commit(
-                [slot],
-                [("apply", slot.name, None, f"booked (generation 1, {intent.kind.value})")],
-                actor,
-                extra,
-            )
-            world.slots[slot.name] = slot
-            world.dirty.add(slot.name)
-            self.core.reconciler.run(world)
+            applied = ("apply", slot.name, None, f"booked (generation 1, {intent.kind.value})")
+            self.core.reconciler.settle(world, slot, decision, future, actor, [applied], extra)
+            if not future:
+                self.core.reconciler.run(world)  # its window has begun: realise it now
             slot = world.slots[slot.name]
             return ApplyResult(slot.name, slot.generation, True, slot.state, slot.reason, slot.message)
 
@@ -270,7 +265,7 @@ class Lifecycle:
             now = self.core.clock.now().timestamp()
             window = slot.window
             over = Window(now, window.end if window is not None else OPEN_END)
-            with over_time.ledger_over(world, over, name) as (ledger, _):  # later bookings count
+            with over_time.ledger_over(world, over, name, intent) as (ledger, _):  # later bookings count
                 decision = admission.admit(intent, elsewhere, ledger, world.admitted, allow_preemption=False)
             if decision.outcome != admission.Outcome.ADMITTED or decision.placement is None:
                 self.core.reconciler.commit(

@@ -15,8 +15,10 @@ from collections.abc import Iterator
 from dataclasses import replace
 
 from controller.core import admission
-from controller.core.calendar import OPEN_END, Peak, Window, when
+from controller.core.calendar import OPEN_END, ElementKey, Peak, Window, element_keys, when
 from controller.core.ledger import Ledger
+from controller.core.placement_model import Reservation
+from controller.core.topology import Topology
 from controller.runtime.world import Slot, World
 from slices.profiles import SliceIntent
 
@@ -25,22 +27,76 @@ CALENDAR_HOLDER = "@calendar"
 
 
 @contextlib.contextmanager
-def ledger_over(world: World, window: Window, deciding: str) -> Iterator[tuple[Ledger, Peak | None]]:
+def ledger_over(
+    world: World, window: Window, deciding: str, intent: SliceIntent | None = None
+) -> Iterator[tuple[Ledger, Peak | None]]:
     """The ledger over ``window`` for a decision about ``deciding`` (its own booking is left out);
-    undone on exit. With no booking but ``deciding``'s, the live ledger itself."""
+    undone on exit. With no booking but ``deciding``'s, the live ledger itself.
+
+    Only the elements ``intent`` can use (its cells, and the links and edge sites of its routes
+    within its latency bound) are adjusted: there the bookings that have begun (in the ledger
+    now) are replaced by the most the window's bookings hold at once. Elsewhere the ledger is
+    left as it is: the decision cannot touch it. Without ``intent``, every element the calendar
+    knows is adjusted."""
     calendar = world.calendar
     if len(calendar) == 0 or (len(calendar) == 1 and deciding in calendar):
         yield world.ledger, None
         return
+    only = reachable(world.placing, intent) if intent is not None else None
+    peak = calendar.peak(window, exclude=(deciding,), only=only)
+    now = calendar.held(world.ledger.held, exclude=(deciding,), only=only)
+    change = _difference(peak.reservation, now)
     with world.ledger.trial() as ledger:
-        # Bookings that have begun are in the ledger as well: count each once, by its window.
-        for name in calendar.names():
-            if name in ledger.held:
-                ledger.release(name)
-        peak = calendar.peak(window, exclude=(deciding,))
-        if peak.bookings:
-            ledger.reserve(CALENDAR_HOLDER, peak.reservation)
+        if change is not None:
+            ledger.reserve(CALENDAR_HOLDER, change)
         yield ledger, peak
+
+
+def _difference(a: Reservation, b: Reservation) -> Reservation | None:
+    """``a - b`` per element (negative where ``b`` holds more); None when it is zero everywhere."""
+    out = Reservation()
+    for mine, theirs, into in (
+        (a.radio_kbps, b.radio_kbps, out.radio_kbps),
+        (a.cpu_millicores, b.cpu_millicores, out.cpu_millicores),
+        (a.memory_mib, b.memory_mib, out.memory_mib),
+    ):
+        for key in mine.keys() | theirs.keys():
+            d = mine.get(key, 0) - theirs.get(key, 0)
+            if d:
+                into[key] = d
+    for idx in a.link_kbps.keys() | b.link_kbps.keys():
+        d = a.link_kbps.get(idx, 0) - b.link_kbps.get(idx, 0)
+        if d:
+            out.link_kbps[idx] = d
+    if not (out.radio_kbps or out.link_kbps or out.cpu_millicores or out.memory_mib):
+        return None
+    return out
+
+
+#: (topology, coverage, latency bound) -> the calendar keys a slice of them can use; bounded.
+_REACHABLE: dict[tuple[int, object, float], set[ElementKey]] = {}
+_REACHABLE_MAX = 4096
+
+
+def reachable(topology: Topology, intent: SliceIntent) -> set[ElementKey]:
+    """The elements a placement of ``intent`` can use: its covered cells' radio, and the links
+    and edge sites of every route from them within its latency bound."""
+    key = (id(topology), intent.coverage, intent.latency_ms)
+    found = _REACHABLE.get(key)
+    if found is not None:
+        return found
+    cells = topology.cells_in(intent.coverage)
+    links: set[int] = set()
+    edges: set[str] = set()
+    for cell in cells:
+        for route in topology.routes(cell, intent.latency_ms):
+            links.update(route.links)
+            edges.add(route.edge)
+    found = element_keys(cells, links, edges)
+    if len(_REACHABLE) >= _REACHABLE_MAX:
+        _REACHABLE.clear()
+    _REACHABLE[key] = found
+    return found
 
 
 def with_time(
@@ -79,7 +135,7 @@ def decide(
         over = window
     else:
         over = Window(now, window.end if window is not None else OPEN_END)
-    with ledger_over(world, over, slot.name) as (ledger, peak):
+    with ledger_over(world, over, slot.name, intent) as (ledger, peak):
         decision = admission.admit(
             intent,
             world.placing,

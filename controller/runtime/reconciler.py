@@ -436,6 +436,8 @@ class Reconciler:
         why: str | None,
         at: datetime,
         actor: str,
+        before: Sequence[EventSpec] = (),
+        extra: Callable[[Transaction], None] | None = None,
     ) -> bool:
         placement = decision.placement
         assert placement is not None
@@ -469,7 +471,7 @@ class Reconciler:
         events: list[EventSpec] = [(action, slot.name, None, text)]
         for v in victims:
             events.append(("preempt", v.name, None, v.message))
-        self.commit([new, *victims], events, actor)
+        self.commit([new, *victims], [*before, *events], actor, extra)
         new.placed_revision = self.revision
         # Memory follows the commit: release the old and the victims, then hold the new.
         world.release(slot.name)
@@ -489,7 +491,15 @@ class Reconciler:
         return True
 
     def _booked(
-        self, world: World, work: Work, slot: Slot, decision: admission.Decision, at: datetime, actor: str
+        self,
+        world: World,
+        work: Work,
+        slot: Slot,
+        decision: admission.Decision,
+        at: datetime,
+        actor: str,
+        before: Sequence[EventSpec] = (),
+        extra: Callable[[Transaction], None] | None = None,
     ) -> bool:
         """Admitted for a future window: the placement is held in the calendar, nothing is
         realised until the window begins."""
@@ -512,12 +522,35 @@ class Reconciler:
             new, ConditionType.REALISED, ConditionStatus.FALSE, "NotStarted", "its window has not begun", at
         )
         refresh_readiness(new, at)
-        self.commit([new], [("book", slot.name, None, f"{new.message}: {decision.message}")], actor)
+        self.commit(
+            [new], [*before, ("book", slot.name, None, f"{new.message}: {decision.message}")], actor, extra
+        )
         world.release(slot.name)  # the booking it replaces, if any
         world.book(new, placement)
         world.slots[new.name] = new
         self.observer.decision(slot.intent.kind.value, "admitted", "Booked")
         return True
+
+    def settle(
+        self,
+        world: World,
+        slot: Slot,
+        decision: admission.Decision,
+        future: bool,
+        actor: str,
+        before: Sequence[EventSpec],
+        extra: Callable[[Transaction], None] | None = None,
+    ) -> None:
+        """Commit an admission a caller has just decided for a new slice (:meth:`Lifecycle.book`),
+        as a pass would, with the caller's events and writes in the same transaction: one
+        decision and one commit per booking."""
+        assert decision.outcome == admission.Outcome.ADMITTED
+        at = self.now()
+        slot.tried_epoch = world.epoch
+        if future:
+            self._booked(world, Work.ADMIT, slot, decision, at, actor, before, extra)
+        else:
+            self._admitted(world, Work.ADMIT, slot, slot.intent, decision, None, at, actor, before, extra)
 
     def _activate(self, world: World, slot: Slot) -> bool:
         """The window has begun: the booked placement becomes live (the calendar held its room)."""

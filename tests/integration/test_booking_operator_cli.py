@@ -320,10 +320,10 @@ def test_every_booking_is_a_slice_the_operator_sees_with_its_tenant(
     assert f"Tenant:      police (booking {later})" in got and "(not begun: capacity booked" in got
 
     trail = json.loads(ok("slice", "events", "--slice", names["festival"], "-o", "json", env=online))
-    # Newest first: the tenant applied it, the controller booked it in the calendar.
+    # Newest first: the tenant applied it and its booking was decided in the same commit.
     assert [(e["actor"], e["action"]) for e in reversed(trail)][:2] == [
         ("tenant:events-office", "apply"),
-        ("controller", "book"),
+        ("tenant:events-office", "book"),
     ]
 
     def expired() -> bool:
