@@ -10,6 +10,8 @@ says: a self-intersecting or zero-area boundary is refused rather than guessed a
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 import shapely  # type: ignore[import-untyped]  # no py.typed in shapely 2.x; types-shapely would do
 
@@ -63,7 +65,22 @@ def _in_polygon(area: camara.Polygon, topology: topology_mod.Topology) -> tuple[
     cells = topology.cells
     if not cells:
         return ()
-    lon = np.array([topology.sites[c].lon for c in cells], dtype=float)
-    lat = np.array([topology.sites[c].lat for c in cells], dtype=float)
+    lon, lat = _cell_coordinates(topology)
     inside = shapely.intersects_xy(polygon, lon, lat)  # inside or on the boundary
-    return tuple(c for c, hit in zip(cells, inside.tolist(), strict=True) if hit)
+    return tuple(cells[i] for i in np.flatnonzero(inside).tolist())
+
+
+# Topology -> its cells' (lon, lat) arrays, in topology order: made once per city, not per polygon.
+_COORDINATES: weakref.WeakKeyDictionary[topology_mod.Topology, tuple[np.ndarray, np.ndarray]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _cell_coordinates(topology: topology_mod.Topology) -> tuple[np.ndarray, np.ndarray]:
+    found = _COORDINATES.get(topology)
+    if found is None:
+        sites = topology.sites
+        lon = np.array([sites[c].lon for c in topology.cells], dtype=float)
+        lat = np.array([sites[c].lat for c in topology.cells], dtype=float)
+        found = _COORDINATES[topology] = (lon, lat)
+    return found

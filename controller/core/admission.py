@@ -8,7 +8,7 @@ caller applies the decision (releases the victims, reserves the placement).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Container, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -192,12 +192,14 @@ def admit(
     admitted: Admitted,
     *,
     allow_preemption: bool = True,
+    protected: Container[str] = (),
 ) -> Decision:
     """Decide one slice: checks in order, then placement, then preemption if it may. Pure.
 
     If ``intent.name`` is already in ``admitted`` (a changed spec), it is placed as if its old
     reservation were released. The decision lists the slices it preempts; the caller releases
-    them and reserves the placement.
+    them and reserves the placement. ``protected``: slices never taken as victims (those with a
+    schedule: a booking is a promise).
 
     >>> from controller.core.topology_file import TopologyFile
     >>> from slices.intent import NetworkSlice
@@ -231,12 +233,17 @@ def admit(
     if intent.name in admitted and intent.name in ledger.held:
         with ledger.trial():  # as if released; the caller's ledger is unchanged on return
             ledger.release(intent.name)
-            return _decide(intent, topology, ledger, admitted, allow_preemption)
-    return _decide(intent, topology, ledger, admitted, allow_preemption)
+            return _decide(intent, topology, ledger, admitted, allow_preemption, protected)
+    return _decide(intent, topology, ledger, admitted, allow_preemption, protected)
 
 
 def _decide(
-    intent: SliceIntent, topology: Topology, ledger: Ledger, admitted: Admitted, allow_preemption: bool
+    intent: SliceIntent,
+    topology: Topology,
+    ledger: Ledger,
+    admitted: Admitted,
+    allow_preemption: bool,
+    protected: Container[str] = (),
 ) -> Decision:
     ctx = Context(intent, topology, ledger, admitted)
     for check in CHECKS:
@@ -247,7 +254,7 @@ def _decide(
     if isinstance(result, Placement):
         return Decision(intent.name, Outcome.ADMITTED, result, "Admitted", _admitted_message(result))
     if allow_preemption and result.reason in placement.CAPACITY_REASONS:
-        chosen = _preempt(intent, topology, ledger, admitted, result)
+        chosen = _preempt(intent, topology, ledger, admitted, result, protected)
         if chosen is not None:
             placed, victims = chosen
             return Decision(
@@ -295,6 +302,7 @@ def _preempt(
     ledger: Ledger,
     admitted: Admitted,
     first: placement.Rejection,
+    protected: Container[str] = (),
 ) -> tuple[Placement, tuple[str, ...]] | None:
     """Few, unimportant victims that make room; None if the candidates cannot.
 
@@ -311,6 +319,7 @@ def _preempt(
         and other.preemptible
         and other.priority < intent.priority
         and name in ledger.held
+        and name not in protected
     ]
     if not pool:
         return None

@@ -25,6 +25,7 @@ import numpy as np
 from controller.core.placement_model import Reservation
 
 OPEN_END = math.inf
+_MASKS_MAX = 1024  # element masks kept for the collections decisions ask about
 
 # Element keys, flattened into one index space so one sort answers every element at once.
 _RADIO, _LINK, _CPU, _MEMORY = 0, 1, 2, 3
@@ -101,8 +102,15 @@ class Calendar:
 
     def __init__(self) -> None:
         self._entries: dict[str, _Entry] = {}
+        # The windows as arrays, one slot per put (a removed one's slot is emptied), so which
+        # entries overlap a window is one vectorised comparison, not a loop over every entry.
+        self._slot_of: dict[str, int] = {}
+        self._slot_names: list[str | None] = []
+        self._starts = np.empty(0)
+        self._ends = np.empty(0)
         self._index: dict[ElementKey, int] = {}
         self._keys: list[ElementKey] = []
+        self._masks: dict[int, tuple[Collection[ElementKey], np.ndarray]] = {}
         # Every start and end not yet passed, soonest first (stale ones are skipped when popped).
         self._boundaries: list[tuple[float, str]] = []
         #: Moves with every put and remove.
@@ -140,10 +148,28 @@ class Calendar:
         self._entries[name] = _Entry(
             window.start, window.end, reservation, elements, np.asarray(amounts, dtype=np.int64)
         )
+        self._place(name, window)
         heapq.heappush(self._boundaries, (window.start, name))
         if window.end != OPEN_END:
             heapq.heappush(self._boundaries, (window.end, name))
         self.revision += 1
+
+    def _place(self, name: str, window: Window) -> None:
+        slot = self._slot_of.get(name)
+        if slot is None:
+            slot = self._slot_of[name] = len(self._slot_names)
+            self._slot_names.append(name)
+            if slot >= len(self._starts):  # grow by doubling
+                size = max(64, 2 * len(self._starts))
+                self._starts = np.resize(self._starts, size)
+                self._ends = np.resize(self._ends, size)
+                self._starts[slot:], self._ends[slot:] = math.inf, -math.inf
+        self._starts[slot], self._ends[slot] = window.start, window.end
+
+    def _overlapping(self, window: Window) -> list[str]:
+        hits = np.flatnonzero((self._starts < window.end) & (self._ends > window.start))
+        names = self._slot_names
+        return [n for i in hits.tolist() if (n := names[i]) is not None]
 
     def _element(self, key: ElementKey, index: dict[ElementKey, int]) -> int:
         i = index.get(key)
@@ -155,12 +181,15 @@ class Calendar:
     def remove(self, name: str) -> bool:
         if self._entries.pop(name, None) is None:
             return False
+        slot = self._slot_of.pop(name)
+        self._slot_names[slot] = None
+        self._starts[slot], self._ends[slot] = math.inf, -math.inf  # overlaps nothing
         self.revision += 1
         return True
 
     def overlapping(self, window: Window, exclude: Iterable[str] = ()) -> list[str]:
         skip = set(exclude)
-        return [n for n, e in self._entries.items() if n not in skip and window.overlaps(e.start, e.end)]
+        return [n for n in self._overlapping(window) if n not in skip]
 
     def pop_due(self, now: float) -> list[str]:
         """Holders whose window began or ended by ``now`` since the last call, each once.
@@ -205,7 +234,8 @@ class Calendar:
         ({'c1': 600}, 0)
         """
         skip = set(exclude)
-        chosen = [e for n, e in self._entries.items() if n not in skip and window.overlaps(e.start, e.end)]
+        entries = self._entries
+        chosen = [entries[n] for n in self._overlapping(window) if n not in skip]
         if not chosen:
             return Peak(Reservation())
         mask = self._mask(only)
@@ -258,9 +288,14 @@ class Calendar:
         return Peak(res, at, len(chosen))
 
     def held(
-        self, holders: Container[str], exclude: Iterable[str] = (), only: Collection[ElementKey] | None = None
+        self,
+        holders: Container[str],
+        exclude: Iterable[str] = (),
+        only: Collection[ElementKey] | None = None,
+        at: float | None = None,
     ) -> Reservation:
-        """What the entries of ``holders`` (but ``exclude``) hold together, per element (of ``only``).
+        """What the entries of ``holders`` (but ``exclude``) hold together, per element (of
+        ``only``); with ``at``, only the entries whose window contains that instant are looked at.
 
         >>> cal = Calendar()
         >>> cal.put("a", Window(0, 10), Reservation(radio_kbps={"c1": 5, "c2": 1}))
@@ -270,7 +305,9 @@ class Calendar:
         """
         skip = set(exclude)
         mask = self._mask(only)
-        parts = [(e.elements, e.amounts) for n, e in self._entries.items() if n in holders and n not in skip]
+        entries = self._entries
+        names = entries if at is None else self._overlapping(Window(at, math.nextafter(at, math.inf)))
+        parts = [(entries[n].elements, entries[n].amounts) for n in names if n in holders and n not in skip]
         res = Reservation()
         if not parts:
             return res
@@ -285,13 +322,26 @@ class Calendar:
         return res
 
     def _mask(self, only: Collection[ElementKey] | None) -> np.ndarray | None:
+        """``only`` as a mask over the element space. The same collection (callers cache theirs)
+        is looked up once; elements the calendar learnt since are added to its mask."""
         if only is None:
             return None
-        mask = np.zeros(len(self._keys), dtype=bool)
-        index = self._index
-        picked = [index[k] for k in only if k in index]
-        if picked:
-            mask[picked] = True
+        cached = self._masks.get(id(only))
+        keys = self._keys
+        if cached is None or cached[0] is not only:
+            mask = np.zeros(len(keys), dtype=bool)
+            index = self._index
+            picked = [index[k] for k in only if k in index]
+            if picked:
+                mask[picked] = True
+        else:
+            mask = cached[1]
+            if len(mask) < len(keys):
+                more = np.fromiter((k in only for k in keys[len(mask) :]), dtype=bool)
+                mask = np.concatenate([mask, more])
+        if len(self._masks) >= _MASKS_MAX:
+            self._masks.clear()
+        self._masks[id(only)] = (only, mask)
         return mask
 
 

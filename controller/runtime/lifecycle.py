@@ -265,7 +265,7 @@ class Lifecycle:
             now = self.core.clock.now().timestamp()
             window = slot.window
             over = Window(now, window.end if window is not None else OPEN_END)
-            with over_time.ledger_over(world, over, name, intent) as (ledger, _):  # later bookings count
+            with over_time.ledger_over(world, over, name, now, intent) as (ledger, _):  # later bookings count
                 decision = admission.admit(intent, elsewhere, ledger, world.admitted, allow_preemption=False)
             if decision.outcome != admission.Outcome.ADMITTED or decision.placement is None:
                 self.core.reconciler.commit(

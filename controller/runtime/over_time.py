@@ -11,6 +11,7 @@ days do not.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator
 from dataclasses import replace
 
@@ -28,7 +29,7 @@ CALENDAR_HOLDER = "@calendar"
 
 @contextlib.contextmanager
 def ledger_over(
-    world: World, window: Window, deciding: str, intent: SliceIntent | None = None
+    world: World, window: Window, deciding: str, now: float, intent: SliceIntent | None = None
 ) -> Iterator[tuple[Ledger, Peak | None]]:
     """The ledger over ``window`` for a decision about ``deciding`` (its own booking is left out);
     undone on exit. With no booking but ``deciding``'s, the live ledger itself.
@@ -44,8 +45,10 @@ def ledger_over(
         return
     only = reachable(world.placing, intent) if intent is not None else None
     peak = calendar.peak(window, exclude=(deciding,), only=only)
-    now = calendar.held(world.ledger.held, exclude=(deciding,), only=only)
-    change = _difference(peak.reservation, now)
+    # The bookings in the ledger are those whose window contains ``now`` (one that ended but is
+    # not expired yet stays counted as the ledger holds it: a moment's caution, never a double booking).
+    held = calendar.held(world.ledger.held, exclude=(deciding,), only=only, at=now)
+    change = _difference(peak.reservation, held)
     with world.ledger.trial() as ledger:
         if change is not None:
             ledger.reserve(CALENDAR_HOLDER, change)
@@ -73,29 +76,27 @@ def _difference(a: Reservation, b: Reservation) -> Reservation | None:
     return out
 
 
-#: (topology, coverage, latency bound) -> the calendar keys a slice of them can use; bounded.
-_REACHABLE: dict[tuple[int, object, float], set[ElementKey]] = {}
-_REACHABLE_MAX = 4096
+#: (topology, cell) -> the calendar keys of the cell and of all its routes; bounded.
+_REACHABLE: dict[tuple[int, str], frozenset[ElementKey]] = {}
+_REACHABLE_MAX = 200_000
 
 
 def reachable(topology: Topology, intent: SliceIntent) -> set[ElementKey]:
     """The elements a placement of ``intent`` can use: its covered cells' radio, and the links
-    and edge sites of every route from them within its latency bound."""
-    key = (id(topology), intent.coverage, intent.latency_ms)
-    found = _REACHABLE.get(key)
-    if found is not None:
-        return found
-    cells = topology.cells_in(intent.coverage)
-    links: set[int] = set()
-    edges: set[str] = set()
-    for cell in cells:
-        for route in topology.routes(cell, intent.latency_ms):
-            links.update(route.links)
-            edges.add(route.edge)
-    found = element_keys(cells, links, edges)
-    if len(_REACHABLE) >= _REACHABLE_MAX:
-        _REACHABLE.clear()
-    _REACHABLE[key] = found
+    and edge sites of every route from them (to any edge, whatever the latency bound: a superset
+    is as correct and lets the per-cell answer be shared by every slice)."""
+    found: set[ElementKey] = set()
+    for cell in topology.cells_in(intent.coverage):
+        key = (id(topology), cell)
+        keys = _REACHABLE.get(key)
+        if keys is None:
+            routes = topology.routes(cell, math.inf)
+            links = {i for r in routes for i in r.links}
+            keys = frozenset(element_keys([cell], links, {r.edge for r in routes}))
+            if len(_REACHABLE) >= _REACHABLE_MAX:
+                _REACHABLE.clear()
+            _REACHABLE[key] = keys
+        found |= keys
     return found
 
 
@@ -135,12 +136,13 @@ def decide(
         over = window
     else:
         over = Window(now, window.end if window is not None else OPEN_END)
-    with ledger_over(world, over, slot.name, intent) as (ledger, peak):
+    with ledger_over(world, over, slot.name, now, intent) as (ledger, peak):
         decision = admission.admit(
             intent,
             world.placing,
             ledger,
             world.admitted if admitted is None else admitted,
             allow_preemption=not future,
+            protected=world.calendar,
         )
     return with_time(decision, peak, over, world), future
