@@ -3,6 +3,9 @@ real servers of ``tests/support/envtest.py``). Fixtures one level shares are in 
 (tests/unit, tests/integration; the e2e tests share none beyond these); helpers are in tests/support
 (waiting.py: ``eventually``; clock.py: ``FakeClock``; cityfixtures.py: the cities).
 
+``state_store``: a real SQLite state file (:class:`controller.runtime.store.Store`) in the test's
+folder, closed afterwards.
+
 ``emu``: a :class:`tests.support.kube_emulator.KubeEmulator` (an in-process API server that speaks
 enough of Kubernetes for the gateway and realiser), fresh for each test.
 
@@ -15,9 +18,11 @@ binaries they skip with the reason, except under ``CI``, where they fail.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from controller.runtime.store import Store
 from telemetry.metrics.scrapes import configure_process
 from tests.support.envtest import AssetsMissing, KubeApiServer, ci_requires_real_servers, find_assets
 from tests.support.kube_emulator import KubeEmulator
@@ -44,6 +49,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                 item.add_marker(getattr(pytest.mark, level))
         if _FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.real_kube)
+
+
+@pytest.fixture
+def state_store(tmp_path: Path) -> Iterator[Store]:
+    store = Store.open(tmp_path / "state.db")
+    yield store
+    store.close()
 
 
 @pytest.fixture

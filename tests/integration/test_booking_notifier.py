@@ -124,10 +124,9 @@ def sink() -> Iterator[Sink]:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store.open(tmp_path / "state.db")
-    yield s
-    s.close()
+def store(state_store: Store) -> Store:
+    """The tests' state file (the suite's ``state_store``)."""
+    return state_store
 
 
 @pytest.fixture

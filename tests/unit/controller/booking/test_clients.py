@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +19,9 @@ from tests.support.clock import FakeClock
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store.open(tmp_path / "state.db")
-    yield s
-    s.close()
+def store(state_store: Store) -> Store:
+    """The tests' state file (the suite's ``state_store``)."""
+    return state_store
 
 
 @pytest.fixture
