@@ -238,34 +238,27 @@ class Calendar:
         chosen = [entries[n] for n in self._overlapping(window) if n not in skip]
         if not chosen:
             return Peak(Reservation())
+        # Every entry's elements in one array each (a loop of numpy calls per entry would cost
+        # more than the sweep): its amounts, when it starts holding them and when it lets go.
+        sizes = [len(e.elements) for e in chosen]
+        els = np.concatenate([e.elements for e in chosen])
+        amounts = np.concatenate([e.amounts for e in chosen])
+        begin = np.repeat(np.array([max(e.start, window.start) for e in chosen]), sizes)
+        finish = np.repeat(np.array([e.end for e in chosen]), sizes)
         mask = self._mask(only)
-        elements: list[np.ndarray] = []
-        times: list[np.ndarray] = []
-        deltas: list[np.ndarray] = []
-        ends_first: list[np.ndarray] = []
-        for e in chosen:
-            els, amounts = e.elements, e.amounts
-            if mask is not None:
-                keep = mask[els]
-                els, amounts = els[keep], amounts[keep]
-            n = len(els)
-            if not n:
-                continue
-            elements.append(els)
-            times.append(np.full(n, max(e.start, window.start)))
-            deltas.append(amounts)
-            ends_first.append(np.ones(n, dtype=np.int8))
-            if e.end < window.end:
-                elements.append(els)
-                times.append(np.full(n, e.end))
-                deltas.append(-amounts)
-                ends_first.append(np.zeros(n, dtype=np.int8))
-        if not elements:
+        if mask is not None:
+            keep = mask[els]
+            els, amounts, begin, finish = els[keep], amounts[keep], begin[keep], finish[keep]
+        if not len(els):
             return Peak(Reservation(), {}, len(chosen))
-        el = np.concatenate(elements)
-        t = np.concatenate(times)
-        d = np.concatenate(deltas)
-        order = np.lexsort((np.concatenate(ends_first), t, el))
+        ending = finish < window.end  # lets go inside the window: a second event, negative
+        el = np.concatenate([els, els[ending]])
+        t = np.concatenate([begin, finish[ending]])
+        d = np.concatenate([amounts, -amounts[ending]])
+        ends_first = np.concatenate(
+            [np.ones(len(els), dtype=np.int8), np.zeros(int(ending.sum()), dtype=np.int8)]
+        )
+        order = np.lexsort((ends_first, t, el))
         el, t, d = el[order], t[order], d[order]
         running = np.cumsum(d)
         starts = np.flatnonzero(np.r_[True, el[1:] != el[:-1]])
