@@ -480,6 +480,12 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"  (booking the {len(names)} took {booked_s:.1f} s)")
         store.close()
+        # The target's figure: one controller holding the week's bookings (part 4 below starts a
+        # second controller on a second copy of the city in this process).
+        rss_one = peak_rss_mib()
+        print(
+            f"peak RSS through the bookings, REST and the burst: {rss_one:.0f} MiB (one controller, its server)"
+        )
 
         # 4. The same on the real clock through the process's reconcile loop.
         if real_burst > 0:
@@ -492,7 +498,7 @@ def main(argv: list[str] | None = None) -> int:
             )
 
     rss = peak_rss_mib()
-    print(f"peak RSS {rss:.0f} MiB (this process: state, server and controllers)")
+    print(f"peak RSS {rss:.0f} MiB (the whole run: both controllers and cities)")
     p50 = percentile(sorted(v * 1000 for v in out.wall_s), 50)
     p95 = percentile(sorted(v * 1000 for v in out.wall_s), 95)
     rest50 = percentile(sorted(v * 1000 for v in latencies), 50)
@@ -505,7 +511,7 @@ def main(argv: list[str] | None = None) -> int:
         f"p95 {ok(p95 <= TARGET_CREATE_P95_MS)} (<= {TARGET_CREATE_P95_MS:g} ms), "
         f"REST p50 {ok(rest50 <= TARGET_REST_P50_MS)} (<= {TARGET_REST_P50_MS:g} ms), "
         f"activation {ok(wall <= TARGET_ACTIVATION_S and active == len(names))} (<= {TARGET_ACTIVATION_S:g} s), "
-        f"RSS {ok(rss <= TARGET_RSS_MIB)} (<= {TARGET_RSS_MIB:g} MiB)"
+        f"RSS {ok(rss_one <= TARGET_RSS_MIB)} (<= {TARGET_RSS_MIB:g} MiB, one controller)"
     )
     return 0
 
