@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 
 from controller.process.endpoints import read_endpoints
+from tests.support.booking_rig import slice_attributes
 from tests.support.controller_process import SLICECTL, ControllerProcess, start_controller
 from tests.support.waiting import eventually
 
@@ -26,21 +27,10 @@ def _slicectl(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def _body(start: datetime, end: datetime) -> dict[str, Any]:
-    return {
-        "serviceTime": {"startDate": start.isoformat(), "endDate": end.isoformat()},
-        # The generated sample city's centre (citygen): a few cells around it.
-        "serviceArea": {
-            "areaType": "CIRCLE",
-            "center": {"latitude": 48.8566, "longitude": 2.3522},
-            "radius": 800,
-        },
-        "sliceQosProfile": {
-            "maxNumOfDevices": 4,
-            "downStreamRatePerDevice": {"value": 2, "unit": "Mbps"},
-            "upStreamRatePerDevice": {"value": 1, "unit": "Mbps"},
-            "downStreamDelayBudget": {"value": 40, "unit": "Milliseconds"},
-        },
-    }
+    # The generated sample city's centre (citygen): a few cells around it.
+    return slice_attributes(
+        start, end, center=(48.8566, 2.3522), devices=4, mbps=(2, 1), budgets_ms=(40, None)
+    )
 
 
 def _state(proc: ControllerProcess, slice_id: str) -> str:

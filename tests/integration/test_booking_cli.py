@@ -3,49 +3,14 @@ file: the secret is printed once and never stored, bad input is one line and an 
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from controller.booking import ports
 from controller.booking.clients import ClientRegistry
 from controller.runtime.store import Store
-
-SLICECTL = Path(sys.executable).parent / "slicectl"
-
-
-def slicectl(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    environ = {k: v for k, v in os.environ.items() if k != "EDGESLICE_DEBUG"}
-    environ.update(env or {})
-    return subprocess.run(
-        [str(SLICECTL), *args], capture_output=True, text=True, timeout=60, env=environ, check=False
-    )
-
-
-def ok(*args: str, env: dict[str, str] | None = None) -> str:
-    done = slicectl(*args, env=env)
-    assert done.returncode == 0, done.stderr
-    assert done.stderr == ""
-    return done.stdout
-
-
-def ok_json(*args: str) -> Any:
-    return json.loads(ok(*args, "-o", "json"))
-
-
-def one_line_error(done: subprocess.CompletedProcess[str], code: int, *fragments: str) -> None:
-    assert done.returncode == code, (done.returncode, done.stderr)
-    assert done.stdout == ""
-    lines = done.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
-    assert "Traceback" not in done.stderr
-    for fragment in fragments:
-        assert fragment in lines[0]
+from tests.support.booking_rig import ok, ok_json, one_line_error, slicectl
 
 
 def every_byte(folder: Path) -> bytes:
@@ -120,7 +85,7 @@ def test_default_state_file_is_the_controllers(tmp_path: Path) -> None:
     env = {"EDGESLICE_STATE_DIR": str(tmp_path / "dir")}
     ok("booking", "client", "add", "events", "--scopes", "get", env=env)
     assert (tmp_path / "dir" / "edgeslice.db").is_file()  # <state dir>/edgeslice.db, as controller run
-    listed = json.loads(ok("booking", "client", "list", "-o", "json", "--state-dir", str(tmp_path / "dir")))
+    listed = ok_json("booking", "client", "list", "--state-dir", str(tmp_path / "dir"))
     assert [c["name"] for c in listed] == ["events"]
     ok("booking", "client", "remove", "events", env=env)
     assert ok("booking", "client", "list", env=env).startswith("no booking clients")

@@ -7,9 +7,22 @@ import socket
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from controller.cli import main
+
+
+def controller_run(tmp_path: Path, *flags: str) -> Result:
+    """``slicectl controller run`` in-process on a state file in ``tmp_path``, with ``flags``."""
+    where = [
+        "--state",
+        str(tmp_path / "x.db"),
+        "--state-dir",
+        str(tmp_path / "sd"),
+        "--listen",
+        "127.0.0.1:0",
+    ]
+    return CliRunner().invoke(main, ["controller", "run", *where, *flags])
 
 
 @pytest.mark.parametrize(
@@ -27,15 +40,7 @@ from controller.cli import main
     ],
 )
 def test_bad_booking_flags_are_one_line(tmp_path: Path, flags: list[str], says: str) -> None:
-    state = [
-        "--state",
-        str(tmp_path / "x.db"),
-        "--state-dir",
-        str(tmp_path / "sd"),
-        "--listen",
-        "127.0.0.1:0",
-    ]
-    r = CliRunner().invoke(main, ["controller", "run", *state, *flags])
+    r = controller_run(tmp_path, *flags)
     assert r.exit_code == 2, r.output
     lines = r.output.strip().splitlines()
     assert len(lines) == 1 and says in lines[0], r.output
@@ -47,14 +52,6 @@ def test_a_booking_port_in_use_is_refused_naming_the_flag(tmp_path: Path) -> Non
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        state = [
-            "--state",
-            str(tmp_path / "x.db"),
-            "--state-dir",
-            str(tmp_path / "sd"),
-            "--listen",
-            "127.0.0.1:0",
-        ]
-        r = CliRunner().invoke(main, ["controller", "run", *state, "--booking-listen", f"127.0.0.1:{port}"])
+        r = controller_run(tmp_path, "--booking-listen", f"127.0.0.1:{port}")
     assert r.exit_code != 0
     assert f"--booking-listen 127.0.0.1:{port}" in r.output and "in use" in r.output, r.output

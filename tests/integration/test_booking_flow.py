@@ -5,11 +5,8 @@ booked, activates at its start, expires at its end, and the sink hears each chan
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -24,43 +21,17 @@ from controller.process.config import RuntimeConfig
 from controller.process.endpoints import read_endpoints
 from controller.process.wiring import Controller
 from controller.runtime.service import ControllerService, SliceState
+from tests.support.booking_rig import SINK_TOKEN, RecordingSink, slice_attributes
 from tests.support.camara_conformance import camara_document
 from tests.support.waiting import eventually
 
 API = "/network-slice-booking/vwip"
 
 
-class Sink:
-    """A local HTTP server that records every CloudEvent POSTed to it."""
-
-    def __init__(self) -> None:
-        self.received: list[tuple[dict[str, str], dict[str, Any]]] = []
-        sink = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                sink.received.append((dict(self.headers), json.loads(body)))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/events"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
-def sink() -> Iterator[Sink]:
-    s = Sink()
-    yield s
-    s.close()
+def sink() -> Iterator[RecordingSink]:
+    with RecordingSink() as s:
+        yield s
 
 
 @pytest.fixture
@@ -103,36 +74,22 @@ def _token(base: str, client_id: str, secret: str, scope: str | None = None) -> 
     return str(r.json()["access_token"])
 
 
-def _booking(service: ControllerService, start: datetime, end: datetime, sink: str | None) -> dict[str, Any]:
+def _booking(
+    service: ControllerService,
+    start: datetime,
+    end: datetime,
+    sink: str | None,
+    devices: int = 5,
+    mbps: tuple[float, float] = (2, 1),
+) -> dict[str, Any]:
     cell = service.city().sites[service.city().cells[0]]
-    body: dict[str, Any] = {
-        "serviceTime": {"startDate": start.isoformat(), "endDate": end.isoformat()},
-        "serviceArea": {
-            "areaType": "CIRCLE",
-            "center": {"latitude": cell.lat, "longitude": cell.lon},
-            "radius": 50,
-        },
-        "sliceQosProfile": {
-            "maxNumOfDevices": 5,
-            "downStreamRatePerDevice": {"value": 2, "unit": "Mbps"},
-            "upStreamRatePerDevice": {"value": 1, "unit": "Mbps"},
-            "downStreamDelayBudget": {"value": 20, "unit": "Milliseconds"},
-            "upStreamDelayBudget": {"value": 20, "unit": "Milliseconds"},
-        },
-    }
-    if sink is not None:
-        body["sink"] = sink
-        body["sinkCredential"] = {
-            "credentialType": "ACCESSTOKEN",
-            "accessToken": "sink-secret-token",
-            "accessTokenExpiresUtc": (start + timedelta(hours=1)).isoformat(),
-            "accessTokenType": "bearer",
-        }
-    return body
+    return slice_attributes(
+        start, end, center=(cell.lat, cell.lon), radius=50, devices=devices, mbps=mbps, sink=sink
+    )
 
 
 def test_a_booking_is_made_activates_expires_and_its_sink_hears_each_change(
-    running: tuple[Controller, Companions], sink: Sink, api: httpx.Client, tmp_path: Path
+    running: tuple[Controller, Companions], sink: RecordingSink, api: httpx.Client, tmp_path: Path
 ) -> None:
     controller, parts = running
     service = controller.service
@@ -147,7 +104,7 @@ def test_a_booking_is_made_activates_expires_and_its_sink_hears_each_change(
     start = datetime.now(UTC) + timedelta(seconds=2)
     end = start + timedelta(seconds=3)
     r = api.post(
-        f"{base}{API}/slices", json=_booking(service, start, end, sink.url), headers=headers, timeout=10
+        f"{base}{API}/slices", json=_booking(service, start, end, sink.url()), headers=headers, timeout=10
     )
     assert r.status_code == 201, r.text
     assert r.headers["x-correlator"] == "c-1"
@@ -195,9 +152,10 @@ def test_a_booking_is_made_activates_expires_and_its_sink_hears_each_change(
         lambda: statuses() == ["created", "scheduled", "active", "expired"],
         timeout_s=15,
     )
-    for received_headers, event in sink.received:
-        assert received_headers["Content-Type"] == "application/cloudevents+json"
-        assert received_headers["Authorization"] == "Bearer sink-secret-token"
+    for received in sink.received:
+        event = received.json()
+        assert received.headers["content-type"] == "application/cloudevents+json"
+        assert received.headers["authorization"] == f"Bearer {SINK_TOKEN}"
         assert event["type"] == "org.camaraproject.network-slice-booking.v0.status-changed"
         assert event["source"] == f"{base}{API}"  # the API as bound, not its port 0
         assert event["data"]["sliceId"] == slice_id and "sinkCredential" not in event["data"]
@@ -217,12 +175,8 @@ def test_a_booking_that_does_not_fit_is_refused_and_leaves_nothing(
     tenant, secret = ClientRegistry(service.store).add("stadium", "create,get")
     headers = {"Authorization": f"Bearer {_token(base, tenant.client_id, secret)}"}
     start = datetime.now(UTC) + timedelta(days=3)
-    body = _booking(service, start, start + timedelta(hours=2), None)
-    body["sliceQosProfile"]["maxNumOfDevices"] = 20
-    body["sliceQosProfile"]["downStreamRatePerDevice"] = {
-        "value": 1000,
-        "unit": "Mbps",
-    }  # 20 Gbit/s in every cell
+    body = _booking(service, start, start + timedelta(hours=2), None, devices=20, mbps=(1000, 1))
+    # 20 Gbit/s in every cell
     before = (service.revision, len(service.list_slices()))
     r = api.post(f"{base}{API}/slices", json=body, headers=headers, timeout=10)
     assert r.status_code == 422, r.text

@@ -11,13 +11,9 @@ import json
 import random
 import socket
 import ssl
-import threading
 import time
-from collections import deque
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -34,6 +30,7 @@ from controller.booking.sinks import SinkPolicy
 from controller.runtime.clock import RealClock
 from controller.runtime.store import Store
 from tests.support import envtest, tls_certs
+from tests.support.booking_rig import RecordingSink, sink_credential, slice_attributes
 from tests.support.clock import FakeClock
 from tests.support.paths import ROOT
 from tests.support.waiting import eventually
@@ -43,84 +40,18 @@ SLICE_ID = UUID("3fa85f64-5717-4562-b3fc-2c963f66afa6")
 SOURCE = "https://booking.city.example/network-slice-booking/vwip"
 TOKEN = "sink-token-123"
 
-SLICE_INFO: dict[str, Any] = {
-    "serviceTime": {"startDate": "2026-01-02T12:00:00Z", "endDate": "2026-01-02T18:00:00Z"},
-    "serviceArea": {
-        "areaType": "CIRCLE",
-        "center": {"latitude": 45.754114, "longitude": 4.860374},
-        "radius": 800,
-    },
-    "sliceQosProfile": {
-        "maxNumOfDevices": 5,
-        "downStreamRatePerDevice": {"value": 10, "unit": "Mbps"},
-        "upStreamRatePerDevice": {"value": 2, "unit": "Mbps"},
-        "downStreamDelayBudget": {"value": 20, "unit": "Milliseconds"},
-        "upStreamDelayBudget": {"value": 20, "unit": "Milliseconds"},
-    },
-    "sliceId": str(SLICE_ID),
-}
+SLICE_INFO: dict[str, Any] = slice_attributes(
+    "2026-01-02T12:00:00Z", "2026-01-02T18:00:00Z", sliceId=str(SLICE_ID)
+)
 
 
 # -- the sink ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Received:
-    path: str
-    headers: dict[str, str]  # lower-case names
-    body: bytes
-
-
-@dataclass
-class Sink:
-    """A local HTTP(S) server that records each POST and answers from a script (then 204)."""
-
-    tls: ssl.SSLContext | None = None
-    received: list[Received] = field(default_factory=list)
-    script: deque[tuple[int, dict[str, str]]] = field(default_factory=deque)
-
-    def __post_init__(self) -> None:
-        sink = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                sink.received.append(
-                    Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
-                )
-                status, headers = sink.script.popleft() if sink.script else (204, {})
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                text = b"" if status == 204 else b"sink says no\nreally"
-                self.send_header("Content-Length", str(len(text)))
-                self.end_headers()
-                self.wfile.write(text)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        if self.tls is not None:
-            self.server.socket = self.tls.wrap_socket(self.server.socket, server_side=True)
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
-
-    def url(self, host: str = "127.0.0.1", path: str = "/hook") -> str:
-        return f"{'https' if self.tls else 'http'}://{host}:{self.port}{path}"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
-
-
 @pytest.fixture
-def sink() -> Iterator[Sink]:
-    s = Sink()
-    yield s
-    s.close()
+def sink() -> Iterator[RecordingSink]:
+    with RecordingSink() as s:
+        yield s
 
 
 @pytest.fixture
@@ -199,12 +130,7 @@ def add_booking(store: Store, credential: dict[str, Any] | None, slice_id: UUID 
 
 
 def token_credential(expires: str = "2030-01-01T00:00:00Z") -> dict[str, Any]:
-    return {
-        "credentialType": "ACCESSTOKEN",
-        "accessToken": TOKEN,
-        "accessTokenExpiresUtc": expires,
-        "accessTokenType": "bearer",
-    }
+    return sink_credential(TOKEN, expires)
 
 
 def put(store: Store, at: dt.datetime, url: str, status: str = "scheduled", slice_id: UUID = SLICE_ID) -> str:
@@ -222,7 +148,7 @@ def one(store: Store) -> notifier.Delivery:
 
 
 def test_a_status_change_reaches_the_sink_as_a_camara_cloudevent(
-    store: Store, sink: Sink, clock: FakeClock, event_schema: OAS30Validator
+    store: Store, sink: RecordingSink, clock: FakeClock, event_schema: OAS30Validator
 ) -> None:
     add_booking(store, token_credential())
     event_id = put(store, clock.now(), sink.url())
@@ -282,7 +208,7 @@ def test_the_outbox_row_is_part_of_the_callers_transaction(store: Store, clock: 
 
 
 def test_an_expired_token_is_not_sent_and_the_operator_is_told(
-    store: Store, sink: Sink, clock: FakeClock
+    store: Store, sink: RecordingSink, clock: FakeClock
 ) -> None:
     add_booking(store, token_credential(expires="2025-12-31T23:59:59Z"))
     put(store, clock.now(), sink.url())
@@ -296,7 +222,7 @@ def test_an_expired_token_is_not_sent_and_the_operator_is_told(
 
 
 def test_the_token_is_read_from_the_booking_so_it_goes_with_the_booking(
-    store: Store, sink: Sink, clock: FakeClock
+    store: Store, sink: RecordingSink, clock: FakeClock
 ) -> None:
     put(store, clock.now(), sink.url())  # no bookings row (deleted): nothing to send
     Notifier(store, dev_policy(), clock).deliver_due()
@@ -308,7 +234,7 @@ def test_the_token_is_read_from_the_booking_so_it_goes_with_the_booking(
 
 
 def test_a_503_is_retried_after_the_backoff_and_then_delivered(
-    store: Store, sink: Sink, clock: FakeClock
+    store: Store, sink: RecordingSink, clock: FakeClock
 ) -> None:
     add_booking(store, token_credential())
     sink.script.append((503, {}))
@@ -329,7 +255,7 @@ def test_a_503_is_retried_after_the_backoff_and_then_delivered(
 
 
 def test_backoff_doubles_up_to_its_cap_and_the_last_attempt_fails(
-    store: Store, sink: Sink, clock: FakeClock
+    store: Store, sink: RecordingSink, clock: FakeClock
 ) -> None:
     sink.script.extend([(500, {})] * 10)
     put(store, clock.now(), sink.url())
@@ -369,7 +295,7 @@ def test_the_jitter_is_full_a_draw_below_the_exponential_bound(store: Store, clo
     ],
 )
 def test_retry_after_is_honoured(
-    store: Store, sink: Sink, clock: FakeClock, headers: dict[str, str], wait_s: float
+    store: Store, sink: RecordingSink, clock: FakeClock, headers: dict[str, str], wait_s: float
 ) -> None:
     if headers["Retry-After"] == "<date in 30 s>":
         headers = {"Retry-After": format_datetime(clock.now() + dt.timedelta(seconds=30), usegmt=True)}
@@ -400,7 +326,7 @@ def test_retry_after_is_honoured(
     ],
 )
 def test_which_answers_are_retried(
-    store: Store, sink: Sink, clock: FakeClock, status: int, state: str
+    store: Store, sink: RecordingSink, clock: FakeClock, status: int, state: str
 ) -> None:
     sink.script.append((status, {"Location": sink.url(path="/elsewhere")}))
     put(store, clock.now(), sink.url())
@@ -433,7 +359,9 @@ def test_a_sink_that_refuses_connections_is_retried(store: Store, clock: FakeClo
 # -- the sink policy at delivery time ---------------------------------------------------------
 
 
-def test_a_sink_no_longer_allowed_fails_without_a_request(store: Store, sink: Sink, clock: FakeClock) -> None:
+def test_a_sink_no_longer_allowed_fails_without_a_request(
+    store: Store, sink: RecordingSink, clock: FakeClock
+) -> None:
     put(store, clock.now(), sink.url())
     Notifier(store, dev_policy("hooks.example.com"), clock).deliver_due()
     row = one(store)
@@ -443,7 +371,7 @@ def test_a_sink_no_longer_allowed_fails_without_a_request(store: Store, sink: Si
 
 
 def test_dns_rebinding_to_loopback_fails_without_a_request(
-    store: Store, sink: Sink, clock: FakeClock
+    store: Store, sink: RecordingSink, clock: FakeClock
 ) -> None:
     answers: dict[str, Sequence[str]] = {"sink.example.com": ["93.184.215.14"]}
     policy = SinkPolicy(["sink.example.com"], dev=False, resolve=resolver(answers))
@@ -461,7 +389,7 @@ def test_dns_rebinding_to_loopback_fails_without_a_request(
 
 
 def test_the_delivery_connects_to_the_address_checked_not_a_second_lookup(
-    store: Store, sink: Sink, clock: FakeClock
+    store: Store, sink: RecordingSink, clock: FakeClock
 ) -> None:
     """``sink.test`` exists only in the policy's resolver: the POST reaches the sink because the
     notifier connects to the pinned address, with the sink's name in the Host header."""
@@ -492,7 +420,7 @@ def test_an_https_sink_with_a_private_ca_and_the_name_verified(
     ca_file, cert_file, key_file = tls_certs.make_pki().write(tmp_path)
     server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server.load_cert_chain(cert_file, key_file)
-    sink = Sink(tls=server)
+    sink = RecordingSink(tls=server)
     try:
         add_booking(store, token_credential())
         policy = dev_policy(
@@ -528,7 +456,7 @@ def test_an_https_sink_with_a_private_ca_and_the_name_verified(
 # -- the thread: wake-ups, restart ------------------------------------------------------------
 
 
-def test_the_thread_delivers_on_wake_without_waiting_for_its_poll(store: Store, sink: Sink) -> None:
+def test_the_thread_delivers_on_wake_without_waiting_for_its_poll(store: Store, sink: RecordingSink) -> None:
     n = Notifier(store, dev_policy(), RealClock())
     assert (n.name, n.needs_leadership) == ("booking-notifier", True)
     n.start()
@@ -543,7 +471,7 @@ def test_the_thread_delivers_on_wake_without_waiting_for_its_poll(store: Store, 
         n.stop()
 
 
-def test_the_thread_retries_when_the_backoff_is_over(store: Store, sink: Sink) -> None:
+def test_the_thread_retries_when_the_backoff_is_over(store: Store, sink: RecordingSink) -> None:
     sink.script.extend([(503, {}), (503, {})])
     n = Notifier(store, dev_policy(), RealClock(), base_backoff_s=0.05, max_backoff_s=0.2)
     n.start()
@@ -558,7 +486,7 @@ def test_the_thread_retries_when_the_backoff_is_over(store: Store, sink: Sink) -
         n.stop()
 
 
-def test_a_restart_delivers_what_was_pending(tmp_path: Path, sink: Sink) -> None:
+def test_a_restart_delivers_what_was_pending(tmp_path: Path, sink: RecordingSink) -> None:
     path = tmp_path / "state.db"
     first = Store.open(path)
     sink.script.append((503, {"Retry-After": "1"}))
@@ -587,7 +515,7 @@ def test_a_restart_delivers_what_was_pending(tmp_path: Path, sink: Sink) -> None
         second.close()
 
 
-def test_stop_returns_promptly_and_start_again_works(store: Store, sink: Sink) -> None:
+def test_stop_returns_promptly_and_start_again_works(store: Store, sink: RecordingSink) -> None:
     n = Notifier(store, dev_policy(), RealClock())
     n.start()
     time.sleep(0.05)

@@ -7,13 +7,8 @@ selectable by the tenant label, the tenant the actor in the audit trail, Schedul
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -27,72 +22,27 @@ from controller.booking.sinks import SinkPolicy
 from controller.core import topology_file as tf
 from controller.process.endpoints import read_endpoints
 from tests.support import cityfixtures as cf
+from tests.support.booking_rig import (
+    SINK_TOKEN,
+    RecordingSink,
+    ok,
+    one_line_error,
+    slice_attributes,
+    slicectl,
+)
 from tests.support.clock import FakeClock
 from tests.support.controller_process import ControllerProcess, start_controller
 from tests.support.runtime_helpers import make_service
 from tests.support.waiting import eventually
 
-SLICECTL = Path(sys.executable).parent / "slicectl"
 API = "/network-slice-booking/vwip"
 T0 = datetime(2026, 12, 5, 8, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
 
 
-def slicectl(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("EDGESLICE_")}
-    environ.update(env or {})
-    return subprocess.run(
-        [str(SLICECTL), *args], capture_output=True, text=True, timeout=60, env=environ, check=False
-    )
-
-
-def ok(*args: str, env: dict[str, str] | None = None) -> str:
-    done = slicectl(*args, env=env)
-    assert done.returncode == 0, done.stderr
-    assert done.stderr == ""
-    return done.stdout
-
-
-def one_line_error(done: subprocess.CompletedProcess[str], code: int, *fragments: str) -> str:
-    assert done.returncode == code, (done.returncode, done.stderr)
-    assert done.stdout == ""
-    lines = done.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
-    assert "Traceback" not in done.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    return lines[0]
-
-
-class Sink:
-    """A local HTTP sink answering every POST with ``status`` and recording the events."""
-
-    def __init__(self, status: int) -> None:
-        self.events: list[dict[str, Any]] = []
-        sink = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                sink.events.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/events"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
-def sinks() -> Iterator[dict[int, Sink]]:
-    made = {status: Sink(status) for status in (204, 400, 503)}
+def sinks() -> Iterator[dict[int, RecordingSink]]:
+    made = {status: RecordingSink(status) for status in (204, 400, 503)}
     yield made
     for sink in made.values():
         sink.close()
@@ -101,33 +51,14 @@ def sinks() -> Iterator[dict[int, Sink]]:
 def booking_body(
     lat: float, lon: float, start: datetime, end: datetime | None, sink: str | None = None
 ) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "serviceTime": {"startDate": start.isoformat(), **({"endDate": end.isoformat()} if end else {})},
-        "serviceArea": {"areaType": "CIRCLE", "center": {"latitude": lat, "longitude": lon}, "radius": 50},
-        "sliceQosProfile": {
-            "maxNumOfDevices": 4,
-            "downStreamRatePerDevice": {"value": 2, "unit": "Mbps"},
-            "upStreamRatePerDevice": {"value": 1, "unit": "Mbps"},
-            "downStreamDelayBudget": {"value": 20, "unit": "Milliseconds"},
-            "upStreamDelayBudget": {"value": 20, "unit": "Milliseconds"},
-        },
-    }
-    if sink is not None:
-        body["sink"] = sink
-        body["sinkCredential"] = {
-            "credentialType": "ACCESSTOKEN",
-            "accessToken": "sink-token",
-            "accessTokenExpiresUtc": (start + 48 * HOUR).isoformat(),
-            "accessTokenType": "bearer",
-        }
-    return body
+    return slice_attributes(start, end, center=(lat, lon), radius=50, devices=4, mbps=(2, 1), sink=sink)
 
 
 # -- offline, on the state file ---------------------------------------------------------------------
 
 
 @pytest.fixture
-def booked(tmp_path: Path, sinks: dict[int, Sink]) -> tuple[Path, dict[str, str]]:
+def booked(tmp_path: Path, sinks: dict[int, RecordingSink]) -> tuple[Path, dict[str, str]]:
     """A state file with three bookings of two tenants, the first of them over: police's
     ``match`` (expired, notified to a sink that takes it), events-office's ``market`` (scheduled,
     its sink refuses) and police's ``parade`` (scheduled, its sink answers 503: retried)."""
@@ -139,9 +70,9 @@ def booked(tmp_path: Path, sinks: dict[int, Sink]) -> tuple[Path, dict[str, str]
         events, _ = registry.add("events-office", "create,get,delete")
         service = BookingService(svc, store, clock, sinks=SinkPolicy(["127.0.0.1"], dev=True))
 
-        def book(tenant: ports.Tenant, start: datetime, end: datetime | None, sink: Sink) -> str:
+        def book(tenant: ports.Tenant, start: datetime, end: datetime | None, sink: RecordingSink) -> str:
             attributes = camara.SliceAttributes.model_validate(
-                booking_body(48.85, 2.35, start, end, sink.url)
+                booking_body(48.85, 2.35, start, end, sink.url())
             )
             clock.advance(1)
             return str(service.create(tenant, attributes).sliceId)
@@ -186,7 +117,7 @@ def test_the_operator_lists_bookings_with_their_tenant_and_state(booked: tuple[P
         (ids["parade"], "police", "Scheduled"),
     ]
     assert rows[0][4:6] == ["2026-12-05T09:00:00+00:00", "2026-12-05T10:00:00+00:00"] and rows[1][5] == "-"
-    assert "sink-token" not in ok("booking", "list", *where, "-o", "yaml")  # the credential stays put
+    assert SINK_TOKEN not in ok("booking", "list", *where, "-o", "yaml")  # the credential stays put
 
     assert ok("booking", "list", "--tenant", "fire-brigade", *where) == (
         "no bookings of tenant fire-brigade (no booking client has that name)\n"
@@ -269,7 +200,7 @@ def _token(base: str, client: dict[str, Any]) -> str:
 
 
 def test_every_booking_is_a_slice_the_operator_sees_with_its_tenant(
-    controller: ControllerProcess, tmp_path: Path, sinks: dict[int, Sink]
+    controller: ControllerProcess, tmp_path: Path, sinks: dict[int, RecordingSink]
 ) -> None:
     where = ("--state", str(tmp_path / "edgeslice.db"))
     online = {"EDGESLICE_SERVER": controller.address, "EDGESLICE_TOKEN": controller.token}
@@ -292,7 +223,7 @@ def test_every_booking_is_a_slice_the_operator_sees_with_its_tenant(
         return str(r.json()["sliceId"])
 
     now = datetime.now(UTC)
-    short = book(police, now + timedelta(seconds=1), now + timedelta(seconds=3), sinks[204].url)
+    short = book(police, now + timedelta(seconds=1), now + timedelta(seconds=3), sinks[204].url())
     later = book(police, now + 72 * HOUR, now + 74 * HOUR)
     festival = book(events, now + 96 * HOUR, None)
     ok("slice", "apply", "-f", str(_operator_slice(tmp_path)), env=online)

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import jwt
@@ -29,36 +29,16 @@ from controller.booking.tokens import SignedTokens
 from controller.runtime.store import Store
 from slices import errors
 from tests.support.booking_fakes import FakeBookings, FakeClients, FakeTokens
+from tests.support.booking_rig import slice_attributes
 from tests.support.camara_conformance import Conformance, camara_document
 from tests.support.tls_certs import make_pki
 
+if TYPE_CHECKING:
+    from _pytest.mark.structures import ParameterSet
+
 SLICES = f"{API_PREFIX}/slices"
-
-
-def attributes(**changes: Any) -> dict[str, Any]:
-    """A valid ``SliceAttributes`` body (the spec's circle example), with ``changes`` on top."""
-    body: dict[str, Any] = {
-        "serviceTime": {"startDate": "2030-06-01T12:00:00Z", "endDate": "2030-06-02T12:00:00Z"},
-        "serviceArea": {
-            "areaType": "CIRCLE",
-            "center": {"latitude": 45.754114, "longitude": 4.860374},
-            "radius": 800,
-        },
-        "sliceQosProfile": {
-            "maxNumOfDevices": 5,
-            "downStreamRatePerDevice": {"value": 10, "unit": "Mbps"},
-            "upStreamRatePerDevice": {"value": 2, "unit": "Mbps"},
-            "downStreamDelayBudget": {"value": 20, "unit": "Milliseconds"},
-            "upStreamDelayBudget": {"value": 20, "unit": "Milliseconds"},
-        },
-    }
-    body.update(changes)
-    return body
-
-
-def qos(**changes: Any) -> dict[str, Any]:
-    profile: dict[str, Any] = attributes()["sliceQosProfile"]
-    return {**profile, **changes}
+TOKEN_PATH = "/oauth2/token"
+GRANT = {"grant_type": "client_credentials"}
 
 
 @dataclass
@@ -86,6 +66,10 @@ class Rig:
         response = self.http.request(method, path, headers=headers, **kw)
         self.spec.check(response, valid_request=valid_request)
         return response
+
+    def token_request(self, **kw: Any) -> httpx.Response:
+        """A POST to the token endpoint (not in the CAMARA document, so not checked against it)."""
+        return self.http.post(TOKEN_PATH, **kw)
 
 
 @pytest.fixture
@@ -116,14 +100,14 @@ def assert_error(response: httpx.Response, status: int, code: str, *, naming: st
 
 def test_create_get_delete_a_booking(rig: Rig) -> None:
     token = rig.token("events")
-    created = rig.call("POST", SLICES, token, json=attributes())
+    created = rig.call("POST", SLICES, token, json=slice_attributes())
     assert created.status_code == 201
     info = created.json()
     slice_id = info["sliceId"]
     assert uuid.UUID(slice_id)
     assert created.headers["location"] == f"{SLICES}/{slice_id}"
-    assert {k: v for k, v in info.items() if k != "sliceId"} == attributes() | {
-        "serviceArea": attributes()["serviceArea"] | {"radius": 800.0}
+    assert {k: v for k, v in info.items() if k != "sliceId"} == slice_attributes() | {
+        "serviceArea": slice_attributes()["serviceArea"] | {"radius": 800.0}
     }
 
     got = rig.call("GET", f"{SLICES}/{slice_id}", token)
@@ -145,7 +129,7 @@ def test_a_polygon_without_end_date_round_trips(rig: Rig) -> None:
             {"latitude": 45.753916, "longitude": 4.866531},
         ],
     }
-    body = attributes(serviceArea=polygon, serviceTime={"startDate": "2030-06-01T12:00:00+02:00"})
+    body = slice_attributes(serviceArea=polygon, serviceTime={"startDate": "2030-06-01T12:00:00+02:00"})
     created = rig.call("POST", SLICES, token, json=body)
     assert created.status_code == 201
     assert created.json()["serviceArea"] == polygon
@@ -154,7 +138,7 @@ def test_a_polygon_without_end_date_round_trips(rig: Rig) -> None:
 
 def test_tenants_see_only_their_own_bookings(rig: Rig) -> None:
     police, events = rig.token("police"), rig.token("events")
-    slice_id = rig.call("POST", SLICES, police, json=attributes()).json()["sliceId"]
+    slice_id = rig.call("POST", SLICES, police, json=slice_attributes()).json()["sliceId"]
     body = assert_error(rig.call("GET", f"{SLICES}/{slice_id}", events), 404, "NOT_FOUND")
     unknown = assert_error(rig.call("GET", f"{SLICES}/{uuid.uuid4()}", events), 404, "NOT_FOUND")
     assert body["message"] == unknown["message"]  # another's booking looks like no booking
@@ -168,7 +152,7 @@ def test_tenants_see_only_their_own_bookings(rig: Rig) -> None:
 def test_x_correlator_is_echoed_or_made(rig: Rig) -> None:
     token = rig.token("events")
     given = "b4333c46-49c0-4f62-80d7-f0ef930f1c46:{a}/<b>;c.d_e"
-    echoed = rig.call("POST", SLICES, token, json=attributes(), headers={"x-correlator": given})
+    echoed = rig.call("POST", SLICES, token, json=slice_attributes(), headers={"x-correlator": given})
     assert echoed.headers["x-correlator"] == given
     made = rig.call("GET", f"{SLICES}/{uuid.uuid4()}", token)
     assert uuid.UUID(made.headers["x-correlator"])
@@ -194,103 +178,54 @@ def test_a_bad_x_correlator_is_refused(rig: Rig, bad: str) -> None:
 #: is not judged (None): an area's fields sit behind ``allOf`` + discriminator, which openapi-core
 #: does not follow; the schemas do not forbid unknown fields; ``format: uri`` needs a checker
 #: openapi-core may not have.
+OUT, INVALID = "OUT_OF_RANGE", "INVALID_ARGUMENT"
+TWO_POINTS = {"areaType": "POLYGON", "boundary": [{"latitude": 1, "longitude": 1}] * 2}
+NO_TIME = {k: v for k, v in slice_attributes().items() if k != "serviceTime"}
+
+
+def bad(
+    name: str, body: dict[str, Any], code: str, naming: str, spec_refuses: bool | None = True
+) -> ParameterSet:
+    return pytest.param(body, code, naming, spec_refuses, id=name)
+
+
 BAD_BODIES = [
-    pytest.param(
-        attributes(sliceQosProfile=qos(maxNumOfDevices=21)),
-        "OUT_OF_RANGE",
-        "sliceQosProfile.maxNumOfDevices:",
-        True,
-        id="devices>20",
-    ),
-    pytest.param(
-        attributes(sliceQosProfile=qos(maxNumOfDevices=0)),
-        "OUT_OF_RANGE",
-        "sliceQosProfile.maxNumOfDevices:",
-        True,
-        id="devices<1",
-    ),
-    pytest.param(
-        attributes(sliceQosProfile=qos(downStreamRatePerDevice={"value": 2048, "unit": "Mbps"})),
-        "OUT_OF_RANGE",
-        "sliceQosProfile.downStreamRatePerDevice.value:",
-        True,
-        id="rate>1024",
-    ),
-    pytest.param(
-        attributes(sliceQosProfile=qos(upStreamDelayBudget={"value": 0, "unit": "Milliseconds"})),
-        "OUT_OF_RANGE",
-        "sliceQosProfile.upStreamDelayBudget.value:",
-        True,
-        id="delay<1",
-    ),
-    pytest.param(
-        attributes(
-            serviceArea={"areaType": "CIRCLE", "center": {"latitude": 45.7, "longitude": 4.8}, "radius": 0.5}
-        ),
-        "OUT_OF_RANGE",
-        "serviceArea.radius:",
-        None,
-        id="radius<1",
-    ),
-    pytest.param(
-        attributes(
-            serviceArea={"areaType": "CIRCLE", "center": {"latitude": 91, "longitude": 4.8}, "radius": 10}
-        ),
-        "OUT_OF_RANGE",
+    bad("devices>20", slice_attributes(devices=21), OUT, "sliceQosProfile.maxNumOfDevices:"),
+    bad("devices<1", slice_attributes(devices=0), OUT, "sliceQosProfile.maxNumOfDevices:"),
+    bad("rate>1024", slice_attributes(mbps=(2048, 2)), OUT, "sliceQosProfile.downStreamRatePerDevice.value:"),
+    bad("delay<1", slice_attributes(budgets_ms=(20, 0)), OUT, "sliceQosProfile.upStreamDelayBudget.value:"),
+    bad("radius<1", slice_attributes(center=(45.7, 4.8), radius=0.5), OUT, "serviceArea.radius:", None),
+    bad(
+        "latitude>90",
+        slice_attributes(center=(91, 4.8), radius=10),
+        OUT,
         "serviceArea.center.latitude:",
         None,
-        id="latitude>90",
     ),
-    pytest.param(
-        attributes(serviceArea={"areaType": "POLYGON", "boundary": [{"latitude": 1, "longitude": 1}] * 2}),
-        "OUT_OF_RANGE",
-        "serviceArea.boundary:",
-        None,
-        id="boundary<3",
-    ),
-    pytest.param(
-        attributes(sliceQosProfile=qos(maxNumOfDevices="5")),
-        "INVALID_ARGUMENT",
-        "sliceQosProfile.maxNumOfDevices:",
-        True,
-        id="devices-string",
-    ),
-    pytest.param(
-        attributes(sliceQosProfile=qos(downStreamRatePerDevice={"value": 1, "unit": "Pbps"})),
-        "INVALID_ARGUMENT",
+    bad("boundary<3", slice_attributes(serviceArea=TWO_POINTS), OUT, "serviceArea.boundary:", None),
+    bad("devices-string", slice_attributes(devices="5"), INVALID, "sliceQosProfile.maxNumOfDevices:"),
+    bad(
+        "rate-unit",
+        slice_attributes(qos={"downStreamRatePerDevice": {"value": 1, "unit": "Pbps"}}),
+        INVALID,
         "sliceQosProfile.downStreamRatePerDevice.unit:",
-        True,
-        id="rate-unit",
     ),
-    pytest.param(
-        attributes(serviceArea={"areaType": "SQUARE"}),
-        "INVALID_ARGUMENT",
-        "serviceArea",
-        True,
-        id="area-type",
-    ),
-    pytest.param(
-        attributes(serviceTime={"startDate": "next saturday"}),
-        "INVALID_ARGUMENT",
+    bad("area-type", slice_attributes(serviceArea={"areaType": "SQUARE"}), INVALID, "serviceArea"),
+    bad(
+        "date",
+        slice_attributes(serviceTime={"startDate": "next saturday"}),
+        INVALID,
         "serviceTime.startDate:",
-        True,
-        id="date",
     ),
-    pytest.param(
-        {k: v for k, v in attributes().items() if k != "serviceTime"},
-        "INVALID_ARGUMENT",
-        "serviceTime: Field required",
-        True,
-        id="missing",
-    ),
-    pytest.param(
-        attributes(sliceQosProfile=qos(maxNumOfDevice=5)),
-        "INVALID_ARGUMENT",
+    bad("missing", NO_TIME, INVALID, "serviceTime: Field required"),
+    bad(
+        "unknown-field",
+        slice_attributes(qos={"maxNumOfDevice": 5}),
+        INVALID,
         "sliceQosProfile.maxNumOfDevice: unknown field",
         None,
-        id="unknown-field",
     ),
-    pytest.param(attributes(sink="not a uri"), "INVALID_ARGUMENT", "sink:", None, id="sink"),
+    bad("sink", slice_attributes(sink="not a uri", sink_token=None), INVALID, "sink:", None),
 ]
 
 
@@ -312,7 +247,7 @@ def test_a_body_the_spec_allows_but_the_model_refuses_is_400(rig: Rig) -> None:
     models refuse them, and the API says so as the spec's errors."""
     token = rig.token("events")
     backwards = {"startDate": "2030-06-02T12:00:00Z", "endDate": "2030-06-01T12:00:00Z"}
-    response = rig.call("POST", SLICES, token, json=attributes(serviceTime=backwards))
+    response = rig.call("POST", SLICES, token, json=slice_attributes(serviceTime=backwards))
     assert_error(response, 400, "INVALID_ARGUMENT", naming="serviceTime: endDate")
 
 
@@ -325,7 +260,7 @@ def test_malformed_json_and_no_body_are_400(rig: Rig) -> None:
     assert_error(broken, 400, "INVALID_ARGUMENT", naming="not valid JSON")
     empty = rig.call("POST", SLICES, token, valid_request=False, headers=headers)
     assert_error(empty, 400, "INVALID_ARGUMENT", naming="body is required")
-    listed = rig.call("POST", SLICES, token, valid_request=False, json=[attributes()])
+    listed = rig.call("POST", SLICES, token, valid_request=False, json=[slice_attributes()])
     assert_error(listed, 400, "INVALID_ARGUMENT")
 
 
@@ -349,7 +284,7 @@ def test_no_bad_expired_or_orphaned_token_is_401(rig: Rig) -> None:
         (expired, "expired"),
         (orphan, "no longer registered"),
     ]:
-        response = rig.call("POST", SLICES, token, json=attributes())
+        response = rig.call("POST", SLICES, token, json=slice_attributes())
         assert_error(response, 401, "UNAUTHENTICATED", naming=naming)
         challenge = response.headers["www-authenticate"]
         assert challenge.startswith("Bearer ")
@@ -361,10 +296,10 @@ def test_no_bad_expired_or_orphaned_token_is_401(rig: Rig) -> None:
 
 def test_a_token_without_the_operation_s_scope_is_403(rig: Rig) -> None:
     owner = rig.token("police")
-    slice_id = rig.call("POST", SLICES, owner, json=attributes()).json()["sliceId"]
+    slice_id = rig.call("POST", SLICES, owner, json=slice_attributes()).json()["sliceId"]
     reader = rig.tokens.issue(rig.clients.registered["id-police"][0], frozenset({ports.SCOPE_GET}))[0]
     assert rig.call("GET", f"{SLICES}/{slice_id}", reader).status_code == 200
-    create = rig.call("POST", SLICES, reader, json=attributes())
+    create = rig.call("POST", SLICES, reader, json=slice_attributes())
     assert_error(create, 403, "PERMISSION_DENIED", naming=ports.SCOPE_CREATE)
     delete = rig.call("DELETE", f"{SLICES}/{slice_id}", reader)
     assert_error(delete, 403, "PERMISSION_DENIED", naming=ports.SCOPE_DELETE)
@@ -375,7 +310,7 @@ def test_a_client_granted_fewer_scopes_than_its_token_names_is_403(rig: Rig) -> 
     """The registration's scopes bound the token's (a registry that narrowed them wins)."""
     tenant, _ = rig.clients.add("narrow", frozenset({ports.SCOPE_GET}))
     widened = rig.tokens.issue(tenant, frozenset(ports.SCOPES))[0]
-    assert_error(rig.call("POST", SLICES, widened, json=attributes()), 403, "PERMISSION_DENIED")
+    assert_error(rig.call("POST", SLICES, widened, json=slice_attributes()), 403, "PERMISSION_DENIED")
 
 
 # -- 422, 429 -----------------------------------------------------------------------------------
@@ -393,7 +328,7 @@ def test_a_client_granted_fewer_scopes_than_its_token_names_is_403(rig: Rig) -> 
 def test_the_service_s_refusals_keep_their_status_and_code(rig: Rig, refusal: ports.BookingError) -> None:
     token = rig.token("events")
     rig.bookings.refuse_next(refusal)
-    response = rig.call("POST", SLICES, token, json=attributes())
+    response = rig.call("POST", SLICES, token, json=slice_attributes())
     body = assert_error(response, refusal.status, refusal.code)
     assert body["message"] == refusal.message
     assert "retry-after" not in response.headers  # a quota is not a matter of waiting
@@ -401,10 +336,13 @@ def test_the_service_s_refusals_keep_their_status_and_code(rig: Rig, refusal: po
 
 def test_the_booking_quota_of_a_tenant_is_429(rig: Rig) -> None:
     token = rig.token("events", quota_bookings=1)
-    assert rig.call("POST", SLICES, token, json=attributes()).status_code == 201
-    assert_error(rig.call("POST", SLICES, token, json=attributes()), 429, "QUOTA_EXCEEDED", naming="quota")
+    assert rig.call("POST", SLICES, token, json=slice_attributes()).status_code == 201
+    assert_error(
+        rig.call("POST", SLICES, token, json=slice_attributes()), 429, "QUOTA_EXCEEDED", naming="quota"
+    )
     assert (
-        rig.call("POST", SLICES, rig.token("police", quota_bookings=1), json=attributes()).status_code == 201
+        rig.call("POST", SLICES, rig.token("police", quota_bookings=1), json=slice_attributes()).status_code
+        == 201
     )
 
 
@@ -418,7 +356,7 @@ def test_a_tenant_over_its_request_rate_is_429_and_others_are_not(rig: Rig) -> N
     assert 1 <= int(throttled.headers["retry-after"]) <= 10
     assert rig.call("GET", path, other).status_code == 404
     calls = len(rig.bookings.threads)
-    assert_error(rig.call("POST", SLICES, slow, json=attributes()), 429, "TOO_MANY_REQUESTS")
+    assert_error(rig.call("POST", SLICES, slow, json=slice_attributes()), 429, "TOO_MANY_REQUESTS")
     assert len(rig.bookings.threads) == calls  # refused before the operation
 
 
@@ -428,7 +366,7 @@ def test_a_tenant_over_its_request_rate_is_429_and_others_are_not(rig: Rig) -> N
 def test_unknown_routes_and_methods_answer_in_the_envelope(rig: Rig) -> None:
     missing = rig.http.get(f"{API_PREFIX}/bookings")
     assert_error(missing, 404, "NOT_FOUND", naming=f"{API_PREFIX}/bookings")
-    put = rig.http.put(f"{SLICES}/{uuid.uuid4()}", json=attributes())
+    put = rig.http.put(f"{SLICES}/{uuid.uuid4()}", json=slice_attributes())
     assert_error(put, 405, "METHOD_NOT_ALLOWED", naming="PUT")
     assert set(put.headers["allow"].replace(" ", "").split(",")) == {"GET", "DELETE"}
 
@@ -440,7 +378,7 @@ def test_a_failure_of_the_service_is_500_in_the_envelope(rig: Rig) -> None:
     rig.bookings.before_create = explode
     response = rig.http.post(
         SLICES,
-        json=attributes(),
+        json=slice_attributes(),
         headers={"Authorization": f"Bearer {rig.token('events')}", "x-correlator": "fire"},
     )
     body = assert_error(response, 500, "INTERNAL")
@@ -459,7 +397,7 @@ def test_the_operations_run_off_the_event_loop(rig: Rig) -> None:
     rig.bookings.before_create = wait
     outcome: list[int] = []
     pending = threading.Thread(
-        target=lambda: outcome.append(rig.call("POST", SLICES, token, json=attributes()).status_code)
+        target=lambda: outcome.append(rig.call("POST", SLICES, token, json=slice_attributes()).status_code)
     )
     pending.start()
     try:
@@ -479,13 +417,8 @@ def test_the_operations_run_off_the_event_loop(rig: Rig) -> None:
 
 def test_a_token_by_basic_or_by_form_works_on_the_api(rig: Rig) -> None:
     tenant, secret = rig.clients.add("events")
-    basic = rig.http.post(
-        "/oauth2/token", data={"grant_type": "client_credentials"}, auth=(tenant.client_id, secret)
-    )
-    posted = rig.http.post(
-        "/oauth2/token",
-        data={"grant_type": "client_credentials", "client_id": tenant.client_id, "client_secret": secret},
-    )
+    basic = rig.token_request(data=GRANT, auth=(tenant.client_id, secret))
+    posted = rig.token_request(data=GRANT | {"client_id": tenant.client_id, "client_secret": secret})
     for response in (basic, posted):
         assert response.status_code == 200, response.text
         assert response.headers["cache-control"] == "no-store"
@@ -494,19 +427,17 @@ def test_a_token_by_basic_or_by_form_works_on_the_api(rig: Rig) -> None:
         assert set(body) == {"access_token", "token_type", "expires_in", "scope"}
         assert (body["token_type"], body["expires_in"]) == ("Bearer", FakeTokens.LIFETIME_S)
         assert set(body["scope"].split()) == set(ports.SCOPES)
-        assert rig.call("POST", SLICES, body["access_token"], json=attributes()).status_code == 201
+        assert rig.call("POST", SLICES, body["access_token"], json=slice_attributes()).status_code == 201
 
 
 def test_a_token_for_fewer_scopes_grants_only_those(rig: Rig) -> None:
     tenant, secret = rig.clients.add("events")
-    response = rig.http.post(
-        "/oauth2/token",
-        data={"grant_type": "client_credentials", "scope": ports.SCOPE_GET},
-        auth=(tenant.client_id, secret),
-    )
+    response = rig.token_request(data=GRANT | {"scope": ports.SCOPE_GET}, auth=(tenant.client_id, secret))
     assert response.json()["scope"] == ports.SCOPE_GET
     assert_error(
-        rig.call("POST", SLICES, response.json()["access_token"], json=attributes()), 403, "PERMISSION_DENIED"
+        rig.call("POST", SLICES, response.json()["access_token"], json=slice_attributes()),
+        403,
+        "PERMISSION_DENIED",
     )
 
 
@@ -563,7 +494,7 @@ def test_token_requests_refused_as_rfc_6749_says(
     headers = {
         "Authorization": _basic(tenant.client_id, secret) if authorization == "basic" else authorization
     }
-    response = rig.http.post("/oauth2/token", data=form, headers={k: v for k, v in headers.items() if v})
+    response = rig.token_request(data=form, headers={k: v for k, v in headers.items() if v})
     assert response.status_code == status, response.text
     assert response.json()["error"] == error
     assert response.json()["error_description"]
@@ -576,11 +507,8 @@ def test_token_requests_refused_as_rfc_6749_says(
 
 def test_a_token_request_not_in_form_encoding_or_repeating_a_field_is_invalid(rig: Rig) -> None:
     tenant, secret = rig.clients.add("events")
-    as_json = rig.http.post(
-        "/oauth2/token", json={"grant_type": "client_credentials"}, auth=(tenant.client_id, secret)
-    )
-    repeated = rig.http.post(
-        "/oauth2/token",
+    as_json = rig.token_request(json=GRANT, auth=(tenant.client_id, secret))
+    repeated = rig.token_request(
         content=b"grant_type=client_credentials&grant_type=client_credentials",
         headers={"content-type": "application/x-www-form-urlencoded"},
         auth=(tenant.client_id, secret),
@@ -602,7 +530,7 @@ def test_openapi_json_names_the_spec_s_operations(rig: Rig) -> None:
     assert operations[(SLICES, "post")] == "createSlice"
     assert operations[(f"{SLICES}/{{sliceId}}", "get")] == "getSlice"
     assert operations[(f"{SLICES}/{{sliceId}}", "delete")] == "deleteSlice"
-    assert operations[("/oauth2/token", "post")] == "issueToken"
+    assert operations[(TOKEN_PATH, "post")] == "issueToken"
     assert "SliceAttributes" in document["components"]["schemas"]
 
 
@@ -652,9 +580,7 @@ def test_the_real_registry_and_signer_over_a_state_file(tmp_path: Path) -> None:
     server.start()
     try:
         with httpx.Client(base_url=server.url, timeout=10.0) as http:
-            issued = http.post(
-                "/oauth2/token", data={"grant_type": "client_credentials"}, auth=(tenant.client_id, secret)
-            )
+            issued = http.post(TOKEN_PATH, data=GRANT, auth=(tenant.client_id, secret))
             assert issued.status_code == 200, issued.text
             token = issued.json()["access_token"]
             bearer = {"Authorization": f"Bearer {token}"}
@@ -664,16 +590,14 @@ def test_the_real_registry_and_signer_over_a_state_file(tmp_path: Path) -> None:
             claims = jwt.decode(token, key, algorithms=["ES256"], audience="network-slice-booking")
             assert claims["client_id"] == tenant.client_id
 
-            created = http.post(SLICES, json=attributes(), headers=bearer)
+            created = http.post(SLICES, json=slice_attributes(), headers=bearer)
             spec.check(created)
             assert created.status_code == 201
             delete = http.delete(f"{SLICES}/{created.json()['sliceId']}", headers=bearer)
             spec.check(delete)
             assert_error(delete, 403, "PERMISSION_DENIED")
 
-            wrong = http.post(
-                "/oauth2/token", data={"grant_type": "client_credentials"}, auth=(tenant.client_id, "x")
-            )
+            wrong = http.post(TOKEN_PATH, data=GRANT, auth=(tenant.client_id, "x"))
             assert wrong.status_code == 401
 
             registry.remove("events")

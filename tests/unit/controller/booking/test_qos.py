@@ -80,55 +80,22 @@ class Worked:
     priority: int
 
 
+#: 10 Wi-Fi access points backhauled over 5G for a match.
+STADIUM = profile(10, rate(40, "Mbps"), rate(8, "Mbps"), budget(50), budget(50))
+#: 4 patrol cars and 2 drones streaming video along a route.
+CORRIDOR = profile(6, rate(2, "Mbps"), rate(8, "Mbps"), budget(20), budget(10))
+#: 20 flood-level sensors reporting every few seconds.
+SENSORS = profile(20, rate(16, "kbps"), rate(64, "kbps"), budget(5, "Seconds"), budget(2, "Seconds"))
+#: RETRIEVAL_CIRCLE's sliceQosProfile: 50 bit/s per cell, rounded up to 1 kbit/s.
+SPECS_OWN = profile(5, rate(10, "bps"), rate(10, "bps"), budget(12), budget(12))
+
+WIFI, VEHICLE, IOT = intent.SliceKind.WIFI, intent.SliceKind.VEHICLE, intent.SliceKind.IOT
 WORKED = [
-    Worked(
-        "stadium Wi-Fi",  # 10 Wi-Fi access points backhauled over 5G for a match
-        profile(10, rate(40, "Mbps"), rate(8, "Mbps"), budget(50), budget(50)),
-        cells=2,
-        kind=intent.SliceKind.WIFI,
-        sst=1,
-        latency_ms=50,
-        dl_mbps_per_cell=400,
-        ul_mbps_per_cell=80,
-        reserved_mbps=960,
-        priority=10,
-    ),
-    Worked(
-        "police corridor",  # 4 patrol cars and 2 drones streaming video along a route
-        profile(6, rate(2, "Mbps"), rate(8, "Mbps"), budget(20), budget(10)),
-        cells=5,
-        kind=intent.SliceKind.VEHICLE,
-        sst=2,
-        latency_ms=10,
-        dl_mbps_per_cell=12,
-        ul_mbps_per_cell=48,
-        reserved_mbps=300,
-        priority=100,
-    ),
-    Worked(
-        "river sensors",  # 20 flood-level sensors reporting every few seconds
-        profile(20, rate(16, "kbps"), rate(64, "kbps"), budget(5, "Seconds"), budget(2, "Seconds")),
-        cells=4,
-        kind=intent.SliceKind.IOT,
-        sst=3,
-        latency_ms=1000,
-        dl_mbps_per_cell=0.32,
-        ul_mbps_per_cell=1.28,
-        reserved_mbps=6.4,
-        priority=20,
-    ),
-    Worked(
-        "the spec's own example",  # RETRIEVAL_CIRCLE's sliceQosProfile
-        profile(5, rate(10, "bps"), rate(10, "bps"), budget(12), budget(12)),
-        cells=3,
-        kind=intent.SliceKind.IOT,
-        sst=3,
-        latency_ms=12,
-        dl_mbps_per_cell=0.001,  # 50 bit/s, rounded up to 1 kbit/s
-        ul_mbps_per_cell=0.001,
-        reserved_mbps=0.006,
-        priority=20,
-    ),
+    # title, profile, cells -> kind, sst, latency_ms, dl and ul Mbps per cell, reserved Mbps, priority
+    Worked("stadium Wi-Fi", STADIUM, 2, WIFI, 1, 50, 400, 80, 960, 10),
+    Worked("police corridor", CORRIDOR, 5, VEHICLE, 2, 10, 12, 48, 300, 100),
+    Worked("river sensors", SENSORS, 4, IOT, 3, 1000, 0.32, 1.28, 6.4, 20),
+    Worked("the spec's own example", SPECS_OWN, 3, IOT, 3, 12, 0.001, 0.001, 0.006, 20),
 ]
 
 

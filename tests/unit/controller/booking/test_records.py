@@ -7,7 +7,6 @@ import dataclasses
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -16,6 +15,7 @@ from controller.booking.service import BookingService
 from controller.booking.sinks import SinkPolicy
 from controller.runtime.service import ControllerService, SliceState
 from controller.runtime.store import Store
+from tests.support.booking_rig import SINK_TOKEN, slice_attributes
 from tests.support.clock import FakeClock
 from tests.support.runtime_helpers import make_service
 
@@ -30,25 +30,9 @@ def attributes(
     start: datetime, end: datetime | None, devices: int = 5, sink: bool = False
 ) -> camara.SliceAttributes:
     """A booking over the small city's cells (all at 48.85, 2.35): ``devices`` × 2 Mbps down."""
-    body: dict[str, Any] = {
-        "serviceTime": {"startDate": start.isoformat(), **({"endDate": end.isoformat()} if end else {})},
-        "serviceArea": {"areaType": "CIRCLE", "center": {"latitude": 48.85, "longitude": 2.35}, "radius": 50},
-        "sliceQosProfile": {
-            "maxNumOfDevices": devices,
-            "downStreamRatePerDevice": {"value": 2, "unit": "Mbps"},
-            "upStreamRatePerDevice": {"value": 1, "unit": "Mbps"},
-            "downStreamDelayBudget": {"value": 20, "unit": "Milliseconds"},
-            "upStreamDelayBudget": {"value": 20, "unit": "Milliseconds"},
-        },
-    }
-    if sink:
-        body["sink"] = SINK
-        body["sinkCredential"] = {
-            "credentialType": "ACCESSTOKEN",
-            "accessToken": "the-sink-secret",
-            "accessTokenExpiresUtc": (start + 48 * HOUR).isoformat(),
-            "accessTokenType": "bearer",
-        }
+    body = slice_attributes(
+        start, end, center=(48.85, 2.35), radius=50, devices=devices, mbps=(2, 1), sink=SINK if sink else None
+    )
     return camara.SliceAttributes.model_validate(body)
 
 
@@ -77,7 +61,7 @@ def test_find_answers_only_the_tenants_own_booking_and_never_its_credential(
     assert record.slice_info() == info
     # The sink's token is read by the notifier alone: no record carries it.
     assert "sink_credential" not in {f.name for f in dataclasses.fields(record)}
-    assert "the-sink-secret" not in repr(record) and "the-sink-secret" not in record.attributes
+    assert SINK_TOKEN not in repr(record) and SINK_TOKEN not in record.attributes
     # Another tenant's, an unknown one and a deleted one are alike: None.
     assert records.find(store, "events-office", info.sliceId) is None
     assert records.find(store, "police", uuid.uuid4()) is None
