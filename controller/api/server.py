@@ -31,7 +31,7 @@ from controller.api.topology_rpc import TopologyMethods
 from controller.runtime.agent_view import AgentDirectory
 from protos.edgeslice.operator.v1 import operator_pb2 as pb
 from protos.edgeslice.operator.v1 import operator_pb2_grpc as pb_grpc
-from slices import errors
+from slices import addresses, errors
 
 __all__ = ["SERVICE_NAME", "ApiServer", "OperatorServicer", "RequestLog", "bind", "serve"]
 
@@ -170,7 +170,7 @@ def serve(
     they answer FAILED_PRECONDITION.
     """
     auth_mod.check_listen(listen, tls, dev)
-    host, _ = auth_mod.split_address(listen)
+    host, _ = addresses.split_address(listen)
     stopping = threading.Event()
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="operator-api"),

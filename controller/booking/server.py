@@ -20,6 +20,7 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from slices import errors
+from slices.addresses import split_address
 
 log = logging.getLogger(__name__)
 
@@ -30,10 +31,10 @@ GRACE_S = 5.0
 
 
 def _host_port(listen: str) -> tuple[str, int]:
-    host, sep, port = listen.rpartition(":")
-    if not sep or not host or not port.isdigit() or int(port) > 65535:
-        raise errors.InvalidSpec(f"--booking-listen {listen!r}: expected HOST:PORT")
-    return host.removeprefix("[").removesuffix("]"), int(port)
+    try:
+        return split_address(listen)
+    except errors.InvalidSpec:
+        raise errors.InvalidSpec(f"--booking-listen {listen!r}: expected HOST:PORT") from None
 
 
 class BookingServer:

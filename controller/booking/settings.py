@@ -3,11 +3,11 @@ import (the CLI reads them before it decides to start anything heavy)."""
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
 from slices import errors
+from slices.addresses import is_loopback
 
 DEFAULT_AUDIENCE = "edgeslice-booking"
 
@@ -39,7 +39,7 @@ class BookingSettings:
                 f"--booking-listen {self.listen}: the booking API needs --booking-tls-cert and "
                 "--booking-tls-key (plain HTTP only in dev mode)"
             )
-        if self.tls_cert is None and self.dev and not _loopback(host):
+        if self.tls_cert is None and self.dev and not is_loopback(host):
             raise errors.InvalidSpec(
                 f"--booking-listen {self.listen}: without TLS the booking API listens on loopback only"
             )
@@ -49,12 +49,3 @@ class BookingSettings:
             raise errors.InvalidSpec(f"--booking-token-lifetime: {self.token_lifetime_s} is not positive")
         if self.rate_per_s <= 0:
             raise errors.InvalidSpec(f"--booking-rate: {self.rate_per_s:g} is not positive")
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

@@ -14,12 +14,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from controller.api import auth
 from controller.process import wiring as runtime
 from controller.process.endpoints import port_problem
 from controller.runtime.agent_view import AgentDirectory
 from controller.runtime.service import ControllerService
-from slices import errors
+from slices import addresses, errors
 
 if TYPE_CHECKING:
     from controller.booking.attach import RunningBooking
@@ -38,7 +37,7 @@ def default_agents_listen(operator_listen: str) -> str:
     >>> default_agents_listen("127.0.0.1:50051"), default_agents_listen("127.0.0.1:0")
     ('127.0.0.1:50052', '127.0.0.1:0')
     """
-    _, port = auth.split_address(operator_listen)
+    _, port = addresses.split_address(operator_listen)
     return f"127.0.0.1:{DEFAULT_AGENTS_PORT if port else 0}"
 
 
@@ -52,13 +51,13 @@ class AgentsOptions:
 
     def check(self) -> None:
         """Refuse what the agent server would refuse, naming the flag, before anything starts."""
-        host, _ = auth.split_address(self.listen)
+        host, _ = addresses.split_address(self.listen)
         if self.tls is None and not self.dev:
             raise errors.InvalidSpec(
                 "--agents-tls-cert/--agents-tls-key/--agents-client-ca: agents need mutual TLS when "
                 "the operator API uses TLS (or give --no-agents)"
             )
-        if self.tls is None and not auth.is_loopback(host):
+        if self.tls is None and not addresses.is_loopback(host):
             raise errors.InvalidSpec(
                 f"--agents-listen {self.listen}: without --agents-tls-* agents are served on loopback only"
             )

@@ -10,7 +10,7 @@ from click.shell_completion import get_completion_class
 
 from controller.cli import contexts, output
 from controller.cli.connect import Connection, connection_options
-from slices import errors
+from slices import addresses, errors
 
 SHELLS = ("bash", "zsh", "fish")
 COMPLETE_VAR = "_SLICECTL_COMPLETE"
@@ -60,12 +60,11 @@ def set_context(
     use_it: bool,
 ) -> None:
     """Create context NAME, or change the fields given of an existing one."""
-    from controller.api import auth
 
     for flag, address in (("--address", server), ("--agents", agents)):
         if address is not None:
             try:
-                auth.split_address(address)
+                addresses.split_address(address)
             except errors.InvalidSpec as exc:
                 raise errors.InvalidSpec(f"{flag} {address!r}: {exc}") from exc
     cfg = contexts.Config.load()

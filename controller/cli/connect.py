@@ -19,7 +19,7 @@ import click
 
 from controller.api import auth
 from controller.api import client as api_client
-from slices import errors
+from slices import addresses, errors
 
 ADDRESS_FILE = "controller.addr"  # same name as controller.process.endpoints.ADDRESS_FILE
 
@@ -54,9 +54,9 @@ class Connection:
             return self.token.strip()
         if self.token_file is not None:
             return _read(self.token_file, "token file")
-        host, _ = auth.split_address(address)
+        host, _ = addresses.split_address(address)
         dev_file = self.state_folder() / auth.DEV_TOKEN_FILE
-        if auth.is_loopback(host) and dev_file.exists():
+        if addresses.is_loopback(host) and dev_file.exists():
             return _read(dev_file, "dev token file")
         return ""
 
@@ -78,7 +78,7 @@ class Connection:
 
     def client(self) -> api_client.ApiClient:
         address = self.address()
-        auth.split_address(address)  # a malformed --server is a usage error, not "unreachable"
+        addresses.split_address(address)  # a malformed --server is a usage error, not "unreachable"
         ca = self.ca.read_bytes() if self.ca is not None else None
         return api_client.ApiClient(address, self.resolve_token(address), ca=ca, timeout_s=self.timeout_s)
 

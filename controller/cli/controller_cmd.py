@@ -18,7 +18,7 @@ from controller.kube import manifests as kube_manifests
 from controller.process import config as runtime_config
 from controller.process import wiring as runtime
 from controller.runtime import decision_log
-from slices import errors
+from slices import addresses, errors
 
 
 @click.group()
@@ -322,7 +322,7 @@ def run(
             )
         booking = dataclasses.replace(booking, dev=config.dev)  # plain HTTP only as the operator API
         booking.check()
-    host = auth.split_address(listen)[0]
+    host = addresses.split_address(listen)[0]
     parts = companions.Companions(agents, metrics_port, host, booking=booking)
     # Refused in one line each, after the state's lock (a second controller is named as such).
     config.other_ports = [

@@ -10,8 +10,7 @@ import socket
 from collections.abc import Mapping
 from pathlib import Path
 
-from controller.api import auth
-from slices import errors
+from slices import addresses, errors
 
 ADDRESS_FILE = "controller.addr"  # where a started controller writes the address it bound
 ENDPOINTS_FILE = "controller.endpoints"  # "NAME ADDRESS" lines: operator, health, agents, metrics
@@ -50,7 +49,7 @@ def port_problem(listen: str) -> str | None:
     A plain bind without SO_REUSEPORT, as the servers bind: gRPC's default would otherwise let
     two processes share a port.
     """
-    host, port = auth.split_address(listen)
+    host, port = addresses.split_address(listen)
     if port == 0:
         return None
     try:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from controller.api import auth
 from controller.process.manager import Step
+from slices import addresses
 
 
 class HealthPort:
@@ -42,7 +42,7 @@ class HealthPort:
         health_pb2_grpc.add_HealthServicer_to_server(self._servicer, self._server)
         self._servicer.set("", health_pb2.HealthCheckResponse.SERVING)
         self.serving(False)
-        host, _ = auth.split_address(self.listen)
+        host, _ = addresses.split_address(self.listen)
         port = api_server.bind(self._server, self.listen, None)
         self._server.start()
         self.address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from controller.api import auth
+from slices import addresses
 
 #: Served by a standby as by a leader: its liveness (health) and what it serves (reflection).
 ALWAYS_SERVED = ("/grpc.health.v1.Health/", "/grpc.reflection.")
@@ -35,7 +36,7 @@ def serve_standby(listen: str, tls: auth.TlsConfig | None, dev: bool, identity: 
     from controller.api.interceptors import CallInterceptor, Refusal
 
     auth.check_listen(listen, tls, dev)
-    host, _ = auth.split_address(listen)
+    host, _ = addresses.split_address(listen)
     message = f"{identity} is a standby replica: it serves when it holds the leader lease"
 
     class _Refuse(CallInterceptor[None]):

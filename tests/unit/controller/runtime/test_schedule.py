@@ -144,7 +144,10 @@ def test_book_stores_nothing_when_it_does_not_fit(svc: ControllerService) -> Non
         svc.get("second")
     result = svc.book(wifi("third", 2, 3), "tenant:b")
     assert result.state == SliceState.SCHEDULED
-    assert [(e.actor, e.action) for e in svc.events(slice_name="third")] == [("tenant:b", "apply"), ("tenant:b", "book")]
+    assert [(e.actor, e.action) for e in svc.events(slice_name="third")] == [
+        ("tenant:b", "apply"),
+        ("tenant:b", "book"),
+    ]
 
 
 def test_deleting_a_booking_frees_its_window(svc: ControllerService) -> None:
