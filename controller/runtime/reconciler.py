@@ -560,18 +560,15 @@ class Reconciler:
         new = dataclasses.replace(slot)
         new.booked = None
         new.set_placed(placement, slot.intent, slot.document)
-        new.state, new.reason, new.message = (
-            SliceState.ADMITTED,
-            "Active",
-            f"window began; {summary(placement)}",
-        )
+        began = f"window {slot.window} began: {summary(placement)}"
+        new.state, new.reason, new.message = SliceState.ADMITTED, "Active", began
         new.realised = None
         new.backends = new.agents = new.workloads = None
         set_cond(
             new, ConditionType.ADMITTED, ConditionStatus.TRUE, "Active", f"window {slot.window} began", at
         )
-        refresh_realised(new, self.policy, at)
-        self.commit([new], [("activate", slot.name, None, new.message)], "controller")
+        refresh_realised(new, self.policy, at)  # the state and message now say what realising needs
+        self.commit([new], [("activate", slot.name, None, began)], "controller")
         new.placed_revision = self.revision
         world.release(slot.name)
         world.hold(new, placement, slot.intent)

@@ -109,6 +109,8 @@ def test_the_window_starts_the_slice_and_its_end_releases_it(
     assert not (tmp_path / "realisation" / "match.yaml").exists()
     actions = [e.action for e in svc.events(slice_name="match")]
     assert actions == ["apply", "book", "activate", "expire"]
+    activated = next(e for e in svc.events(slice_name="match") if e.action == "activate")
+    assert "began: 1 cells served from" in activated.message, activated.message
     # Expired is final: another pass changes nothing.
     assert svc.reconcile() == 0
 
