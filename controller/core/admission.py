@@ -201,19 +201,8 @@ def admit(
     them and reserves the placement. ``protected``: slices never taken as victims (those with a
     schedule: a booking is a promise).
 
-    >>> from controller.core.topology_file import TopologyFile
-    >>> from slices.intent import NetworkSlice
-    >>> from slices.profiles import resolve
-    >>> def site(i, kind, **cap):
-    ...     return {"id": i, "kind": kind, "location": {"lat": 0, "lon": 0}, "capacity": cap}
-    >>> city = Topology.from_file(TopologyFile.model_validate({
-    ...     "sites": [site("c1", "cell", radioMbps=150), site("a1", "aggregation"),
-    ...               site("e1", "edge", cpuMillicores=16000, memoryMib=16384)],
-    ...     "links": [{"a": "c1", "b": "a1", "bandwidthMbps": 1000, "latencyMs": 0.5},
-    ...               {"a": "a1", "b": "e1", "bandwidthMbps": 1000, "latencyMs": 1}]}))
-    >>> def intent(name, kind, **spec):
-    ...     return resolve(NetworkSlice.model_validate({"metadata": {"name": name},
-    ...         "spec": {"kind": kind, "coverage": {"sites": ["c1"]}, **spec}}))
+    >>> from controller.core.examples import slice_intent as intent, small_city
+    >>> city = small_city(radio_mbps=150)     # c1 - a1 - e1
     >>> ledger = Ledger(city)
     >>> wifi = intent("hotspot", "wifi")      # 120 Mbps, priority 10, preemptible
     >>> d = admit(wifi, city, ledger, {})

@@ -259,29 +259,17 @@ def covered_cells(intent: SliceIntent, topology: Topology) -> tuple[tuple[str, .
 def place(intent: SliceIntent, topology: Topology, ledger: Ledger) -> Placement | Rejection:
     """Assign every covered cell to an edge site within the latency bound; pure (ledger unchanged).
 
-    >>> from controller.core.topology_file import TopologyFile
-    >>> from slices.intent import NetworkSlice
-    >>> from slices.profiles import resolve
-    >>> def site(i, kind, **cap):
-    ...     return {"id": i, "kind": kind, "location": {"lat": 0, "lon": 0}, "capacity": cap}
-    >>> city = Topology.from_file(TopologyFile.model_validate({
-    ...     "sites": [site("c1", "cell", radioMbps=400), site("c2", "cell", radioMbps=400),
-    ...               site("a1", "aggregation"),
-    ...               site("e1", "edge", cpuMillicores=8000, memoryMib=8192),
-    ...               site("e2", "edge", cpuMillicores=8000, memoryMib=8192)],
-    ...     "links": [{"a": "c1", "b": "a1", "bandwidthMbps": 1000, "latencyMs": 0.5},
-    ...               {"a": "c2", "b": "a1", "bandwidthMbps": 1000, "latencyMs": 0.5},
-    ...               {"a": "a1", "b": "e1", "bandwidthMbps": 200, "latencyMs": 1},
-    ...               {"a": "a1", "b": "e2", "bandwidthMbps": 1000, "latencyMs": 3}]}))
-    >>> cars = resolve(NetworkSlice.model_validate({"metadata": {"name": "cars"},
-    ...     "spec": {"kind": "vehicle", "coverage": {"sites": ["c1", "c2"]}}}))
+    >>> from controller.core.examples import Edge, slice_intent, small_city
+    >>> city = small_city(radio_mbps=400, cells=2, edges=(
+    ...     Edge("e1", cpu_millicores=8000, memory_mib=8192, uplink_mbps=200),
+    ...     Edge("e2", cpu_millicores=8000, memory_mib=8192, uplink_latency_ms=3)))
+    >>> cars = slice_intent("cars", "vehicle", cells=("c1", "c2"))
     >>> p = place(cars, city, Ledger(city))
     >>> [(a.cell, a.edge, a.latency_ms) for a in p.assignments]  # 75 Mbps a cell would fill e1's link
     [('c1', 'e2', 3.5), ('c2', 'e2', 3.5)]
     >>> [(e.site, e.cells, e.cpu_millicores) for e in p.edges]
     [('e2', 2, 4000)]
-    >>> strict = resolve(NetworkSlice.model_validate({"metadata": {"name": "strict"},
-    ...     "spec": {"kind": "vehicle", "coverage": {"sites": ["c1"]}, "sla": {"latencyMs": 1}}}))
+    >>> strict = slice_intent("strict", "vehicle", sla={"latencyMs": 1})
     >>> place(strict, city, Ledger(city)).message
     'cell c1: nearest edge site e1 is 1.5 ms away, bound is 1 ms'
     """

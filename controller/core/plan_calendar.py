@@ -167,21 +167,8 @@ def plan(
     """Decide slices one by one in the order given (the controller's), each over its window
     (``windows[name]``; missing or None: no schedule, at all times).
 
-    >>> from controller.core.placement_model import Reservation
-    >>> from controller.core.topology_file import TopologyFile
-    >>> from slices.intent import NetworkSlice
-    >>> from slices.profiles import resolve
-    >>> def site(i, kind, **cap):
-    ...     return {"id": i, "kind": kind, "location": {"lat": 0, "lon": 0}, "capacity": cap}
-    >>> city = Topology.from_file(TopologyFile.model_validate({
-    ...     "sites": [site("c1", "cell", radioMbps=200), site("a1", "aggregation"),
-    ...               site("e1", "edge", cpuMillicores=16000, memoryMib=16384)],
-    ...     "links": [{"a": "c1", "b": "a1", "bandwidthMbps": 1000, "latencyMs": 0.5},
-    ...               {"a": "a1", "b": "e1", "bandwidthMbps": 1000, "latencyMs": 1}]}))
-    >>> def wifi(name, sd, mbps):
-    ...     return resolve(NetworkSlice.model_validate({"metadata": {"name": name}, "spec": {
-    ...         "kind": "wifi", "snssai": {"sst": 1, "sd": sd}, "coverage": {"sites": ["c1"]},
-    ...         "sla": {"dlMbpsPerCell": mbps, "ulMbpsPerCell": 0}}}))
+    >>> from controller.core.examples import small_city, wifi
+    >>> city = small_city(radio_mbps=200)     # c1 - a1 - e1
     >>> day = 86_400.0
     >>> result = plan([wifi("sat", "000001", 150), wifi("sun", "000002", 150)], city,
     ...               {"sat": Window(0, day), "sun": Window(day, 2 * day)})

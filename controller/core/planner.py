@@ -228,20 +228,8 @@ def plan(
 ) -> PlanResult:
     """Admit slices one by one in the order given (online); updates and returns ``state``.
 
-    >>> from controller.core.topology_file import TopologyFile
-    >>> from slices.intent import NetworkSlice
-    >>> from slices.profiles import resolve
-    >>> def site(i, kind, **cap):
-    ...     return {"id": i, "kind": kind, "location": {"lat": 0, "lon": 0}, "capacity": cap}
-    >>> city = Topology.from_file(TopologyFile.model_validate({
-    ...     "sites": [site("c1", "cell", radioMbps=200), site("a1", "aggregation"),
-    ...               site("e1", "edge", cpuMillicores=16000, memoryMib=16384)],
-    ...     "links": [{"a": "c1", "b": "a1", "bandwidthMbps": 1000, "latencyMs": 0.5},
-    ...               {"a": "a1", "b": "e1", "bandwidthMbps": 1000, "latencyMs": 1}]}))
-    >>> def wifi(name, sd, mbps):
-    ...     return resolve(NetworkSlice.model_validate({"metadata": {"name": name}, "spec": {
-    ...         "kind": "wifi", "snssai": {"sst": 1, "sd": sd}, "coverage": {"sites": ["c1"]},
-    ...         "sla": {"dlMbpsPerCell": mbps, "ulMbpsPerCell": 0}}}))
+    >>> from controller.core.examples import small_city, wifi
+    >>> city = small_city(radio_mbps=200)     # c1 - a1 - e1
     >>> result = plan([wifi("a", "000001", 150), wifi("b", "000002", 100)], city)
     >>> [(d.slice_name, d.outcome.value, d.reason) for d in result.decisions]
     [('a', 'admitted', 'Admitted'), ('b', 'rejected', 'RadioCapacityExceeded')]

@@ -84,20 +84,9 @@ def what_if(
     placement. Raises :class:`slices.errors.NotFound` for a site or link the topology does not have.
 
     >>> from controller.core import planner
-    >>> from controller.core.topology_file import TopologyFile
-    >>> from slices.intent import NetworkSlice
-    >>> from slices.profiles import resolve
-    >>> def site(i, kind, **cap):
-    ...     return {"id": i, "kind": kind, "location": {"lat": 0, "lon": 0}, "capacity": cap}
-    >>> city = Topology.from_file(TopologyFile.model_validate({
-    ...     "sites": [site("c1", "cell", radioMbps=500), site("a1", "aggregation"),
-    ...               site("e1", "edge", cpuMillicores=16000, memoryMib=16384),
-    ...               site("e2", "edge", cpuMillicores=16000, memoryMib=16384)],
-    ...     "links": [{"a": "c1", "b": "a1", "bandwidthMbps": 1000, "latencyMs": 0.5},
-    ...               {"a": "a1", "b": "e1", "bandwidthMbps": 1000, "latencyMs": 1},
-    ...               {"a": "a1", "b": "e2", "bandwidthMbps": 1000, "latencyMs": 2}]}))
-    >>> cars = resolve(NetworkSlice.model_validate({"metadata": {"name": "cars"},
-    ...     "spec": {"kind": "vehicle", "coverage": {"sites": ["c1"]}}}))
+    >>> from controller.core.examples import Edge, slice_intent, small_city
+    >>> city = small_city(radio_mbps=500, edges=(Edge("e1"), Edge("e2", uplink_latency_ms=2)))
+    >>> cars = slice_intent("cars", "vehicle")
     >>> state = planner.plan([cars], city).state
     >>> report = what_if(city, state.admitted, fail_sites=["e1"])
     >>> [(i.slice_name, i.lost_edges, i.decision.placement.edge_sites) for i in report.affected]
