@@ -36,7 +36,6 @@ import multiprocessing
 import pstats
 import random
 import re
-import resource
 import sys
 import tempfile
 import threading
@@ -50,6 +49,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.bench_admission import peak_rss_mib, percentile
 from controller.booking import camara, ports
 from controller.booking.app import API_PREFIX, make_app
 from controller.booking.clients import ClientRegistry
@@ -77,22 +77,6 @@ T0 = datetime(2026, 12, 7, 8, 0, tzinfo=UTC)
 CELL_AREA_KM2 = citygen.CELL_SPACING_KM**2 * math.sqrt(3) / 2
 KM_PER_DEG_LAT = citygen.KM_PER_DEG_LAT
 ACTIVE = (SliceState.READY, SliceState.ADMITTED)
-
-
-def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
-
-
-def percentile(sorted_values: list[float], q: float) -> float:
-    """Nearest-rank percentile of an ascending list.
-
-    >>> percentile([1.0, 2.0, 3.0, 4.0], 50), percentile([1.0, 2.0, 3.0, 4.0], 95)
-    (2.0, 4.0)
-    """
-    if not sorted_values:
-        return 0.0
-    rank = max(1, -(-len(sorted_values) * q // 100))
-    return sorted_values[int(rank) - 1]
 
 
 def stats_ms(values_s: list[float]) -> str:
