@@ -555,6 +555,21 @@ def _remove_db(path: Path) -> None:
         Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
+@contextmanager
+def _copying(tmp: Path, read: str, written: str) -> Iterator[None]:
+    """Around copying one database to another through the temporary ``tmp``: an unsound database
+    is the fault of the one ``read``, any other OS error that of the file ``written``; ``tmp`` is
+    removed in any case."""
+    try:
+        yield
+    except sqlite3.DatabaseError as exc:
+        raise errors.StoreError(f"{read}: {exc}") from exc
+    except OSError as exc:
+        raise errors.StoreError(f"{written}: cannot write: {exc.strerror}") from exc
+    finally:
+        _remove_db(tmp)
+
+
 def backup_state(source: Path, target: Path, overwrite: bool = False) -> CheckReport:
     """Copy the state ``source`` to ``target`` with SQLite's online backup API (safe while the
     controller runs), then check the copy; ``target`` appears only once it is complete and sound."""
@@ -565,7 +580,7 @@ def backup_state(source: Path, target: Path, overwrite: bool = False) -> CheckRe
     if target.exists() and target.resolve() == source.resolve():
         raise errors.StoreError(f"backup file {target}: is the state file itself")
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
+    with _copying(tmp, read=f"state file {source}", written=f"backup file {target}"):
         conn = _connect_existing(source)
         try:
             _check_contents(conn, str(source), quick=True)
@@ -577,12 +592,6 @@ def backup_state(source: Path, target: Path, overwrite: bool = False) -> CheckRe
         if not report.ok:
             raise errors.StoreError(f"backup of {source}: the copy does not check: {report.problems[0]}")
         os.replace(tmp, target)
-    except sqlite3.DatabaseError as exc:
-        raise errors.StoreError(f"state file {source}: {exc}") from exc
-    except OSError as exc:
-        raise errors.StoreError(f"backup file {target}: cannot write: {exc.strerror}") from exc
-    finally:
-        _remove_db(tmp)
     return report
 
 
@@ -600,7 +609,7 @@ def restore_state(backup: Path, state_file: Path) -> tuple[CheckReport, Path | N
     try:
         tmp = state_file.with_name(f".{state_file.name}.restore.{os.getpid()}.tmp")
         kept: Path | None = None
-        try:
+        with _copying(tmp, read=f"backup file {backup}", written=f"state file {state_file}"):
             conn = _connect_existing(backup)
             try:
                 _copy(conn, tmp)
@@ -615,12 +624,6 @@ def restore_state(backup: Path, state_file: Path) -> tuple[CheckReport, Path | N
                     os.replace(wal, f"{kept}-wal")
                 os.replace(state_file, kept)
             os.replace(tmp, state_file)
-        except sqlite3.DatabaseError as exc:
-            raise errors.StoreError(f"backup file {backup}: {exc}") from exc
-        except OSError as exc:
-            raise errors.StoreError(f"state file {state_file}: cannot write: {exc.strerror}") from exc
-        finally:
-            _remove_db(tmp)
     finally:
         lock.release()
     return report, kept
