@@ -180,11 +180,7 @@ class ControllerService:
     def apply(
         self, documents: Sequence[NetworkSlice], actor: str, dry_run: bool = False
     ) -> list[ApplyResult]:
-        """Validate (resolve) all, store all in one transaction, then reconcile. Nothing invalid is stored.
-
-        ``dry_run``: the same validation, then the admission decision each changed slice would get
-        against the live ledger, in the controller's order (arrival order), each seeing the ones
-        before it; nothing is stored or reserved and no event is written."""
+        """Validate, store and reconcile the documents: :meth:`controller.runtime.lifecycle.Lifecycle.apply`."""
         return self._lifecycle.apply(documents, actor, dry_run)
 
     def book(
