@@ -15,6 +15,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -188,74 +189,58 @@ def book_a_window(
     ``crowd(slice, devices)``, when given, makes :data:`VISITORS` devices use the booked slice
     (the simulated cells' traffic), before its window opens."""
     out = BookingOutcome()
-    sink = Sink()
-    try:
-        _book(echo, client, city, cells, base_url, store, title, sink, out, crowd)
-    finally:
-        sink.close()
+    with closing(Sink()) as sink:
+        echo(f"{title} through the CAMARA Network Slice Booking API on {base_url}:")
+        tenant, secret = ClientRegistry(store).add(TENANT, "create,get,delete")
+        echo(
+            f"    slicectl booking client add {TENANT} --scopes create,get,delete -> client_id {tenant.client_id}"
+        )
+        with httpx.Client(base_url=base_url, timeout=HTTP_TIMEOUT_S) as http:
+            r = http.post(
+                "/oauth2/token", data={"grant_type": "client_credentials"}, auth=(tenant.client_id, secret)
+            )
+            if r.status_code != 200:
+                raise errors.Unavailable(
+                    f"booking API: POST /oauth2/token answered {r.status_code}: {r.text}"
+                )
+            grant = r.json()
+            echo(
+                f"    POST /oauth2/token (client credentials, HTTP Basic) -> {r.status_code}, "
+                f"a {grant['token_type']} token for {grant.get('scope', '')} ({grant['expires_in']} s)"
+            )
+            headers = {"Authorization": f"Bearer {grant['access_token']}", "x-correlator": CORRELATOR}
+            now = datetime.now(UTC)
+            start = (now + timedelta(seconds=LEAD_S + 1)).replace(microsecond=0)
+            end = start + timedelta(seconds=WINDOW_S)
+            body = _request(city, cells, start, end, sink)
+            qos = body["sliceQosProfile"]
+            echo(
+                f"    POST {API}/slices  x-correlator: {CORRELATOR}\n"
+                f"      serviceArea: a {body['serviceArea']['radius']} m circle around {cells[0]}; "
+                f"serviceTime: {_hm(start)} to {_hm(end)} UTC\n"
+                f"      sliceQosProfile: {qos['maxNumOfDevices']} devices x "
+                f"{qos['downStreamRatePerDevice']['value']}/{qos['upStreamRatePerDevice']['value']} Mbps down/up, "
+                f"{qos['downStreamDelayBudget']['value']} ms delay budget; sink: {sink.url}"
+            )
+            r = http.post(f"{API}/slices", json=body, headers=headers)
+            out.created = r.status_code
+            if r.status_code != 201:  # the demo's booking always fits: a refusal is a fault
+                raise errors.Unavailable(f"booking API: POST {API}/slices answered {r.status_code}: {r.text}")
+            out.slice_id = str(r.json()["sliceId"])
+            out.slice = slice_name(tenant.name, UUID(out.slice_id))
+            echo(
+                f"    -> 201 Created, sliceId {out.slice_id} (x-correlator {r.headers.get('x-correlator')}); "
+                f"the operator sees it as slice {out.slice}"
+            )
+            if crowd is not None:
+                crowd(out.slice, VISITORS)
+            _watch(echo, client, out, end, now)
+            r = http.delete(f"{API}/slices/{out.slice_id}", headers=headers)
+            out.deleted = r.status_code
+            echo(f"    DELETE {API}/slices/{out.slice_id} -> {r.status_code}")
+        _trail(echo, client, out)
+        _notifications(echo, store, sink, out, time.monotonic() + SETTLE_S)
     return out
-
-
-def _book(
-    echo: Echo,
-    client: ApiClient,
-    city: Topology,
-    cells: list[str],
-    base_url: str,
-    store: Store,
-    title: str,
-    sink: Sink,
-    out: BookingOutcome,
-    crowd: Callable[[str, int], None] | None,
-) -> None:
-    echo(f"{title} through the CAMARA Network Slice Booking API on {base_url}:")
-    tenant, secret = ClientRegistry(store).add(TENANT, "create,get,delete")
-    echo(
-        f"    slicectl booking client add {TENANT} --scopes create,get,delete -> client_id {tenant.client_id}"
-    )
-    with httpx.Client(base_url=base_url, timeout=HTTP_TIMEOUT_S) as http:
-        r = http.post(
-            "/oauth2/token", data={"grant_type": "client_credentials"}, auth=(tenant.client_id, secret)
-        )
-        if r.status_code != 200:
-            raise errors.Unavailable(f"booking API: POST /oauth2/token answered {r.status_code}: {r.text}")
-        grant = r.json()
-        echo(
-            f"    POST /oauth2/token (client credentials, HTTP Basic) -> {r.status_code}, "
-            f"a {grant['token_type']} token for {grant.get('scope', '')} ({grant['expires_in']} s)"
-        )
-        headers = {"Authorization": f"Bearer {grant['access_token']}", "x-correlator": CORRELATOR}
-        now = datetime.now(UTC)
-        start = (now + timedelta(seconds=LEAD_S + 1)).replace(microsecond=0)
-        end = start + timedelta(seconds=WINDOW_S)
-        body = _request(city, cells, start, end, sink)
-        qos = body["sliceQosProfile"]
-        echo(
-            f"    POST {API}/slices  x-correlator: {CORRELATOR}\n"
-            f"      serviceArea: a {body['serviceArea']['radius']} m circle around {cells[0]}; "
-            f"serviceTime: {_hm(start)} to {_hm(end)} UTC\n"
-            f"      sliceQosProfile: {qos['maxNumOfDevices']} devices x "
-            f"{qos['downStreamRatePerDevice']['value']}/{qos['upStreamRatePerDevice']['value']} Mbps down/up, "
-            f"{qos['downStreamDelayBudget']['value']} ms delay budget; sink: {sink.url}"
-        )
-        r = http.post(f"{API}/slices", json=body, headers=headers)
-        out.created = r.status_code
-        if r.status_code != 201:  # the demo's booking always fits: a refusal is a fault
-            raise errors.Unavailable(f"booking API: POST {API}/slices answered {r.status_code}: {r.text}")
-        out.slice_id = str(r.json()["sliceId"])
-        out.slice = slice_name(tenant.name, UUID(out.slice_id))
-        echo(
-            f"    -> 201 Created, sliceId {out.slice_id} (x-correlator {r.headers.get('x-correlator')}); "
-            f"the operator sees it as slice {out.slice}"
-        )
-        if crowd is not None:
-            crowd(out.slice, VISITORS)
-        _watch(echo, client, out, end, now)
-        r = http.delete(f"{API}/slices/{out.slice_id}", headers=headers)
-        out.deleted = r.status_code
-        echo(f"    DELETE {API}/slices/{out.slice_id} -> {r.status_code}")
-    _trail(echo, client, out)
-    _notifications(echo, store, sink, out, time.monotonic() + SETTLE_S)
 
 
 def _watch(echo: Echo, client: ApiClient, out: BookingOutcome, end: datetime, t0: datetime) -> None:
