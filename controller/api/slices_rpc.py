@@ -99,6 +99,19 @@ def _load_manifest(content: str, where: str) -> list[intent.NetworkSlice]:
     return intent.load_slices(content, where)
 
 
+def note_names(docs: Sequence[intent.NetworkSlice], where: str, seen: dict[str, str]) -> None:
+    """Record in ``seen`` (slice name → where it is defined) the names of the documents of manifest
+    ``where``; refuse a manifest without any, or one defining a slice an earlier one defines."""
+    if not docs:
+        raise errors.InvalidSpec(f"{where}: no NetworkSlice documents in it")
+    for doc in docs:
+        if doc.name in seen:
+            raise errors.InvalidSpec(
+                f"{where}: metadata.name: slice {doc.name!r} is also defined in {seen[doc.name]}"
+            )
+        seen[doc.name] = where
+
+
 def documents_of(manifests: Sequence[pb.Manifest]) -> list[intent.NetworkSlice]:
     """Validate every manifest (one path: :func:`slices.intent.load_slices`); all or nothing."""
     documents: list[intent.NetworkSlice] = []
@@ -106,15 +119,8 @@ def documents_of(manifests: Sequence[pb.Manifest]) -> list[intent.NetworkSlice]:
     for i, manifest in enumerate(manifests):
         where = manifest.source or f"manifests[{i}]"
         loaded = _load_manifest(manifest.content, where)
-        if not loaded:
-            raise errors.InvalidSpec(f"{where}: no NetworkSlice documents in it")
-        for doc in loaded:
-            if doc.name in seen:
-                raise errors.InvalidSpec(
-                    f"{where}: metadata.name: slice {doc.name!r} is also defined in {seen[doc.name]}"
-                )
-            seen[doc.name] = where
-            documents.append(doc)
+        note_names(loaded, where, seen)
+        documents.extend(loaded)
     if not documents:
         raise errors.InvalidSpec("manifests: none given")
     return documents

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from controller.api import reports
+from controller.api import reports, slices_rpc
 from controller.cli import diff_view, event_window, output, readable, selection, slice_get, views
 from controller.cli.connect import Connection, connection_options
 from controller.cli.progress import Progress
@@ -70,15 +70,7 @@ def read_manifests(paths: list[str], progress: Progress) -> tuple[list[tuple[str
             raise errors.InvalidSpec(f"{path}: cannot read: {exc.strerror}") from exc
         except UnicodeDecodeError as exc:
             raise errors.InvalidSpec(f"{path}: not UTF-8 text") from exc
-        docs = intent.load_slices(text, source)
-        if not docs:
-            raise errors.InvalidSpec(f"{source}: no NetworkSlice documents in it")
-        for doc in docs:
-            if doc.name in names:
-                raise errors.InvalidSpec(
-                    f"{source}: metadata.name: slice {doc.name!r} is also defined in {names[doc.name]}"
-                )
-            names[doc.name] = source
+        slices_rpc.note_names(intent.load_slices(text, source), source, names)
         manifests.append((source, text))
     return manifests, len(names)
 
