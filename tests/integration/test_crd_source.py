@@ -68,18 +68,20 @@ def running(server: KubeApiServer, tmp_path: Path) -> Iterator[tuple[ControllerS
     thread.join(5)
 
 
+def _wait_state(server: KubeApiServer, name: str, state: str) -> None:
+    """Until the status of NetworkSlice ``name`` says ``state`` (at most 30 s)."""
+    eventually(
+        f"{name} {state}", lambda: _status(server, name).get("state") == state, timeout_s=30, interval_s=0.1
+    )
+
+
 def test_kubectl_apply_realises_the_slice_and_writes_status(
     server: KubeApiServer, running: tuple[ControllerService, CrdSource]
 ) -> None:
     service, _ = running
     kubectl = _kubectl(server)
     kubectl.apply(_slice("cs-cars"))
-    eventually(
-        "cs-cars Ready",
-        lambda: _status(server, "cs-cars").get("state") == "Ready",
-        timeout_s=30,
-        interval_s=0.1,
-    )
+    _wait_state(server, "cs-cars", "Ready")
     status = _status(server, "cs-cars")
     assert status["observedGeneration"] == 1 and status["sst"] == 4
     assert status["edgeSites"] and set(status["edgeSites"]) <= {"e1", "e2"}
@@ -125,12 +127,7 @@ def test_an_invalid_spec_is_refused_on_the_object_status(
     service, _ = running
     # The CRD's own rules refuse SST/kind mismatches; the controller refuses what only it knows.
     _kubectl(server).apply(_slice("cs-bad", coverage={"sites": ["nowhere"]}))
-    eventually(
-        "cs-bad Rejected",
-        lambda: _status(server, "cs-bad").get("state") == "Rejected",
-        timeout_s=30,
-        interval_s=0.1,
-    )
+    _wait_state(server, "cs-bad", "Rejected")
     status = _status(server, "cs-bad")
     assert status["reason"] == "InvalidSpec"
     assert "nowhere" in status["message"]

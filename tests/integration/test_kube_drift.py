@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from controller.kube import manifests as kube_manifests
-from controller.kube.gateway import Obj
+from controller.kube.gateway import KubeGateway, Obj
 from controller.kube.realiser import KubeRealiser
 from slices.status import ConditionStatus
 from tests.support import kube_real
@@ -46,6 +46,11 @@ def _deployment(server: KubeApiServer, ns: str, name: str) -> Obj | None:
     return kube_real.gateway(server).get("Deployment", name, ns)
 
 
+def _drift_notes(gw: KubeGateway, ns: str, name: str) -> list[str]:
+    """The notes of the DriftRepaired events about object ``name`` in namespace ``ns``."""
+    return [e["note"] for e in kube_real.events_about(gw, ns, name) if e["reason"] == "DriftRepaired"]
+
+
 def test_a_deleted_deployment_is_recreated_by_the_running_loop(
     kube_controller_manager: KubeApiServer, running: tuple[KubeRealiser, kube_real.RecordingSink]
 ) -> None:
@@ -71,9 +76,7 @@ def test_a_deleted_deployment_is_recreated_by_the_running_loop(
     gw = kube_real.gateway(server)
     notes = eventually(
         "a DriftRepaired event",
-        lambda: [
-            e["note"] for e in kube_real.events_about(gw, ns, "v2x-edge-e1") if e["reason"] == "DriftRepaired"
-        ],
+        lambda: _drift_notes(gw, ns, "v2x-edge-e1"),
         timeout_s=30,
         interval_s=0.1,
     )
@@ -108,16 +111,7 @@ def test_scale_and_image_changes_by_another_manager_are_reverted_with_an_event(
     gw = kube_real.gateway(server)
     notes = eventually(
         "two DriftRepaired events",
-        lambda: (
-            found
-            if len(
-                found := [
-                    e["note"] for e in kube_real.events_about(gw, ns, name) if e["reason"] == "DriftRepaired"
-                ]
-            )
-            >= 2
-            else None
-        ),
+        lambda: found if len(found := _drift_notes(gw, ns, name)) >= 2 else None,
         timeout_s=30,
         interval_s=0.1,
     )
@@ -143,14 +137,7 @@ def test_every_object_is_owned_and_the_namespace_goes_with_its_contents(
     ns = gw.get("Namespace", "slice-owned")
     assert ns is not None
     uid = ns["metadata"]["uid"]
-    for kind in (
-        "ResourceQuota",
-        "LimitRange",
-        "NetworkPolicy",
-        "Deployment",
-        "Service",
-        "PodDisruptionBudget",
-    ):
+    for kind in kube_manifests.KIND_ORDER[1:]:  # all but the Namespace
         items, _ = gw.list(kind, "slice-owned", kube_manifests.slice_selector("owned"))
         assert items, kind
         for item in items:
@@ -250,12 +237,5 @@ def test_a_deleted_namespace_brings_the_whole_slice_back(
         interval_s=0.1,
     )
     assert again["metadata"]["labels"][kube_manifests.SLICE_LABEL] == "drift-ns"
-    for kind in (
-        "ResourceQuota",
-        "LimitRange",
-        "NetworkPolicy",
-        "Deployment",
-        "Service",
-        "PodDisruptionBudget",
-    ):
+    for kind in kube_manifests.KIND_ORDER[1:]:  # all but the Namespace
         eventually(f"{kind} recreated", lambda k=kind: gw.list(k, ns)[0], timeout_s=60, interval_s=0.1)  # type: ignore[misc]

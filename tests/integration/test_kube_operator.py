@@ -122,13 +122,19 @@ def _conditions(server: KubeApiServer, name: str) -> dict[str, Obj]:
 
 
 def _condition_is(
-    server: KubeApiServer, name: str, type_: str, status: str, generation: int | None = None
+    server: KubeApiServer,
+    name: str,
+    type_: str,
+    status: str,
+    generation: int | None = None,
+    reason: str | None = None,
 ) -> bool:
     cond = _conditions(server, name).get(type_)
     return (
         cond is not None
         and cond["status"] == status
         and (generation is None or cond["observedGeneration"] == generation)
+        and (reason is None or cond["reason"] == reason)
     )
 
 
@@ -194,10 +200,7 @@ def test_ready_follows_available_and_an_image_update_rolls_out(
         # No kubelet yet: the pods stay Pending and the slice is not Ready, saying why.
         eventually(
             "Realised=False WorkloadsUnavailable",
-            lambda: (
-                _condition_is(server, "roll", "Realised", "False")
-                and _conditions(server, "roll")["Realised"]["reason"] == "WorkloadsUnavailable"
-            ),
+            lambda: _condition_is(server, "roll", "Realised", "False", reason="WorkloadsUnavailable"),
             timeout_s=30,
             interval_s=0.1,
         )
@@ -429,10 +432,7 @@ def test_a_users_namespace_survives_a_slice_with_its_name(
     _apply(server, _slice("theirs"))
     eventually(
         "Realised=False NamespaceConflict on the object",
-        lambda: (
-            _condition_is(server, "theirs", "Realised", "False")
-            and _conditions(server, "theirs")["Realised"]["reason"] == "NamespaceConflict"
-        ),
+        lambda: _condition_is(server, "theirs", "Realised", "False", reason="NamespaceConflict"),
         timeout_s=30,
         interval_s=0.1,
     )
