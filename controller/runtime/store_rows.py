@@ -185,10 +185,12 @@ class SliceRow:
 
 @dataclass(frozen=True)
 class EventRow:
+    """One line of the audit trail; the service reads it as :data:`controller.runtime.views.Event`."""
+
     seq: int
     at: datetime
-    actor: str
-    action: str
+    actor: str  # "operator:<token name>", "controller", "agent:<site>", "kubernetes"
+    action: str  # apply, delete, admit, reject, preempt, readmit, heal, degrade, drain, undrain, site-down, site-up, link-down, link-up, sla-violation
     slice: str | None
     site: str | None
     message: str

@@ -20,6 +20,7 @@ from controller.core.placement_model import Placement
 from controller.core.topology import LinkKey, Topology
 from controller.core.topology_file import TopologyFile
 from controller.runtime.service_core import ServiceCore
+from controller.runtime.store_rows import EventRow
 from controller.runtime.world import SliceState, Slot
 from slices import errors
 from slices.intent import NetworkSlice
@@ -44,17 +45,8 @@ class SliceRecord:
     booked: Placement | None = None
 
 
-@dataclass(frozen=True)
-class Event:
-    """One line of the audit trail."""
-
-    seq: int
-    at: datetime
-    actor: str  # "operator:<token name>", "controller", "agent:<site>", "kubernetes"
-    action: str  # apply, delete, admit, reject, preempt, readmit, heal, degrade, drain, undrain, site-down, site-up, link-down, link-up, sla-violation
-    slice: str | None
-    site: str | None
-    message: str
+#: One line of the audit trail: the store's row as it is read (one type, no copy).
+Event = EventRow
 
 
 @dataclass(frozen=True)
@@ -185,18 +177,7 @@ class Views:
     def events(self, after_seq: int = 0, limit: int = 1000, slice_name: str | None = None) -> list[Event]:
         if limit <= 0:
             raise errors.InvalidSpec(f"limit: must be positive, got {limit}")
-        return [
-            Event(
-                seq=r.seq,
-                at=r.at,
-                actor=r.actor,
-                action=r.action,
-                slice=r.slice,
-                site=r.site,
-                message=r.message,
-            )
-            for r in self.core.store.events(after_seq, limit, slice_name)
-        ]
+        return self.core.store.events(after_seq, limit, slice_name)
 
     def wait_events(self, after_seq: int, timeout_s: float) -> list[Event]:
         """Block until events newer than ``after_seq`` exist or the timeout passes (for watch/follow)."""
