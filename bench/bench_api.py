@@ -32,23 +32,12 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 
 import numpy as np
 
+from bench.bench_admission import percentile
 from controller.api import client as api_client
 from controller.core import citygen
 from controller.core.topology_file import SiteKind
 
 KINDS = (("iot", 3, 0.4), ("vehicle", 4, 0.25), ("wifi", 1, 0.35))
-
-
-def percentile(sorted_values: list[float], q: float) -> float:
-    """Nearest-rank percentile of an ascending list.
-
-    >>> percentile([1.0, 2.0, 3.0, 4.0], 50), percentile([1.0, 2.0, 3.0, 4.0], 95)
-    (2.0, 4.0)
-    """
-    if not sorted_values:
-        return 0.0
-    rank = max(1, math.ceil(len(sorted_values) * q / 100))
-    return sorted_values[rank - 1]
 
 
 def documents(cells: int, seed: int, count: int, min_cells: int, max_cells: int) -> list[str]:
