@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from controller.core import admission
-from controller.core.calendar import OPEN_END, Window
 from controller.runtime import over_time
 from controller.runtime.reconciler import refresh_readiness, refresh_realised, set_cond, summary
 from controller.runtime.service_core import ServiceCore
@@ -59,11 +58,7 @@ class Lifecycle:
             # A coverage naming what the city does not have is a typo, not a capacity question:
             # refuse it before anything is stored.
             for _, intent in resolved:
-                ctx = admission.Context(intent, self.core.world.base, self.core.world.ledger, {})
-                for check in (admission.check_sites_known, admission.check_zones_known):
-                    violation = check(ctx)
-                    if violation is not None:
-                        raise errors.InvalidSpec(f"{intent.name}: {violation[1]}")
+                self._refuse_unknown_places(intent)
             if dry_run:
                 return self._dry_run(resolved)
             world = self.core.world
@@ -123,6 +118,16 @@ class Lifecycle:
                 )
             return results
 
+    def _refuse_unknown_places(self, intent: SliceIntent) -> None:
+        """A coverage naming sites or zones the city does not have is a typo, not a capacity
+        question: :class:`errors.InvalidSpec` before anything is stored."""
+        world = self.core.world
+        ctx = admission.Context(intent, world.base, world.ledger, {})
+        for check in (admission.check_sites_known, admission.check_zones_known):
+            violation = check(ctx)
+            if violation is not None:
+                raise errors.InvalidSpec(f"{intent.name}: {violation[1]}")
+
     def book(
         self, document: NetworkSlice, actor: str, extra: Callable[[Transaction], None] | None = None
     ) -> ApplyResult:
@@ -134,11 +139,7 @@ class Lifecycle:
             world = self.core.world
             if document.name in world.slots or document.name in world.deleting:
                 raise errors.InvalidSpec(f"{document.name}: metadata.name: slice {document.name!r} exists")
-            ctx = admission.Context(intent, world.base, world.ledger, {})
-            for check in (admission.check_sites_known, admission.check_zones_known):
-                violation = check(ctx)
-                if violation is not None:
-                    raise errors.InvalidSpec(f"{intent.name}: {violation[1]}")
+            self._refuse_unknown_places(intent)
             at = self.core.clock.now()
             slot = new_slot(document, intent, at)
             decision, future = over_time.decide(world, slot, intent, at.timestamp())
@@ -263,8 +264,7 @@ class Lifecycle:
                 sites=[s for s in sorted(away) if s not in world.placing.down_sites]
             )
             now = self.core.clock.now().timestamp()
-            window = slot.window
-            over = Window(now, window.end if window is not None else OPEN_END)
+            over, _ = over_time.decision_window(slot, now)  # placed, so from now on
             with over_time.ledger_over(world, over, name, now, intent) as (ledger, _):  # later bookings count
                 decision = admission.admit(intent, elsewhere, ledger, world.admitted, allow_preemption=False)
             if decision.outcome != admission.Outcome.ADMITTED or decision.placement is None:

@@ -29,21 +29,19 @@ CALENDAR_HOLDER = "@calendar"
 
 @contextlib.contextmanager
 def ledger_over(
-    world: World, window: Window, deciding: str, now: float, intent: SliceIntent | None = None
+    world: World, window: Window, deciding: str, now: float, intent: SliceIntent
 ) -> Iterator[tuple[Ledger, Peak | None]]:
     """The ledger over ``window`` for a decision about ``deciding`` (its own booking is left out);
     undone on exit. With no booking but ``deciding``'s, the live ledger itself.
 
-    Only the elements ``intent`` can use (its cells, and the links and edge sites of its routes
-    within its latency bound) are adjusted: there the bookings that have begun (in the ledger
-    now) are replaced by the most the window's bookings hold at once. Elsewhere the ledger is
-    left as it is: the decision cannot touch it. Without ``intent``, every element the calendar
-    knows is adjusted."""
+    Only the elements ``intent`` can use (:func:`reachable`) are adjusted: there the bookings
+    that have begun (in the ledger now) are replaced by the most the window's bookings hold at
+    once. Elsewhere the ledger is left as it is: the decision cannot touch it."""
     calendar = world.calendar
     if len(calendar) == 0 or (len(calendar) == 1 and deciding in calendar):
         yield world.ledger, None
         return
-    only = reachable(world.placing, intent) if intent is not None else None
+    only = reachable(world.placing, intent)
     peak = calendar.peak(window, exclude=(deciding,), only=only)
     # The bookings in the ledger are those whose window contains ``now`` (one that ended but is
     # not expired yet stays counted as the ledger holds it: a moment's caution, never a double booking).
@@ -120,6 +118,15 @@ def with_time(
     )
 
 
+def decision_window(slot: Slot, now: float) -> tuple[Window, bool]:
+    """The window a decision about ``slot`` covers, and whether it lies in the future: a future
+    booking's own window; otherwise from ``now`` on (to the schedule's end, if it has one)."""
+    window = slot.window
+    if window is not None and window.start > now:
+        return window, True
+    return Window(now, window.end if window is not None else OPEN_END), False
+
+
 def decide(
     world: World, slot: Slot, intent: SliceIntent, now: float, admitted: admission.Admitted | None = None
 ) -> tuple[admission.Decision, bool]:
@@ -130,12 +137,7 @@ def decide(
     A future booking is decided against the bookings of its window and preempts nothing running
     now; anything else is decided from ``now`` on (to its end, if it has one), against every
     booking that overlaps, and may preempt as admission allows."""
-    window = slot.window
-    future = window is not None and window.start > now
-    if window is not None and future:
-        over = window
-    else:
-        over = Window(now, window.end if window is not None else OPEN_END)
+    over, future = decision_window(slot, now)
     with ledger_over(world, over, slot.name, now, intent) as (ledger, peak):
         decision = admission.admit(
             intent,

@@ -570,8 +570,7 @@ class Reconciler:
         refresh_realised(new, self.policy, at)  # the state and message now say what realising needs
         self.commit([new], [("activate", slot.name, None, began)], "controller")
         new.placed_revision = self.revision
-        world.release(slot.name)
-        world.hold(new, placement, slot.intent)
+        world.activate(new, placement, slot.intent)
         world.slots[new.name] = new
         world.dirty.add(new.name)
         return True

@@ -211,6 +211,12 @@ class World:
         assert window is not None, "only a slice with a schedule is booked"
         self.calendar.put(slot.name, window, placement.reservation(self.base))
 
+    def activate(self, slot: Slot, placement: Placement, intent: SliceIntent) -> None:
+        """A booking's window began: its placement goes into the ledger; its calendar entry,
+        which held the room, stays as it is (nothing is released, so the epoch does not move)."""
+        self.ledger.reserve(slot.name, placement.reservation(self.base))
+        self.admitted[slot.name] = (intent, placement)
+
     def release(self, name: str) -> None:
         if self.ledger.release(name) is not None:
             self.epoch += 1
