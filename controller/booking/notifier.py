@@ -34,6 +34,7 @@ import httpx
 import pydantic
 
 from controller.booking import camara, ports
+from controller.booking.records import stored_time
 from controller.booking.sinks import Pinned, SinkPolicy, SinkUnresolvable
 from controller.runtime.clock import Clock
 from controller.runtime.store import Store, Transaction
@@ -55,11 +56,6 @@ PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
 _SINK_CREDENTIAL: pydantic.TypeAdapter[camara.AccessTokenCredential | camara.PrivateKeyJwtCredential] = (
     pydantic.TypeAdapter(camara.SinkCredential)
 )
-
-
-def _ts(at: datetime) -> str:
-    """The stored form of a time: UTC, microseconds, so that text order is time order in SQL."""
-    return at.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def _one_line(text: str, limit: int = 300) -> str:
@@ -97,7 +93,7 @@ def enqueue(
     """
     event_id = str(uuid.uuid4())
     event = build_event(event_id, store_now, slice_info_json, source)
-    now = _ts(store_now)
+    now = stored_time(store_now)
     tx.execute(
         "INSERT INTO booking_deliveries (event_id, slice_id, status, sink, payload, state, attempts,"
         " next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)",
@@ -300,7 +296,7 @@ class Notifier:
             rows = self.store.query(
                 "SELECT seq, slice_id, sink, payload, attempts FROM booking_deliveries"
                 " WHERE state = ? AND next_attempt_at <= ? ORDER BY next_attempt_at, seq LIMIT ?",
-                (PENDING, _ts(self.clock.now()), limit),
+                (PENDING, stored_time(self.clock.now()), limit),
             )
             attempted = 0
             for row in rows:
@@ -325,12 +321,12 @@ class Notifier:
             state = FAILED
             error = f"gave up after {attempt} attempts: {error}"
         if state == PENDING:
-            next_at = _ts(now + timedelta(seconds=self._backoff_s(attempt, outcome.retry_after_s)))
+            next_at = stored_time(now + timedelta(seconds=self._backoff_s(attempt, outcome.retry_after_s)))
         with self.store.transaction() as tx:
             tx.execute(
                 "UPDATE booking_deliveries SET state = ?, attempts = ?, last_error = ?, next_attempt_at = ?,"
                 " delivered_at = ? WHERE seq = ?",
-                (state, attempt, error, next_at, _ts(now) if state == DELIVERED else None, seq),
+                (state, attempt, error, next_at, stored_time(now) if state == DELIVERED else None, seq),
             )
         level = logging.WARNING if state == FAILED else logging.INFO
         log.log(
@@ -360,7 +356,7 @@ class Notifier:
                 f"{credential.credentialType} sink credentials are not supported; sent without Authorization",
             )
         if credential.accessTokenExpiresUtc <= self.clock.now():
-            expired = _ts(credential.accessTokenExpiresUtc)
+            expired = stored_time(credential.accessTokenExpiresUtc)
             return None, f"the sink's access token expired at {expired}; sent without Authorization"
         return credential.accessToken, None
 

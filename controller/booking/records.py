@@ -28,8 +28,9 @@ _COLUMNS: Final = (
 )
 
 
-def _ts(at: datetime) -> str:
-    """The stored form of a time: UTC, microseconds, so that text order is time order in SQL."""
+def stored_time(at: datetime) -> str:
+    """The stored form of a time in the booking tables: UTC, microseconds, so that text order is
+    time order in SQL."""
     return at.astimezone(UTC).isoformat(timespec="microseconds")
 
 
@@ -58,8 +59,8 @@ class BookingRecord:
             "tenant": self.tenant,
             "slice": self.slice_name,
             "state": state,
-            "start": _ts(self.start_at),
-            "end": _ts(self.end_at) if self.end_at is not None else None,
+            "start": stored_time(self.start_at),
+            "end": stored_time(self.end_at) if self.end_at is not None else None,
             "reservedMbps": self.reserved_mbps,
             "sink": self.sink,
         }
@@ -88,6 +89,14 @@ def find(store: Store, tenant: str, slice_id: UUID | str) -> BookingRecord | Non
     return _record(rows[0]) if rows else None
 
 
+def of_slice(store: Store, slice_name: str) -> BookingRecord | None:
+    """The booking whose NetworkSlice is ``slice_name``, or None (not a booking, or deleted)."""
+    rows = store.query(
+        f"SELECT {_COLUMNS} FROM bookings WHERE slice_name = ? AND deleted_at IS NULL", (slice_name,)
+    )
+    return _record(rows[0]) if rows else None
+
+
 @dataclass(frozen=True)
 class Held:
     """What a tenant holds against its quotas: bookings not deleted whose window has not ended."""
@@ -101,7 +110,7 @@ def held(store: Store, tenant: str, now: datetime) -> Held:
     [row] = store.query(
         "SELECT count(*) AS n, coalesce(sum(reserved_mbps), 0) AS mbps FROM bookings"
         " WHERE tenant = ? AND deleted_at IS NULL AND (end_at IS NULL OR end_at > ?)",
-        (tenant, _ts(now)),
+        (tenant, stored_time(now)),
     )
     return Held(int(row["n"]), float(row["mbps"]))
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -41,10 +41,6 @@ def slice_name(tenant: str, slice_id: UUID) -> str:
     'bk-events-office-2d3c1f7e0000'
     """
     return f"bk-{tenant[:_TENANT_CHARS].rstrip('-')}-{slice_id.hex[:12]}"
-
-
-def _ts(at: datetime) -> str:
-    return at.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 class BookingService:
@@ -116,9 +112,9 @@ class BookingService:
                     attributes.sink,
                     credential.model_dump_json() if credential is not None else None,
                     mapping.reserved_mbps,
-                    _ts(start),
-                    _ts(end) if end is not None else None,
-                    _ts(now),
+                    records.stored_time(start),
+                    records.stored_time(end) if end is not None else None,
+                    records.stored_time(now),
                 ),
             )
             if attributes.sink is not None:
@@ -153,7 +149,7 @@ class BookingService:
         def write(tx: Transaction) -> None:
             tx.execute(
                 "UPDATE bookings SET deleted_at = ? WHERE slice_id = ? AND deleted_at IS NULL",
-                (_ts(now), str(slice_id)),
+                (records.stored_time(now), str(slice_id)),
             )
             if sink is not None:
                 notifier.enqueue(tx, now, slice_id, "deleted", sink, info, source=self.source)

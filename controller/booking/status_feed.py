@@ -9,12 +9,11 @@ know about bookings. Creation and deletion are queued by the booking service its
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Callable
 
-from controller.booking import camara, notifier
+from controller.booking import notifier, records
 from controller.runtime.clock import Clock
 from controller.runtime.service import ControllerService
 from controller.runtime.store import Store
@@ -84,18 +83,12 @@ class StatusFeed:
                 status = STATUS_OF_ACTION.get(event.action)
                 if status is None or event.slice is None or not event.slice.startswith("bk-"):
                     continue
-                rows = self.store.query(
-                    "SELECT slice_id, attributes, sink FROM bookings"
-                    " WHERE slice_name = ? AND deleted_at IS NULL AND sink IS NOT NULL",
-                    (event.slice,),
-                )
-                if not rows:
+                booking = records.of_slice(self.store, event.slice)
+                if booking is None or booking.sink is None:
                     continue
-                row = rows[0]
-                info = camara.SliceInfo.model_validate(
-                    {**json.loads(row["attributes"]), "sliceId": row["slice_id"]}
+                notifier.enqueue(
+                    tx, now, booking.slice_id, status, booking.sink, booking.slice_info(), source=self.source
                 )
-                notifier.enqueue(tx, now, row["slice_id"], status, row["sink"], info, source=self.source)
                 queued += 1
             tx.execute("UPDATE meta SET value = ? WHERE key = ?", (str(last), CURSOR_KEY))
         self.cursor = last
